@@ -1,0 +1,5 @@
+import sys
+
+from olr.cli import main
+
+sys.exit(main())

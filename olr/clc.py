@@ -1,0 +1,245 @@
+"""CORINE Land Cover nomenclature and label schemes.
+
+Facts come from `resources/clc_legend.csv` (the official legend): grid code (1..44, the
+value stored in the CORINE raster) <-> CLC code (111..523) <-> names at three levels <->
+official colour <-> BigEarthNet-19 class. A *scheme* maps CLC codes to output labels;
+every mapping is by code, never by list position.
+
+Schemes: `level3` (44 labels), `level2` (15), `level1` (5), `ben19` (BigEarthNet-19:
+19 labels, 12 codes dropped), `thesis_c3` and `thesis_c5` (the thesis's combined
+divisions, appendix C3 and C5), or a user mapping `{"label": [codes...]}` given as a
+dict or a JSON file path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from olr.errors import OLRError
+
+LEGEND_CSV = Path(__file__).with_name("resources") / "clc_legend.csv"
+
+#: Grid-code raster values that are not classes: 48 = NODATA, 49/50/255 = unclassified.
+GRID_NODATA_VALUES = (0, 48, 49, 50, 255)
+
+
+@dataclass(frozen=True)
+class ClcClass:
+    grid_code: int
+    code: int
+    level1: str
+    level2: str
+    level3: str
+    color: str  # "#rrggbb", official CORINE colour
+    ben19: str | None
+    ben19_index: int | None
+
+
+@lru_cache(maxsize=1)
+def legend() -> tuple[ClcClass, ...]:
+    """All 44 CORINE level-3 classes, ordered by CLC code."""
+    rows = []
+    with open(LEGEND_CSV, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            rows.append(
+                ClcClass(
+                    grid_code=int(r["grid_code"]),
+                    code=int(r["clc_code"]),
+                    level1=r["label1"],
+                    level2=r["label2"],
+                    level3=r["label3"],
+                    color=r["hex"].lower(),
+                    ben19=r["ben19_name"] or None,
+                    ben19_index=int(r["ben19_index"]) if r["ben19_index"] else None,
+                )
+            )
+    return tuple(sorted(rows, key=lambda c: c.code))
+
+
+@lru_cache(maxsize=1)
+def by_code() -> dict[int, ClcClass]:
+    return {c.code: c for c in legend()}
+
+
+ALL_CODES: tuple[int, ...] = tuple(c.code for c in legend())
+
+
+def grid_to_code_lut() -> np.ndarray:
+    """Lookup table (256,) int16: grid code -> CLC code, 0 for anything that is not a class."""
+    lut = np.zeros(256, dtype=np.int16)
+    for c in legend():
+        lut[c.grid_code] = c.code
+    return lut
+
+
+def code_to_grid(code: int) -> int:
+    return by_code()[code].grid_code
+
+
+# The thesis (appendix C3/C5) lists only the names of its combined labels. This is our
+# reading of which codes each holds, consistent between the two divisions: C5 is CORINE
+# level 1 with "Forest and semi-natural areas" split into vegetated (31x, 32x) and open
+# rocky ground (33x), and wetlands merged with water; C3 further splits urban off
+# "special sites" (ports, airports, mines, dumps, construction) and non-irrigated arable
+# land off the rest of agriculture.
+_URBAN = [111, 112, 121, 122, 141, 142]
+_SPECIAL = [123, 124, 131, 132, 133]
+_AGRI_OTHER = [212, 213, 221, 222, 223, 231, 241, 242, 243, 244]
+_FOREST = [311, 312, 313, 321, 322, 323, 324]
+_ROCKY = [331, 332, 333, 334, 335]
+_WATER = [411, 412, 421, 422, 423, 511, 512, 521, 522, 523]
+
+THESIS_C3 = {
+    "Urban": _URBAN,
+    "Special Sites": _SPECIAL,
+    "Non-irrigated arable land": [211],
+    "Agriculture": _AGRI_OTHER,
+    "Forests": _FOREST,
+    "Rocky / Mountainous areas": _ROCKY,
+    "Bodies of water": _WATER,
+}
+THESIS_C5 = {
+    "Urban": _URBAN + _SPECIAL,
+    "Agriculture": [211] + _AGRI_OTHER,
+    "Forests": _FOREST,
+    "Rocky / Mountainous areas": _ROCKY,
+    "Bodies of water": _WATER,
+}
+
+SCHEME_NAMES = ("level3", "level2", "level1", "ben19", "thesis_c3", "thesis_c5")
+SCHEME_TITLES = {
+    "level3": "CORINE level 3 (44 classes)",
+    "level2": "CORINE level 2 (15 classes)",
+    "level1": "CORINE level 1 (5 classes)",
+    "ben19": "BigEarthNet-19 (19 classes, 12 codes dropped)",
+    "thesis_c3": "Thesis combined division C3 (7 labels)",
+    "thesis_c5": "Thesis combined division C5 (5 labels)",
+}
+
+
+@dataclass(frozen=True)
+class Label:
+    """One output label of a scheme: its name, the CLC codes it covers, its colour."""
+
+    name: str
+    codes: tuple[int, ...]
+    color: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "codes": list(self.codes), "color": self.color}
+
+    @staticmethod
+    def from_json(d: dict) -> "Label":
+        return Label(d["name"], tuple(int(c) for c in d.get("codes", ())), d.get("color", "#888888"))
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A mapping from CLC codes to labels. Codes mapped to no label are *dropped*."""
+
+    name: str
+    labels: tuple[Label, ...]
+    mapping: dict = field(default_factory=dict, compare=False)  # the user JSON, if any
+
+    @property
+    def dropped_codes(self) -> tuple[int, ...]:
+        used = {c for lab in self.labels for c in lab.codes}
+        return tuple(c for c in ALL_CODES if c not in used)
+
+    def code_matrix(self, codes) -> np.ndarray:
+        """(len(codes), L) float32 0/1 matrix M so that label_fractions = code_fractions @ M."""
+        codes = [int(c) for c in codes]
+        m = np.zeros((len(codes), len(self.labels)), dtype=np.float32)
+        index = {c: i for i, c in enumerate(codes)}
+        for j, lab in enumerate(self.labels):
+            for c in lab.codes:
+                if c in index:
+                    m[index[c], j] = 1.0
+        return m
+
+    def to_json(self) -> dict:
+        d = {"name": self.name, "labels": [lab.to_json() for lab in self.labels]}
+        if self.mapping:
+            d["mapping"] = self.mapping
+        return d
+
+
+def _group(key) -> tuple[Label, ...]:
+    groups: dict[str, list[ClcClass]] = {}
+    for c in legend():
+        k = key(c)
+        if k is not None:
+            groups.setdefault(k, []).append(c)
+    # Colour of a merged label: the official colour of its first (lowest) code.
+    return tuple(Label(name, tuple(c.code for c in cs), cs[0].color) for name, cs in groups.items())
+
+
+def _from_mapping(name: str, mapping: dict) -> Scheme:
+    if not isinstance(mapping, dict) or not mapping:
+        raise OLRError(f"The label mapping {name!r} must be a JSON object like {{\"Urban\": [111, 112]}}; fix it and try again.")
+    labels = []
+    known = by_code()
+    seen: dict[int, str] = {}
+    for label, codes in mapping.items():
+        if not isinstance(codes, (list, tuple)) or not codes:
+            raise OLRError(f"Label {label!r} in mapping {name!r} needs a non-empty list of CLC codes (e.g. [111, 112]).")
+        clean = []
+        for c in codes:
+            try:
+                ci = int(c)
+            except (TypeError, ValueError):
+                ci = None
+            if ci is None or ci not in known:
+                raise OLRError(
+                    f"Label {label!r} in mapping {name!r} names the unknown CLC code {c!r}; "
+                    "use three-digit CORINE codes from 111 to 523 (see the legend)."
+                )
+            if ci in seen:
+                raise OLRError(f"CLC code {ci} is mapped to both {seen[ci]!r} and {label!r} in {name!r}; map each code once.")
+            seen[ci] = str(label)
+            clean.append(ci)
+        clean.sort()
+        labels.append(Label(str(label), tuple(clean), known[clean[0]].color))
+    return Scheme(name, tuple(labels), mapping={k: sorted(int(c) for c in v) for k, v in mapping.items()})
+
+
+def get_scheme(spec: "str | dict | Path") -> Scheme:
+    """Resolve a scheme name, a mapping dict, or a path to a JSON mapping file."""
+    if isinstance(spec, dict):
+        return _from_mapping("custom", spec)
+    s = str(spec)
+    if s == "level3":
+        return Scheme("level3", tuple(Label(c.level3, (c.code,), c.color) for c in legend()))
+    if s == "level2":
+        return Scheme("level2", _group(lambda c: c.level2))
+    if s == "level1":
+        return Scheme("level1", _group(lambda c: c.level1))
+    if s == "ben19":
+        labels = _group(lambda c: c.ben19)
+        order = {c.ben19: c.ben19_index for c in legend() if c.ben19}
+        return Scheme("ben19", tuple(sorted(labels, key=lambda lab: order[lab.name])))
+    if s in ("thesis_c3", "thesis_c5"):
+        return _from_mapping(s, THESIS_C3 if s == "thesis_c3" else THESIS_C5)
+    p = Path(s)
+    if p.suffix.lower() == ".json":
+        if not p.is_file():
+            raise OLRError(f"The label mapping file {s} does not exist; give a JSON file like {{\"Urban\": [111, 112]}}.")
+        try:
+            mapping = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise OLRError(f"The label mapping file {s} is not valid JSON ({e}); fix it and try again.") from None
+        return _from_mapping(p.stem, mapping)
+    raise OLRError(
+        f"Unknown label scheme {s!r}; use one of {', '.join(SCHEME_NAMES)} or a JSON mapping file (*.json)."
+    )
+
+
+def prune_mask(presence: np.ndarray, min_count: int) -> np.ndarray:
+    """Boolean (L,) mask of labels present in at least `min_count` tiles."""
+    return np.asarray(presence).astype(bool).sum(axis=0) >= int(min_count)

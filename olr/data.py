@@ -1,0 +1,193 @@
+"""The prepared-dataset format, and opening one.
+
+A dataset is a folder `data/<name>/` holding:
+
+- `images.npy`    (N, h, w, b) tiles, dtype as the source, opened memory-mapped;
+- `fractions.npy` (N, L) float32 area fraction of each label over the tile's labelled
+                  pixels; column order = `meta.json["labels"]`;
+- `presence.npy`  (N, L) uint8, fraction >= meta["min_fraction"];
+- `code_fractions.npy` (N, C) float32 fractions per CLC level-3 code, columns =
+                  meta["code_fractions"]["codes"] (lets training switch scheme without
+                  re-preparation; absent for imports that carry no CLC codes);
+- `tiles.parquet` tile table: tile_id, row_off, col_off, split ("train"/"val"/"test"),
+                  block_id, nodata_share, bounds in the source CRS (x_min, y_min, x_max,
+                  y_max) and in lon/lat (lon_min, lat_min, lon_max, lat_max);
+- `meta.json`     sources + checksums, CRS, resolution, tile size/stride, label scheme,
+                  labels (name, codes, color), bands (name, mean, std, min, max), split
+                  method, counts, creation time, the exact parameters;
+- `preview.png`   small RGB preview of the scene in lon/lat, bounds in meta["preview"].
+
+`fractions.npy`, `tiles.parquet` and `meta.json["labels"]` are the stable contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from olr import atomic, workspace
+from olr.clc import Label
+from olr.errors import OLRError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+REQUIRED_FILES = ("images.npy", "fractions.npy", "presence.npy", "tiles.parquet", "meta.json")
+TILE_COLUMNS = ("tile_id", "row_off", "col_off", "split")
+
+
+@dataclass
+class Dataset:
+    """An opened dataset. `images` is a read-only memory map: slicing reads from disk."""
+
+    path: Path
+    meta: dict
+    images: np.ndarray  # (N, h, w, b), memory-mapped
+    fractions: np.ndarray  # (N, L) float32
+    presence: np.ndarray  # (N, L) uint8
+    tiles: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def labels(self) -> list[Label]:
+        return [Label.from_json(d) for d in self.meta["labels"]]
+
+    @property
+    def label_names(self) -> list[str]:
+        return [d["name"] for d in self.meta["labels"]]
+
+    @property
+    def label_colors(self) -> list[str]:
+        return [d.get("color", "#888888") for d in self.meta["labels"]]
+
+    @property
+    def n_tiles(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def tile_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.images.shape[1:])  # (h, w, b)
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Row indices (into images/fractions) of the tiles of one split."""
+        if split not in SPLITS:
+            raise OLRError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+        return np.flatnonzero(self.tiles["split"].to_numpy() == split)
+
+    @cached_property
+    def code_fractions(self) -> np.ndarray | None:
+        """(N, C) float32 fractions per CLC code, or None for a dataset without codes."""
+        p = self.path / "code_fractions.npy"
+        return np.load(p, mmap_mode="r") if p.exists() else None
+
+    @property
+    def codes(self) -> list[int]:
+        return list(self.meta.get("code_fractions", {}).get("codes", []))
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b["name"] for b in self.meta.get("bands", [])]
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Open a prepared dataset folder (or a dataset name inside the workspace's data/)."""
+    p = Path(path)
+    if not p.is_absolute() and not p.exists() and os.sep not in str(path):
+        p = workspace.dataset_path(str(path))
+    if not p.is_dir():
+        raise OLRError(f"There is no dataset at {p}; prepare or import one first (python -m olr prepare --help).")
+    missing = [f for f in REQUIRED_FILES if not (p / f).exists()]
+    if missing:
+        raise OLRError(f"The dataset {p} is incomplete (missing {', '.join(missing)}); prepare it again.")
+    try:
+        meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+        images = np.load(p / "images.npy", mmap_mode="r")
+        fractions = np.load(p / "fractions.npy", mmap_mode="r")
+        presence = np.load(p / "presence.npy", mmap_mode="r")
+        tiles = pd.read_parquet(p / "tiles.parquet")
+    except (OSError, ValueError, json.JSONDecodeError) as e:
+        raise OLRError(f"The dataset {p} could not be read ({e}); prepare it again.") from None
+    n = images.shape[0]
+    if not (fractions.shape[0] == presence.shape[0] == len(tiles) == n) or fractions.shape[1] != len(meta.get("labels", [])):
+        raise OLRError(f"The dataset {p} is inconsistent (tile or label counts differ between files); prepare it again.")
+    return Dataset(p, meta, images, fractions, presence, tiles)
+
+
+def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
+    """Names of the complete datasets in the workspace (hidden/partial folders skipped)."""
+    root = Path(root) if root else workspace.data_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and (d / "meta.json").exists()
+    )
+
+
+def write_dataset(
+    folder: Path,
+    *,
+    images: np.ndarray,
+    fractions: np.ndarray,
+    tiles: pd.DataFrame,
+    meta: dict,
+    min_fraction: float,
+    code_fractions: np.ndarray | None = None,
+) -> None:
+    """Write the label files, tile table and meta of a dataset into `folder` (a staging folder).
+
+    `images` is written as `images.npy` unless it already exists there (the preparer
+    streams tiles straight to disk). Band statistics are added to meta when missing.
+    """
+    folder = Path(folder)
+    fractions = np.asarray(fractions, dtype=np.float32)
+    presence = (fractions >= float(min_fraction)).astype(np.uint8)
+    if not (folder / "images.npy").exists():
+        np.save(folder / "images.npy", np.ascontiguousarray(images))
+    np.save(folder / "fractions.npy", fractions)
+    np.save(folder / "presence.npy", presence)
+    if code_fractions is not None:
+        np.save(folder / "code_fractions.npy", np.asarray(code_fractions, dtype=np.float32))
+    missing = [c for c in TILE_COLUMNS if c not in tiles.columns]
+    if missing:
+        raise ValueError(f"tile table lacks columns {missing}")
+    tiles.to_parquet(folder / "tiles.parquet", index=False)
+    meta = dict(meta)
+    meta.setdefault("format_version", FORMAT_VERSION)
+    meta["n_tiles"] = int(len(tiles))
+    meta["min_fraction"] = float(min_fraction)
+    meta["split_counts"] = {s: int((tiles["split"] == s).sum()) for s in SPLITS}
+    if "bands" not in meta or any("mean" not in b for b in meta["bands"]):
+        meta["bands"] = band_statistics(np.load(folder / "images.npy", mmap_mode="r"), meta.get("bands"))
+    atomic.write_json(folder / "meta.json", meta)
+
+
+def band_statistics(images: np.ndarray, bands: list[dict] | None = None, chunk: int = 256) -> list[dict]:
+    """Per-band mean, std, min, max over all tiles, read in chunks (memory bounded)."""
+    n, _, _, b = images.shape
+    s = np.zeros(b)
+    ss = np.zeros(b)
+    lo = np.full(b, np.inf)
+    hi = np.full(b, -np.inf)
+    count = 0
+    for i in range(0, n, chunk):
+        x = np.asarray(images[i : i + chunk], dtype=np.float64).reshape(-1, b)
+        s += x.sum(0)
+        ss += (x * x).sum(0)
+        lo = np.minimum(lo, x.min(0)) if len(x) else lo
+        hi = np.maximum(hi, x.max(0)) if len(x) else hi
+        count += x.shape[0]
+    mean = s / max(count, 1)
+    std = np.sqrt(np.maximum(ss / max(count, 1) - mean**2, 0.0))
+    names = [d.get("name") for d in bands] if bands else [f"band {i + 1}" for i in range(b)]
+    return [
+        {"name": names[i], "mean": float(mean[i]), "std": float(std[i]), "min": float(lo[i]), "max": float(hi[i])}
+        for i in range(b)
+    ]
