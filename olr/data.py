@@ -92,6 +92,29 @@ class Dataset:
     def codes(self) -> list[int]:
         return list(self.meta.get("code_fractions", {}).get("codes", []))
 
+    def fractions_for(self, labels: list[Label]) -> np.ndarray:
+        """(N, L') float32 area fractions for another label set (e.g. a run's scheme).
+
+        Uses the dataset's own columns when `labels` is a subset of them; otherwise
+        aggregates the per-code fractions, so a scheme can change without re-preparation.
+        """
+        own = {lab.name: i for i, lab in enumerate(self.labels)}
+        if all(lab.name in own for lab in labels):
+            return np.asarray(self.fractions[:, [own[lab.name] for lab in labels]], dtype=np.float32)
+        if self.code_fractions is None:
+            raise OLRError(
+                f"The dataset {self.name} has no per-code fractions (it was imported), so its labels "
+                "cannot be regrouped; train with its own labels instead."
+            )
+        from olr.clc import Scheme
+
+        matrix = Scheme("run", tuple(labels)).code_matrix(self.codes)
+        return np.asarray(self.code_fractions, dtype=np.float32) @ matrix
+
+    def presence_for(self, labels: list[Label]) -> np.ndarray:
+        """(N, L') uint8 presence for `labels`, with the dataset's min_fraction."""
+        return (self.fractions_for(labels) >= float(self.meta.get("min_fraction", 0.0))).astype(np.uint8)
+
     @property
     def band_names(self) -> list[str]:
         return [b["name"] for b in self.meta.get("bands", [])]
