@@ -27,10 +27,23 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path, mode: int) -> None:
+    # mkstemp/mkdtemp create private (0600/0700) entries; datasets and runs are meant to be
+    # readable like any file the user writes, so apply the usual mode minus the umask.
+    os.chmod(path, mode & ~_umask())
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _plain_mode(tmp, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -69,6 +82,7 @@ def temp_sibling(path: str | os.PathLike, suffix: str = "") -> Path:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
+    _plain_mode(tmp, 0o666)
     return Path(tmp)
 
 
@@ -86,6 +100,7 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        _plain_mode(tmp, 0o777)
     except PermissionError as e:
         raise OLRError(f"Cannot write in {final.parent} ({e.strerror}); choose a folder you can write to.") from None
     try:
@@ -93,7 +108,12 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
             os.replace(final, old / "x")
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old / "x", final)  # put the previous version back
+                shutil.rmtree(old, ignore_errors=True)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)

@@ -195,6 +195,8 @@ def _from_mapping(name: str, mapping: dict) -> Scheme:
                 ci = int(c)
             except (TypeError, ValueError):
                 ci = None
+            if isinstance(c, bool) or (isinstance(c, float) and not c.is_integer()):
+                ci = None  # int() would quietly turn True into 1 and 111.7 into 111
             if ci is None or ci not in known:
                 raise OLRError(
                     f"Label {label!r} in mapping {name!r} names the unknown CLC code {c!r}; "

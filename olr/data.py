@@ -41,6 +41,12 @@ REQUIRED_FILES = ("images.npy", "fractions.npy", "presence.npy", "tiles.parquet"
 TILE_COLUMNS = ("tile_id", "row_off", "col_off", "split")
 
 
+def presence_from_fractions(fractions: np.ndarray, min_fraction: float) -> np.ndarray:
+    """(N, L) uint8 presence: fraction >= min_fraction, and always > 0 (a label must be seen)."""
+    f = np.asarray(fractions, dtype=np.float32)
+    return ((f >= float(min_fraction)) & (f > 0)).astype(np.uint8)
+
+
 @dataclass
 class Dataset:
     """An opened dataset. `images` is a read-only memory map: slicing reads from disk."""
@@ -113,7 +119,7 @@ class Dataset:
 
     def presence_for(self, labels: list[Label]) -> np.ndarray:
         """(N, L') uint8 presence for `labels`, with the dataset's min_fraction."""
-        return (self.fractions_for(labels) >= float(self.meta.get("min_fraction", 0.0))).astype(np.uint8)
+        return presence_from_fractions(self.fractions_for(labels), self.meta.get("min_fraction", 0.0))
 
     @property
     def band_names(self) -> list[str]:
@@ -171,7 +177,7 @@ def write_dataset(
     """
     folder = Path(folder)
     fractions = np.asarray(fractions, dtype=np.float32)
-    presence = (fractions >= float(min_fraction)).astype(np.uint8)
+    presence = presence_from_fractions(fractions, min_fraction)
     if not (folder / "images.npy").exists():
         np.save(folder / "images.npy", np.ascontiguousarray(images))
     np.save(folder / "fractions.npy", fractions)

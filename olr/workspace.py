@@ -69,3 +69,18 @@ def resolve_inside(path: str | os.PathLike, roots: list[Path] | None = None) -> 
             return resolved
     allowed = ", ".join(str(r) for r in roots)
     raise OLRError(f"The path {str(path)!r} is outside the allowed folders ({allowed}); put the file there and try again.")
+
+
+def is_readonly() -> bool:
+    """True when the workspace is a read-only demo (`OLR_READONLY=1`)."""
+    return os.environ.get("OLR_READONLY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def require_writable(action: str) -> None:
+    """Raise OLRError if the workspace is read-only; call before every mutating action.
+
+    Checked in the library (not only by hiding buttons), so a shared demo cannot be changed
+    through any page.
+    """
+    if is_readonly():
+        raise OLRError(f"This OLR Studio is a read-only demo, so it cannot {action}; run your own copy to do that.")

@@ -8,6 +8,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.runs",
+    "tests.fixtures.browser",
 ]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

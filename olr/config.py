@@ -1,0 +1,233 @@
+"""Training configuration: one schema with defaults for classifier and Siamese runs.
+
+A config is a flat dict of options (`OPTIONS` lists them all with default, range and help).
+`resolve(raw)` fills defaults and validates; every problem raises `OLRError` with one
+sentence naming the key and value (unknown keys get the closest valid key suggested).
+Sources, later ones winning: defaults < `--config FILE` (JSON) < `--set key=value` /
+`--key value` flags.
+
+The run's `config.json` holds the resolved options plus facts derived at start-up
+(`DERIVED_KEYS`: resolved labels, dataset path and meta checksum, tile shape, ...). Those
+keys are ignored when a config file is read back, so an old run's `config.json` can be
+passed to `--config` to repeat it.
+
+No TensorFlow here: validation runs before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from olr.errors import OLRError
+
+KINDS = ("classifier", "siamese")
+MODELS = ("resnet", "thesis")
+LOSSES = ("bce", "focal", "weighted_bce_batch", "weighted_bce_global")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+CLASSIFIER_METRICS = ("binary_accuracy", "micro_f1", "macro_f1", "micro_f2", "macro_f2", "macro_ap", "micro_ap")
+CHECKPOINT_METRICS = ("val_loss", *(f"val_{m}" for m in CLASSIFIER_METRICS))
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    type: str  # "int", "float", "bool", "str", "scheme", "auto_bool" ("auto", true or false)
+    help: str
+    kinds: tuple[str, ...] = KINDS
+    choices: tuple = ()
+    min: float | None = None  # inclusive unless min_exclusive
+    max: float | None = None
+    min_exclusive: bool = False
+    nullable: bool = False
+
+
+C, S = ("classifier",), ("siamese",)
+
+OPTIONS: dict[str, Option] = {
+    "kind": Option("classifier", "str", "what to train", choices=KINDS),
+    "dataset": Option(None, "str", "dataset name (or folder); a Siamese run defaults to its classifier's", nullable=True),
+    "classifier_run": Option(None, "str", "the finished classifier run whose probabilities the Siamese imitates", S, nullable=True),
+    # architecture
+    "model": Option("resnet", "str", "classifier family: resnet (compact residual) or thesis (appendix A)", C, choices=MODELS),
+    "trunk": Option(None, "str", "Siamese trunk family; default: the classifier's family", S, choices=MODELS, nullable=True),
+    "width": Option(1.0, "float", "channel-width multiplier", min=0.01, max=16),
+    "depth": Option(2, "int", "residual blocks per stage (resnet family)", min=1, max=16),
+    "dropout": Option(0.5, "float", "dropout before the classifier output", C, min=0.0, max=0.95),
+    "embedding_dim": Option(16, "int", "k: embedding size per label", S, min=1, max=4096),
+    # labels
+    "scheme": Option(None, "scheme", "label scheme (level3/level2/level1/ben19/thesis_c3/thesis_c5, a JSON file or a mapping); default: the dataset's labels", C, nullable=True),
+    "min_fraction": Option(None, "float", "area fraction from which a label counts as present; default: the dataset's", C, min=0.0, max=1.0, min_exclusive=True, nullable=True),
+    "prune_below": Option(0, "int", "drop labels present in fewer than this many training tiles", C, min=0),
+    "on_missing_label": Option("prune", "str", "a label absent from the training split is pruned, warned about, or an error", C, choices=("prune", "warn", "error")),
+    # loss
+    "loss": Option("bce", "str", "training loss", C, choices=LOSSES),
+    "focal_gamma": Option(2.0, "float", "focal loss focusing parameter gamma", C, min=0.0, max=10.0),
+    "focal_alpha": Option(None, "float", "focal loss class balance alpha (unset: no balancing)", C, min=0.0, max=1.0, nullable=True),
+    "pos_weight_max": Option(100.0, "float", "clip of the global positive weights (weighted_bce_global)", C, min=1.0, max=1e6),
+    # batches and augmentation
+    "shuffle": Option(True, "bool", "randomized batches (false: batches of consecutive tiles, the thesis's in-order contrast)", C),
+    "augment": Option(True, "bool", "random flips and 90-degree rotations", C),
+    "threshold": Option(0.5, "float", "decision threshold for the binary metrics", C, min=0.0, max=1.0, min_exclusive=True),
+    # Siamese occlusion
+    "occlusion_min": Option(0.3, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
+    "occlusion_max": Option(0.6, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
+    "occlusion_fill": Option("mean", "str", "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)", S, choices=("mean", "zero")),
+    "pairs_per_epoch": Option(0, "int", "training pairs per epoch (0: one per training tile)", S, min=0),
+    "val_pairs": Option(512, "int", "fixed validation pairs (fixed occlusions)", S, min=1),
+    # optimisation
+    "epochs": Option(10, "int", "number of epochs", min=1, max=100000),
+    "batch_size": Option(64, "int", "batch size (tiles per batch; pairs per batch for Siamese)", min=1, max=65536),
+    "learning_rate": Option(1e-3, "float", "learning rate", min=0.0, max=10.0, min_exclusive=True),
+    "optimizer": Option("adam", "str", "optimizer", choices=OPTIMIZERS),
+    "early_stopping_patience": Option(5, "int", "epochs without improvement before stopping (0: never)", min=0),
+    "checkpoint_metric": Option("val_macro_ap", "str", "validation metric that selects best.keras (Siamese: val_loss)", choices=CHECKPOINT_METRICS),
+    "jit_compile": Option("auto", "auto_bool", "XLA-compile the training step: auto (Siamese: on for one device; classifier: on GPU only), true or false"),
+    "log_every_steps": Option(20, "int", "a metrics line every this many training steps", min=1),
+    "seed": Option(0, "int", "random seed", min=0, max=2**31 - 1),
+    "max_train_tiles": Option(0, "int", "use at most this many training tiles (0: all)", min=0),
+    "max_val_tiles": Option(0, "int", "use at most this many validation tiles (0: all)", min=0),
+}
+
+#: Keys written into config.json at start-up; ignored (recomputed) when read as input.
+DERIVED_KEYS = (
+    "labels", "dataset_path", "dataset_checksum", "tile_shape", "n_train", "n_val", "pruned_labels",
+    "created", "olr_version", "run_id", "classifier_labels", "val_all_absent_accuracy",
+)
+
+
+def options_for(kind: str) -> dict[str, Option]:
+    return {k: o for k, o in OPTIONS.items() if kind in o.kinds}
+
+
+def defaults(kind: str = "classifier") -> dict:
+    d = {k: o.default for k, o in options_for(kind).items()}
+    d["kind"] = kind
+    if kind == "siamese":
+        d.update(batch_size=32, checkpoint_metric="val_loss")
+    return d
+
+
+def parse_value(text: str) -> Any:
+    """A flag value as JSON when it parses (numbers, true/false, null, objects), else the string."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        low = str(text).strip().lower()
+        if low in ("true", "yes", "on"):
+            return True
+        if low in ("false", "no", "off"):
+            return False
+        if low in ("none", "null", ""):
+            return None
+        return text
+
+
+def parse_assignments(items: list[str] | None) -> dict:
+    """`["epochs=3", "loss=focal"]` -> {"epochs": 3, "loss": "focal"}."""
+    out = {}
+    for item in items or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise OLRError(f"The setting {item!r} is not of the form key=value; write e.g. --set epochs=5.")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def load_file(path: str | Path) -> dict:
+    """Read a JSON config file (derived keys of a previous run's config.json are dropped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise OLRError(f"The config file {p} does not exist; give the path of a JSON file.")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise OLRError(f"The config file {p} is not valid JSON ({e}); fix it and try again.") from None
+    if not isinstance(data, dict):
+        raise OLRError(f"The config file {p} must hold a JSON object of options like {{\"epochs\": 5}}.")
+    return {k: v for k, v in data.items() if k not in DERIVED_KEYS}
+
+
+def resolve(raw: dict) -> dict:
+    """Defaults + `raw`, validated. Raises OLRError naming the first bad key or value."""
+    raw = {k: v for k, v in dict(raw).items() if k not in DERIVED_KEYS}
+    kind = raw.get("kind")
+    if kind is None:
+        kind = "siamese" if raw.get("classifier_run") else "classifier"
+    kind = _check("kind", kind, OPTIONS["kind"])
+    valid = options_for(kind)
+    for key in raw:
+        if key not in valid:
+            if key in OPTIONS:
+                raise OLRError(f"The config key {key!r} is for {' and '.join(OPTIONS[key].kinds)} runs, not {kind} runs; remove it or set kind accordingly.")
+            close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(valid)}."
+            raise OLRError(f"The config key {key!r} does not exist; {hint}")
+    cfg = defaults(kind)
+    for key, value in raw.items():
+        cfg[key] = _check(key, value, valid[key])
+    if kind == "classifier" and not cfg["dataset"]:
+        raise OLRError("No dataset given; set dataset=<name> (see python -m olr datasets).")
+    if kind == "siamese":
+        if not cfg["classifier_run"]:
+            raise OLRError("A Siamese run needs a classifier run; set classifier_run=<run id> of a finished classifier run.")
+        if cfg["occlusion_min"] > cfg["occlusion_max"]:
+            raise OLRError(
+                f"occlusion_min={cfg['occlusion_min']} is larger than occlusion_max={cfg['occlusion_max']}; "
+                "make the minimum at most the maximum."
+            )
+        if cfg["checkpoint_metric"] != "val_loss":
+            raise OLRError(f"A Siamese run selects its best checkpoint by val_loss (MSE), not {cfg['checkpoint_metric']!r}; remove checkpoint_metric.")
+    return cfg
+
+
+def _check(key: str, value: Any, opt: Option) -> Any:
+    if value is None:
+        if opt.nullable:
+            return None
+        raise OLRError(f"The config value {key}=null is not allowed; give a value (default {opt.default!r}).")
+    if opt.type == "bool":
+        if isinstance(value, str):
+            value = parse_value(value)
+        if not isinstance(value, bool):
+            raise OLRError(f"The config value {key}={value!r} is not true or false; write {key}=true or {key}=false.")
+        return value
+    if opt.type in ("int", "float"):
+        if isinstance(value, str):
+            value = parse_value(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise OLRError(f"The config value {key}={value!r} is not a number; give e.g. {key}={opt.default if opt.default is not None else 1}.")
+        if opt.type == "int":
+            if float(value) != int(value):
+                raise OLRError(f"The config value {key}={value!r} is not a whole number; give e.g. {key}={int(value)}.")
+            value = int(value)
+        else:
+            value = float(value)
+        low_ok = opt.min is None or (value > opt.min if opt.min_exclusive else value >= opt.min)
+        high_ok = opt.max is None or value <= opt.max
+        if not (low_ok and high_ok):
+            lo = "" if opt.min is None else f"{'greater than' if opt.min_exclusive else 'at least'} {opt.min:g}"
+            hi = "" if opt.max is None else f"at most {opt.max:g}"
+            raise OLRError(f"The config value {key}={value!r} is out of range; use a number {' and '.join(x for x in (lo, hi) if x)}.")
+        return value
+    if opt.type == "auto_bool":
+        if isinstance(value, str) and value.strip().lower() != "auto":
+            value = parse_value(value)
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise OLRError(f"The config value {key}={value!r} is not auto, true or false; write e.g. {key}=auto.")
+    if opt.type == "scheme":
+        if isinstance(value, (str, dict)) and value:
+            return value
+        raise OLRError(f"The config value {key}={value!r} is not a scheme name, JSON file or mapping; use e.g. {key}=level2.")
+    if not isinstance(value, str):
+        raise OLRError(f"The config value {key}={value!r} is not text; give e.g. {key}={opt.default or 'NAME'}.")
+    if opt.choices and value not in opt.choices:
+        close = difflib.get_close_matches(value, [str(c) for c in opt.choices], n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise OLRError(f"The config value {key}={value!r} is not one of {', '.join(opt.choices)}{hint}; pick one of them.")
+    return value

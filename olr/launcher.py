@@ -1,0 +1,388 @@
+"""Starting `python -m olr ...` runs as detached processes, and stopping them.
+
+The app never trains inside its own process: a run is the same command line a user would
+type (`python -m olr train --config ... --run-id ...`), started in its own session so it
+outlives the browser tab and the Streamlit server's reruns. The run id is chosen here,
+so the caller knows the run folder immediately.
+
+Duplicates: every form submission carries an idempotency key. The first launch for a key
+creates `models/.launches/<key>.json` atomically (a complete file is hard-linked into
+place, which fails if the name exists), so repeated clicks, reruns or a second browser
+session with the same key get the first launch's run id back instead of a new process.
+
+Device: `CUDA_VISIBLE_DEVICES` of the child ("" for CPU, "0" or "0,1" for GPUs); GPUs are
+found with `nvidia-smi -L` so the caller never imports TensorFlow to list them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from olr import atomic, workspace
+from olr.errors import OLRError
+
+LAUNCHES_FOLDER = ".launches"
+LAUNCH_FILE = "launch.json"
+CONSOLE_LOG = "console.log"
+STATUS_FILE = "status.json"
+CONFIG_REQUEST = "launch_config.json"
+FINAL_STATES = ("finished", "failed", "stopped")
+
+_GPU_LINE = re.compile(r"^GPU\s+(\d+):\s*(.*?)\s*(\(UUID:.*\))?$")
+# Children started by this process, so they are reaped (no zombies) and their exit seen.
+_children: dict[str, subprocess.Popen] = {}
+_children_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Device:
+    """A place to run: `id` is "cpu", "gpu:0" or "gpu:0,1"; `label` is for people."""
+
+    id: str
+    label: str
+
+
+def list_gpus() -> list[Device]:
+    """GPUs reported by `nvidia-smi -L` (empty when there is no NVIDIA driver)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.splitlines():
+        m = _GPU_LINE.match(line.strip())
+        if m:
+            gpus.append(Device(f"gpu:{m.group(1)}", f"GPU {m.group(1)}: {m.group(2)}"))
+    return gpus
+
+
+def list_devices() -> list[Device]:
+    """Every device choice: each GPU, all GPUs together when there are several, and the CPU."""
+    gpus = list_gpus()
+    devices = list(gpus)
+    if len(gpus) > 1:
+        ids = ",".join(g.id.split(":")[1] for g in gpus)
+        devices.append(Device(f"gpu:{ids}", f"All {len(gpus)} GPUs ({ids}), mirrored"))
+    devices.append(Device("cpu", "CPU"))
+    return devices
+
+
+def cuda_visible_devices(device: str) -> str:
+    """The CUDA_VISIBLE_DEVICES value for a device id ("cpu" -> "", "gpu:0,1" -> "0,1")."""
+    if device == "cpu":
+        return ""
+    m = re.fullmatch(r"gpu:(\d+(?:,\d+)*)", device or "")
+    if not m:
+        raise OLRError(f"Unknown device {device!r}; use 'cpu', 'gpu:0' or a list like 'gpu:0,1'.")
+    return m.group(1)
+
+
+def new_key() -> str:
+    """A fresh idempotency key for one form submission."""
+    return secrets.token_hex(8)
+
+
+def new_run_id(kind: str = "run") -> str:
+    """A unique, sortable run id such as `20250101-120000-classifier-3f2a1b` (UTC time, like `olr.training`)."""
+    safe_kind = re.sub(r"[^A-Za-z0-9]+", "-", str(kind)).strip("-") or "run"
+    while True:
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{safe_kind}-{secrets.token_hex(3)}"
+        if not workspace.run_path(run_id).exists():
+            return run_id
+
+
+def launch_training(config: dict, device: str = "cpu", *, key: str | None = None, run_id: str | None = None) -> str:
+    """Start `python -m olr train` for `config` on `device` in a detached process; return its run id.
+
+    `config` holds training options as `olr.config` names them (kind, dataset, ...). The same
+    `key` always returns the run id of its first launch without starting anything. The run's
+    stdout/stderr go to `models/<run-id>/console.log`.
+    """
+    if not isinstance(config, dict):
+        raise OLRError("The training configuration must be a mapping of option names to values.")
+    kind = str(config.get("kind", "run"))
+    run_id = workspace.check_name(run_id, "run id") if run_id else new_run_id(kind)
+
+    def command(run_dir: Path) -> list[str]:
+        request = run_dir / CONFIG_REQUEST
+        atomic.write_json(request, config)
+        return ["train", "--config", str(request), "--run-id", run_id]
+
+    return _launch(command, device=device, key=key, run_id=run_id, what="start a training run")
+
+
+def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list[str] | None = None) -> str:
+    """Start `python -m olr demo` (demo dataset, classifier, Siamese, evaluation) detached.
+
+    Returns the id of the launch folder, whose `console.log` holds the pipeline's output and
+    `demo.json` its figures at the end; the runs the pipeline trains appear in the run list
+    as they start.
+    """
+    run_id = new_run_id("demo-pipeline")
+    return _launch(lambda run_dir: ["demo", *(extra_args or []), "--json", str(run_dir / "demo.json")],
+                   device=device, key=key, run_id=run_id, what="start the demo pipeline")
+
+
+def _launch(command, *, device: str, key: str | None, run_id: str, what: str) -> str:
+    workspace.require_writable(what)
+    env_devices = cuda_visible_devices(device)
+    key = workspace.check_name(key or new_key(), "launch key")
+    marker = _claim(key, run_id)
+    if marker is not None:  # this key was launched before: nothing new starts
+        return marker
+    run_dir = workspace.run_path(run_id)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        args = command(run_dir)
+        env = dict(os.environ)
+        env["CUDA_VISIBLE_DEVICES"] = env_devices
+        env["OLR_HOME"] = str(workspace.home())
+        env["PYTHONUNBUFFERED"] = "1"
+        argv = [sys.executable, "-m", "olr", *args]
+        with open(run_dir / CONSOLE_LOG, "ab") as log:
+            log.write(f"$ {' '.join(argv[1:])}  (CUDA_VISIBLE_DEVICES={env_devices!r})\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                argv,
+                cwd=workspace.REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: survives the app, stoppable as a group
+                close_fds=True,
+            )
+    except OSError as e:
+        _release(key)
+        raise OLRError(f"Could not start the run {run_id} ({e.strerror or e}); check that the workspace is writable.") from None
+    launch = {
+        "run_id": run_id,
+        "key": key,
+        "pid": proc.pid,
+        "pgid": proc.pid,
+        "host": socket.gethostname(),
+        "device": device,
+        "cuda_visible_devices": env_devices,
+        "command": argv[1:],
+        "launched": time.time(),
+        "start_ticks": _start_ticks(proc.pid),
+    }
+    atomic.write_json(run_dir / LAUNCH_FILE, launch)
+    if not (run_dir / STATUS_FILE).exists():
+        _write_status_if(run_dir, {"state": "queued", "pid": proc.pid, "host": launch["host"], "device": device,
+                                   "started": launch["launched"], "heartbeat": launch["launched"]}, only_if_missing=True)
+    with _children_lock:
+        _children[run_id] = proc
+    threading.Thread(target=_reap, args=(run_id, proc, run_dir), name=f"olr-reap-{run_id}", daemon=True).start()
+    return run_id
+
+
+def _launches_dir() -> Path:
+    d = workspace.models_dir() / LAUNCHES_FOLDER
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _claim(key: str, run_id: str) -> str | None:
+    """Create the marker for `key`; return None if we own it now, else the earlier run id."""
+    folder = _launches_dir()
+    marker = folder / f"{key}.json"
+    tmp = atomic.temp_sibling(marker)
+    try:
+        tmp.write_text(json.dumps({"key": key, "run_id": run_id, "created": time.time()}), encoding="utf-8")
+        try:
+            os.link(tmp, marker)  # atomic: fails if another launch already holds the key
+            return None
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    for _ in range(50):  # the marker is complete when linked; a short retry covers slow disks
+        with contextlib.suppress(OSError, ValueError):
+            return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
+        time.sleep(0.02)
+    raise OLRError(f"The launch marker {marker} is unreadable; delete it and launch again.")
+
+
+def _release(key: str) -> None:
+    (_launches_dir() / f"{key}.json").unlink(missing_ok=True)
+
+
+def launched_run(key: str) -> str | None:
+    """The run id launched for `key`, or None if that key was never launched."""
+    marker = workspace.models_dir() / LAUNCHES_FOLDER / f"{workspace.check_name(key, 'launch key')}.json"
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8"))["run_id"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_status_if(run_dir: Path, status: dict, *, only_if_missing: bool = False, unless_final: bool = False) -> None:
+    current = _read_json(run_dir / STATUS_FILE)
+    if only_if_missing and current:
+        return
+    if unless_final and current.get("state") in FINAL_STATES:
+        return
+    atomic.write_json(run_dir / STATUS_FILE, {**current, **status})
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _reap(run_id: str, proc: subprocess.Popen, run_dir: Path) -> None:
+    """Wait for a child we started; if it died without saying so, record why in its status."""
+    code = proc.wait()
+    with _children_lock:
+        _children.pop(run_id, None)
+    _record_exit(run_dir, code)
+
+
+def _record_exit(run_dir: Path, code: int | None) -> None:
+    launch = _read_json(run_dir / LAUNCH_FILE)
+    if launch and not (code is None and "exit_code" in launch):
+        launch.update({"exit_code": code, "exited": time.time()})
+        with contextlib.suppress(OSError):
+            atomic.write_json(run_dir / LAUNCH_FILE, launch)
+    stop_requested = (run_dir / ".stop_requested").exists()
+    if stop_requested:
+        state, error = "stopped", None
+    elif code == 0:
+        # A clean exit that left the status unfinished (e.g. the demo pipeline) counts as finished.
+        state, error = "finished", None
+    else:
+        state, error = "failed", f"The process exited with code {code}.\n" + _tail(run_dir / CONSOLE_LOG)
+    status = {"state": state, "ended": time.time()}
+    if error:
+        status["error"] = error
+    with contextlib.suppress(OSError):
+        _write_status_if(run_dir, status, unless_final=True)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The start time of `pid` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _process_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """True if `pid` is a live, non-zombie OLR process (and started at `start_ticks`, if given)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:  # no /proc (not Linux): a signal-0 probe
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    if fields[0] == "Z" or b"olr" not in cmdline:
+        return False
+    return start_ticks is None or int(fields[19]) == int(start_ticks)
+
+
+def run_process(run_id: str) -> int | None:
+    """The pid of run `run_id` if its process is alive on this machine, else None.
+
+    For a run this module launched the pid is also its process-group id.
+    """
+    run_dir = workspace.run_path(run_id)
+    launch = _read_json(run_dir / LAUNCH_FILE)
+    status = _read_json(run_dir / STATUS_FILE)
+    with _children_lock:
+        child = _children.get(run_id)
+    if child is not None:
+        # returncode, not poll(): the reaper thread holds the wait lock, so poll() would say "alive".
+        return child.pid if child.returncode is None else None
+    host = status.get("host") or launch.get("host")
+    if host not in (None, socket.gethostname()):
+        return None
+    if isinstance(launch.get("pgid"), int) and _process_alive(launch["pgid"], launch.get("start_ticks")):
+        return launch["pgid"]
+    pid = status.get("pid")
+    if isinstance(pid, int) and pid > 0 and status.get("state") not in FINAL_STATES and _process_alive(pid):
+        return pid
+    return None
+
+
+def stop_run(run_id: str, grace_s: float = 10.0, *, wait: bool = False) -> bool:
+    """Ask run `run_id` to stop: SIGTERM to its process group, SIGKILL after `grace_s` seconds.
+
+    Training catches SIGTERM, writes a checkpoint and sets state "stopped". The kill after the
+    grace period runs in a background thread (or inline with `wait=True`). Returns False when
+    the run has no live process on this machine (already ended, or running elsewhere).
+    """
+    workspace.require_writable("stop a run")
+    run_dir = workspace.run_path(run_id)
+    if not run_dir.is_dir():
+        raise OLRError(f"There is no run {run_id!r} in {workspace.models_dir()}; pick an existing run.")
+    pid = run_process(run_id)
+    if pid is None:
+        return False
+    # Our own launches lead their process group (data loaders and helpers go too); a run
+    # started from a shell gets the signal alone, so the shell's job is not hit.
+    group = _read_json(run_dir / LAUNCH_FILE).get("pgid") == pid
+    with _children_lock:
+        ours = run_id in _children  # our reaper thread records its exit; others are recorded here
+    atomic.write_text(run_dir / ".stop_requested", f"{time.time()}\n")
+    _signal(pid, group, signal.SIGTERM)
+    args = (run_id, pid, group, run_dir, grace_s, ours)
+    if wait:
+        _kill_after(*args)
+    else:
+        threading.Thread(target=_kill_after, args=args, name=f"olr-stop-{run_id}", daemon=True).start()
+    return True
+
+
+def _signal(pid: int, group: bool, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig) if group else os.kill(pid, sig)
+
+
+def _kill_after(run_id: str, pid: int, group: bool, run_dir: Path, grace_s: float, ours: bool) -> None:
+    deadline = time.monotonic() + max(0.0, grace_s)
+    while time.monotonic() < deadline:
+        if run_process(run_id) is None:
+            break
+        time.sleep(0.1)
+    else:
+        _signal(pid, group, signal.SIGKILL)
+        for _ in range(50):
+            if run_process(run_id) is None:
+                break
+            time.sleep(0.1)
+    if not ours:
+        _record_exit(run_dir, None)

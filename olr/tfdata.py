@@ -1,0 +1,180 @@
+"""tf.data pipelines over the memory-mapped tile array (never loaded whole).
+
+Batches are built from tile *indices*: shuffle (or not) -> batch -> a `tf.numpy_function`
+reads the batch's rows from the memmap in ascending order (sequential disk access) and
+puts them back in batch order -> cast to float32 -> augment -> prefetch. Tiles come out raw
+(the models normalise them).
+
+- `tile_batches`: classifier batches x (B, h, w, b) float32, or (x, y) with y (B, L).
+  shuffle=False gives batches of consecutive tiles in index order (the thesis's in-order
+  batches); shuffle=True reshuffles every epoch.
+- `pair_batches`: endless Siamese batches ((a, b, box_a, box_b),): two independent random
+  batches of tiles and one occlusion box per tile, drawn with tf ops for the whole batch
+  from a counter-based seed (fresh every step, reproducible, resumable at any step).
+- `fixed_pair_batches`: the same with fixed pairs and boxes (validation, same every epoch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def read_rows(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """images[idx] for a memmap, reading rows in ascending order; result in `idx` order."""
+    idx = np.asarray(idx, dtype=np.int64)
+    order = np.argsort(idx, kind="stable")
+    out = np.empty((len(idx),) + images.shape[1:], dtype=images.dtype)
+    out[order] = images[idx[order]]
+    return out
+
+
+def _reader(images: np.ndarray):
+    """A tf function idx (B,) int64 -> (B, h, w, b) float32 tiles read from `images`."""
+    shape = tuple(int(s) for s in images.shape[1:])
+    dtype = tf.as_dtype(images.dtype)
+
+    def read(idx):
+        x = tf.numpy_function(lambda i: read_rows(images, i), [idx], dtype, stateful=False)
+        x = tf.ensure_shape(x, (None, *shape))
+        return tf.cast(x, tf.float32)
+
+    return read
+
+
+def augment_batch(x: tf.Tensor) -> tf.Tensor:
+    """Random flips and (square tiles) transposes per tile: all 8 symmetries of the square,
+    i.e. flips and 90-degree rotations, valid for nadir imagery. x: (B, h, w, b)."""
+    x = tf.image.random_flip_left_right(x)
+    x = tf.image.random_flip_up_down(x)
+    if x.shape[1] is not None and x.shape[1] == x.shape[2]:
+        swap = tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5
+        x = tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x)
+    return x
+
+
+def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    # Batches are already whole; under MirroredStrategy Keras splits each batch between replicas.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def tile_batches(
+    images: np.ndarray,
+    indices: np.ndarray,
+    targets: np.ndarray | None = None,
+    *,
+    batch_size: int = 64,
+    shuffle: bool = False,
+    augment: bool = False,
+    seed: int = 0,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Batches of tiles `images[indices]` (and `targets` (len(indices), L) rows, if given).
+
+    images: (N, h, w, b) memmap; indices: (n,) rows to use, in the order batches take them
+    when shuffle=False. Yields x (B, h, w, b) float32, or (x, y) with y (B, L) float32.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    read = _reader(images)
+    if targets is None:
+        ds = tf.data.Dataset.from_tensor_slices(indices)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((indices, np.asarray(targets, dtype=np.float32)))
+    if shuffle:
+        ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def load(idx, y=None):
+        x = read(idx)
+        if augment:
+            x = augment_batch(x)
+        return x if y is None else (x, y)
+
+    return _finish(ds.map(load, num_parallel_calls=AUTOTUNE))
+
+
+def random_boxes(n, h: int, w: int, min_frac: float, max_frac: float, seed) -> tf.Tensor:
+    """(n, 4) int32 occlusion boxes (y0, x0, height, width), drawn with stateless tf ops.
+
+    Each side is uniform over the whole pixels in [round(min_frac*side), round(max_frac*side)]
+    (at least 1), the position uniform over all places where the box lies inside the tile.
+    seed: (2,) int tensor.
+    """
+    lo_h, hi_h = _side_range(h, min_frac, max_frac)
+    lo_w, hi_w = _side_range(w, min_frac, max_frac)
+    u = tf.random.stateless_uniform([n, 4], seed=seed)  # (n, 4) in [0, 1)
+    bh = lo_h + tf.cast(tf.floor(u[:, 0] * (hi_h - lo_h + 1)), tf.int32)
+    bw = lo_w + tf.cast(tf.floor(u[:, 1] * (hi_w - lo_w + 1)), tf.int32)
+    y0 = tf.cast(tf.floor(u[:, 2] * tf.cast(h - bh + 1, tf.float32)), tf.int32)
+    x0 = tf.cast(tf.floor(u[:, 3] * tf.cast(w - bw + 1, tf.float32)), tf.int32)
+    return tf.stack([y0, x0, bh, bw], axis=1)
+
+
+def _side_range(side: int, min_frac: float, max_frac: float) -> tuple[int, int]:
+    lo = min(side, max(1, int(round(min_frac * side))))
+    hi = min(side, max(lo, int(round(max_frac * side))))
+    return lo, hi
+
+
+def pair_batches(
+    images: np.ndarray,
+    indices: np.ndarray,
+    *,
+    batch_size: int,
+    occlusion: tuple[float, float],
+    seed: int = 0,
+    start_step: int = 0,
+) -> tf.data.Dataset:
+    """Endless ((a, b, box_a, box_b),) batches for Siamese training.
+
+    a, b: (B, h, w, b) float32 raw tiles, two independent random batches (2B distinct tiles
+    per step, drawn without replacement within each pass over `indices`); box_a, box_b:
+    (B, 4) int32 from `random_boxes`, seeded by (seed, step) with step counting from
+    `start_step`, so a resumed run does not repeat the occlusions of its first steps.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    _, h, w, _ = images.shape
+    read = _reader(images)
+    tiles = (
+        tf.data.Dataset.from_tensor_slices(indices)
+        .shuffle(len(indices), seed=seed + start_step, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(2 * batch_size, drop_remainder=True)
+    )
+    steps = tf.data.Dataset.counter(start=start_step)
+
+    def load(idx, step):
+        x = read(idx)
+        boxes = random_boxes(2 * batch_size, h, w, *occlusion, seed=tf.stack([tf.cast(seed, tf.int64), step]))
+        return ((x[:batch_size], x[batch_size:], boxes[:batch_size], boxes[batch_size:]),)
+
+    return _finish(tf.data.Dataset.zip((tiles, steps)).map(load, num_parallel_calls=AUTOTUNE))
+
+
+def fixed_pair_batches(
+    images: np.ndarray,
+    indices: np.ndarray,
+    *,
+    n_pairs: int,
+    batch_size: int,
+    occlusion: tuple[float, float],
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Finite ((a, b, box_a, box_b),) batches with pairs and boxes fixed by `seed` (validation)."""
+    indices = np.asarray(indices, dtype=np.int64)
+    _, h, w, _ = images.shape
+    rng = np.random.default_rng(seed)
+    pick_a = indices[rng.integers(0, len(indices), n_pairs)]
+    pick_b = indices[rng.integers(0, len(indices), n_pairs)]
+    boxes = random_boxes(2 * n_pairs, h, w, *occlusion, seed=tf.constant([seed, 2**30], tf.int64)).numpy()
+    read = _reader(images)
+    ds = tf.data.Dataset.from_tensor_slices((pick_a, pick_b, boxes[:n_pairs], boxes[n_pairs:])).batch(batch_size)
+
+    def load(ia, ib, box_a, box_b):
+        return ((read(ia), read(ib), box_a, box_b),)
+
+    return _finish(ds.map(load, num_parallel_calls=AUTOTUNE))

@@ -1,0 +1,90 @@
+"""Compare: every run in one table, config differences highlighted, overlaid curves, CSV export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from olr import runs as olr_runs
+from ui import charts, loaders, runs_panel, state
+from ui.entry import ensure_entrypoint
+
+ensure_entrypoint()
+st.title("Compare")
+st.caption(
+    "All runs of the workspace side by side: dataset, model, the options that differ between the runs you selected "
+    "(highlighted), final training and validation metrics, and the agreement of learned label correlations with "
+    "the ground truth."
+)
+
+HIGHLIGHT = "background-color: #fff3c4"
+SELECTED = "font-weight: 600"
+
+
+def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
+    df = olr_runs.compare_runs(everything)
+    differing = olr_runs.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
+    shown_diff = [c for c in differing if c in df.columns]
+    first = ["id", "kind", "state", "dataset", "labels"]
+    metric_cols = [c for c in df.columns if c.startswith(("train_", "val_", "agreement_", "best_", "epochs_done"))]
+    config_cols = [c for c in df.columns if c not in first + metric_cols]
+    config_cols = [c for c in shown_diff if c in config_cols] + [c for c in config_cols if c not in shown_diff]
+    df = df[[c for c in first if c in df] + config_cols + metric_cols]
+
+    def style_row(row: pd.Series) -> list[str]:
+        chosen = row["id"] in selected_ids
+        return [";".join(s for s in ((HIGHLIGHT if chosen and c in shown_diff else ""), (SELECTED if chosen and c == "id" else "")) if s)
+                for c in row.index]
+
+    # Missing values (an option a run kind does not have) show as blanks, numbers with 4 significant digits.
+    df = df.astype(object).where(df.notna(), None)
+    styler = df.style.apply(style_row, axis=1).format(
+        lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    )
+    st.dataframe(styler, hide_index=True, column_config={"id": st.column_config.TextColumn("run", pinned=True)})
+    if shown_diff:
+        st.caption(f"Highlighted for the {len(selected_ids)} selected runs: options that differ between them — {', '.join(shown_diff)}.")
+    elif len(selected_ids) > 1:
+        st.caption("The selected runs share every option shown.")
+    else:
+        st.caption("Select two or more runs in the sidebar to highlight the options that differ between them.")
+    return df
+
+
+def overlay(selected: list) -> None:
+    frames = []
+    for run in selected:
+        df, skipped = loaders.run_metrics(run)
+        if df.empty or "split" not in df:
+            continue
+        if "scope" in df:
+            df = df[df["scope"] == "epoch"]
+        frames.append(df.assign(run=run.id))
+        if skipped:
+            st.caption(f"{run.id}: {skipped} unreadable metrics line(s) skipped.")
+    if not frames:
+        st.info("The selected runs have no epoch metrics yet.")
+        return
+    data = pd.concat(frames, ignore_index=True)
+    metrics = sorted((c for c in data.columns if c not in {"step", "epoch", "time", "split", "scope", "run"}
+                      and pd.api.types.is_numeric_dtype(data[c])), key=lambda m: (m != "loss", m))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    metric = c1.selectbox("Metric", metrics, key="compare.metric")
+    log_scale = c2.toggle("Log scale", key="compare.log")
+    st.altair_chart(charts.curves_chart(data, metric=metric, x="epoch", log_scale=log_scale, smoothing=0.0), width="stretch")
+    st.caption("Per-epoch values; solid lines training, dashed validation. Runs of different kinds log different metrics.")
+
+
+everything = olr_runs.list_runs()
+if not everything:
+    runs_panel.offer_demo_pipeline("Compare")
+    st.stop()
+selected_ids = [i for i in state.runs() if i in {r.id for r in everything}]
+table = comparison_table(everything, selected_ids)
+st.download_button("Download the table as CSV", table.to_csv(index=False).encode("utf-8"), file_name="olr-runs.csv",
+                   mime="text/csv", icon=":material/download:", on_click="ignore")
+st.subheader("Curves")
+if selected_ids:
+    overlay([r for r in everything if r.id in selected_ids])
+else:
+    st.info("Select runs in the sidebar to overlay their curves.", icon=":material/info:")

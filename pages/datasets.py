@@ -1,0 +1,387 @@
+"""Datasets: prepare from rasters, import the thesis batch format, list, and explore one dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from olr import clc, data, workspace
+from olr.demo_scene import DEMO_DATASET
+from olr.errors import OLRError
+from ui import charts, loaders, maps, state, tiles, uploads
+from ui.entry import ensure_entrypoint
+from ui.guard import guarded
+from ui.progress import ProgressBar
+
+ensure_entrypoint()
+st.title("Datasets")
+st.caption(
+    "A dataset is a folder of image tiles with per-tile CORINE label area fractions, a spatial "
+    "train/val/test split and a preview of the scene. Prepare one from your rasters, import the "
+    "thesis's batch format, then explore its labels, tiles and map."
+)
+
+
+# ------------------------------------------------------------------------------ list
+
+
+def dataset_table() -> None:
+    rows = loaders.dataset_summaries()
+    if not rows:
+        st.info(
+            "No datasets in this workspace yet. Prepare one from an image raster and a CORINE map below, "
+            "or import a folder in the thesis batch format. The synthetic demo dataset is created "
+            "automatically when the app starts with an empty workspace.",
+            icon=":material/info:",
+        )
+        return
+    df = pd.DataFrame(rows).drop(columns=["problem"]) if all(r.get("problem") is None for r in rows) else pd.DataFrame(rows)
+    df = df.astype(object).where(df.notna(), "–")
+    st.dataframe(
+        df,
+        hide_index=True,
+        column_config={
+            "name": st.column_config.TextColumn("name", width="medium"),
+            "tiles": st.column_config.NumberColumn("tiles", format="%d"),
+            "splits": st.column_config.TextColumn("splits (train / val / test)"),
+            "created": st.column_config.TextColumn("created (UTC)"),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ prepare
+
+
+SCHEME_CHOICES = list(clc.SCHEME_NAMES) + ["custom"]
+
+
+def _scheme_title(name: str) -> str:
+    return clc.SCHEME_TITLES.get(name, "Custom mapping (JSON)")
+
+
+@guarded("Preparing the dataset")
+def prepare_form() -> None:
+    source = st.radio(
+        "Where are the rasters?",
+        ["On the server", "Upload"],
+        horizontal=True,
+        key="prep.source",
+        captions=[f"Paths inside {workspace.data_dir()}", f"At most {uploads.max_upload_mb()} MB per file"],
+    )
+    with st.form("prepare", border=True):
+        if source == "On the server":
+            rasters_found = uploads.candidate_files((".tif", ".tiff", ".gpkg", ".shp"))
+            c1, c2 = st.columns(2)
+            image_path = c1.text_input("Image raster", key="prep.image", placeholder="uploads/scene.tif",
+                                       help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.")
+            label_path = c2.text_input("CORINE labels", key="prep.labels", placeholder="uploads/clc.tif",
+                                       help="CORINE raster (grid codes 1..44 or CLC codes 111..523) or vector (GeoPackage/Shapefile with Code_18).")
+            if rasters_found:
+                st.caption("Files found in the data folder: " + ", ".join(f"`{f}`" for f in rasters_found[:12])
+                           + (" …" if len(rasters_found) > 12 else ""))
+            image_files = label_files = None
+        else:
+            c1, c2 = st.columns(2)
+            image_files = c1.file_uploader("Image raster (GeoTIFF)", type=list(uploads.RASTER_TYPES), key="prep.image_upload",
+                                           max_upload_size=uploads.max_upload_mb())
+            label_files = c2.file_uploader("CORINE labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
+                                           type=list(uploads.LABEL_TYPES), accept_multiple_files=True, key="prep.labels_upload",
+                                           max_upload_size=uploads.max_upload_mb())
+            image_path = label_path = None
+
+        c1, c2, c3 = st.columns(3)
+        name = c1.text_input("Dataset name", key="prep.name", placeholder="my-scene", help="Letters, digits, '.', '_' or '-'.")
+        scheme = c2.selectbox("Label scheme", SCHEME_CHOICES, format_func=_scheme_title, key="prep.scheme")
+        encoding = c3.selectbox("Label raster values", ["auto", "grid", "clc"], key="prep.encoding",
+                                format_func={"auto": "auto-detect", "grid": "grid codes 1..44", "clc": "CLC codes 111..523"}.get)
+        mapping = st.text_area("Custom mapping (only for the custom scheme)", key="prep.mapping",
+                               placeholder='{"Urban": [111, 112, 121], "Forest": [311, 312, 313]}', height=80)
+        c1, c2, c3, c4 = st.columns(4)
+        tile = c1.number_input("Tile size (px)", 8, 1024, 64, step=8, key="prep.tile")
+        stride = c2.number_input("Stride (px, 0 = tile size)", 0, 1024, 0, step=8, key="prep.stride")
+        min_fraction = c3.number_input("Min. area fraction for presence", 0.0, 1.0, 0.05, step=0.01, format="%.2f", key="prep.min_fraction")
+        min_labels = c4.number_input("Min. labels per tile", 0, 50, 1, key="prep.min_labels")
+        c1, c2, c3, c4 = st.columns(4)
+        max_nodata = c1.number_input("Max. nodata share", 0.0, 1.0, 0.1, step=0.05, format="%.2f", key="prep.max_nodata")
+        prune_below = c2.number_input("Drop labels in fewer tiles than", 0, 100000, 0, key="prep.prune_below")
+        split_block = c3.number_input("Split block (tiles per side)", 1, 1000, 8, key="prep.split_block",
+                                      help="Splits are spatial: square blocks of tiles go to one split, so neighbours do not leak.")
+        seed = c4.number_input("Split seed", 0, 2**31 - 1, 0, key="prep.seed")
+        c1, c2, c3, c4 = st.columns(4)
+        f_train = c1.number_input("Train share", 0.0, 1.0, 0.7, step=0.05, format="%.2f", key="prep.f_train")
+        f_val = c2.number_input("Validation share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="prep.f_val")
+        f_test = c3.number_input("Test share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="prep.f_test")
+        overwrite = c4.checkbox("Replace a dataset of that name", key="prep.overwrite")
+        submitted = st.form_submit_button("Prepare dataset", type="primary", icon=":material/grid_on:")
+
+    if not submitted:
+        return
+    workspace.require_writable("prepare a dataset")
+    out = workspace.dataset_path((name or "").strip())
+    if scheme == "custom":
+        try:
+            scheme_value = json.loads(mapping or "")
+        except json.JSONDecodeError as e:
+            raise OLRError(f"The custom mapping is not valid JSON ({e.msg}); write it like {{\"Urban\": [111, 112]}}.") from None
+    else:
+        scheme_value = scheme
+    if source == "On the server":
+        image = uploads.server_path(image_path, "image raster")
+        labels = uploads.server_path(label_path, "label file")
+    else:
+        if not image_files or not label_files:
+            raise OLRError("Upload both files: the image raster and the CORINE labels.")
+        submission = f"{out.name}-{st.session_state.get('prep.nonce', 0)}"
+        image = uploads.save_uploads([image_files], submission, uploads.RASTER_TYPES)[0]
+        labels = uploads.main_label_file(uploads.save_uploads(label_files, submission, uploads.LABEL_TYPES))
+        st.session_state["prep.nonce"] = st.session_state.get("prep.nonce", 0) + 1
+
+    from olr.prepare import prepare_dataset
+
+    bar = ProgressBar("Preparing", unit="tiles")
+    path = prepare_dataset(
+        image, labels, out,
+        tile=int(tile), stride=int(stride) or None, scheme=scheme_value, min_fraction=float(min_fraction),
+        min_labels=int(min_labels), max_nodata=float(max_nodata), prune_below=int(prune_below),
+        split_block=int(split_block), split_fractions=(float(f_train), float(f_val), float(f_test)), seed=int(seed),
+        label_encoding=encoding, overwrite=bool(overwrite), progress=bar.update,
+    )
+    bar.done()
+    ds = data.load_dataset(path)
+    state.choose_dataset(ds.name)
+    state.flash("success", f"Prepared dataset **{ds.name}**: {ds.n_tiles} tiles of {ds.tile_shape[0]}×{ds.tile_shape[1]} px, "
+                           f"{len(ds.label_names)} labels. It is selected in the sidebar.")
+    st.rerun()
+
+
+@guarded("Importing the batches")
+def import_form() -> None:
+    st.caption("A folder holding `0.npy, 1.npy, …` (n, h, w, b images) and `labels0.npy, labels1.npy, …` (n, L binary), "
+               "as the thesis stored its batches. The tiles carry no coordinates, so there is no map for them.")
+    with st.form("import", border=True):
+        c1, c2 = st.columns(2)
+        folder = c1.text_input("Batch folder", key="imp.folder", placeholder="uploads/thesis-batches",
+                               help=f"A folder inside {workspace.data_dir()}.")
+        name = c2.text_input("Dataset name", key="imp.name", placeholder="thesis-import")
+        names_text = st.text_area("Label names (optional, one per line, in column order)", key="imp.names", height=100)
+        c1, c2, c3, c4, c5 = st.columns(5)
+        split_block = c1.number_input("Split block (tiles, 0 = one per batch)", 0, 100000, 0, key="imp.split_block",
+                                      help="Consecutive tiles of a batch are neighbours; blocks keep them in one split.")
+        f_train = c2.number_input("Train share", 0.0, 1.0, 0.7, step=0.05, format="%.2f", key="imp.f_train")
+        f_val = c3.number_input("Validation share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="imp.f_val")
+        f_test = c4.number_input("Test share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="imp.f_test")
+        seed = c5.number_input("Split seed", 0, 2**31 - 1, 0, key="imp.seed")
+        overwrite = st.checkbox("Replace a dataset of that name", key="imp.overwrite")
+        submitted = st.form_submit_button("Import", type="primary", icon=":material/upload_file:")
+    if not submitted:
+        return
+    workspace.require_writable("import a dataset")
+    source = uploads.server_path(folder, "batch folder")
+    out = workspace.dataset_path((name or "").strip())
+    label_names = [n.strip() for n in (names_text or "").replace(",", "\n").splitlines() if n.strip()] or None
+    from olr.thesis_format import import_batches
+
+    bar = ProgressBar("Importing", unit="batches")
+    path = import_batches(source, out, label_names=label_names, split_block=int(split_block) or None,
+                          split_fractions=(float(f_train), float(f_val), float(f_test)), seed=int(seed),
+                          overwrite=bool(overwrite), progress=bar.update)
+    bar.done()
+    ds = data.load_dataset(path)
+    state.choose_dataset(ds.name)
+    state.flash("success", f"Imported **{ds.name}**: {ds.n_tiles} tiles, {len(ds.label_names)} labels.")
+    st.rerun()
+
+
+# ------------------------------------------------------------------------------ explorer
+
+
+def header_metrics(ds: data.Dataset) -> None:
+    h, w, b = ds.tile_shape
+    counts = {s: len(ds.split_indices(s)) for s in data.SPLITS}
+    cols = st.columns([1, 1, 1, 1, 1.4])
+    cols[0].metric("Tiles", f"{ds.n_tiles:,}", border=True)
+    cols[1].metric("Labels", len(ds.label_names), border=True)
+    cols[2].metric("Tile size", f"{h}×{w} px", border=True)
+    cols[3].metric("Bands", b, help=", ".join(ds.band_names) or None, border=True)
+    shares = " / ".join(f"{100 * counts[s] / max(ds.n_tiles, 1):.0f}" for s in data.SPLITS)
+    cols[4].metric("Train / val / test", f"{shares} %", border=True,
+                   help=" / ".join(f"{counts[s]:,} {s}" for s in data.SPLITS) + " tiles, in spatial blocks")
+
+
+def labels_view(ds: data.Dataset) -> None:
+    c1, c2 = st.columns(2)
+    prepared = (ds.meta.get("scheme") or {}).get("name") or "as prepared"
+    options = ["(as prepared)"] + ([s for s in clc.SCHEME_NAMES if s != prepared] if ds.code_fractions is not None else [])
+    scheme = c1.selectbox(
+        "Label scheme", options, key="ds.scheme",
+        format_func=lambda s: f"As prepared: {clc.SCHEME_TITLES.get(prepared, prepared)}" if s == "(as prepared)" else clc.SCHEME_TITLES[s],
+        help="Regroups the stored per-code fractions into another scheme, without preparing again."
+        if ds.code_fractions is not None else "This dataset has no per-code fractions (imported), so only its own labels exist.",
+    )
+    split = c2.selectbox("Tiles", ["all", *data.SPLITS], key="ds.split", format_func=lambda s: "all tiles" if s == "all" else f"{s} split")
+    labels = None if scheme == "(as prepared)" else list(clc.get_scheme(scheme).labels)
+    stats = loaders.dataset_stats(ds.name, None if split == "all" else split, labels)
+    if stats.n_tiles == 0:
+        st.info("No tiles in this split.")
+        return
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Label frequency")
+        st.caption(f"Tiles in which each label covers at least {ds.meta.get('min_fraction', 0):.0%} of the labelled area "
+                   f"({stats.n_tiles:,} tiles). Colours are the official CORINE colours.")
+        freq = stats.frequency_table()
+        hide_absent = st.toggle("Hide labels that never occur", value=True, key="ds.hide_absent")
+        if hide_absent:
+            freq = freq[freq["count"] > 0]
+        st.altair_chart(charts.label_frequency_chart(freq), width="stretch")
+    with right:
+        st.subheader("Labels per tile")
+        st.caption("How many labels a tile carries. Multi-label tiles are what makes co-occurrence and correlation meaningful.")
+        st.altair_chart(charts.labels_per_tile_chart(stats.labels_per_tile), width="stretch")
+        mean_labels = float((np.arange(len(stats.labels_per_tile)) * stats.labels_per_tile).sum() / max(stats.n_tiles, 1))
+        st.metric("Mean labels per tile", f"{mean_labels:.2f}", border=True)
+
+    st.subheader("Co-occurrence")
+    view = st.segmented_control("View", list(charts.MATRIX_VIEWS), format_func=lambda v: charts.MATRIX_VIEWS[v],
+                                default="phi", key="ds.matrix_view", required=True)
+    st.caption({
+        "counts": "Number of tiles in which both labels are present; the diagonal is each label's own count.",
+        "phi": "Pearson correlation of the two labels' presence columns: +1 always together, −1 never together, 0 independent. "
+               "Grey: a label without variance (never or always present).",
+        "npmi": "Normalised pointwise mutual information: how much more often the labels co-occur than if independent "
+                "(−1 never together, 0 independent, +1 always together).",
+        "cond": "Share of the tiles with the row label that also have the column label, P(column | row). Not symmetric.",
+    }[view])
+    present = stats.counts > 0
+    order = np.flatnonzero(present) if present.any() else np.arange(len(stats.names))
+    names = [stats.names[i] for i in order]
+    matrix = getattr(stats, view)[np.ix_(order, order)]
+    extra = {"tiles with both": stats.cooc[np.ix_(order, order)]}
+    st.altair_chart(
+        charts.heatmap(matrix, names, title=charts.MATRIX_VIEWS[view], signed=view in ("phi", "npmi"),
+                       domain=(0, 1) if view == "cond" else None, value_title=view, extra=extra),
+        width="content",
+    )
+    with st.expander("Most co-occurring label pairs"):
+        st.dataframe(stats.top_pairs(15, by="phi" if view in ("phi", "npmi") else "cooc"), hide_index=True,
+                     column_config={"phi": st.column_config.NumberColumn(format="%.3f"), "npmi": st.column_config.NumberColumn(format="%.3f")})
+
+
+def tiles_view(ds: data.Dataset) -> None:
+    names = ds.label_names
+    c1, c2, c3, c4 = st.columns([3, 2, 3, 2])
+    label = c1.selectbox("Tiles with label", ["(any)", *names], key="ds.gallery_label")
+    split = c2.selectbox("Split", ["all", *data.SPLITS], key="ds.gallery_split")
+    bands = ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])]
+    default = tiles.default_rgb_bands(bands)
+    rgb = c3.multiselect("Bands as R, G, B", bands, default=[bands[i] for i in default][: min(3, len(bands))],
+                         max_selections=3, key="ds.gallery_bands", help="Pick three bands (or one for grey).")
+    count = c4.select_slider("Tiles shown", [12, 24, 36, 48], value=24, key="ds.gallery_count")
+    idx = np.arange(ds.n_tiles)
+    if split != "all":
+        idx = ds.split_indices(split)
+    if label != "(any)":
+        j = names.index(label)
+        idx = idx[np.asarray(ds.presence[idx, j]).astype(bool)]
+    if len(idx) == 0:
+        st.info("No tile matches this filter.")
+        return
+    if not rgb:
+        st.info("Pick at least one band to draw.")
+        return
+    band_idx = [bands.index(b) for b in rgb]
+    band_idx = (band_idx * 3)[:3] if len(band_idx) < 3 else band_idx
+    if st.button("Show other tiles", icon=":material/shuffle:", key="ds.gallery_shuffle"):
+        st.session_state["ds.gallery_seed"] = st.session_state.get("ds.gallery_seed", 0) + 1
+    rng = np.random.default_rng(st.session_state.get("ds.gallery_seed", 0))
+    pick = np.sort(rng.choice(idx, size=min(count, len(idx)), replace=False))
+    images = np.asarray(ds.images[pick])
+    limits = _stretch(ds.name, tuple(band_idx))
+    upscale = max(1, 128 // max(ds.tile_shape[0], 1))
+    thumbs = tiles.rgb_composite(images, band_idx, limits, upscale=upscale)
+    fractions = np.asarray(ds.fractions[pick])
+    presence = np.asarray(ds.presence[pick]).astype(bool)
+    colors = ds.label_colors
+    split_of = ds.tiles["split"].to_numpy()
+    chips = []
+    for f, p in zip(fractions, presence):
+        order = np.argsort(-f)
+        chips.append([(names[j], colors[j], float(f[j])) for j in order if p[j]][:5])
+    captions = [f"tile {int(ds.tiles['tile_id'].iloc[k])} · {split_of[k]}" for k in pick]
+    st.caption(f"{len(pick)} of {len(idx):,} matching tiles; each composite is stretched between the 2nd and 98th percentile "
+               "of the dataset's pixel values per band. Chips: labels present, with their share of the labelled area.")
+    tiles.gallery(thumbs, captions, chips)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _stretch_cached(path: str, stamp: float, bands: tuple[int, ...]) -> np.ndarray:
+    ds = data.load_dataset(path)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(ds.n_tiles, size=min(64, ds.n_tiles), replace=False))
+    return tiles.stretch_limits(np.asarray(ds.images[sample]), list(bands))
+
+
+def _stretch(name: str, bands: tuple[int, ...]) -> np.ndarray:
+    path = workspace.dataset_path(name)
+    return _stretch_cached(str(path), (path / "meta.json").stat().st_mtime, bands)
+
+
+def map_view(ds: data.Dataset) -> None:
+    needed = {"lon_min", "lat_min", "lon_max", "lat_max"}
+    if not needed.issubset(ds.tiles.columns) or ds.tiles[list(needed)].isna().all().any():
+        st.info("This dataset has no tile coordinates (imported from the batch format), so it has no map.")
+        return
+    names = ds.label_names
+    counts = np.asarray(ds.presence).sum(axis=0)
+    c1, c2, c3 = st.columns([3, 2, 2])
+    default_label = names[int(np.argmax(counts))] if len(names) else None
+    label = c1.selectbox("Colour tiles by the area fraction of", names, index=names.index(default_label) if default_label else 0, key="ds.map_label")
+    split = c2.selectbox("Tiles", ["all", *data.SPLITS], key="ds.map_split")
+    basemap = c3.toggle("OpenStreetMap basemap", value=False, key="ds.map_osm", help="Needs internet access; the preview and grid work without.")
+    rows = np.arange(ds.n_tiles) if split == "all" else ds.split_indices(split)
+    if len(rows) > maps.MAX_TILES_DRAWN:
+        rows = np.sort(np.random.default_rng(0).choice(rows, maps.MAX_TILES_DRAWN, replace=False))
+        st.caption(f"Showing a random {maps.MAX_TILES_DRAWN:,} of the tiles to keep the map responsive.")
+    j = names.index(label)
+    fractions = np.asarray(ds.fractions[rows])
+    table = ds.tiles.iloc[rows]
+    text = maps.labels_text(fractions, names, float(ds.meta.get("min_fraction", 0.0)))
+    preview = ds.meta.get("preview") or {}
+    preview_png = ds.path / preview.get("file", "preview.png") if preview else None
+    m = maps.fraction_map(
+        table, fractions[:, j], text, title=f"{label} (area fraction)", bounds=maps.tiles_bounds(table),
+        preview_png=preview_png, preview_bounds=preview.get("bounds_lonlat"), basemap=basemap,
+    )
+    st.caption(f"Each rectangle is a tile over the scene preview, coloured by the share of its labelled area that is "
+               f"**{label}**. Hover for the value, click a tile for all its labels.")
+    maps.show(m, key=f"ds.map.{ds.name}")
+
+
+def explorer(name: str | None) -> None:
+    if not name:
+        return
+    st.divider()
+    ds = loaders.dataset(name)
+    st.header(f"Explorer · {name}")
+    if name == DEMO_DATASET:
+        st.caption("Synthetic demo scene: the land cover and the image are generated, with planted spatial structure; "
+                   "no real satellite or CORINE data.")
+    header_metrics(ds)
+    view = st.segmented_control("Show", ["Labels", "Tiles", "Map"], default="Labels", key="ds.view", required=True,
+                                format_func={"Labels": "Label statistics", "Tiles": "Sample tiles", "Map": "Map"}.get)
+    {"Labels": labels_view, "Tiles": tiles_view, "Map": map_view}[view or "Labels"](ds)
+
+
+dataset_table()
+if not workspace.is_readonly():
+    with st.expander("Add a dataset", expanded=not data.list_datasets(), icon=":material/add_circle:"):
+        tab_prepare, tab_import = st.tabs(["Prepare from rasters", "Import thesis batches"])
+        with tab_prepare:
+            prepare_form()
+        with tab_import:
+            import_form()
+explorer(state.dataset())

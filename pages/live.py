@@ -1,0 +1,117 @@
+"""Live: loss and metric curves of one or more runs, refreshing while they train."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from olr import runs as olr_runs
+from ui import charts, loaders, runs_panel, state
+from ui.entry import ensure_entrypoint
+from ui.guard import guarded
+
+REFRESH_S = 2.0
+NOT_METRICS = {"step", "epoch", "time", "split", "scope"}
+
+ensure_entrypoint()
+st.title("Live")
+st.caption(
+    "Training curves read from each run's `metrics.jsonl`. While a selected run is active the chart refreshes "
+    "itself every few seconds (only the chart, not the page). Solid lines: training; dashed: validation."
+)
+
+
+def long_frame(selected: list, x: str) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
+    """All selected runs' metric rows, with a `run` column and an elapsed-seconds column."""
+    frames, skipped = [], {}
+    for run in selected:
+        df, bad = loaders.run_metrics(run)
+        if bad:
+            skipped[run.id] = bad
+        if df.empty or "split" not in df:
+            continue
+        df = df.copy()
+        df["run"] = run.id
+        if "time" in df:
+            df["seconds"] = df["time"] - df["time"].min()
+        if "scope" in df:
+            # Per epoch: the epoch summaries. Per step/time: training's running means per step,
+            # validation's epoch-end points (the epoch summary of training would duplicate a step).
+            keep = (df["scope"] == "epoch") if x == "epoch" else ((df["split"] != "train") | (df["scope"] != "epoch"))
+            df = df[keep]
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(), [], skipped
+    all_rows = pd.concat(frames, ignore_index=True)
+    metrics = [c for c in all_rows.columns if c not in NOT_METRICS | {"run", "seconds"} and pd.api.types.is_numeric_dtype(all_rows[c])]
+    return all_rows, metrics, skipped
+
+
+everything = olr_runs.list_runs()
+if not everything:
+    runs_panel.offer_demo_pipeline("Live")
+    st.stop()
+chosen_ids = state.runs()
+if not chosen_ids:
+    st.info("Pick one or more runs in the sidebar to see their curves.", icon=":material/info:")
+    st.stop()
+
+by_id = {r.id: r for r in everything}
+c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+x_axis = c2.selectbox("X axis", ["step", "epoch", "seconds"], key="live.x",
+                      format_func={"step": "training step", "epoch": "epoch", "seconds": "seconds since start"}.get)
+smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.95, 0.6, 0.05, key="live.smoothing",
+                      help="Weight of the past in an exponential moving average; 0 shows raw values.")
+log_scale = c4.toggle("Log scale", value=False, key="live.log")
+splits = c4.pills("Splits", ["train", "val"], selection_mode="multi", default=["train", "val"], key="live.splits")
+_, metric_names, _ = long_frame([by_id[i] for i in chosen_ids if i in by_id], x_axis)
+metric_names = sorted(metric_names, key=lambda m: (m != "loss", m))
+if not metric_names:
+    metric_names = ["loss"]
+metric = c1.selectbox("Metric", metric_names, key="live.metric")
+live_at_start = any(by_id[i].is_live for i in chosen_ids if i in by_id)
+
+
+@st.fragment(run_every=REFRESH_S if live_at_start else None)
+@guarded("The live chart")
+def curves() -> None:
+    fresh = {r.id: r for r in olr_runs.list_runs()}
+    selected = [fresh[i] for i in chosen_ids if i in fresh]
+    live = any(r.is_live for r in selected)
+    if live != live_at_start:
+        st.rerun()  # start or stop the refresh timer
+    cards = st.columns(min(len(selected), 4) or 1)
+    for col, run in zip(cards * 4, selected):
+        df, _ = loaders.run_metrics(run)
+        last = None
+        if not df.empty and metric in df and "split" in df:
+            val = df[(df["split"] == "val")][metric].dropna()
+            train = df[(df["split"] == "train")][metric].dropna()
+            last = (val.iloc[-1], "val") if len(val) else ((train.iloc[-1], "train") if len(train) else None)
+        col.metric(f"{run.id}", f"{last[0]:.4g}" if last else "–", border=True,
+                   help=f"{run.kind} · {run.state} · {runs_panel.progress_text(run)}",
+                   delta=f"{metric} ({last[1]}) · {run.state}" if last else run.state, delta_color="off", delta_arrow="off")
+    frame, _, skipped = long_frame(selected, x_axis)
+    for run_id, bad in skipped.items():
+        st.caption(f":material/warning: {run_id}: {bad} unreadable line(s) in metrics.jsonl were skipped; the rest is shown.")
+    if frame.empty or metric not in frame:
+        waiting = [r.id for r in selected if r.is_live]
+        st.info(("Waiting for the first metrics of " + ", ".join(waiting) + "…") if waiting
+                else f"The selected runs have logged no {metric!r} values yet.", icon=":material/hourglass_empty:")
+    else:
+        frame = frame[frame["split"].isin(splits or ["train", "val"])]
+        if x_axis not in frame:
+            st.info(f"The metrics have no {x_axis!r} column; pick another x axis.")
+        else:
+            st.altair_chart(charts.curves_chart(frame, metric=metric, x=x_axis, log_scale=log_scale, smoothing=smoothing),
+                            width="stretch")
+    if live:
+        st.caption(f"Refreshing every {REFRESH_S:g} s · last update {time.strftime('%H:%M:%S')}")
+    for run in selected:
+        if run.state in ("failed", "dead"):
+            runs_panel.describe_failure(run)
+
+
+curves()

@@ -1,0 +1,138 @@
+"""Atomic files and staged folders (olr.atomic): readers see old or new, never half."""
+
+import errno
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from olr import atomic
+from olr.errors import OLRError
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_write_json_replaces_the_file_and_leaves_no_temporaries(tmp_path):
+    path = tmp_path / "status.json"
+    atomic.write_json(path, {"step": np.int64(3), "loss": np.float32(0.5), "shape": np.arange(2), "where": Path("a")})
+    assert json.loads(path.read_text()) == {"step": 3, "loss": 0.5, "shape": [0, 1], "where": "a"}
+    atomic.write_text(path, "new")
+    assert path.read_text() == "new" and listing(tmp_path) == ["status.json"]
+    with pytest.raises(TypeError):
+        atomic.write_json(path, {"x": object()})
+    assert path.read_text() == "new" and listing(tmp_path) == ["status.json"]
+
+
+def test_a_failed_replace_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "a.txt"
+    path.write_text("old")
+
+    def broken(src, dst):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(atomic.os, "replace", broken)
+    with pytest.raises(OSError):
+        atomic.write_bytes(path, b"new")
+    assert path.read_text() == "old" and listing(tmp_path) == ["a.txt"]
+
+
+def test_temp_sibling_is_a_fresh_name_next_to_the_target(tmp_path):
+    a, b = atomic.temp_sibling(tmp_path / "x.npy"), atomic.temp_sibling(tmp_path / "x.npy")
+    assert a != b and a.parent == tmp_path and a.name.startswith(".x.npy.")
+    atomic.replace_file_from(a, tmp_path / "x.npy")
+    assert (tmp_path / "x.npy").exists() and not a.exists()
+
+
+def test_staged_folder_appears_only_when_complete(tmp_path):
+    final = tmp_path / "data" / "ds"
+    with atomic.staged_folder(final) as stage:
+        (stage / "a.txt").write_text("1")
+        assert not final.exists() and stage.parent == final.parent and stage.name.startswith(".ds.")
+    assert listing(final) == ["a.txt"] and listing(final.parent) == ["ds"]
+
+
+def test_staged_folder_failure_leaves_nothing(tmp_path):
+    final = tmp_path / "ds"
+    with pytest.raises(ValueError):
+        with atomic.staged_folder(final) as stage:
+            (stage / "half.npy").write_bytes(b"x")
+            raise ValueError("boom")
+    assert listing(tmp_path) == []
+
+
+def test_existing_folder_is_kept_unless_overwrite(tmp_path):
+    final = tmp_path / "ds"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with pytest.raises(OLRError, match="already exists"):
+        with atomic.staged_folder(final):
+            pass
+    with pytest.raises(RuntimeError):  # overwrite, but the new build fails: the old one stays
+        with atomic.staged_folder(final, overwrite=True) as stage:
+            (stage / "new.txt").write_text("new")
+            raise RuntimeError("failed")
+    assert listing(final) == ["old.txt"] and listing(tmp_path) == ["ds"]
+    with atomic.staged_folder(final, overwrite=True) as stage:
+        (stage / "new.txt").write_text("new")
+    assert listing(final) == ["new.txt"] and listing(tmp_path) == ["ds"]
+
+
+def test_overwrite_puts_the_old_folder_back_if_the_final_rename_fails(tmp_path, monkeypatch):
+    final = tmp_path / "ds"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(src).name.endswith(".partial"):
+            raise OSError(errno.EIO, "I/O error")
+        return real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(OSError):
+        with atomic.staged_folder(final, overwrite=True) as stage:
+            (stage / "new.txt").write_text("new")
+    assert listing(final) == ["old.txt"] and listing(tmp_path) == ["ds"]
+
+
+@pytest.mark.parametrize("code,message", [(errno.ENOSPC, "disk is full"), (errno.EDQUOT, "disk is full"),
+                                          (errno.EACCES, "Permission denied"), (errno.EROFS, "Permission denied")])
+def test_disk_and_permission_errors_become_one_sentence(tmp_path, code, message):
+    with pytest.raises(OLRError, match=message):
+        with atomic.staged_folder(tmp_path / "ds") as stage:
+            (stage / "part").write_bytes(b"x")
+            raise OSError(code, os.strerror(code))
+    assert listing(tmp_path) == []
+
+
+def test_other_os_errors_pass_through(tmp_path):
+    with pytest.raises(OSError) as info:
+        with atomic.staged_folder(tmp_path / "ds"):
+            raise OSError(errno.EIO, "I/O error")
+    assert not isinstance(info.value, OLRError) and listing(tmp_path) == []
+
+
+def test_remove_stale_partials_only_touches_old_leftovers(tmp_path):
+    old_dir = tmp_path / ".ds.abc.partial"
+    old_dir.mkdir()
+    (old_dir / "images.npy").write_bytes(b"x")
+    old_file = tmp_path / ".meta.json.123.tmp"
+    old_file.write_text("{}")
+    fresh = tmp_path / ".other.partial"
+    fresh.mkdir()
+    keep = tmp_path / "ds"
+    keep.mkdir()
+    hidden = tmp_path / ".config"
+    hidden.write_text("x")
+    past = time.time() - 7200
+    for p in (old_dir, old_file, hidden):
+        os.utime(p, (past, past))
+    removed = atomic.remove_stale_partials(tmp_path, min_age_s=3600)
+    assert sorted(p.name for p in removed) == [".ds.abc.partial", ".meta.json.123.tmp"]
+    assert listing(tmp_path) == [".config", ".other.partial", "ds"]
+    assert atomic.remove_stale_partials(tmp_path / "missing") == []

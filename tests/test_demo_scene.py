@@ -1,0 +1,384 @@
+"""The synthetic demo scene: determinism, raster formats, planted structure, learnability,
+and the demo dataset built from it (single and concurrent first launches)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.warp import Resampling, reproject
+
+from olr import clc, demo_scene
+from olr.errors import OLRError
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = 512  # 5.12 km: 64 tiles of 64 px, rendered in about a second
+HAS_PREPARE = importlib.util.find_spec("olr.prepare") is not None
+needs_prepare = pytest.mark.skipif(not HAS_PREPARE, reason="olr.prepare is not written yet")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def small_scene(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("scene") / "s3"
+    demo_scene.generate_scene(folder, seed=3, size_px=SMALL)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def default_land_cover() -> dict:
+    """Land cover of the default scene (no image rendering: about 3 s)."""
+    return demo_scene.build_land_cover(demo_scene.DEFAULT_SEED, demo_scene.DEFAULT_SIZE_PX)
+
+
+def _codes_on_image_grid(lc: dict) -> np.ndarray:
+    """The land cover aligned onto the image grid the way preparation does it (nearest)."""
+    g = lc["grids"]
+    grid = demo_scene._grid_raster(lc["codes"])
+    out = np.zeros((g.size, g.size), np.uint8)
+    reproject(
+        grid, out, src_transform=g.label_transform, src_crs=demo_scene.LABEL_CRS, dst_transform=g.image_transform,
+        dst_crs=demo_scene.IMAGE_CRS, resampling=Resampling.nearest, src_nodata=48, dst_nodata=48,
+    )
+    return clc.grid_to_code_lut()[out]
+
+
+# ---------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_identical_files_and_another_seed_a_different_scene(small_scene, tmp_path):
+    again = demo_scene.generate_scene(tmp_path / "again", seed=3, size_px=SMALL)
+    for name in ("image.tif", "clc.tif", "scene.json"):
+        assert _sha(small_scene / name) == _sha(tmp_path / "again" / name), name
+    assert again == json.loads((small_scene / "scene.json").read_text())
+
+    demo_scene.generate_scene(tmp_path / "other", seed=4, size_px=SMALL)
+    with rasterio.open(small_scene / "clc.tif") as a, rasterio.open(tmp_path / "other" / "clc.tif") as b:
+        labels_a, labels_b = a.read(1), b.read(1)
+    assert labels_a.shape == labels_b.shape  # same grid, different landscape
+    assert (labels_a != labels_b).mean() > 0.2
+    with rasterio.open(small_scene / "image.tif") as a, rasterio.open(tmp_path / "other" / "image.tif") as b:
+        assert not np.array_equal(a.read(1), b.read(1))
+
+
+def test_generation_is_atomic_and_refuses_to_overwrite_silently(small_scene, tmp_path):
+    with pytest.raises(OLRError, match="already exists"):
+        demo_scene.generate_scene(small_scene, seed=3, size_px=SMALL)
+    for bad in ({"size_px": 10}, {"size_px": 100000}, {"seed": -1}, {"seed": "x"}):
+        with pytest.raises(OLRError):
+            demo_scene.generate_scene(tmp_path / "bad", **bad)
+    assert not (tmp_path / "bad").exists()
+
+    def interrupt(done, total, message):  # stop half-way through rendering
+        if done > total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demo_scene.generate_scene(tmp_path / "half", seed=1, size_px=SMALL, progress=interrupt)
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written is left behind
+
+
+# ---------------------------------------------------------------------------- raster formats
+
+
+def test_image_raster_is_utm_10m_uint16_four_named_bands(small_scene):
+    with rasterio.open(small_scene / "image.tif") as src:
+        assert src.crs.to_epsg() == 32636
+        assert src.res == (10.0, 10.0)
+        assert (src.width, src.height, src.count) == (SMALL, SMALL, 4)
+        assert src.dtypes == ("uint16",) * 4
+        assert src.descriptions == ("red", "green", "blue", "nir")
+        assert src.nodata is None
+        assert src.profile["tiled"] and src.compression.name == "deflate"
+        img = src.read()
+        lon, lat = rasterio.warp.transform(src.crs, "EPSG:4326", [src.bounds.left], [src.bounds.top])
+    assert 32.5 < lon[0] < 34.5 and 34.5 < lat[0] < 35.6  # near Cyprus
+    assert img.min() >= 1 and img.max() <= 10000
+    # Reflectance-like: water is dark in NIR, vegetation bright, so NIR spans a wide range.
+    nir = img[3].astype(float)
+    assert np.percentile(nir, 2) < 400 and np.percentile(nir, 98) > 2500
+
+
+def test_label_raster_is_corine_grid_codes_in_laea_100m(small_scene):
+    with rasterio.open(small_scene / "clc.tif") as src:
+        assert src.crs.to_epsg() == 3035
+        assert src.res == (100.0, 100.0)
+        assert src.dtypes == ("uint8",) and src.nodata == 48
+        assert src.transform.c % 100 == 0 and src.transform.f % 100 == 0  # on CORINE's lattice
+        labels = src.read(1)
+        assert src.colormap(1)[clc.code_to_grid(523)][:3] == (230, 242, 255)
+        left, bottom, right, top = src.bounds
+    values = set(np.unique(labels).tolist())
+    assert values <= set(range(1, 45)) | {48}
+    assert 48 in values  # the extract is clipped around the image footprint, like a CLC cut-out
+    x, y = 6434586.0, 1650192.0  # 33.3 E 35.0 N in EPSG:3035
+    assert left < x < right and bottom < y < top
+
+
+def test_scene_json_describes_the_scene(small_scene):
+    scene = json.loads((small_scene / "scene.json").read_text())
+    assert scene["synthetic"] is True and scene["seed"] == 3 and scene["size_px"] == SMALL
+    assert scene["image"]["crs"] == "EPSG:32636" and scene["labels"]["crs"] == "EPSG:3035"
+    assert scene["tiles_expected"] == (SMALL // 64) ** 2
+    shares = [c["pixel_share"] for c in scene["classes"]]
+    assert abs(sum(shares) - 1.0) < 1e-3 and shares == sorted(shares, reverse=True)
+    assert scene["planted_structure"]["near"][0]["class"] == demo_scene.PLANTED_STRUCTURE["near"][0]["class"]
+    # The image shows what the labels say: its pixel classes are the label classes.
+    with rasterio.open(small_scene / "clc.tif") as src:
+        label_codes = {int(clc.grid_to_code_lut()[v]) for v in np.unique(src.read(1))} - {0}
+    assert {c["code"] for c in scene["classes"]} <= label_codes
+
+
+# ---------------------------------------------------------------------------- content
+
+
+def test_default_scene_has_many_classes_with_a_long_but_learnable_tail(default_land_cover):
+    codes = _codes_on_image_grid(default_land_cover)
+    size = demo_scene.DEFAULT_SIZE_PX
+    n = size // 64
+    tiles = codes[: n * 64, : n * 64].reshape(n, 64, n, 64).transpose(0, 2, 1, 3).reshape(n * n, -1)
+    present = sorted(set(np.unique(codes).tolist()) - {0})
+    counts = {c: int(((tiles == c).mean(1) >= demo_scene.DEMO_MIN_FRACTION).sum()) for c in present}
+    assert len(present) >= 25, present
+    rare = {int(c) for c in demo_scene.PLANTED_STRUCTURE["rare"]}
+    assert rare <= set(present)
+    for c in set(present) - rare:
+        assert counts[c] >= 35, (c, counts[c])
+    for c in rare:
+        assert 1 <= counts[c] < 35, (c, counts[c])
+    freq = sorted(counts.values(), reverse=True)
+    assert freq[0] > 10 * freq[len(freq) // 2 + 5]  # long-tailed: the head dwarfs the tail
+    assert (codes == 0).mean() == 0.0  # labels cover the whole image
+
+
+def _cell_xy(lc: dict) -> tuple[np.ndarray, np.ndarray]:
+    g = lc["grids"]
+    cols, rows = np.meshgrid(np.arange(g.label_w), np.arange(g.label_h))
+    return cols * demo_scene.CELL_M, rows * demo_scene.CELL_M
+
+
+def _min_distance(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each of points (n, 2) to the nearest of targets (m, 2)."""
+    out = np.full(len(points), np.inf)
+    for i in range(0, len(points), 2048):
+        p = points[i : i + 2048]
+        for j in range(0, len(targets), 4096):
+            d = np.sqrt(((p[:, None, :] - targets[None, j : j + 4096, :]) ** 2).sum(-1)).min(1)
+            out[i : i + 2048] = np.minimum(out[i : i + 2048], d)
+    return out
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """Cells of mask with a neighbour outside it: the nearest target cell is always one."""
+    p = np.pad(mask, 1, constant_values=False)
+    inner = p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return mask & ~inner
+
+
+def _patches(mask: np.ndarray) -> np.ndarray:
+    """8-connected component labels (0 = background) by repeated neighbour-minimum propagation."""
+    big = np.iinfo(np.int64).max
+    lab = np.where(mask, np.arange(mask.size).reshape(mask.shape) + 1, big)
+    while True:
+        p = np.pad(lab, 1, constant_values=big)
+        h, w = mask.shape
+        nb = np.minimum.reduce([p[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)])
+        new = np.where(mask, nb, big)
+        if np.array_equal(new, lab):
+            return np.where(mask, lab, 0)
+        lab = new
+
+
+def test_planted_structure_holds_on_the_default_scene(default_land_cover):
+    lc = default_land_cover
+    codes = lc["codes"]
+    x, y = _cell_xy(lc)
+    xy = np.stack([x, y], -1)
+    structure = demo_scene.PLANTED_STRUCTURE
+    for rule in structure["near"]:
+        cls = codes == rule["class"]
+        assert cls.any(), rule
+        target = np.isin(codes, rule["of"])
+        d = _min_distance(xy[cls], xy[_edge(target)])
+        d[target[cls]] = 0.0
+        if rule["scope"] == "cell":
+            assert d.max() <= rule["within_m"], (rule, d.max())
+        else:
+            patch_ids = _patches(cls)[cls]
+            for pid in np.unique(patch_ids):
+                assert d[patch_ids == pid].min() <= rule["within_m"], (rule, pid)
+    for rule in structure["far"]:
+        cls = codes == rule["class"]
+        assert cls.any(), rule
+        d = _min_distance(xy[_edge(cls)], xy[_edge(np.isin(codes, rule["from"]))])
+        assert d.min() >= rule["min_m"], (rule, d.min())
+    elev = lc["cell_fields"]["elev"]
+    for code, (lo, hi) in structure["elevation_m"].items():
+        e = elev[codes == int(code)]
+        assert e.size and lo <= e.min() and e.max() <= hi, (code, e.min(), e.max())
+    # The structure shows up as label correlation: urban with roads, conifers never with sea.
+    tiles = _codes_on_image_grid(lc)
+    n = tiles.shape[0] // 64
+    t = tiles[: n * 64, : n * 64].reshape(n, 64, n, 64).transpose(0, 2, 1, 3).reshape(n * n, -1)
+    has = {c: (t == c).mean(1) >= demo_scene.DEMO_MIN_FRACTION for c in (312, 523, 331, 112, 122, 124, 242)}
+    phi = lambda a, b: np.corrcoef(a.astype(float), b.astype(float))[0, 1]  # noqa: E731
+    assert not (has[312] & has[523]).any()
+    assert phi(has[523], has[331]) > 0.1 and phi(has[112], has[242]) > 0.1 and phi(has[112], has[122]) > 0.05
+    assert phi(has[312], has[331]) < 0
+
+
+def test_labels_are_learnable_from_pixels_but_not_trivially(small_scene):
+    """A nearest-class-mean classifier on 8x8-pixel blocks (mean and std per band) beats the
+    majority class clearly, yet is far from perfect."""
+    with rasterio.open(small_scene / "image.tif") as im, rasterio.open(small_scene / "clc.tif") as lb:
+        img = im.read().astype(np.float32)
+        grid = np.zeros((im.height, im.width), np.uint8)
+        reproject(rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs, resampling=Resampling.nearest)
+    codes = clc.grid_to_code_lut()[grid]
+    b, n = 8, SMALL // 8
+    block_codes = codes.reshape(n, b, n, b).transpose(0, 2, 1, 3).reshape(n * n, -1)
+    pix = img.reshape(4, n, b, n, b).transpose(1, 3, 0, 2, 4).reshape(n * n, 4, -1)
+    pure = (block_codes == block_codes[:, :1]).all(1)
+    y = block_codes[pure, 0]
+    feats = np.concatenate([pix[pure].mean(2), pix[pure].std(2)], 1)
+    feats /= feats.std(0)
+    # Alternate 64-px tiles between fitting and testing (a spatial checkerboard).
+    row, col = np.divmod(np.flatnonzero(pure), n)
+    fit = ((row // 8) + (col // 8)) % 2 == 0
+    classes = np.unique(y[fit])
+    test = ~fit & np.isin(y, classes)
+    means = np.stack([feats[fit & (y == c)].mean(0) for c in classes])
+    pred = classes[np.argmin(((feats[test][:, None] - means[None]) ** 2).sum(-1), 1)]
+    accuracy = (pred == y[test]).mean()
+    values, counts = np.unique(y[fit], return_counts=True)
+    majority = (y[test] == values[np.argmax(counts)]).mean()
+    assert len(classes) >= 12
+    assert accuracy > majority + 0.15, (accuracy, majority)
+    assert accuracy < 0.95, accuracy
+
+
+def test_progress_is_reported_in_order(tmp_path):
+    calls = []
+    demo_scene.generate_scene(tmp_path / "p", seed=1, size_px=256, progress=lambda d, t, m: calls.append((d, t, m)))
+    done = [d for d, _, _ in calls]
+    assert done == sorted(done) and calls[-1][0] == calls[-1][1] and len(calls) >= 3
+    assert all(isinstance(m, str) and m for _, _, m in calls)
+
+
+def test_split_seed_gives_clumped_labels_positives_in_every_split(default_land_cover):
+    from olr import splits
+
+    tiles = _codes_on_image_grid(default_land_cover)
+    n = tiles.shape[0] // 64
+    t = tiles[: n * 64, : n * 64].reshape(n, 64, n, 64).transpose(0, 2, 1, 3).reshape(n * n, -1)
+    codes = sorted(set(np.unique(t).tolist()) - {0})
+    presence = np.stack([(t == c).mean(1) >= demo_scene.DEMO_MIN_FRACTION for c in codes], -1)
+    block = demo_scene.DEMO_SPLIT_BLOCK
+    chosen = demo_scene.split_seed(presence.reshape(n, n, -1), block=block)
+    rows, cols = np.divmod(np.arange(n * n), n)
+    blocks = splits.spatial_blocks(rows, cols, block)
+    common = presence[:, presence.sum(0) >= 20]
+
+    def worst(seed):
+        assigned = splits.assign_blocks(blocks, demo_scene.DEMO_SPLIT, seed)
+        return min(int(common[assigned == s].sum(0).min()) for s in ("val", "test"))
+
+    assert worst(chosen) >= 3
+    assert worst(chosen) >= max(worst(s) for s in range(5))
+
+
+# ---------------------------------------------------------------------------- the demo dataset
+
+
+@needs_prepare
+def test_ensure_demo_dataset_builds_once_and_loads(tmp_path):
+    from olr.data import list_datasets, load_dataset
+    from olr.workspace import data_dir
+
+    messages = []
+    path = demo_scene.ensure_demo_dataset(lambda d, t, m: messages.append(m), seed=3, size_px=SMALL)
+    assert path == data_dir() / demo_scene.DEMO_DATASET
+    ds = load_dataset(path)
+    assert ds.n_tiles == (SMALL // 64) ** 2 and ds.tile_shape == (64, 64, 4)
+    assert ds.meta["min_fraction"] == demo_scene.DEMO_MIN_FRACTION
+    assert ds.meta["parameters"]["split_block"] == demo_scene.DEMO_SPLIT_BLOCK
+    # The presence the split seed was chosen on is the presence preparation wrote.
+    scene = demo_scene.demo_scene_dir()
+    presence, codes = demo_scene.tile_presence(scene / "image.tif", scene / "clc.tif")
+    flat = presence.reshape(-1, len(codes))
+    order = np.lexsort((ds.tiles["col_off"].to_numpy(), ds.tiles["row_off"].to_numpy()))
+    own = {lab.codes[0]: j for j, lab in enumerate(ds.labels)}
+    assert set(own) == {c for k, c in enumerate(codes) if flat[:, k].any()}  # absent labels are dropped
+    for k, code in enumerate(codes):
+        if code in own:
+            assert np.array_equal(np.asarray(ds.presence)[order, own[code]].astype(bool), flat[:, k]), code
+    present = np.asarray(ds.presence).sum(0)
+    assert (present > 0).sum() >= 8
+    assert set(ds.tiles["split"]) <= {"train", "val", "test"}
+    assert list_datasets() == [demo_scene.DEMO_DATASET]  # the scene folder is not a dataset
+    assert messages
+    # A second call finds it and does no work.
+    stamp = (path / "meta.json").stat().st_mtime_ns
+    scene_stamp = (demo_scene.demo_scene_dir() / "image.tif").stat().st_mtime_ns
+    assert demo_scene.ensure_demo_dataset() == path
+    assert (path / "meta.json").stat().st_mtime_ns == stamp
+    assert (demo_scene.demo_scene_dir() / "image.tif").stat().st_mtime_ns == scene_stamp
+
+
+_CHILD = """
+import json, os
+from olr import demo_scene
+path = demo_scene.ensure_demo_dataset(seed=3, size_px={size})
+scene = demo_scene.demo_scene_dir() / "image.tif"
+inodes = {{"inode": os.stat(path / "meta.json").st_ino, "scene_inode": os.stat(scene).st_ino}}
+print(json.dumps(dict(path=str(path), **inodes)))
+"""
+
+
+@needs_prepare
+def test_two_processes_at_first_launch_build_one_dataset(tmp_path):
+    from olr.data import load_dataset
+
+    env = dict(os.environ, OLR_HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    code = _CHILD.format(size=SMALL)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert results[0]["path"] == results[1]["path"]
+    assert results[0]["inode"] == results[1]["inode"]  # the second found the first's dataset
+    assert results[0]["scene_inode"] == results[1]["scene_inode"]
+    assert load_dataset(results[0]["path"]).n_tiles == (SMALL // 64) ** 2
+    leftovers = [p.name for p in (tmp_path / "data").iterdir() if p.name.endswith((".partial", ".old", ".tmp"))]
+    assert leftovers == []
+
+
+@needs_prepare
+def test_cli_demo_data_prints_a_summary(tmp_path):
+    env = dict(os.environ, OLR_HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    cli = [sys.executable, "-m", "olr", "demo-data"]
+    run = subprocess.run(
+        cli + ["--size", "256", "--seed", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "tiles: 16" in run.stdout and "synthetic" in run.stdout
+    assert "Sea and ocean" in run.stdout
+    bad = subprocess.run(cli + ["--size", "10"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "size" in bad.stderr and "Traceback" not in bad.stderr

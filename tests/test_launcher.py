@@ -1,0 +1,145 @@
+"""olr.launcher: real detached `python -m olr train` processes, idempotent launches, stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from olr import launcher, workspace
+from olr import runs as olr_runs
+from olr.errors import OLRError
+from tests.fixtures.runs import make_tiny_dataset
+
+TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
+        "log_every_steps": 2, "early_stopping_patience": 0}
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def tiny_home(_isolated_workspace) -> Path:
+    make_tiny_dataset(_isolated_workspace / "data" / "tiny", n_tiles=96)
+    return _isolated_workspace
+
+
+def test_launch_runs_detached_a_repeated_key_starts_nothing_and_stop_ends_it(tiny_home):
+    key = launcher.new_key()
+    run_id = launcher.launch_training({**TINY, "epochs": 500}, "cpu", key=key)
+    run_dir = workspace.run_path(run_id)
+    # The id is known at once; the folder already holds the console log and the launch record.
+    assert (run_dir / "console.log").exists()
+    launch = json.loads((run_dir / "launch.json").read_text())
+    assert launch["cuda_visible_devices"] == "" and launch["device"] == "cpu"
+    assert os.getpgid(launch["pid"]) == launch["pid"]  # its own process group (own session)
+    # The same submission again (a rerun, a double click): same run, no second process or folder.
+    assert launcher.launch_training({**TINY, "epochs": 500}, "cpu", key=key) == run_id
+    assert launcher.launched_run(key) == run_id
+    assert [r.id for r in olr_runs.list_runs()] == [run_id]
+
+    # It really trains: the child validates the config, adopts the folder and logs metrics.
+    wait_for(lambda: olr_runs.load_run(run_id).state == "running" and olr_runs.read_metrics(run_id).shape[0] > 0,
+             180, "the run to log metrics")
+    run = olr_runs.load_run(run_id)
+    assert run.config["epochs"] == 500 and run.config["dataset"] == "tiny"
+    assert "train" in set(olr_runs.read_metrics(run)["split"])
+    pid = launcher.run_process(run_id)
+    assert pid == launch["pid"]
+
+    assert launcher.stop_run(run_id, grace_s=20, wait=True) is True
+    run = olr_runs.load_run(run_id)
+    assert run.state == "stopped", olr_runs.tail_log(run, 30)
+    assert launcher.run_process(run_id) is None
+    wait_for(lambda: "exit_code" in json.loads((run_dir / "launch.json").read_text()), 10, "the exit to be recorded")
+    assert json.loads((run_dir / "launch.json").read_text())["exit_code"] == 143  # SIGTERM handled: clean stop
+    assert (run_dir / "last.keras").exists()  # the checkpoint written on the way out
+    # Stopping again is a no-op that says so.
+    assert launcher.stop_run(run_id) is False
+
+
+def test_concurrent_launches_of_one_key_start_one_run(tiny_home):
+    key = launcher.new_key()
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def go():
+        try:
+            ids.append(launcher.launch_training({**TINY, "epochs": 1}, "cpu", key=key))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(ids)) == 1
+    folders = [p for p in workspace.models_dir().iterdir() if not p.name.startswith(".")]
+    assert [p.name for p in folders] == ids[:1]
+    launcher.stop_run(ids[0], grace_s=5, wait=True)
+
+
+def test_stop_run_kills_a_process_that_ignores_sigterm(_isolated_workspace):
+    # A run folder whose process ignores SIGTERM, started the way the launcher starts runs.
+    run_dir = workspace.run_path("stuck")
+    run_dir.mkdir(parents=True)
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('olr stuck', flush=True); time.sleep(600)"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "olr stuck"  # the handler is installed
+        (run_dir / "launch.json").write_text(json.dumps({"pid": proc.pid, "pgid": proc.pid, "host": os.uname().nodename}))
+        (run_dir / "status.json").write_text(json.dumps({"state": "running", "pid": proc.pid}))
+        started = time.monotonic()
+        assert launcher.stop_run("stuck", grace_s=1.0, wait=True) is True
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert time.monotonic() - started >= 1.0
+        assert json.loads((run_dir / "status.json").read_text())["state"] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_launch_that_dies_at_start_up_is_recorded_as_failed(tiny_home):
+    # The dataset check happens in the child (exit 2): the run folder must say so, with the log.
+    run_id = launcher.launch_training({**TINY, "dataset": "no-such-dataset"}, "cpu")
+    run = wait_for(lambda: (r := olr_runs.load_run(run_id)).state in olr_runs.FINAL_STATES and r, 120, "the launch to fail")
+    assert run.state == "failed"
+    assert "no-such-dataset" in run.status["error"]
+    launch_file = workspace.run_path(run_id) / "launch.json"
+    wait_for(lambda: "exit_code" in json.loads(launch_file.read_text()), 30, "the exit to be recorded")
+    assert json.loads(launch_file.read_text())["exit_code"] == 2
+
+
+def test_devices_and_bad_input():
+    assert launcher.cuda_visible_devices("cpu") == ""
+    assert launcher.cuda_visible_devices("gpu:0,1") == "0,1"
+    with pytest.raises(OLRError, match="Unknown device 'tpu'"):
+        launcher.cuda_visible_devices("tpu")
+    assert launcher.list_devices()[-1] == launcher.Device("cpu", "CPU")
+    with pytest.raises(OLRError, match="not allowed"):
+        launcher.launch_training(TINY, "cpu", key="../escape")
+    with pytest.raises(OLRError, match="no run 'missing'"):
+        launcher.stop_run("missing")
+
+
+def test_read_only_workspace_refuses_to_launch(monkeypatch):
+    monkeypatch.setenv("OLR_READONLY", "1")
+    with pytest.raises(OLRError, match="read-only"):
+        launcher.launch_training(TINY, "cpu")
+    assert not workspace.models_dir().exists() or not any(workspace.models_dir().iterdir())

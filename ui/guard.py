@@ -1,0 +1,51 @@
+"""Turning exceptions into messages: the app never shows a Python traceback.
+
+An `OLRError` is the user's to fix, so its sentence is shown as is. Anything else is a
+bug in OLR Studio: a short sentence, with the details folded away in an expander for a
+bug report. Streamlit's own control flow (`st.rerun`, `st.stop`) derives from
+BaseException and passes through untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from typing import Callable
+
+import streamlit as st
+
+from olr.errors import OLRError
+
+
+def show_exception(error: BaseException, what: str = "This page") -> None:
+    """Render `error` as an error box (never `st.exception`)."""
+    if isinstance(error, OLRError):
+        st.error(str(error), icon=":material/error:")
+        return
+    st.error(
+        f"{what} hit an unexpected problem ({type(error).__name__}) and could not finish. "
+        "Reload the page; if it happens again, report it with the details below.",
+        icon=":material/bug_report:",
+    )
+    with st.expander("Details for a bug report"):
+        st.code("".join(traceback.format_exception(error)).strip(), language="text")
+
+
+def guarded(what: str = "This page") -> Callable:
+    """Decorator: run the function, showing any exception as a message instead of a traceback.
+
+    Use on page bodies and on fragment functions (a fragment rerun runs outside the page body).
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - the point is to catch everything
+                show_exception(error, what)
+                return None
+
+        return wrapper
+
+    return decorate

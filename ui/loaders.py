@@ -1,0 +1,159 @@
+"""Cached readers of workspace contents, keyed by path and modification time.
+
+A dataset or run that changes on disk (prepared again, a run still writing) gets a new
+key, so a cached copy is never stale; unchanged ones are opened once per server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from olr import data, workspace
+from olr.errors import OLRError
+
+
+def _stamp(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _open_dataset(path: str, stamp: float) -> data.Dataset:
+    return data.load_dataset(path)
+
+
+def dataset(name: str) -> data.Dataset:
+    """The opened dataset `name` of the current workspace (memory-mapped, cached)."""
+    path = workspace.dataset_path(name)
+    return _open_dataset(str(path), _stamp(path / "meta.json"))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _dataset_stats(path: str, stamp: float, split: str | None, labels_json: str | None):
+    from olr import stats
+
+    ds = _open_dataset(path, stamp)
+    if labels_json is None:
+        return stats.dataset_stats(ds, split=split)
+    # Another scheme: regroup the per-code fractions (no re-preparation), then the same statistics.
+    from olr.clc import Label
+
+    labels = [Label.from_json(d) for d in json.loads(labels_json)]
+    rows = ds.split_indices(split) if split else slice(None)
+    return stats.label_stats(
+        ds.presence_for(labels)[rows], ds.fractions_for(labels)[rows], [lab.name for lab in labels], [lab.color for lab in labels]
+    )
+
+
+def dataset_stats(name: str, split: str | None = None, labels: list | None = None):
+    """`olr.stats.LabelStats` of dataset `name` (optionally for another label set `labels`), cached."""
+    path = workspace.dataset_path(name)
+    labels_json = None if labels is None else json.dumps([lab.to_json() for lab in labels])
+    return _dataset_stats(str(path), _stamp(path / "meta.json"), split, labels_json)
+
+
+def dataset_summaries() -> list[dict]:
+    """One row per dataset of the workspace, read from meta.json (no tile data is opened)."""
+    rows = []
+    for name in data.list_datasets():
+        path = workspace.dataset_path(name)
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rows.append({"name": name, "problem": "meta.json unreadable"})
+            continue
+        tile = meta.get("tile") or meta.get("tile_size") or (meta.get("parameters") or {}).get("tile")
+        splits = meta.get("split_counts") or {}
+        scheme = meta.get("scheme") or meta.get("label_scheme")
+        rows.append(
+            {
+                "name": name,
+                "tiles": meta.get("n_tiles"),
+                "labels": len(meta.get("labels", [])),
+                "scheme": scheme.get("name") if isinstance(scheme, dict) else scheme,
+                "tile size": f"{tile}×{tile}" if tile else None,
+                "bands": len(meta.get("bands", [])),
+                "splits": " / ".join(f"{splits.get(s, 0)}" for s in data.SPLITS) if splits else None,
+                "created": meta.get("created"),
+                "problem": None,
+            }
+        )
+    return rows
+
+
+def require_dataset(name: str | None) -> data.Dataset:
+    if not name:
+        raise OLRError("No dataset is selected; prepare or import one on the Datasets page, then pick it in the sidebar.")
+    return dataset(name)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _metrics(path: str, mtime: float, size: int):
+    from olr import runs
+
+    df = runs.read_metrics(runs.load_run(path))
+    return df, int(df.attrs.get("skipped_lines", 0))
+
+
+def run_metrics(run):
+    """(metrics DataFrame, number of corrupt lines skipped) of a run; re-read only when the file grows."""
+    p = Path(run.path) / "metrics.jsonl"
+    try:
+        st_ = p.stat()
+        key = (st_.st_mtime_ns / 1e9, st_.st_size)
+    except OSError:
+        key = (0.0, 0)
+    return _metrics(str(run.path), *key)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _metrics_at(run_path: str, stamp: float, thresholds: tuple[float, ...] | float, beta: float):
+    from olr import evaluation
+
+    return evaluation.metrics_at(run_path, np.asarray(thresholds) if isinstance(thresholds, tuple) else thresholds, beta)
+
+
+def metrics_at(run, thresholds, beta: float):
+    """`olr.evaluation.metrics_at` on the run's stored test predictions, cached per threshold."""
+    key = tuple(float(t) for t in thresholds) if np.ndim(thresholds) else float(thresholds)
+    stamp = _stamp(Path(run.path) / "evaluation" / "test_predictions.npz")
+    return _metrics_at(str(run.path), stamp, key, float(beta))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _predictions(run_path: str, stamp: float) -> dict:
+    from olr import evaluation
+
+    return evaluation.load_predictions(run_path)
+
+
+def predictions(run) -> dict:
+    return _predictions(str(run.path), _stamp(Path(run.path) / "evaluation" / "test_predictions.npz"))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _matrices(run_path: str, stamp: float) -> dict:
+    from olr import correlations
+
+    return correlations.load_matrices(run_path)
+
+
+def matrices(run) -> dict:
+    """`olr.correlations.load_matrices` of a run, cached until the file changes."""
+    return _matrices(str(run.path), _stamp(Path(run.path) / "correlations" / "matrices.npz"))
+
+
+def run_dataset(run) -> data.Dataset:
+    """The dataset a run was trained on (cached when it is in the workspace)."""
+    name = run.config.get("dataset")
+    if name and name in data.list_datasets():
+        return dataset(name)
+    from olr import evaluation
+
+    return evaluation.run_dataset(run)

@@ -1,0 +1,34 @@
+"""Choosing the run a result page shows, with the empty and unfinished states explained."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from olr import runs as olr_runs
+from olr.errors import OLRError
+from ui import runs_panel, state
+
+
+def selected_run(page: str):
+    """The sidebar's run, or None after explaining what to do (no runs, none picked, failed, still training)."""
+    everything = olr_runs.list_runs()
+    if not everything:
+        runs_panel.offer_demo_pipeline(page)
+        return None
+    run_id = state.run()
+    if not run_id:
+        st.info("Pick a run in the sidebar.", icon=":material/info:")
+        return None
+    try:
+        run = olr_runs.load_run(run_id)
+    except OLRError as error:
+        st.error(str(error))
+        return None
+    if run.state in ("failed", "dead"):
+        runs_panel.describe_failure(run)
+        return None
+    if run.is_live:
+        st.info(f"Run {run.id} is still {run.state} ({runs_panel.progress_text(run)}); its results appear here when it "
+                "finishes. Follow it on the Live page.", icon=":material/hourglass_top:")
+        return None
+    return run

@@ -1,0 +1,153 @@
+"""Run listings shared by pages: active runs with Stop buttons, recent runs, failed-run details,
+and the one-click demo pipeline offered where there are no runs yet."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from olr import launcher, workspace
+from olr import runs as olr_runs
+from ui import state
+from ui.guard import guarded
+
+REFRESH_S = 3.0
+STATE_ICONS = {
+    "queued": ":material/schedule:", "running": ":material/play_circle:", "finished": ":material/check_circle:",
+    "failed": ":material/error:", "stopped": ":material/stop_circle:", "dead": ":material/heart_broken:",
+    "incomplete": ":material/help:",
+}
+
+
+def elapsed(run) -> str:
+    start = run.status.get("started")
+    if not isinstance(start, (int, float)):
+        return "–"
+    end = run.status.get("ended") if not run.is_live else None
+    seconds = max(0, int((end if isinstance(end, (int, float)) else time.time()) - start))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def progress_text(run) -> str:
+    epoch, step = run.status.get("epoch"), run.status.get("step")
+    total = run.config.get("epochs")
+    parts = []
+    if epoch is not None:
+        parts.append(f"epoch {epoch}" + (f"/{total}" if total else ""))
+    if step is not None:
+        parts.append(f"step {step}")
+    return ", ".join(parts) or "starting"
+
+
+def describe_failure(run) -> None:
+    """A failed or dead run: its error sentence and the end of its console log."""
+    error = run.status.get("error")
+    if run.state == "dead":
+        st.error(f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing. "
+                 "Resume it with `python -m olr train --resume " + run.id + "` or start a new one.")
+    elif error:
+        first = str(error).strip().splitlines()
+        st.error(f"Run {run.id} failed: {first[-1] if first else 'see the log below'}")
+    tail = olr_runs.tail_log(run, 25)
+    if error and len(str(error).splitlines()) > 1:
+        with st.expander("Error details"):
+            st.code(str(error), language="text")
+    if tail:
+        with st.expander("Last lines of console.log", expanded=not error):
+            st.code("\n".join(tail), language="text")
+
+
+def _stop(run_id: str) -> None:
+    try:
+        stopped = launcher.stop_run(run_id, grace_s=10)
+    except Exception as error:  # noqa: BLE001 - shown as a toast; the panel stays
+        st.session_state["runs.stop_error"] = str(error)
+        return
+    st.session_state["runs.stop_note"] = (
+        f"Stopping {run_id}: it saves a checkpoint and ends (forced after 10 s)." if stopped
+        else f"{run_id} has no live process on this machine; nothing to stop."
+    )
+
+
+def active_runs() -> None:
+    """Live runs (queued/running) with state, device, elapsed time, last log lines and Stop buttons.
+
+    Refreshes itself every few seconds while a run is live (a fragment, not a page rerun).
+    """
+    live_now = [r for r in olr_runs.list_runs() if r.is_live]
+
+    @st.fragment(run_every=REFRESH_S if live_now else None)
+    @guarded("The run list")
+    def panel() -> None:
+        runs = olr_runs.list_runs()
+        live = [r for r in runs if r.is_live]
+        if bool(live) != bool(live_now):
+            st.rerun()  # the refresh timer is set when the fragment is declared: redeclare it
+        for key, show in (("runs.stop_note", st.info), ("runs.stop_error", st.error)):
+            if key in st.session_state:
+                show(st.session_state.pop(key))
+        if not live:
+            st.caption("No run is active. Launched runs appear here with their log; they keep running if you close the browser.")
+            return
+        for run in live:
+            with st.container(border=True):
+                c1, c2, c3, c4, c5 = st.columns([4, 2, 2, 2, 1.3], vertical_alignment="center")
+                c1.markdown(f"{STATE_ICONS.get(run.state, '')} **{run.id}**  \n{run.kind} on `{run.dataset or '?'}`")
+                c2.metric("State", run.state)
+                c3.metric("Device", run.status.get("device") or _device_of(run))
+                c4.metric("Elapsed", elapsed(run), help=progress_text(run))
+                c5.button("Stop", key=f"stop.{run.id}", icon=":material/stop:", on_click=_stop, args=(run.id,),
+                          disabled=workspace.is_readonly(), help="SIGTERM: the run saves a checkpoint and stops (killed after 10 s).")
+                st.caption(progress_text(run))
+                lines = olr_runs.tail_log(run, 6)
+                st.code("\n".join(lines) if lines else "(no output yet)", language="text")
+
+    panel()
+
+
+def _device_of(run) -> str:
+    launch = olr_runs.read_json(run.path / launcher.LAUNCH_FILE)
+    return launch.get("device") or "?"
+
+
+def recent_runs(limit: int = 8) -> None:
+    """Ended runs, newest first; failed and dead ones can be expanded for their error and log."""
+    ended = [r for r in olr_runs.list_runs() if not r.is_live][:limit]
+    if not ended:
+        return
+    df = pd.DataFrame(
+        [{"run": r.id, "kind": r.kind, "dataset": r.dataset, "state": r.state, "duration": elapsed(r),
+          "progress": progress_text(r)} for r in ended]
+    )
+    st.dataframe(df, hide_index=True)
+    for r in ended:
+        if r.state in ("failed", "dead"):
+            with st.expander(f"{STATE_ICONS[r.state]} {r.id}: {r.state}"):
+                describe_failure(r)
+
+
+@guarded("Launching the demo pipeline")
+def offer_demo_pipeline(where: str) -> None:
+    """Empty state of the result pages: explain, and offer `python -m olr demo` in one click."""
+    st.info(
+        f"There are no finished runs to show on the {where} page yet. Train a classifier (and then a Siamese "
+        "network) on the Train page, or launch the whole demo pipeline here: demo dataset → classifier → "
+        "Siamese network → evaluation → correlations, in a background process.",
+        icon=":material/info:",
+    )
+    if workspace.is_readonly():
+        return
+    key = st.session_state.setdefault("demo.key", launcher.new_key())
+    gpus = launcher.list_gpus()
+    c1, c2 = st.columns([2, 3], vertical_alignment="center")
+    quick = c2.toggle("Quick version (small models, a few minutes on a CPU)", value=not gpus, key=f"demo.quick.{where}")
+    if c1.button("Launch the demo classifier + Siamese pipeline", type="primary", icon=":material/rocket_launch:", key=f"demo.{where}"):
+        device = gpus[0].id if gpus else "cpu"
+        run_id = launcher.launch_demo(device, key=key, extra_args=["--quick"] if quick else [])
+        st.session_state["demo.key"] = launcher.new_key()
+        state.flash("success", f"Demo pipeline started (log in models/{run_id}/console.log). Its runs appear on the Train and Live pages.")
+        st.rerun()
