@@ -77,6 +77,7 @@ OPTIONS: dict[str, Option] = {
     "occlusion_min": Option(0.3, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
     "occlusion_max": Option(0.6, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
     "occlusion_fill": Option("mean", "str", "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)", S, choices=("mean", "zero")),
+    "self_pair_share": Option(0.5, "float", "share of pairs that pair a tile with an independently occluded copy of itself (teaches the self-score the correlations use)", S, min=0.0, max=1.0),
     "pairs_per_epoch": Option(0, "int", "training pairs per epoch (0: one per training tile)", S, min=0),
     "val_pairs": Option(512, "int", "fixed validation pairs (fixed occlusions)", S, min=1),
     # optimisation
@@ -84,6 +85,7 @@ OPTIONS: dict[str, Option] = {
     "batch_size": Option(64, "int", "batch size (tiles per batch; pairs per batch for Siamese)", min=1, max=65536),
     "learning_rate": Option(1e-3, "float", "learning rate", min=0.0, max=10.0, min_exclusive=True),
     "optimizer": Option("adam", "str", "optimizer", choices=OPTIMIZERS),
+    "lr_schedule": Option("cosine", "str", "learning rate over the run: constant, or cosine decay to 5% of it", choices=("constant", "cosine")),
     "early_stopping_patience": Option(5, "int", "epochs without improvement before stopping (0: never)", min=0),
     "checkpoint_metric": Option("val_macro_ap", "str", "validation metric that selects best.keras (Siamese: val_loss)", choices=CHECKPOINT_METRICS),
     "jit_compile": Option("auto", "auto_bool", "XLA-compile the training step: auto (Siamese: on for one device; classifier: on GPU only), true or false"),

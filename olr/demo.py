@@ -33,24 +33,25 @@ MIN_SUPPORT_FOR_TP = 20
 # The tuned demo configurations. `quick` trades accuracy for a run of a few minutes.
 CLASSIFIER = {
     "full": {
-        "model": "resnet", "width": 1.0, "depth": 2, "dropout": 0.3, "loss": "bce", "augment": True,
-        "epochs": 30, "batch_size": 64, "learning_rate": 2e-3, "optimizer": "adam",
-        "early_stopping_patience": 6, "checkpoint_metric": "val_macro_ap", "prune_below": 20,
+        "model": "resnet", "width": 1.0, "depth": 1, "dropout": 0.2, "loss": "bce", "augment": True,
+        "epochs": 24, "batch_size": 64, "learning_rate": 2e-3, "optimizer": "adam", "lr_schedule": "cosine",
+        "early_stopping_patience": 8, "checkpoint_metric": "val_macro_ap", "prune_below": 20,
     },
     "quick": {
-        "model": "resnet", "width": 0.5, "depth": 1, "dropout": 0.3, "loss": "bce", "augment": True,
-        "epochs": 4, "batch_size": 64, "learning_rate": 3e-3, "optimizer": "adam",
+        "model": "resnet", "width": 0.5, "depth": 1, "dropout": 0.2, "loss": "bce", "augment": True,
+        "epochs": 6, "batch_size": 64, "learning_rate": 3e-3, "optimizer": "adam", "lr_schedule": "cosine",
         "early_stopping_patience": 0, "max_train_tiles": 1200, "prune_below": 20,
     },
 }
 SIAMESE = {
     "full": {
-        "width": 1.0, "depth": 2, "embedding_dim": 16, "occlusion_min": 0.2, "occlusion_max": 0.5,
-        "epochs": 20, "batch_size": 32, "learning_rate": 1e-3, "early_stopping_patience": 5,
+        "width": 1.0, "depth": 1, "embedding_dim": 16, "occlusion_min": 0.2, "occlusion_max": 0.5,
+        "epochs": 12, "batch_size": 32, "learning_rate": 1e-3, "lr_schedule": "cosine", "early_stopping_patience": 0,
     },
     "quick": {
         "width": 0.5, "depth": 1, "embedding_dim": 8, "occlusion_min": 0.2, "occlusion_max": 0.5,
-        "epochs": 3, "batch_size": 32, "learning_rate": 2e-3, "early_stopping_patience": 0,
+        "epochs": 4, "batch_size": 32, "learning_rate": 2e-3, "lr_schedule": "cosine", "early_stopping_patience": 0,
+        "pairs_per_epoch": 1200,
     },
 }
 

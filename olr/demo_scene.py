@@ -1433,6 +1433,9 @@ def ensure_demo_dataset(
     want_seed = DEFAULT_SEED if seed is None else seed
     want_size = DEFAULT_SIZE_PX if size_px is None else size_px
     want_seed, want_size = _check_params(want_seed, want_size)
+    if workspace.is_readonly() and not force and _dataset_complete(out):
+        return out  # a read-only demo shows what is there and writes nothing, not even the lock
+    workspace.require_writable("prepare the demo dataset")
     with _exclusive_lock(workspace.data_dir() / ".demo.lock"):
         scene = _scene_complete(scene_dir)
         stale = scene is not None and (

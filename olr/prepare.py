@@ -589,6 +589,7 @@ def prepare_dataset(
         "split_block": split_block, "split_fractions": list(split_fractions), "seed": seed,
         "label_encoding": label_encoding, "overwrite": overwrite,
     }
+    workspace.require_writable("prepare a dataset")
     scheme_obj = clc.get_scheme(scheme)
     _check_parameters(tile, stride, min_fraction, min_labels, max_nodata, prune_below, split_block)
     split_fractions = splits.check_fractions(split_fractions)

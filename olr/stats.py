@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import atomic
+from olr import atomic, workspace
 from olr.errors import OLRError
 
 #: Bump when the statistics or their file layout change; old caches are then recomputed.
@@ -228,6 +228,8 @@ def dataset_stats(dataset, split: str | None = None, labels=None) -> LabelStats:
     if rows is not None:
         presence, fractions = presence[rows], fractions[rows]
     stats = label_stats(presence, fractions, names, colors)
+    if workspace.is_readonly():
+        return stats  # a read-only demo writes nothing, caches included
     buf = io.BytesIO()
     np.savez(buf, key=np.array(key), **stats.to_arrays())
     try:

@@ -209,7 +209,7 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
                 row["test micro F2 (tuned)"] = summary.get("modes", {}).get("per_label", {}).get("micro", {}).get("f2")
         if job.get("siamese_run"):
             agreement = runs.read_json(Path(workspace.run_path(job["siamese_run"])) / "correlations" / "agreement.json")
-            view = agreement.get("agreement", {}).get("siamese_self", {})
+            view = agreement.get("siamese_self", {})
             row["agreement ρ"] = view.get("spearman")
         rows.append(row)
     return pd.DataFrame(rows)

@@ -128,11 +128,14 @@ def pair_batches(
     occlusion: tuple[float, float],
     seed: int = 0,
     start_step: int = 0,
+    self_pair_share: float = 0.0,
 ) -> tf.data.Dataset:
     """Endless ((a, b, box_a, box_b),) batches for Siamese training.
 
     a, b: (B, h, w, b) float32 raw tiles, two independent random batches (2B distinct tiles
-    per step, drawn without replacement within each pass over `indices`); box_a, box_b:
+    per step, drawn without replacement within each pass over `indices`), except that the
+    first round(self_pair_share * B) pairs pair a tile with itself (occluded independently:
+    the pairs that teach the self-score s_i(x, x) the correlations are computed from); box_a, box_b:
     (B, 4) int32 from `random_boxes`, seeded by (seed, step) with step counting from
     `start_step`, so a resumed run does not repeat the occlusions of its first steps.
     """
@@ -147,10 +150,15 @@ def pair_batches(
     )
     steps = tf.data.Dataset.counter(start=start_step)
 
+    n_self = int(round(self_pair_share * batch_size))
+
     def load(idx, step):
         x = read(idx)
         boxes = random_boxes(2 * batch_size, h, w, *occlusion, seed=tf.stack([tf.cast(seed, tf.int64), step]))
-        return ((x[:batch_size], x[batch_size:], boxes[:batch_size], boxes[batch_size:]),)
+        a, b = x[:batch_size], x[batch_size:]
+        if n_self:
+            b = tf.concat([a[:n_self], b[n_self:]], axis=0)
+        return ((a, b, boxes[:batch_size], boxes[batch_size:]),)
 
     return _finish(tf.data.Dataset.zip((tiles, steps)).map(load, num_parallel_calls=AUTOTUNE))
 
@@ -163,13 +171,17 @@ def fixed_pair_batches(
     batch_size: int,
     occlusion: tuple[float, float],
     seed: int = 0,
+    self_pair_share: float = 0.0,
 ) -> tf.data.Dataset:
-    """Finite ((a, b, box_a, box_b),) batches with pairs and boxes fixed by `seed` (validation)."""
+    """Finite ((a, b, box_a, box_b),) batches with pairs and boxes fixed by `seed` (validation);
+    the first round(self_pair_share * n_pairs) pairs pair a tile with itself, as in training."""
     indices = np.asarray(indices, dtype=np.int64)
     _, h, w, _ = images.shape
     rng = np.random.default_rng(seed)
     pick_a = indices[rng.integers(0, len(indices), n_pairs)]
     pick_b = indices[rng.integers(0, len(indices), n_pairs)]
+    n_self = int(round(self_pair_share * n_pairs))
+    pick_b[:n_self] = pick_a[:n_self]
     boxes = random_boxes(2 * n_pairs, h, w, *occlusion, seed=tf.constant([seed, 2**30], tf.int64)).numpy()
     read = _reader(images)
     ds = tf.data.Dataset.from_tensor_slices((pick_a, pick_b, boxes[:n_pairs], boxes[n_pairs:])).batch(batch_size)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from olr import atomic, clc, splits
+from olr import atomic, clc, splits, workspace
 from olr.data import write_dataset
 from olr.errors import OLRError
 from olr.prepare import BandStats, Progress, TileWriter, file_digest, output_folder
@@ -179,6 +179,7 @@ def import_batches(
         list(label_names) if isinstance(label_names, list) else str(label_names))
     parameters = {"folder": str(folder), "out": str(out), "label_names": names_given, "split_block": split_block,
                   "split_fractions": list(split_fractions), "seed": seed, "overwrite": overwrite}
+    workspace.require_writable("import a dataset")
     split_fractions = splits.check_fractions(split_fractions)
     if split_block is not None and (not isinstance(split_block, (int, np.integer)) or split_block < 1):
         raise OLRError(f"The split block size {split_block!r} is not valid; use a whole number of tiles, at least 1.")

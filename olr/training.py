@@ -164,9 +164,9 @@ def split_indices(ds: Dataset, split: str, cap: int, seed: int) -> np.ndarray:
 
 
 def label_presence(ds: Dataset, labels: list[Label], min_fraction: float | None) -> np.ndarray:
-    """(N, L) uint8 presence of `labels` from the area fractions (the run's or the dataset's min_fraction)."""
+    """(N, L) bool presence of `labels` from the dataset's area fractions."""
     mf = ds.meta.get("min_fraction", 0.0) if min_fraction is None else min_fraction
-    return presence_from_fractions(ds.fractions_for(labels), mf)
+    return presence_from_fractions(ds.fractions_for(labels), mf).astype(bool)
 
 
 def prepare(raw: dict) -> Plan:
@@ -578,10 +578,13 @@ def setup_devices(logical_cpus: int = 0):
 # --- training ---------------------------------------------------------------------------------
 
 
-def make_optimizer(cfg: dict):
+def make_optimizer(cfg: dict, total_steps: int):
+    """The configured optimizer; with lr_schedule=cosine the rate decays over `total_steps`."""
     import keras
 
     lr = cfg["learning_rate"]
+    if cfg.get("lr_schedule", "constant") == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.05)
     name = cfg["optimizer"]
     if name == "adam":
         return keras.optimizers.Adam(lr)
@@ -744,7 +747,8 @@ def train_classifier(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -
         else:
             model = models.classifier(cfg, ds.tile_shape, n_labels, ds.meta["bands"])
             pos_weight = losses.pos_weights(plan.y_train, cfg["pos_weight_max"]) if cfg["loss"] == "weighted_bce_global" else None
-            model.compile(optimizer=make_optimizer(cfg), loss=losses.make_loss(cfg, pos_weight),
+            total_steps = cfg["epochs"] * max(1, len(plan.train_idx) // batch)
+            model.compile(optimizer=make_optimizer(cfg, total_steps), loss=losses.make_loss(cfg, pos_weight),
                           metrics=classifier_metrics(n_labels, cfg["threshold"]), jit_compile=cfg.get("jit_compile", "auto"))
     log(f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; batches {'shuffled' if cfg['shuffle'] else 'in order'}")
     train_data = tfdata.tile_batches(ds.images, plan.train_idx, plan.y_train, batch_size=batch, shuffle=cfg["shuffle"],
@@ -783,7 +787,8 @@ def train_siamese(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -> s
             embedder = models.siamese_embedder(ds.tile_shape, n_labels, cfg["embedding_dim"], ds.meta["bands"],
                                                cfg["trunk"], cfg["width"], cfg["depth"])
             siamese = models.siamese_pair_model(embedder)
-            siamese.compile(optimizer=make_optimizer(cfg), loss="mse")  # so checkpoints carry the optimizer state
+            total_steps = cfg["epochs"] * max(1, (cfg["pairs_per_epoch"] or len(plan.train_idx)) // batch)
+            siamese.compile(optimizer=make_optimizer(cfg, total_steps), loss="mse")  # so checkpoints carry the optimizer state
         fill = [b["mean"] for b in ds.meta["bands"]] if cfg["occlusion_fill"] == "mean" else [0.0] * ds.tile_shape[2]
         trainer = models.SiameseTrainer(siamese, classifier, fill)
         # The fused step XLA-compiles as a whole (bench siamese: ~1.7x less CPU per pair on CPU);
@@ -796,9 +801,9 @@ def train_siamese(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -> s
     log(f"Siamese {cfg['trunk']} trunk, k={cfg['embedding_dim']}: {siamese.count_params():,} parameters; "
         f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, fill {cfg['occlusion_fill']}")
     train_data = tfdata.pair_batches(ds.images, plan.train_idx, batch_size=batch, occlusion=occlusion, seed=cfg["seed"],
-                                     start_step=state.get("step", 0))
+                                     start_step=state.get("step", 0), self_pair_share=cfg.get("self_pair_share", 0.0))
     val_data = tfdata.fixed_pair_batches(ds.images, plan.val_idx, n_pairs=val_pairs, batch_size=_per_replica_multiple(max(batch, 64), replicas),
-                                         occlusion=occlusion, seed=cfg["seed"] + 1)
+                                         occlusion=occlusion, seed=cfg["seed"] + 1, self_pair_share=cfg.get("self_pair_share", 0.0))
     callback = _run_callback_class()(plan, siamese, val_data, status, stop)
     trainer.fit(train_data, steps_per_epoch=steps, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
     return "stopped" if stop.requested else "finished"

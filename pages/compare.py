@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from olr import runs as olr_runs
+from olr import sweep as olr_sweep
 from ui import charts, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 
@@ -75,6 +76,27 @@ def overlay(selected: list) -> None:
     st.caption("Per-epoch values; solid lines training, dashed validation. Runs of different kinds log different metrics.")
 
 
+def sweep_section() -> None:
+    """A sweep (e.g. `python -m olr sweep --preset thesis`) as one table like the thesis's tables 3-6."""
+    sweeps = olr_sweep.list_sweeps()
+    if not sweeps:
+        return
+    st.subheader("Sweeps")
+    chosen = st.selectbox("Sweep", sweeps, key="compare.sweep")
+    table = olr_sweep.sweep_table(chosen)
+    st.dataframe(table, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if pd.api.types.is_float_dtype(table[c])
+    })
+    st.caption(
+        "One row per configuration: validation accuracy and macro AP at the first and the best epoch (the thesis's "
+        "start / final accuracy), TP/TN/FP/FN totals on the test split at the run's threshold, the all-absent "
+        "baseline accuracy, micro F2 with tuned thresholds, and the Siamese agreement ρ with the ground-truth phi."
+    )
+    st.download_button("Download the sweep table as CSV", table.to_csv(index=False).encode("utf-8"),
+                       file_name=f"{chosen}.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
+                       key="compare.sweep_csv")
+
+
 everything = olr_runs.list_runs()
 if not everything:
     runs_panel.offer_demo_pipeline("Compare")
@@ -88,3 +110,4 @@ if selected_ids:
     overlay([r for r in everything if r.id in selected_ids])
 else:
     st.info("Select runs in the sidebar to overlay their curves.", icon=":material/info:")
+sweep_section()

@@ -11,6 +11,7 @@ from olr.errors import OLRError
 from tests.fixtures.data import (
     IMAGE_CRS,
     LABEL_CRS,
+    NO_SPATIAL_INDEX,
     codes_to_grid,
     expected_code_index,
     make_scene,
@@ -220,9 +221,37 @@ def test_vector_without_code_field(scene, tmp_path):
 
     path = tmp_path / "other.gpkg"
     schema = {"geometry": "Polygon", "properties": {"name": "str"}}
-    with fiona.open(path, "w", driver="GPKG", crs=CRS.from_user_input(LABEL_CRS), schema=schema) as dst:
+    with fiona.open(path, "w", driver="GPKG", crs=CRS.from_user_input(LABEL_CRS), schema=schema, **NO_SPATIAL_INDEX) as dst:
         x0, y0 = scene.label_transform * (0, 0)
         ring = [(x0, y0), (x0 + 5000, y0), (x0 + 5000, y0 - 5000), (x0, y0 - 5000), (x0, y0)]
         dst.write({"geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"name": "x"}})
     with rasters.open_image(scene.image) as src, pytest.raises(OLRError, match="no Code_18 field"):
         rasters.open_labels(path, src)
+
+
+def test_indexed_geopackage_reads_after_tensorflow_was_imported(scene, tmp_path):
+    """A real CORINE GeoPackage has an R-tree index. TensorFlow's SQLite lacks the rtree module
+    (writing an index fails once it is imported); reading one with a bbox filter must still work
+    in a process that imported TensorFlow first (the app, a notebook)."""
+    import subprocess
+    import sys
+
+    from olr import workspace
+
+    path = tmp_path / "indexed.gpkg"
+    write = (
+        "import sys, numpy as np; from affine import Affine; from tests.fixtures.data import write_label_vector, NO_SPATIAL_INDEX;"
+        "NO_SPATIAL_INDEX.clear();"  # this clean process (no TensorFlow) can build the index
+        f"write_label_vector({str(path)!r}, np.load({str(tmp_path / 'codes.npy')!r}), Affine(*{tuple(scene.label_transform)[:6]!r}))"
+    )
+    np.save(tmp_path / "codes.npy", scene.codes)
+    subprocess.run([sys.executable, "-c", write], check=True, cwd=workspace.REPO_ROOT, timeout=120)
+    read = (
+        "import tensorflow, fiona;"  # TensorFlow first, as in a process that trained or evaluated
+        "from olr import rasters;"
+        f"src = rasters.open_image({str(scene.image)!r}); labels = rasters.open_labels({str(path)!r}, src);"
+        "print('shapes', len(labels.shapes))"
+    )
+    proc = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, cwd=workspace.REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split("shapes")[-1]) > 0
