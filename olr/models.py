@@ -163,10 +163,34 @@ def siamese_embedder(
     """Tile (B, h, w, b) -> label embeddings (B, L, k); the model is named "embedder"."""
     inputs = _tile_input(tile_shape)
     x = _trunk(family, normalization(bands)(inputs), width, depth)
-    x = layers.Conv2D(n_labels * k, 1, name="label_channels")(x)
+    # Small initial embeddings: trunk features (possibly a trained classifier's) are large, and
+    # unscaled products e_i(a).e_i(b) would start in the hundreds, wrecking the first updates.
+    head_init = keras.initializers.VarianceScaling(scale=0.01, mode="fan_in")
+    x = layers.Conv2D(n_labels * k, 1, kernel_initializer=head_init, name="label_channels")(x)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Reshape((n_labels, k), name="label_embeddings")(x)
     return keras.Model(inputs, outputs, name="embedder")
+
+
+def copy_trunk_weights(source: keras.Model, target: keras.Model) -> int:
+    """Copy the weights of the layers `source` and `target` share as a prefix; return how many.
+
+    Classifier and embedder of one family, width and depth are built by the same trunk code,
+    so their layers match one for one up to the heads. Starting the Siamese trunk from the
+    trained classifier's gives it label-aware features from the first step: trained from
+    scratch, the product e_i(a).e_i(b) of two small embeddings gets vanishing gradients.
+    """
+    copied = 0
+    for src, dst in zip(source.layers, target.layers):
+        if type(src) is not type(dst):
+            break
+        weights = src.get_weights()
+        if [w.shape for w in weights] != [w.shape for w in dst.get_weights()]:
+            break
+        if weights:
+            dst.set_weights(weights)
+            copied += 1
+    return copied
 
 
 def siamese_pair_model(embedder: keras.Model) -> keras.Model:

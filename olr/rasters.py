@@ -553,6 +553,29 @@ def _open_raster_labels(path: Path, src, image, encoding: str) -> RasterLabels:
     return RasterLabels(path, src, image, encoding)
 
 
+def _features_in(layer, bbox) -> list:
+    """The layer's features whose bounds meet `bbox` (in the layer's CRS).
+
+    GDAL answers a bbox filter on a GeoPackage through its R-tree index, which needs SQLite's
+    rtree module; once TensorFlow is imported its own SQLite, without that module, is the one
+    in use (the app or a notebook that trained first). Then the features are filtered here.
+    """
+    try:
+        return list(layer.filter(bbox=bbox))
+    except Exception as e:  # fiona raises driver-specific error types
+        if "rtree" not in str(e):
+            raise
+    x0, y0, x1, y1 = bbox
+    out = []
+    for feat in layer:
+        if feat.geometry is None:
+            continue
+        fx0, fy0, fx1, fy1 = _geometry_bounds(dict(feat.geometry))
+        if fx0 <= x1 and fx1 >= x0 and fy0 <= y1 and fy1 >= y0:
+            out.append(feat)
+    return out
+
+
 def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
     import fiona
     from rasterio.warp import transform_geom
@@ -586,7 +609,7 @@ def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
         index = {code: i + 1 for i, code in enumerate(clc.ALL_CODES)}
         shapes = []
         n_features = 0
-        for feat in layer.filter(bbox=overlap):
+        for feat in _features_in(layer, overlap):
             n_features += 1
             try:
                 code = int(str(feat.properties[field_name]).strip())

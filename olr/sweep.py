@@ -116,7 +116,7 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
     sweep_id = workspace.check_name(sweep_id or f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}", "sweep id")
     jobs = PRESETS[preset](len(ds.split_indices("train")), quick=quick)
     if quick:
-        siamese_settings = {**SIAMESE_SETTINGS, "epochs": 2, "width": 0.25, "pairs_per_epoch": 256, "val_pairs": 128}
+        siamese_settings = {**SIAMESE_SETTINGS, "epochs": 2, "pairs_per_epoch": 256, "val_pairs": 128}
     else:
         siamese_settings = dict(SIAMESE_SETTINGS)
 
@@ -138,7 +138,9 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
                 job.classifier_run = launcher.launch_training(config, device, run_id=f"{sweep_id}-{slug}-classifier")
                 run_id = job.classifier_run
             else:
-                config = {"kind": "siamese", "classifier_run": job.classifier_run, **siamese_settings}
+                # Same trunk size as its classifier, so the Siamese trunk starts from the classifier's.
+                trunk_size = {k: job.settings[k] for k in ("width", "depth") if k in job.settings}
+                config = {"kind": "siamese", "classifier_run": job.classifier_run, **siamese_settings, **trunk_size}
                 job.siamese_run = launcher.launch_training(config, device, run_id=f"{sweep_id}-{slug}-siamese")
                 run_id = job.siamese_run
             job.state = f"{stage} running"

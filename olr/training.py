@@ -786,6 +786,10 @@ def train_siamese(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -> s
         else:
             embedder = models.siamese_embedder(ds.tile_shape, n_labels, cfg["embedding_dim"], ds.meta["bands"],
                                                cfg["trunk"], cfg["width"], cfg["depth"])
+            if cfg.get("init_from_classifier"):
+                copied = models.copy_trunk_weights(classifier, embedder)
+                log(f"Siamese trunk initialised from the classifier: {copied} layers copied" if copied > 1 else
+                    "Siamese trunk trained from scratch: its architecture differs from the classifier's")
             siamese = models.siamese_pair_model(embedder)
             total_steps = cfg["epochs"] * max(1, (cfg["pairs_per_epoch"] or len(plan.train_idx)) // batch)
             siamese.compile(optimizer=make_optimizer(cfg, total_steps), loss="mse")  # so checkpoints carry the optimizer state

@@ -230,9 +230,8 @@ def test_vector_without_code_field(scene, tmp_path):
 
 
 def test_indexed_geopackage_reads_after_tensorflow_was_imported(scene, tmp_path):
-    """A real CORINE GeoPackage has an R-tree index. TensorFlow's SQLite lacks the rtree module
-    (writing an index fails once it is imported); reading one with a bbox filter must still work
-    in a process that imported TensorFlow first (the app, a notebook)."""
+    """A real CORINE GeoPackage has an R-tree index; TensorFlow's SQLite lacks the rtree module
+    (the app or a notebook may have imported it before preparing), so reading falls back."""
     import subprocess
     import sys
 
