@@ -268,7 +268,10 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
         )
     labels = [Label.from_json(d) for d in ccfg["labels"]]
     own = set(ds.label_names)
-    codes_ok = ds.code_fractions is not None and all(c in ds.codes for lab in labels for c in lab.codes)
+    # A label of another scheme is regrouped from the per-code fractions; codes the scene lacks
+    # just add nothing, so each label needs at least one of its codes in the dataset.
+    present = set(ds.codes)
+    codes_ok = ds.code_fractions is not None and all(present.intersection(lab.codes) for lab in labels)
     missing = [lab.name for lab in labels if lab.name not in own]
     if missing and not codes_ok:
         raise OLRError(

@@ -335,3 +335,43 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     assert "early stopping: val_macro_ap did not improve for 1 epochs" in log
     best, last = runs.load_model(run_dir, "best"), runs.load_model(run_dir, "last")
     assert all(np.allclose(b, l, atol=1e-6) for b, l in zip(best.get_weights(), last.get_weights()))
+
+
+def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_workspace, tiny_dataset):
+    """A classifier trained with combined labels (thesis C3) on a level-3 dataset: the Siamese
+    run regroups the dataset's per-code fractions into the same labels, even when the scene
+    lacks some codes of a combined label."""
+    import json
+    import shutil
+
+    from olr import clc, config
+    from olr.data import load_dataset
+    from olr.training import prepare_siamese
+
+    home = _isolated_workspace
+    shutil.copytree(tiny_dataset, home / "data" / "tiny")
+    ds = load_dataset(home / "data" / "tiny")
+    present = set(ds.codes)
+    labels = [lab for lab in clc.get_scheme("thesis_c3").labels if present.intersection(lab.codes)]
+    assert any(set(lab.codes) - present for lab in labels)  # some codes of a kept label are absent
+    crun = home / "models" / "c3"
+    crun.mkdir(parents=True)
+    (crun / "best.keras").write_bytes(b"not read by the plan")
+    (crun / "config.json").write_text(json.dumps({
+        "kind": "classifier", "dataset": "tiny", "labels": [lab.to_json() for lab in labels],
+        "tile_shape": list(ds.tile_shape), "model": "resnet",
+    }))
+    (crun / "status.json").write_text(json.dumps({"state": "finished"}))
+
+    plan = prepare_siamese(config.resolve({"kind": "siamese", "classifier_run": "c3"}))
+    assert [d["name"] for d in plan.cfg["labels"]] == [lab.name for lab in labels]
+    expected = ds.fractions_for(labels)
+    assert expected.shape == (ds.n_tiles, len(labels)) and expected.sum() > 0
+
+    # A label none of whose codes occur in the dataset cannot be rebuilt: one sentence, no run.
+    absent = next(lab for lab in clc.get_scheme("level3").labels if lab.codes[0] not in present)
+    cfg = json.loads((crun / "config.json").read_text())
+    cfg["labels"].append(absent.to_json())
+    (crun / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(OLRError, match="does not have the labels"):
+        prepare_siamese(config.resolve({"kind": "siamese", "classifier_run": "c3"}))
