@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import atomic, metrics
+from olr import atomic, metrics, runs
 from olr.clc import Label
 from olr.errors import OLRError
 
@@ -49,8 +49,6 @@ def as_run(run):
     """A `olr.runs.Run` from a Run, a run id or a run folder (OLRError for unknown runs)."""
     if hasattr(run, "config") and hasattr(run, "path"):
         return run
-    from olr import runs
-
     return runs.load_run(run)
 
 
@@ -104,7 +102,7 @@ def run_presence(run, dataset, min_fraction: float | None = None) -> np.ndarray:
 
 def classifier_run_of(run):
     """The classifier run a Siamese run was trained against (OLRError if it is gone)."""
-    from olr import runs, workspace
+    from olr import workspace
 
     name = run.config.get("classifier_run")
     if not name:
@@ -283,24 +281,9 @@ def _fmt(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def _epoch_rows(run, split: str):
-    """The per-epoch rows of one split from metrics.jsonl (a DataFrame; empty when none)."""
-    import pandas as pd
-
-    from olr import runs
-
-    df = runs.read_metrics(run)
-    if df.empty or "split" not in df or "loss" not in df:
-        return pd.DataFrame()
-    rows = df[(df["split"] == split) & df["loss"].notna()]
-    if "scope" in rows:
-        rows = rows[rows["scope"] == "epoch"]
-    return rows
-
-
 def _flat_training_loss(run) -> str | None:
     """A sentence if the per-epoch training loss never moved from the first epoch's value."""
-    rows = _epoch_rows(run, "train")
+    rows = runs.epoch_metrics(run, "train")
     if len(rows) < 2:
         return None
     losses = rows["loss"].astype(float).to_numpy()
@@ -387,7 +370,7 @@ def _evaluate_siamese(run, batch_size: int) -> dict:
     agreement = correlations.compute_for_run(run, batch_size=batch_size, check_finished=False)
     last = {}
     for split in ("train", "val"):
-        rows = _epoch_rows(run, split)
+        rows = runs.epoch_metrics(run, split)
         if len(rows):
             last[split] = float(rows["loss"].iloc[-1])
     summary = {

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olr import atomic, workspace
+from olr.runs import read_json
 from olr.errors import OLRError
 
 LAUNCHES_FOLDER = ".launches"
@@ -233,15 +234,8 @@ def launched_run(key: str) -> str | None:
         return None
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def _write_status_if(run_dir: Path, status: dict, *, only_if_missing: bool = False, unless_final: bool = False) -> None:
-    current = _read_json(run_dir / STATUS_FILE)
+    current = read_json(run_dir / STATUS_FILE)
     if only_if_missing and current:
         return
     if unless_final and current.get("state") in FINAL_STATES:
@@ -268,7 +262,7 @@ def _reap(run_id: str, proc: subprocess.Popen, run_dir: Path) -> None:
 
 
 def _record_exit(run_dir: Path, code: int | None) -> None:
-    launch = _read_json(run_dir / LAUNCH_FILE)
+    launch = read_json(run_dir / LAUNCH_FILE)
     if launch and not (code is None and "exit_code" in launch):
         launch.update({"exit_code": code, "exited": time.time()})
         with contextlib.suppress(OSError):
@@ -320,8 +314,8 @@ def run_process(run_id: str) -> int | None:
     For a run this module launched the pid is also its process-group id.
     """
     run_dir = workspace.run_path(run_id)
-    launch = _read_json(run_dir / LAUNCH_FILE)
-    status = _read_json(run_dir / STATUS_FILE)
+    launch = read_json(run_dir / LAUNCH_FILE)
+    status = read_json(run_dir / STATUS_FILE)
     with _children_lock:
         child = _children.get(run_id)
     if child is not None:
@@ -354,7 +348,7 @@ def stop_run(run_id: str, grace_s: float = 10.0, *, wait: bool = False) -> bool:
         return False
     # Our own launches lead their process group (data loaders and helpers go too); a run
     # started from a shell gets the signal alone, so the shell's job is not hit.
-    group = _read_json(run_dir / LAUNCH_FILE).get("pgid") == pid
+    group = read_json(run_dir / LAUNCH_FILE).get("pgid") == pid
     with _children_lock:
         ours = run_id in _children  # our reaper thread records its exit; others are recorded here
     atomic.write_text(run_dir / ".stop_requested", f"{time.time()}\n")

@@ -198,6 +198,17 @@ def read_metrics(run: "Run | str") -> pd.DataFrame:
     return df
 
 
+def epoch_metrics(run: "Run | str", split: str) -> pd.DataFrame:
+    """The per-epoch metrics lines of one split ("train"/"val"); empty when there are none."""
+    df = read_metrics(run)
+    if df.empty or "split" not in df or "loss" not in df:
+        return pd.DataFrame()
+    rows = df[(df["split"] == split) & df["loss"].notna()]
+    if "scope" in rows:
+        rows = rows[rows["scope"] == "epoch"]
+    return rows
+
+
 def load_model(run: "Run | str", which: str = "best"):
     """The run's `best.keras` or `last.keras` as a keras.Model (Siamese: the pair model)."""
     if which not in ("best", "last"):

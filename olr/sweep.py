@@ -164,16 +164,6 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
     return sweep_id
 
 
-def _epoch_rows(run_id: str, split: str = "val") -> pd.DataFrame:
-    """The per-epoch metrics lines of one split."""
-    from olr import runs
-
-    df = runs.read_metrics(run_id)
-    if df.empty or "scope" not in df:
-        return pd.DataFrame()
-    return df[(df["split"] == split) & (df["scope"] == "epoch")]
-
-
 def _confusion_totals(run_dir: Path) -> dict:
     path = run_dir / "evaluation" / "per_label.csv"
     if not path.exists():
@@ -197,7 +187,7 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
             except OLRError:
                 rows.append(row)
                 continue
-            val = _epoch_rows(run.id)
+            val = runs.epoch_metrics(run, "val")
             for metric, label in (("binary_accuracy", "accuracy"), ("macro_ap", "macro AP")):
                 if metric in val and val[metric].notna().any():
                     series = val[metric].dropna()
