@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -93,20 +97,37 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
     On any exception the temporary folder is removed and `final` is untouched. An
     existing `final` is an error unless `overwrite` is true; then it is replaced only
     once the new folder is complete. Disk-full and permission errors become OLRError.
+
+    Killed at any moment (kill -9 included), the build leaves only hidden entries: the
+    staging folder `.NAME.XXXX.partial`, perhaps the previous version in `.NAME.XXXX.old`,
+    and the owner lock `.NAME.XXXX.lock` that the process held. The next build in the same
+    folder (or `finish_interrupted`) finds the lock free, puts a previous version back if
+    it was moved aside, and removes the rest.
     """
     final = Path(final)
     if final.exists() and not overwrite:
         raise OLRError(f"{final} already exists; choose another name or pass --overwrite to replace it.")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-        _plain_mode(tmp, 0o777)
+        finish_interrupted(final.parent)
+        # The lock comes first, so a staging folder never exists without its held lock.
+        while True:
+            stem = str(final.parent / f".{final.name}.{secrets.token_hex(4)}")
+            try:
+                lock_fd = os.open(stem + LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileExistsError:
+                continue
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)  # held until the end: the build is alive
+        tmp = Path(stem + PARTIAL)
+        tmp.mkdir()
     except PermissionError as e:
         raise OLRError(f"Cannot write in {final.parent} ({e.strerror}); choose a folder you can write to.") from None
     try:
         yield tmp
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            old = Path(stem + OLD)
+            old.mkdir()
             os.replace(final, old / "x")
             try:
                 os.replace(tmp, final)
@@ -128,22 +149,74 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(stem + LOCK)
+        os.close(lock_fd)
 
 
-def remove_stale_partials(folder: str | os.PathLike, min_age_s: float = 3600.0) -> list[Path]:
-    """Delete leftovers of builds killed mid-way (`.*.partial`, `.*.old`, `.*.tmp`).
+PARTIAL, OLD, LOCK = ".partial", ".old", ".lock"
+_BUILD_LOCK = re.compile(r"\..+\.[0-9a-f]{8}\.lock")
 
-    Only leftovers older than `min_age_s` go, so a build still running elsewhere is safe.
+
+def _owner_alive(stem: str) -> bool | None:
+    """Whether the build that owns `stem` still runs (None: no lock file, so unknown)."""
+    try:
+        fd = os.open(stem + LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def finish_interrupted(folder: str | os.PathLike, min_age_s: float = 3600.0) -> list[Path]:
+    """Clean up after folder builds in `folder` that were killed; return what was removed.
+
+    A build whose owner lock is free (its process is gone) had its staging folder removed;
+    if it had moved the previous version aside and not yet put the new one in place, the
+    previous version is put back. Leftovers without a lock file (a build killed in the
+    instant before it took its lock, or `.tmp` files of `write_bytes`) go once older than
+    `min_age_s`, so a build still running elsewhere is safe.
     """
-    import time
-
-    removed = []
     folder = Path(folder)
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     now = time.time()
+    stems: dict[str, list[Path]] = {}
     for p in folder.glob(".*"):
-        if p.name.endswith((".partial", ".old", ".tmp")) and now - p.stat().st_mtime >= min_age_s:
+        if p.name.endswith(LOCK) and not _BUILD_LOCK.fullmatch(p.name):
+            continue  # another tool's lock file (e.g. the demo's), not a build's
+        for suffix in (PARTIAL, OLD, ".tmp", LOCK):
+            if p.name.endswith(suffix):
+                stems.setdefault(str(p)[: -len(suffix)], []).append(p)
+                break
+    for stem, entries in sorted(stems.items()):
+        alive = _owner_alive(stem)
+        if alive:
+            continue
+        leftovers = [p for p in entries if not p.name.endswith(LOCK)]
+        if alive is None:  # no lock: only age tells that nobody works on it any more
+            try:
+                if any(now - p.lstat().st_mtime < min_age_s for p in leftovers):
+                    continue
+            except FileNotFoundError:
+                continue
+        for p in sorted(leftovers, key=lambda p: not p.name.endswith(OLD)):
+            if p.name.endswith(OLD):
+                final = folder / Path(stem).name[1:].rsplit(".", 1)[0]
+                if (p / "x").exists() and not final.exists():
+                    with contextlib.suppress(OSError):
+                        os.replace(p / "x", final)  # the replacement never landed: keep the previous version
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             removed.append(p)
+        # Last, so a build that made its lock file but has not locked it yet only loses the file
+        # (its staging folder then falls under the age rule).
+        with contextlib.suppress(OSError):
+            os.unlink(stem + LOCK)
     return removed

@@ -155,6 +155,9 @@ def list_datasets(root: str | os.PathLike | None = None) -> list[str]:
     root = Path(root) if root else workspace.data_dir()
     if not root.is_dir():
         return []
+    if not workspace.is_readonly():
+        # A preparation killed while swapping versions left the previous one aside: put it back.
+        atomic.finish_interrupted(root)
     return sorted(
         d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and (d / "meta.json").exists()
     )

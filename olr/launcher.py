@@ -17,6 +17,8 @@ found with `nvidia-smi -L` so the caller never imports TensorFlow to list them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -108,12 +110,16 @@ def new_run_id(kind: str = "run") -> str:
             return run_id
 
 
-def launch_training(config: dict, device: str = "cpu", *, key: str | None = None, run_id: str | None = None) -> str:
+def launch_training(config: dict, device: str = "cpu", *, key: str | None = None, run_id: str | None = None,
+                    wait_for_device: bool = False) -> str:
     """Start `python -m olr train` for `config` on `device` in a detached process; return its run id.
 
     `config` holds training options as `olr.config` names them (kind, dataset, ...). The same
-    `key` always returns the run id of its first launch without starting anything. The run's
-    stdout/stderr go to `models/<run-id>/console.log`.
+    `key` always returns the run id of its first launch without starting anything, and so
+    does a launch of exactly the same config on the same device while an earlier one is
+    still live (two sessions pressing Launch at once start one run; see `launched_by`).
+    `wait_for_device` queues the run until no other run trains on the device
+    (`olr.device_queue`). The run's stdout/stderr go to `models/<run-id>/console.log`.
     """
     if not isinstance(config, dict):
         raise OLRError("The training configuration must be a mapping of option names to values.")
@@ -123,9 +129,10 @@ def launch_training(config: dict, device: str = "cpu", *, key: str | None = None
     def command(run_dir: Path) -> list[str]:
         request = run_dir / CONFIG_REQUEST
         atomic.write_json(request, config)
-        return ["train", "--config", str(request), "--run-id", run_id]
+        return ["train", "--config", str(request), "--run-id", run_id, *(["--wait-for-device"] if wait_for_device else [])]
 
-    return _launch(command, device=device, key=key, run_id=run_id, what="start a training run")
+    return _launch(command, device=device, key=key, run_id=run_id, what="start a training run",
+                   fingerprint=_fingerprint("train", config, device))
 
 
 def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list[str] | None = None) -> str:
@@ -133,23 +140,105 @@ def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list
 
     Returns the id of the launch folder, whose `console.log` holds the pipeline's output and
     `demo.json` its figures at the end; the runs the pipeline trains appear in the run list
-    as they start.
+    as they start. While a demo pipeline with the same arguments is live, its id is returned
+    instead of starting another.
     """
     run_id = new_run_id("demo-pipeline")
     return _launch(lambda run_dir: ["demo", *(extra_args or []), "--json", str(run_dir / "demo.json")],
-                   device=device, key=key, run_id=run_id, what="start the demo pipeline")
+                   device=device, key=key, run_id=run_id, what="start the demo pipeline",
+                   fingerprint=_fingerprint("demo", extra_args or [], device))
 
 
-def _launch(command, *, device: str, key: str | None, run_id: str, what: str) -> str:
+def resumable(run) -> str | None:
+    """Why `run` (an `olr.runs.Run`) cannot be resumed, or None when it can."""
+    if run.is_live:
+        return f"The run {run.id} is still {run.state}."
+    if run.state == "finished":
+        return f"The run {run.id} finished; start a new run to train more."
+    if run.kind not in ("classifier", "siamese"):
+        return f"{run.id} is not a training run."
+    state = run.train_state
+    if not state or not (run.path / "last.keras").is_file():
+        return f"The run {run.id} ended before its first checkpoint (after epoch 1); start it again as a new run."
+    if state.get("epoch", 0) >= int(run.config.get("epochs", 0)):
+        return f"The run {run.id} has trained all its {run.config.get('epochs')} epochs; start a new run to train more."
+    return None
+
+
+def resume_run(run_id: str, device: str | None = None, *, key: str | None = None, wait_for_device: bool = False) -> str:
+    """Continue a stopped, failed or dead run from its last checkpoint (`python -m olr train --resume`).
+
+    `device` defaults to the one the run used. The run keeps its folder and id; it shows as
+    "queued" until the new process has loaded its checkpoint.
+    """
+    from olr.runs import load_run
+
+    run = load_run(workspace.check_name(run_id, "run id"))
+    reason = resumable(run)
+    if reason:
+        raise OLRError(reason)
+    if device is None:
+        device = read_json(run.path / LAUNCH_FILE).get("device") or _device_from_env(run.status.get("cuda_visible_devices"))
+    (run.path / ".stop_requested").unlink(missing_ok=True)  # an earlier stop must not mark this process stopped
+    return _launch(lambda run_dir: ["train", "--resume", run.id, *(["--wait-for-device"] if wait_for_device else [])],
+                   device=device, key=key, run_id=run.id, what="resume a training run", existing=True,
+                   fingerprint=_fingerprint("resume", run.id, device))
+
+
+def _device_from_env(visible) -> str:
+    return f"gpu:{visible}" if isinstance(visible, str) and visible.strip() else "cpu"
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def launched_by(run_id: str, key: str) -> bool:
+    """True if `run_id` was started by the launch with this key (False: an identical live run was reused)."""
+    return read_json(workspace.run_path(run_id) / LAUNCH_FILE).get("key") == key
+
+
+def _live_twin(fingerprint: str) -> str | None:
+    """A live run launched with this fingerprint, if any."""
+    from olr.runs import list_runs
+
+    for run in list_runs():
+        if run.is_live and read_json(run.path / LAUNCH_FILE).get("fingerprint") == fingerprint:
+            return run.id
+    return None
+
+
+@contextlib.contextmanager
+def _launch_lock():
+    """Serialise launches across processes (app sessions, CLIs) so a twin check and its launch are one step."""
+    fd = os.open(_launches_dir() / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _launch(command, *, device: str, key: str | None, run_id: str, what: str, fingerprint: str,
+            existing: bool = False) -> str:
     workspace.require_writable(what)
     env_devices = cuda_visible_devices(device)
     key = workspace.check_name(key or new_key(), "launch key")
-    marker = _claim(key, run_id)
-    if marker is not None:  # this key was launched before: nothing new starts
-        return marker
+    with _launch_lock():
+        twin = _live_twin(fingerprint)
+        marker = _claim(key, twin or run_id)
+        if marker is not None:  # this key was launched before: nothing new starts
+            return marker
+        if twin is not None:  # the same thing is already running: show it instead of a duplicate
+            return twin
+        return _start(command, device=device, env_devices=env_devices, key=key, run_id=run_id,
+                      fingerprint=fingerprint, existing=existing)
+
+
+def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fingerprint: str, existing: bool) -> str:
     run_dir = workspace.run_path(run_id)
     try:
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir.mkdir(parents=True, exist_ok=existing)
         args = command(run_dir)
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = env_devices
@@ -175,6 +264,7 @@ def _launch(command, *, device: str, key: str | None, run_id: str, what: str) ->
     launch = {
         "run_id": run_id,
         "key": key,
+        "fingerprint": fingerprint,
         "pid": proc.pid,
         "pgid": proc.pid,
         "host": socket.gethostname(),
@@ -185,9 +275,11 @@ def _launch(command, *, device: str, key: str | None, run_id: str, what: str) ->
         "start_ticks": _start_ticks(proc.pid),
     }
     atomic.write_json(run_dir / LAUNCH_FILE, launch)
-    if not (run_dir / STATUS_FILE).exists():
-        _write_status_if(run_dir, {"state": "queued", "pid": proc.pid, "host": launch["host"], "device": device,
-                                   "started": launch["launched"], "heartbeat": launch["launched"]}, only_if_missing=True)
+    queued = {"state": "queued", "pid": proc.pid, "host": launch["host"], "device": device, "heartbeat": launch["launched"]}
+    if existing:  # a resumed run: live again from now on, not dead until its process writes
+        _write_status_if(run_dir, {**queued, "ended": None, "error": None})
+    elif not (run_dir / STATUS_FILE).exists():
+        _write_status_if(run_dir, {**queued, "started": launch["launched"]}, only_if_missing=True)
     with _children_lock:
         _children[run_id] = proc
     threading.Thread(target=_reap, args=(run_id, proc, run_dir), name=f"olr-reap-{run_id}", daemon=True).start()

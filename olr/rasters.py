@@ -28,12 +28,37 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio._err import CPLE_BaseError  # GDAL's own errors; rasterio has no public alias
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from olr import clc
 from olr.errors import OLRError
+
+#: What GDAL raises when a file that opened turns out damaged while its pixels are read.
+READ_ERRORS = (RasterioError, CPLE_BaseError)
+
+
+def read_failure(error: BaseException, *paths: str | os.PathLike) -> OLRError:
+    """The one-sentence error for a raster or vector that failed while being read.
+
+    GDAL's most specific message is often on the exception's cause ("Read failed. See previous
+    exception"); it usually names the file, which tells which of `paths` is damaged.
+    """
+    messages = []
+    e: BaseException | None = error
+    while e is not None and len(messages) < 5:
+        text = " ".join(str(e).split())
+        if text:
+            messages.append(text)
+        e = e.__cause__ or e.__context__
+    detail = next((m for m in reversed(messages) if "See previous exception" not in m), messages[0] if messages else "")
+    named = [Path(p) for p in paths if Path(p).name in " ".join(messages)]
+    which = f"The file {named[0]}" if len(named) == 1 else "One of the files " + ", ".join(map(str, paths))
+    return OLRError(f"{which} could not be read to the end ({detail[:200]}): it is truncated or corrupted; "
+                    "copy or export it again.")
+
 
 #: Number of code-index values: 0 (no label) + the 44 CLC codes.
 N_CODE_INDEX = len(clc.ALL_CODES) + 1
@@ -505,9 +530,9 @@ class VectorLabels(LabelSource):
                 "features": len(self.shapes)}
 
 
-def _overlap_in(src_crs, src_bounds, image: rasterio.DatasetReader):
+def _overlap_in(src_crs, src_bounds, image_crs, image_bounds):
     """The image bounds in `src_crs` intersected with `src_bounds`, or None when disjoint."""
-    left, bottom, right, top = transform_bounds(image.crs, src_crs, *image.bounds, densify_pts=21)
+    left, bottom, right, top = transform_bounds(image_crs, src_crs, *image_bounds, densify_pts=21)
     west, south = max(left, src_bounds[0]), max(bottom, src_bounds[1])
     east, north = min(right, src_bounds[2]), min(top, src_bounds[3])
     if west >= east or south >= north:
@@ -523,7 +548,7 @@ def _no_overlap(path: Path, image) -> OLRError:
 
 
 def _open_raster_labels(path: Path, src, image, encoding: str) -> RasterLabels:
-    overlap = _overlap_in(src.crs, src.bounds, image)
+    overlap = _overlap_in(src.crs, src.bounds, image.crs, image.bounds)
     if overlap is None:
         src.close()
         raise _no_overlap(path, image)
@@ -576,14 +601,16 @@ def _features_in(layer, bbox) -> list:
     return out
 
 
-def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
-    import fiona
-    from rasterio.warp import transform_geom
+def read_vector_layer(path: str | os.PathLike, image_crs: str, image_bounds) -> dict:
+    """The CORINE polygons of a vector file that meet the image, as plain data.
 
-    if encoding == "grid":
-        raise OLRError(
-            f"The vector labels {path} carry CLC codes in Code_18, not grid codes; use --label-encoding auto or clc."
-        )
+    Returns {"crs": layer WKT, "field": the Code_18 field's name, "n_features": features in
+    the overlap, "features": [[code, GeoJSON geometry in the layer CRS], ...]}; raises
+    OLRError for a file that is not a readable vector, lacks Code_18 or a CRS, or misses
+    the image. Runs in a child process (`_read_vector_isolated`).
+    """
+    import fiona
+
     try:
         layer = fiona.open(path)
     except Exception:  # fiona raises several driver-specific types
@@ -603,11 +630,10 @@ def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
         if layer.crs is None or not layer.crs:
             raise OLRError(f"The vector labels {path} have no coordinate reference system; assign one and try again.")
         layer_crs = layer.crs.to_wkt()
-        overlap = _overlap_in(layer_crs, layer.bounds, image)
+        overlap = _overlap_in(layer_crs, layer.bounds, image_crs, image_bounds)
         if overlap is None:
-            raise _no_overlap(path, image)
-        index = {code: i + 1 for i, code in enumerate(clc.ALL_CODES)}
-        shapes = []
+            return {"crs": layer_crs, "field": field_name, "n_features": 0, "features": []}
+        features = []
         n_features = 0
         for feat in _features_in(layer, overlap):
             n_features += 1
@@ -615,20 +641,87 @@ def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
                 code = int(str(feat.properties[field_name]).strip())
             except (TypeError, ValueError):
                 continue
-            if code not in index or feat.geometry is None:
-                continue
-            geom = transform_geom(layer_crs, image.crs, dict(feat.geometry))
+            if feat.geometry is not None:
+                features.append([code, dict(feat.geometry)])
+    return {"crs": layer_crs, "field": field_name, "n_features": n_features, "features": features}
+
+
+#: Seconds a child process may take to read a vector label file.
+VECTOR_READ_TIMEOUT_S = 900
+
+
+def _read_vector_isolated(path: Path, image) -> dict:
+    """`read_vector_layer` in a child process.
+
+    GDAL's GeoPackage (SQLite) reader can crash the whole process with a segmentation fault
+    on a damaged file (found by tests/test_fuzz_inputs.py); in a child, that crash becomes an
+    error sentence and the app or the caller lives on.
+    """
+    import json
+    import subprocess
+    import sys
+
+    request = json.dumps({"path": str(path), "crs": image.crs.to_wkt(), "bounds": list(image.bounds)})
+    code = "import olr.rasters as r; r._vector_child()"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
+                              timeout=VECTOR_READ_TIMEOUT_S, cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        raise OLRError(f"Reading the vector labels {path} took over {VECTOR_READ_TIMEOUT_S} s; "
+                       "clip the CORINE file to the image area and try again.") from None
+    if proc.returncode < 0:
+        raise OLRError(f"Reading the vector labels {path} crashed GDAL (signal {-proc.returncode}): the file is damaged; "
+                       "export or download it again.")
+    try:
+        reply = json.loads(proc.stdout)
+    except ValueError:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OLRError(f"Reading the vector labels {path} failed ({last[:200]}); check that it is a CORINE GeoPackage or Shapefile.") from None
+    if "error" in reply:
+        raise OLRError(reply["error"])
+    return reply["layer"]
+
+
+def _vector_child() -> None:
+    """Entry of the child process of `_read_vector_isolated`: request on stdin, JSON reply on stdout."""
+    import json
+    import sys
+
+    request = json.loads(sys.stdin.read())
+    try:
+        reply = {"layer": read_vector_layer(request["path"], request["crs"], request["bounds"])}
+    except OLRError as e:
+        reply = {"error": str(e)}
+    except Exception as e:  # noqa: BLE001 - a damaged file: any fiona/GDAL error becomes a sentence
+        reply = {"error": f"The vector labels {request['path']} could not be read ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}); the file is damaged: export or download it again."}
+    sys.stdout.write(json.dumps(reply))
+
+
+def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
+    from rasterio.warp import transform_geom
+
+    if encoding == "grid":
+        raise OLRError(
+            f"The vector labels {path} carry CLC codes in Code_18, not grid codes; use --label-encoding auto or clc."
+        )
+    layer = _read_vector_isolated(path, image)
+    if layer["n_features"] == 0:
+        raise _no_overlap(path, image)
+    index = {code: i + 1 for i, code in enumerate(clc.ALL_CODES)}
+    shapes = []
+    for code, geometry in layer["features"]:
+        if code in index:
+            geom = transform_geom(layer["crs"], image.crs, geometry)
             shapes.append(_Shape(geom, index[code], _geometry_bounds(geom)))
     ib = image.bounds
     if not any(s.bounds[0] <= ib.right and s.bounds[2] >= ib.left and s.bounds[1] <= ib.top and s.bounds[3] >= ib.bottom
                for s in shapes):
-        if n_features == 0:
-            raise _no_overlap(path, image)
         raise OLRError(
             f"The labels {path} hold no valid land-cover class (Code_18 in 111..523) where they overlap the image; "
             "check that this is the CORINE map for this area."
         )
-    return VectorLabels(path, image.transform, shapes, layer_crs, field_name)
+    return VectorLabels(path, image.transform, shapes, layer["crs"], layer["field"])
 
 
 def open_labels(path: str | os.PathLike, image: rasterio.DatasetReader, encoding: str = "auto") -> LabelSource:
@@ -647,7 +740,7 @@ def open_labels(path: str | os.PathLike, image: rasterio.DatasetReader, encoding
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 src = rasterio.open(path)
-        except RasterioIOError:
+        except (RasterioIOError, CPLE_BaseError, UnicodeDecodeError):  # not a raster (or a damaged one): try vector
             src = None
         if src is not None:
             if src.crs is None or src.transform == Affine.identity():

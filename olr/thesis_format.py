@@ -85,7 +85,7 @@ def label_entries(names: list[str]) -> list[dict]:
 def _open_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises many types on a damaged file
         raise OLRError(
             f"The batch file {path} is not a readable .npy array ({e}); "
             "re-export it with numpy.save."

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import __version__, atomic, workspace
+from olr import __version__, atomic, device_queue, workspace
 from olr import config as config_schema
 from olr import runs as run_store
 from olr.clc import Label, get_scheme
@@ -84,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--heartbeat-s", type=float, default=_env_number("OLR_HEARTBEAT_S", 2.0, float), help=argparse.SUPPRESS)
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluation and correlations at the end")
+    parser.add_argument("--wait-for-device", action="store_true",
+                        help="stay queued until no other run trains on this run's device (one run per device)")
     group = parser.add_argument_group("options (also settable with --set or in --config)")
     for key, opt in config_schema.OPTIONS.items():
         default = opt.default if not (key == "batch_size") else "64 (Siamese 32)"
@@ -292,7 +294,8 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
 
 def prepare_resume(run_id: str, overrides: dict) -> Plan:
     run = run_store.load_run(run_id)
-    if run.state in run_store.LIVE_STATES:
+    # The launcher marks a resumed run "queued" with this process's pid before it starts.
+    if run.state in run_store.LIVE_STATES and run.status.get("pid") != os.getpid():
         raise OLRError(f"The run {run.id} is still {run.state}; stop it first or wait until it ends.")
     if not run.config:
         raise OLRError(f"The run {run.id} has no config.json, so it cannot be resumed; start a new run.")
@@ -322,7 +325,40 @@ def prepare_resume(run_id: str, overrides: dict) -> Plan:
     plan.run_dir = run.path
     plan.train_state = state
     atomic.write_json(run.path / "config.json", full)
+    trim_metrics(run.path, state.get("epoch", 0), state.get("step", 0))
     return plan
+
+
+def trim_metrics(run_dir: Path, epoch: int, step: int) -> int:
+    """Drop metrics lines logged after the checkpoint a run resumes from; return how many.
+
+    A run killed mid-epoch logged steps (and perhaps an epoch summary) that its checkpoint
+    does not hold; the resumed run logs them again, so the old ones would double the curves.
+    Torn lines go too. The file is replaced atomically.
+    """
+    path = run_dir / "metrics.jsonl"
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return 0
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(row, dict):
+            continue
+        row_epoch, row_step = row.get("epoch", 0), row.get("step", 0)
+        if not isinstance(row_epoch, (int, float)) or not isinstance(row_step, (int, float)):
+            continue
+        if row_step > step or (row.get("scope") == "epoch" and row_epoch > epoch):
+            continue
+        kept.append(line)
+    dropped = len(lines) - len(kept)
+    if dropped:
+        atomic.write_bytes(path, b"".join(line + b"\n" for line in kept))
+    return dropped
 
 
 def check_new_run_id(run_id: str) -> None:
@@ -458,9 +494,10 @@ def execute(plan: Plan, args) -> int:
     resuming = plan.train_state is not None
     previous = run_store.read_json(run_dir / "status.json")
     now = time.time()
+    wait = getattr(args, "wait_for_device", False)
     status = StatusFile(run_dir / "status.json", {
         **previous,
-        "state": "running", "pid": os.getpid(), "host": socket.gethostname(), "device": None,
+        "state": "queued" if wait else "running", "pid": os.getpid(), "host": socket.gethostname(), "device": None,
         "started": previous.get("started", now) if resuming else now, "ended": None, "error": None,
         "epoch": (plan.train_state or {}).get("epoch", 0), "step": (plan.train_state or {}).get("step", 0),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -474,7 +511,23 @@ def execute(plan: Plan, args) -> int:
     stop = StopFlag()
     stop.install()
     status.start_heartbeat(args.heartbeat_s)
+    devices = device_queue.device_names(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if wait and any(device_queue.busy(name) for name in devices):
+        log(f"queued: waiting until no other run trains on {', '.join(devices)}")
+    with device_queue.hold_devices(devices, wait=wait, should_stop=lambda: stop.requested) as turn:
+        return _execute_held(plan, args, status, stop, undo_console, resuming, turn)
+
+
+def _execute_held(plan: Plan, args, status: StatusFile, stop: StopFlag, undo_console, resuming: bool, turn: bool) -> int:
+    run_dir = plan.run_dir
     try:
+        if not turn:
+            log(f"{stop.signal_name}: stopped while queued for its device")
+            status.stop_heartbeat()
+            status.update(state="stopped", ended=time.time())
+            return EXIT_STOPPED
+        if status.data["state"] == "queued":
+            status.update(state="running", started=status.data["started"] if resuming else time.time())
         cfg = plan.cfg
         log(f"{'resuming' if resuming else 'starting'} {cfg['kind']} run {run_dir.name} (olr {__version__}, pid {os.getpid()})")
         log(f"dataset {plan.dataset.name}: {len(plan.train_idx)} train / {len(plan.val_idx)} val tiles of {tuple(plan.dataset.tile_shape)}; "

@@ -132,13 +132,15 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
                 with cols[n % 3]:
                     values[key] = option_widget(key, options[key], kind, defaults, datasets, classifiers)
         st.markdown("**Where to run**")
-        c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+        c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         device = c1.selectbox("Device", [d.id for d in devices], format_func={d.id: d.label for d in devices}.get,
                               key=f"train.{kind}.device", help="GPUs found with nvidia-smi; the run sees only the chosen ones (CUDA_VISIBLE_DEVICES).")
-        submitted = c2.form_submit_button("Launch training", type="primary", icon=":material/play_arrow:",
+        queue = c2.toggle("One run per device (queue)", value=False, key=f"train.{kind}.queue",
+                          help="The run waits as 'queued' until no other run trains on this device, then starts.")
+        submitted = c3.form_submit_button("Launch training", type="primary", icon=":material/play_arrow:",
                                           disabled=workspace.is_readonly() or (kind == "siamese" and not classifiers))
     if submitted:
-        launch(kind, values, device)
+        launch(kind, values, device, queue)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -151,7 +153,7 @@ def _devices() -> list[launcher.Device]:
 
 
 @guarded("Launching the run")
-def launch(kind: str, values: dict, device: str) -> None:
+def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
     workspace.require_writable("start a training run")
     raw = {"kind": kind, **{k: v for k, v in values.items() if v is not None}}
     if isinstance(raw.get("scheme"), str) and raw["scheme"].lstrip().startswith("{"):
@@ -164,10 +166,15 @@ def launch(kind: str, values: dict, device: str) -> None:
     cfg = config.resolve(raw)  # bad options are reported here, before any process starts
     # One key per submission: a rerun or double click while launching returns the same run.
     key = st.session_state.setdefault("train.launch_key", launcher.new_key())
-    run_id = launcher.launch_training({k: cfg[k] for k in raw} | {"kind": kind}, device, key=key)
+    run_id = launcher.launch_training({k: cfg[k] for k in raw} | {"kind": kind}, device, key=key, wait_for_device=queue)
     st.session_state["train.launch_key"] = launcher.new_key()
     state.choose_runs([run_id, *[r for r in state.runs() if r != run_id]][:4])
-    state.flash("success", f"Launched **{run_id}** ({kind}, {device}). Follow its curves on the Live page.")
+    if launcher.launched_by(run_id, key):
+        state.flash("success", f"Launched **{run_id}** ({kind}, {device}{', queued for the device' if queue else ''}). "
+                               "Follow its curves on the Live page.")
+    else:
+        state.flash("info", f"The same configuration is already running on {device} as **{run_id}**; it is shown instead of "
+                            "starting a duplicate. Change a setting (e.g. the seed) to train another.")
     st.rerun()
 
 

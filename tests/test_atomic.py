@@ -3,6 +3,9 @@
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from olr import atomic
 from olr.errors import OLRError
+from olr.workspace import REPO_ROOT
 
 
 def listing(folder: Path) -> list[str]:
@@ -117,7 +121,7 @@ def test_other_os_errors_pass_through(tmp_path):
     assert not isinstance(info.value, OLRError) and listing(tmp_path) == []
 
 
-def test_remove_stale_partials_only_touches_old_leftovers(tmp_path):
+def test_leftovers_without_a_lock_go_only_when_old(tmp_path):
     old_dir = tmp_path / ".ds.abc.partial"
     old_dir.mkdir()
     (old_dir / "images.npy").write_bytes(b"x")
@@ -132,7 +136,53 @@ def test_remove_stale_partials_only_touches_old_leftovers(tmp_path):
     past = time.time() - 7200
     for p in (old_dir, old_file, hidden):
         os.utime(p, (past, past))
-    removed = atomic.remove_stale_partials(tmp_path, min_age_s=3600)
+    removed = atomic.finish_interrupted(tmp_path, min_age_s=3600)
     assert sorted(p.name for p in removed) == [".ds.abc.partial", ".meta.json.123.tmp"]
     assert listing(tmp_path) == [".config", ".other.partial", "ds"]
-    assert atomic.remove_stale_partials(tmp_path / "missing") == []
+    assert atomic.finish_interrupted(tmp_path / "missing") == []
+
+
+_KILLED_BUILD = """
+import os, signal, sys
+from pathlib import Path
+from olr import atomic
+
+final, when = Path(sys.argv[1]), sys.argv[2]
+real_replace = os.replace
+
+def replace_then_die(src, dst):
+    real_replace(src, dst)
+    if when == "after-move-aside":  # the previous version is in .old, the new one not yet in place
+        os.kill(os.getpid(), signal.SIGKILL)
+
+atomic.os.replace = replace_then_die
+with atomic.staged_folder(final, overwrite=True) as tmp:
+    (tmp / "data.txt").write_text("new")
+    if when == "while-building":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("when", ["while-building", "after-move-aside"])
+def test_a_build_killed_with_sigkill_loses_nothing_and_is_cleaned_up(tmp_path, when):
+    final = tmp_path / "ds"
+    final.mkdir()
+    (final / "data.txt").write_text("previous")
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(final), when], cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert any(name.endswith(".partial") for name in leftovers) and any(name.endswith(".lock") for name in leftovers)
+    if when == "after-move-aside":
+        assert not final.exists() and any(name.endswith(".old") for name in leftovers)
+    # the owner's lock is free now: the next look puts the previous version back and clears the rest
+    removed = atomic.finish_interrupted(tmp_path)
+    assert removed and (final / "data.txt").read_text() == "previous"
+    assert listing(tmp_path) == ["ds"]
+
+
+def test_a_running_build_is_left_alone(tmp_path):
+    with atomic.staged_folder(tmp_path / "ds") as tmp:
+        (tmp / "data.txt").write_text("new")
+        assert atomic.finish_interrupted(tmp_path, min_age_s=0) == []  # its lock is held
+        assert tmp.is_dir()
+    assert listing(tmp_path) == ["ds"]

@@ -44,14 +44,17 @@ def progress_text(run) -> str:
 
 
 def describe_failure(run) -> None:
-    """A failed or dead run: its error sentence and the end of its console log."""
+    """A failed, dead or stopped run: its error sentence, a Resume action and the end of its console log."""
     error = run.status.get("error")
     if run.state == "dead":
-        st.error(f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing. "
-                 "Resume it with `python -m olr train --resume " + run.id + "` or start a new one.")
+        st.error(f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing; "
+                 f"it got to {progress_text(run)}.")
     elif error:
         first = str(error).strip().splitlines()
         st.error(f"Run {run.id} failed: {first[-1] if first else 'see the log below'}")
+    elif run.state == "stopped":
+        st.info(f"Run {run.id} was stopped at {progress_text(run)}.")
+    resume_action(run)
     tail = olr_runs.tail_log(run, 25)
     if error and len(str(error).splitlines()) > 1:
         with st.expander("Error details"):
@@ -59,6 +62,31 @@ def describe_failure(run) -> None:
     if tail:
         with st.expander("Last lines of console.log", expanded=not error):
             st.code("\n".join(tail), language="text")
+
+
+def resume_action(run) -> None:
+    """A Resume button when the run has a checkpoint to continue from, else why not."""
+    reason = launcher.resumable(run)
+    if reason:
+        st.caption(reason)
+        return
+    done = run.train_state.get("epoch", 0)
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    c2.caption(f"Continues from the checkpoint after epoch {done} of {run.config.get('epochs')} in the same run folder "
+               f"(`python -m olr train --resume {run.id}`).")
+    c1.button(f"Resume from epoch {done}", key=f"resume.{run.id}", icon=":material/replay:", on_click=_resume, args=(run.id,),
+              disabled=workspace.is_readonly())
+
+
+def _resume(run_id: str) -> None:
+    key = st.session_state.setdefault(f"resume.key.{run_id}", launcher.new_key())
+    try:
+        launcher.resume_run(run_id, key=key)
+    except Exception as error:  # noqa: BLE001 - shown at the top of the page; nothing else changes
+        state.flash("error", f"Could not resume {run_id}: {error}")
+        return
+    st.session_state.pop(f"resume.key.{run_id}", None)
+    state.flash("success", f"Resuming **{run_id}** from its last checkpoint; it is live again on the Train and Live pages.")
 
 
 def _stop(run_id: str) -> None:
@@ -125,7 +153,7 @@ def recent_runs(limit: int = 8) -> None:
     )
     st.dataframe(df, hide_index=True)
     for r in ended:
-        if r.state in ("failed", "dead"):
+        if r.state in ("failed", "dead", "stopped"):
             with st.expander(f"{STATE_ICONS[r.state]} {r.id}: {r.state}"):
                 describe_failure(r)
 
