@@ -173,6 +173,7 @@ def resume_run(run_id: str, device: str | None = None, *, key: str | None = None
     """
     from olr.runs import load_run
 
+    workspace.require_writable("resume a run")
     run = load_run(workspace.check_name(run_id, "run id"))
     reason = resumable(run)
     if reason:

@@ -290,6 +290,27 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
     at.run()
     assert {m.label: m.value for m in at.metric}.get("State") in ("queued", "running")
     assert any(run.id in str(m.value) for m in at.markdown)
+    # A second browser session submitting the same settings is shown the live run, not a duplicate.
+    other = open_page("pages/train.py")
+    for label, value in (("Width", 0.25), ("Depth", 1), ("Batch size", 16), ("Epochs", 500), ("Log every n steps", 2),
+                         ("Early-stopping patience (0: off)", 0)):
+        labelled(other.number_input, label).set_value(value)
+    labelled(other.button, "Launch training").click().run()
+    assert not other.exception and f"already running on cpu as **{run.id}**" in texts(other, "info")
+    assert len(olr_runs.list_runs()) == 1
+    # Other settings with "one run per device": a new run that waits for the first.
+    labelled(other.number_input, "Epochs").set_value(3)
+    other.toggle(key="train.classifier.queue").set_value(True)
+    labelled(other.button, "Launch training").click().run()
+    [queued] = [r for r in olr_runs.list_runs() if r.id != run.id]
+    assert "queued for the device" in texts(other, "success")
+    assert "--wait-for-device" in json.loads((queued.path / "launch.json").read_text())["command"]
+    while "queued:" not in "".join(olr_runs.tail_log(queued.id, 5)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert olr_runs.load_run(queued.id).state == "queued"
+    from olr import launcher
+
+    assert launcher.stop_run(queued.id, grace_s=30, wait=True)
     labelled(at.button, "Stop").click().run()
     assert not at.exception
     assert f"Stopping {run.id}" in texts(at, "info")
@@ -336,7 +357,14 @@ def test_page_render_times(monkeypatch, training_workspace, trained_classifier_r
     assert all(t > 0 for t in timings.values())
 
 
-def test_read_only_workspace_hides_every_action(geo_home, monkeypatch):
+def test_read_only_workspace_hides_every_action(geo_home, monkeypatch, trained_classifier_run):
+    # a stopped run that could be resumed, were the workspace writable
+    stopped = geo_home / "models" / "stopped-run"
+    shutil.copytree(trained_classifier_run, stopped)
+    status = json.loads((stopped / "status.json").read_text())
+    (stopped / "status.json").write_text(json.dumps({**status, "state": "stopped"}))
+    train_state = json.loads((stopped / "train_state.json").read_text())
+    (stopped / "train_state.json").write_text(json.dumps({**train_state, "epoch": 1}))
     monkeypatch.setenv("OLR_READONLY", "1")
     at = open_page(PAGES[0])
     assert "Read-only demo" in texts(at, "info")
@@ -345,6 +373,7 @@ def test_read_only_workspace_hides_every_action(geo_home, monkeypatch):
     at = open_page("pages/train.py")
     assert "read-only demo" in texts(at, "info")
     assert not any(b.label == "Launch training" for b in at.button)
+    assert at.button(key="resume.stopped-run").disabled
     at = open_page("pages/evaluate.py")
     assert not any(b.label.startswith("Launch the demo") for b in at.button)
 

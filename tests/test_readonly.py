@@ -39,6 +39,7 @@ def test_every_mutating_entry_point_refuses(readonly_home, tiny_rasters, tmp_pat
         "demo dataset": lambda: ensure_demo_dataset(),
         "launch": lambda: launcher.launch_training({"kind": "classifier", "dataset": "tiny", "epochs": 1}, "cpu"),
         "stop": lambda: launcher.stop_run("some-run"),
+        "resume": lambda: launcher.resume_run("some-run"),
         "demo pipeline": lambda: demo.run_demo(quick=True),
         "sweep": lambda: sweep.run_sweep("thesis", "tiny", ["cpu"], quick=True),
     }
