@@ -170,6 +170,19 @@ def _siamese_views(model, dataset, idx, sample_for_rsa: int, seed: int, batch_si
     return scores, stats.pearson_matrix(scores), rsa_correlation(emb[rsa_pos]), idx[rsa_pos]
 
 
+def _selection(run, split: str, max_tiles: int | None, seed: int):
+    """(classifier run, dataset, labels, tile indices, presence (n, L)) of the tiles a run's
+    correlations are computed on; presence uses the classifier run's min_fraction."""
+    from olr import evaluation
+
+    classifier_run = evaluation.classifier_run_of(run) if run.config.get("kind") == "siamese" else run
+    dataset = evaluation.run_dataset(run)
+    labels = evaluation.run_labels(run)
+    idx = _tiles(run, dataset, split, max_tiles, seed)
+    presence = evaluation.run_presence(run, dataset, classifier_run.config.get("min_fraction"))[idx]
+    return classifier_run, dataset, labels, idx, presence
+
+
 def compute_for_run(
     run,
     split: str = "test",
@@ -195,12 +208,8 @@ def compute_for_run(
     if check_finished:
         evaluation.require_finished(run)
     siamese = run.config.get("kind") == "siamese"
-    classifier_run = evaluation.classifier_run_of(run) if siamese else run
-    dataset = evaluation.run_dataset(run)
-    labels = evaluation.run_labels(run)
+    classifier_run, dataset, labels, idx, presence = _selection(run, split, max_tiles, seed)
     names = [lab.name for lab in labels]
-    idx = _tiles(run, dataset, split, max_tiles, seed)
-    presence = evaluation.run_presence(run, dataset, classifier_run.config.get("min_fraction"))[idx]
     fractions = dataset.fractions_for(labels)[idx]
     gt = ground_truth(presence, fractions, names, [lab.color for lab in labels])
 
@@ -293,12 +302,8 @@ def untrained_agreement(
     run = evaluation.as_run(run)
     if run.config.get("kind") != "siamese":
         raise OLRError(f"The run {run.id} is a {run.config.get('kind')} run; untrained agreement needs a Siamese run.")
-    dataset = evaluation.run_dataset(run)
-    labels = evaluation.run_labels(run)
+    _, dataset, labels, idx, presence = _selection(run, split, max_tiles, seed)
     names = [lab.name for lab in labels]
-    idx = _tiles(run, dataset, split, max_tiles, seed)
-    mf = evaluation.classifier_run_of(run).config.get("min_fraction")
-    presence = evaluation.run_presence(run, dataset, mf)[idx]
     reference = stats.label_stats(presence).phi
     return json_ready(_untrained_views(run, dataset, idx, reference, names, sample_for_rsa, seed, batch_size))
 
