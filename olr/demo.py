@@ -34,7 +34,7 @@ MIN_SUPPORT_FOR_TP = 20
 CLASSIFIER = {
     "full": {
         "model": "resnet", "width": 1.0, "depth": 1, "dropout": 0.2, "loss": "bce", "augment": True,
-        "epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "optimizer": "adam", "lr_schedule": "cosine",
+        "epochs": 24, "batch_size": 64, "learning_rate": 2e-3, "optimizer": "adam", "lr_schedule": "cosine",
         "early_stopping_patience": 8, "checkpoint_metric": "val_macro_ap", "prune_below": 20,
     },
     "quick": {
