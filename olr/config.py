@@ -74,11 +74,11 @@ OPTIONS: dict[str, Option] = {
     "augment": Option(True, "bool", "random flips and 90-degree rotations", C),
     "threshold": Option(0.5, "float", "decision threshold for the binary metrics", C, min=0.0, max=1.0, min_exclusive=True),
     # Siamese occlusion
-    "occlusion_min": Option(0.3, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
-    "occlusion_max": Option(0.6, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
+    "occlusion_min": Option(0.05, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
+    "occlusion_max": Option(0.5, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
     "occlusion_fill": Option("mean", "str", "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)", S, choices=("mean", "zero")),
     "init_from_classifier": Option(True, "bool", "start the Siamese trunk from the classifier's trained trunk (when trunk, width and depth match)", S),
-    "self_pair_share": Option(0.5, "float", "share of pairs that pair a tile with an independently occluded copy of itself (teaches the self-score the correlations use)", S, min=0.0, max=1.0),
+    "self_pair_share": Option(0.9, "float", "share of pairs that pair a tile with an independently occluded copy of itself (teaches the self-score the correlations use)", S, min=0.0, max=1.0),
     "pairs_per_epoch": Option(0, "int", "training pairs per epoch (0: one per training tile)", S, min=0),
     "val_pairs": Option(512, "int", "fixed validation pairs (fixed occlusions)", S, min=1),
     # optimisation

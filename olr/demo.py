@@ -45,14 +45,14 @@ CLASSIFIER = {
 }
 SIAMESE = {
     "full": {
-        "width": 1.0, "depth": 1, "embedding_dim": 16, "occlusion_min": 0.2, "occlusion_max": 0.5,
+        "width": 1.0, "depth": 1, "embedding_dim": 16, "occlusion_min": 0.05, "occlusion_max": 0.5,
         "epochs": 14, "batch_size": 32, "learning_rate": 1e-3, "lr_schedule": "cosine", "early_stopping_patience": 0,
-        "self_pair_share": 0.75,
+        "self_pair_share": 0.9,
     },
     "quick": {
-        "width": 0.5, "depth": 1, "embedding_dim": 8, "occlusion_min": 0.2, "occlusion_max": 0.5,
+        "width": 0.5, "depth": 1, "embedding_dim": 8, "occlusion_min": 0.05, "occlusion_max": 0.5,
         "epochs": 4, "batch_size": 32, "learning_rate": 2e-3, "lr_schedule": "cosine", "early_stopping_patience": 0,
-        "pairs_per_epoch": 1200, "self_pair_share": 0.75,
+        "pairs_per_epoch": 1200, "self_pair_share": 0.9,
     },
 }
 

@@ -35,7 +35,7 @@ THESIS_BASE = {
 }
 OUR_DEFAULT = {"model": "resnet", "width": 1.0, "depth": 2, "dropout": 0.3, "learning_rate": 2e-3, "epochs": 20,
                "early_stopping_patience": 5, "checkpoint_metric": "val_macro_ap"}
-SIAMESE_SETTINGS = {"embedding_dim": 16, "occlusion_min": 0.2, "occlusion_max": 0.5, "epochs": 8,
+SIAMESE_SETTINGS = {"embedding_dim": 16, "occlusion_min": 0.05, "occlusion_max": 0.5, "epochs": 8,
                     "early_stopping_patience": 0}
 #: The thesis pruned labels seen in fewer than 100 of 14100 tiles (0.7 %); the same share.
 THESIS_PRUNE_SHARE = 100 / 14100
