@@ -3,7 +3,11 @@ and two sessions launching the same thing at the same moment start one run."""
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 
 from olr import device_queue, launcher
 from olr import runs as olr_runs
+from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import make_tiny_dataset
 
 TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
@@ -67,11 +72,7 @@ def test_queued_runs_wait_for_the_device_and_start_one_at_a_time(tiny_home):
     wait_for(lambda: state_of(third) == "stopped", 60, "the third run to stop while queued")
     assert "stopped while queued" in "\n".join(olr_runs.tail_log(third, 5))
     # the first is killed outright: the kernel frees its lock and the second starts and finishes
-    pid = launcher.run_process(first)
-    import os
-    import signal
-
-    os.killpg(pid, signal.SIGKILL)
+    os.killpg(launcher.run_process(first), signal.SIGKILL)
     wait_for(lambda: state_of(second) in ("running", "finished"), 120, "the second run to get the device")
     wait_for(lambda: state_of(second) == "finished", 180, "the second run to finish")
     assert state_of(first) in ("failed", "dead")
@@ -79,27 +80,27 @@ def test_queued_runs_wait_for_the_device_and_start_one_at_a_time(tiny_home):
     assert not device_queue.busy("cpu")
 
 
-def _launch_at(start_at: float, config: dict, key: str, home: str, out) -> None:
-    import os
-
-    os.environ["OLR_HOME"] = home
-    from olr import launcher as child_launcher
-
-    time.sleep(max(0.0, start_at - time.time()))
-    out.put(child_launcher.launch_training(config, "cpu", key=key))
+# Each "session" is a separate Python process (plain subprocesses: AppTest, used elsewhere in the
+# test run, replaces __main__, which multiprocessing's spawn would re-run).
+_LAUNCH_AT = """
+import json, sys, time
+from olr import launcher
+start_at, key, config = float(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))
+print(launcher.launch_training(config, "cpu", key=key))
+"""
 
 
 def test_two_sessions_launching_the_same_run_at_once_start_one(tiny_home):
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
     config = {**TINY, "epochs": 200}
     start_at = time.time() + 4  # both processes are up by then and launch in the same instant
-    procs = [ctx.Process(target=_launch_at, args=(start_at, config, key, str(tiny_home), out)) for key in ("sessionA", "sessionB")]
-    for p in procs:
-        p.start()
-    ids = [out.get(timeout=60), out.get(timeout=60)]
-    for p in procs:
-        p.join(timeout=30)
+    env = {**os.environ, "OLR_HOME": str(tiny_home)}
+    procs = [subprocess.Popen([sys.executable, "-c", _LAUNCH_AT, str(start_at), key, json.dumps(config)], cwd=REPO_ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for key in ("sessionA", "sessionB")]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    ids = [out.strip().splitlines()[-1] for out, _ in outputs]
     try:
         assert ids[0] == ids[1]
         folders = [p.name for p in (tiny_home / "models").iterdir() if not p.name.startswith(".")]
