@@ -16,20 +16,12 @@ import pytest
 from olr import device_queue, launcher
 from olr import runs as olr_runs
 from olr.workspace import REPO_ROOT
-from tests.fixtures.runs import make_tiny_dataset
+from tests.fixtures.runs import make_tiny_dataset, wait_for
 
 TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
         "log_every_steps": 1, "early_stopping_patience": 0}
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def state_of(run_id: str) -> str:

@@ -22,21 +22,13 @@ from olr import runs as olr_runs
 from olr.data import list_datasets, load_dataset
 from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene
-from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_env, start_train_cli
+from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_env, start_train_cli, wait_for
 
 APP = str(REPO_ROOT / "app.py")
 EPOCHS = 30  # about 0.5 s each: long enough to look at the live run before the kill
 STEPS_PER_EPOCH = 115 // 16  # make_tiny_dataset: 115 training tiles, batch 16, drop remainder
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def logged_steps(run_dir: Path) -> int:

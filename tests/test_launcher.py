@@ -16,20 +16,12 @@ import pytest
 from olr import launcher, workspace
 from olr import runs as olr_runs
 from olr.errors import OLRError
-from tests.fixtures.runs import make_tiny_dataset
+from tests.fixtures.runs import make_tiny_dataset, wait_for
 
 TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
         "log_every_steps": 2, "early_stopping_patience": 0}
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture
