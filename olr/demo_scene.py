@@ -236,15 +236,20 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_cells:
     return (out / (out.std() + 1e-12)).astype(np.float32)
 
 
-def _bilinear(field: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
-    """Sample `field` (H, W) at fractional cell coordinates (fx column, fy row), clamped."""
-    h, w = field.shape
+def _cell_and_offset(shape: tuple[int, int], fx: np.ndarray, fy: np.ndarray):
+    """(ix, iy, ax, ay): the upper-left cell of fractional cell coordinates (fx column, fy row),
+    clamped so its right and lower neighbours exist, and the float32 offsets into it."""
+    h, w = shape
     fx = np.clip(fx, 0, w - 1.001)
     fy = np.clip(fy, 0, h - 1.001)
     ix = fx.astype(np.int64)
     iy = fy.astype(np.int64)
-    ax = (fx - ix).astype(np.float32)
-    ay = (fy - iy).astype(np.float32)
+    return ix, iy, (fx - ix).astype(np.float32), (fy - iy).astype(np.float32)
+
+
+def _bilinear(field: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """Sample `field` (H, W) at fractional cell coordinates (fx column, fy row), clamped."""
+    ix, iy, ax, ay = _cell_and_offset(field.shape, fx, fy)
     top = field[iy, ix] * (1 - ax) + field[iy, ix + 1] * ax
     bottom = field[iy + 1, ix] * (1 - ax) + field[iy + 1, ix + 1] * ax
     return top * (1 - ay) + bottom * ay
@@ -1101,13 +1106,7 @@ _RECIPES: dict[int, Callable[[_Pixels], np.ndarray]] = {
 def _soft_lookup(codes: np.ndarray, fc: np.ndarray, fr: np.ndarray) -> np.ndarray:
     """Class at fractional cell-centre coordinates: the class with the largest bilinear weight
     among the four surrounding cells, so boundaries run smoothly instead of in 100 m steps."""
-    h, w = codes.shape
-    fc = np.clip(fc, 0, w - 1.001)
-    fr = np.clip(fr, 0, h - 1.001)
-    c0 = fc.astype(np.int64)
-    r0 = fr.astype(np.int64)
-    ax = (fc - c0).astype(np.float32)
-    ay = (fr - r0).astype(np.float32)
+    c0, r0, ax, ay = _cell_and_offset(codes.shape, fc, fr)
     cand = [codes[r0, c0], codes[r0, c0 + 1], codes[r0 + 1, c0], codes[r0 + 1, c0 + 1]]
     wts = [(1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay]
     best = cand[0]

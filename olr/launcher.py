@@ -174,8 +174,9 @@ def resume_run(run_id: str, device: str | None = None, *, key: str | None = None
     from olr.runs import load_run
 
     workspace.require_writable("resume a run")
-    if key is not None and launched_run(key) is not None:  # a repeated click: that resume already started
-        return launched_run(key)
+    earlier = launched_run(key) if key is not None else None
+    if earlier is not None:  # a repeated click: that resume already started
+        return earlier
     run = load_run(workspace.check_name(run_id, "run id"))
     reason = resumable(run)
     if reason:

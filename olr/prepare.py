@@ -596,19 +596,8 @@ def prepare_dataset(
     out = Path(out)
     progress = progress or (lambda done, total, message: None)
 
-    try:
-        _prepare(image, labels, out, scheme_obj, parameters, tile=tile, stride=stride, min_fraction=min_fraction,
-                 min_labels=min_labels, max_nodata=max_nodata, prune_below=prune_below, split_block=split_block,
-                 split_fractions=split_fractions, seed=seed, label_encoding=label_encoding, overwrite=overwrite,
-                 progress=progress)
-    except rasters.READ_ERRORS as error:  # the files opened but their contents are damaged
-        raise rasters.read_failure(error, image, labels) from None
-    return out
-
-
-def _prepare(image, labels, out: Path, scheme_obj, parameters: dict, *, tile, stride, min_fraction, min_labels, max_nodata,
-             prune_below, split_block, split_fractions, seed, label_encoding, overwrite, progress) -> None:
     with contextlib.ExitStack() as stack:
+        stack.enter_context(rasters.read_errors_named(image, labels))  # outermost: sees every read
         stack.enter_context(rasterio.Env(**READ_ENV))
         src = stack.enter_context(rasters.open_image(image))
         if tile > min(src.height, src.width):
@@ -636,6 +625,7 @@ def _prepare(image, labels, out: Path, scheme_obj, parameters: dict, *, tile, st
             _build(src, label_source, folder, scheme_obj, tile=tile, stride=stride, min_fraction=min_fraction,
                    min_labels=min_labels, max_nodata=max_nodata, prune_below=prune_below, split_block=split_block,
                    split_fractions=split_fractions, seed=seed, progress=progress, extra_meta=extra)
+    return out
 
 
 def _build(src, label_source, folder: Path, scheme: clc.Scheme, *, tile, stride, min_fraction, min_labels, max_nodata,

@@ -18,6 +18,7 @@ code of `olr.clc.ALL_CODES` (1..44).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -38,6 +39,15 @@ from olr.errors import OLRError
 
 #: What GDAL raises when a file that opened turns out damaged while its pixels are read.
 READ_ERRORS = (RasterioError, CPLE_BaseError)
+
+
+@contextlib.contextmanager
+def read_errors_named(*paths: str | os.PathLike):
+    """Inside the block, GDAL errors of files that opened but are damaged become `read_failure`'s sentence."""
+    try:
+        yield
+    except READ_ERRORS as error:
+        raise read_failure(error, *paths) from None
 
 
 def read_failure(error: BaseException, *paths: str | os.PathLike) -> OLRError:

@@ -515,11 +515,12 @@ def execute(plan: Plan, args) -> int:
     if wait and any(device_queue.busy(name) for name in devices):
         log(f"queued: waiting until no other run trains on {', '.join(devices)}")
     with device_queue.hold_devices(devices, wait=wait, should_stop=lambda: stop.requested) as turn:
-        return _execute_held(plan, args, status, stop, undo_console, resuming, turn)
+        return _execute_held(plan, args, status, stop, undo_console, turn)
 
 
-def _execute_held(plan: Plan, args, status: StatusFile, stop: StopFlag, undo_console, resuming: bool, turn: bool) -> int:
+def _execute_held(plan: Plan, args, status: StatusFile, stop: StopFlag, undo_console, turn: bool) -> int:
     run_dir = plan.run_dir
+    resuming = plan.train_state is not None
     try:
         if not turn:
             log(f"{stop.signal_name}: stopped while queued for its device")

@@ -4,6 +4,7 @@ at random moments never leaves a half dataset and never loses the previous versi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -46,10 +47,26 @@ def open_train_page() -> AppTest:
     return at
 
 
-def start_killable_run(home: Path, run_id: str) -> subprocess.Popen:
-    # A process of its own, started outside the app: the app learns about it only from disk.
-    return start_train_cli(home, *TINY_CLASSIFIER, "--epochs", str(EPOCHS), "--log-every-steps", "1",
+@contextlib.contextmanager
+def killable_run(home: Path, run_id: str):
+    """A training process of its own, started outside the app (the app learns of it only from
+    disk); killed at the end of the block if still alive."""
+    proc = start_train_cli(home, *TINY_CLASSIFIER, "--epochs", str(EPOCHS), "--log-every-steps", "1",
                            "--early-stopping-patience", "0", "--run-id", run_id, OLR_HEARTBEAT_S="0.5")
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def sigkill_at_step(proc: subprocess.Popen, run_dir: Path, step: int, why: str = "") -> None:
+    """Wait until the run has logged `step` steps, then kill it with SIGKILL."""
+    wait_for(lambda: logged_steps(run_dir) >= step or proc.poll() is not None, 240, f"step {step} {why}", 0.02)
+    assert proc.poll() is None, f"the run ended before it could be killed {why}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -64,20 +81,12 @@ def test_run_killed_at_a_random_step_is_found_dead_by_a_fresh_app_and_resumed_to
     kill_at = random.Random(seed).randrange(STEPS_PER_EPOCH + 1, EPOCHS * STEPS_PER_EPOCH * 2 // 3)
     why = f"(kill at step {kill_at}, seed {seed})"
     run_dir = crash_home / "models" / "crashy"
-    proc = start_killable_run(crash_home, "crashy")
-    try:
+    with killable_run(crash_home, "crashy") as proc:
         wait_for(lambda: logged_steps(run_dir) >= 1 or proc.poll() is not None, 240, f"the first step {why}", 0.05)
         # A freshly started app (no session state) finds the live run on disk, with a Stop button.
         at = open_train_page()
         assert "crashy" in "\n".join(m.value for m in at.markdown) and at.button(key="stop.crashy"), why
-        wait_for(lambda: logged_steps(run_dir) >= kill_at or proc.poll() is not None, 240, f"step {kill_at} {why}", 0.02)
-        assert proc.poll() is None, f"the run ended before it could be killed {why}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        sigkill_at_step(proc, run_dir, kill_at, why)
     state_before = json.loads((run_dir / "train_state.json").read_text())
     assert 1 <= state_before["epoch"] < EPOCHS, why
     assert olr_runs.load_run("crashy").state == "dead", why
@@ -110,15 +119,8 @@ def test_run_killed_at_a_random_step_is_found_dead_by_a_fresh_app_and_resumed_to
 
 def test_a_run_killed_before_its_first_checkpoint_offers_a_new_run_not_a_resume(crash_home):
     run_dir = crash_home / "models" / "early"
-    proc = start_killable_run(crash_home, "early")
-    try:
-        wait_for(lambda: logged_steps(run_dir) >= 1 or proc.poll() is not None, 240, "the first step", 0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with killable_run(crash_home, "early") as proc:
+        sigkill_at_step(proc, run_dir, 1)
     run = olr_runs.load_run("early")
     assert run.state == "dead" and not (run_dir / "last.keras").exists()
     assert "before its first checkpoint" in launcher.resumable(run)

@@ -18,22 +18,13 @@ import pytest
 from olr import cli, config, runs, training
 from olr.data import load_dataset
 from olr.errors import OLRError
-from tests.fixtures.runs import TINY_CLASSIFIER, TINY_SIAMESE, make_tiny_dataset, olr_env, start_train_cli, train_cli
+from tests.fixtures.runs import TINY_CLASSIFIER, TINY_SIAMESE, make_tiny_dataset, olr_env, start_train_cli, train_cli, wait_for
 from olr.workspace import REPO_ROOT
 
 
 def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
-
-def _wait_for(condition, timeout=120.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 # --- end to end ------------------------------------------------------------------------------
@@ -96,7 +87,7 @@ def test_metrics_appear_live_then_sigterm_stops_cleanly_and_resume_continues(wor
         def enough_lines():
             return (run_dir / "metrics.jsonl").exists() and len(_metrics(run_dir)) >= 9 and proc.poll() is None
 
-        _wait_for(enough_lines)
+        wait_for(enough_lines, 120, "nine metrics lines", 0.1)
         live = runs.read_metrics(run_dir)
         assert proc.poll() is None
         assert runs.load_run(run_dir).state == "running"
@@ -136,7 +127,7 @@ def test_run_killed_with_sigkill_is_reported_dead(workspace_with_runs):
                            "--no-evaluate", OLR_HEARTBEAT_S="0.2")
     run_dir = training_workspace / "models" / "killed"
     try:
-        _wait_for(lambda: runs.read_json(run_dir / "status.json").get("state") == "running")
+        wait_for(lambda: runs.read_json(run_dir / "status.json").get("state") == "running", 120, "state running", 0.1)
         assert runs.load_run(run_dir).state == "running"
         proc.kill()
         proc.wait(timeout=30)
