@@ -15,18 +15,18 @@ from olr.errors import OLRError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("olr.prepare", "turn an image raster + CORINE labels into a tile dataset"),
-    "import-batches": ("olr.thesis_format", "import a folder in the thesis batch format (0.npy, labels0.npy, ...)"),
-    "demo-data": ("olr.demo_scene", "generate the synthetic demo scene and prepare the demo dataset"),
-    "datasets": ("olr.stats", "list datasets, or print the label statistics of one"),
-    "train": ("olr.training", "train a classifier or a Siamese network into models/<run-id>/"),
-    "evaluate": ("olr.evaluation", "evaluate a finished run on its test split"),
-    "correlations": ("olr.correlations", "compute label correlation matrices and their agreement for a run"),
-    "embed": ("olr.embeddings", "export the (N, L, k) label embeddings of a Siamese run"),
-    "runs": ("olr.runs", "list runs and their state"),
-    "demo": ("olr.demo", "one command: demo dataset, classifier, Siamese, evaluation, agreement"),
-    "sweep": ("olr.sweep", "launch a preset series of runs (e.g. the thesis's study)"),
-    "bench": ("olr.bench", "benchmarks: prepare, classifier, siamese"),
+    "prepare": ("olr.data.prepare", "turn an image raster + CORINE labels into a tile dataset"),
+    "import-batches": ("olr.data.thesis_import", "import a folder in the thesis batch format (0.npy, labels0.npy, ...)"),
+    "demo-data": ("olr.data.demo_scene", "generate the synthetic demo scene and prepare the demo dataset"),
+    "datasets": ("olr.data.label_stats", "list datasets, or print the label statistics of one"),
+    "train": ("olr.training.engine", "train a classifier or a Siamese network into models/<run-id>/"),
+    "evaluate": ("olr.analysis.evaluation", "evaluate a finished run on its test split"),
+    "correlations": ("olr.analysis.correlations", "compute label correlation matrices and their agreement for a run"),
+    "embed": ("olr.analysis.embeddings", "export the (N, L, k) label embeddings of a Siamese run"),
+    "runs": ("olr.runs.store", "list runs and their state"),
+    "demo": ("olr.workflows.demo", "one command: demo dataset, classifier, Siamese, evaluation, agreement"),
+    "sweep": ("olr.workflows.sweep", "launch a preset series of runs (e.g. the thesis's study)"),
+    "bench": ("olr.workflows.bench", "benchmarks: prepare, classifier, siamese"),
 }
 
 

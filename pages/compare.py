@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from olr import runs as olr_runs
-from olr import sweep as olr_sweep
+from olr.runs import store
+from olr.workflows import sweep
 from ui import charts, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 
@@ -23,8 +23,8 @@ SELECTED = "font-weight: 600"
 
 
 def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
-    df = olr_runs.compare_runs(everything)
-    differing = olr_runs.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
+    df = store.compare_runs(everything)
+    differing = store.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
     shown_diff = [c for c in differing if c in df.columns]
     first = ["id", "kind", "state", "dataset", "labels"]
     metric_cols = [c for c in df.columns if c.startswith(("train_", "val_", "agreement_", "best_", "epochs_done"))]
@@ -78,12 +78,12 @@ def overlay(selected: list) -> None:
 
 def sweep_section() -> None:
     """A sweep (e.g. `python -m olr sweep --preset thesis`) as one table like the thesis's tables 3-6."""
-    sweeps = olr_sweep.list_sweeps()
+    sweeps = sweep.list_sweeps()
     if not sweeps:
         return
     st.subheader("Sweeps")
     chosen = st.selectbox("Sweep", sweeps, key="compare.sweep")
-    table = olr_sweep.sweep_table(chosen)
+    table = sweep.sweep_table(chosen)
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if pd.api.types.is_float_dtype(table[c])
     })
@@ -97,7 +97,7 @@ def sweep_section() -> None:
                        key="compare.sweep_csv")
 
 
-everything = olr_runs.list_runs()
+everything = store.list_runs()
 if not everything:
     runs_panel.offer_demo_pipeline("Compare")
     st.stop()

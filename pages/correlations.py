@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from olr import correlations
+from olr.analysis import correlations
 from ui import charts, loaders, maps, results
 from ui.entry import ensure_entrypoint
 
@@ -159,7 +159,7 @@ def pair_map(run, mats: dict, names: list[str]) -> None:
 
 
 def _run_labels(run):
-    from olr.evaluation import run_labels
+    from olr.analysis.evaluation import run_labels
 
     return run_labels(run)
 

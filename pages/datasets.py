@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from olr import clc, data, workspace
-from olr.demo_scene import DEMO_DATASET
+from olr import workspace
+from olr.data import label_schemes
+from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
+from olr.data.demo_scene import DEMO_DATASET
 from olr.errors import OLRError
 from ui import charts, loaders, maps, state, tiles, uploads
 from ui.entry import ensure_entrypoint
@@ -55,11 +57,11 @@ def dataset_table() -> None:
 # ------------------------------------------------------------------------------ prepare
 
 
-SCHEME_CHOICES = list(clc.SCHEME_NAMES) + ["custom"]
+SCHEME_CHOICES = list(label_schemes.SCHEME_NAMES) + ["custom"]
 
 
 def _scheme_title(name: str) -> str:
-    return clc.SCHEME_TITLES.get(name, "Custom mapping (JSON)")
+    return label_schemes.SCHEME_TITLES.get(name, "Custom mapping (JSON)")
 
 
 @guarded("Preparing the dataset")
@@ -77,7 +79,7 @@ def prepare_form() -> None:
             c1, c2 = st.columns(2)
             image_path = c1.text_input("Image raster", key="prep.image", placeholder="uploads/scene.tif",
                                        help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.")
-            label_path = c2.text_input("CORINE labels", key="prep.labels", placeholder="uploads/clc.tif",
+            label_path = c2.text_input("CORINE labels", key="prep.labels", placeholder="uploads/label_schemes.tif",
                                        help="CORINE raster (grid codes 1..44 or CLC codes 111..523) or vector (GeoPackage/Shapefile with Code_18).")
             if rasters_found:
                 st.caption("Files found in the data folder: " + ", ".join(f"`{f}`" for f in rasters_found[:12])
@@ -139,7 +141,7 @@ def prepare_form() -> None:
         labels = uploads.main_label_file(uploads.save_uploads(label_files, submission, uploads.LABEL_TYPES))
         st.session_state["prep.nonce"] = st.session_state.get("prep.nonce", 0) + 1
 
-    from olr.prepare import prepare_dataset
+    from olr.data.prepare import prepare_dataset
 
     bar = ProgressBar("Preparing", unit="tiles")
     path = prepare_dataset(
@@ -150,7 +152,7 @@ def prepare_form() -> None:
         label_encoding=encoding, overwrite=bool(overwrite), progress=bar.update,
     )
     bar.done()
-    ds = data.load_dataset(path)
+    ds = load_dataset(path)
     state.choose_dataset(ds.name)
     state.flash("success", f"Prepared dataset **{ds.name}**: {ds.n_tiles} tiles of {ds.tile_shape[0]}×{ds.tile_shape[1]} px, "
                            f"{len(ds.label_names)} labels. It is selected in the sidebar.")
@@ -182,14 +184,14 @@ def import_form() -> None:
     source = uploads.server_path(folder, "batch folder")
     out = workspace.dataset_path((name or "").strip())
     label_names = [n.strip() for n in (names_text or "").replace(",", "\n").splitlines() if n.strip()] or None
-    from olr.thesis_format import import_batches
+    from olr.data.thesis_import import import_batches
 
     bar = ProgressBar("Importing", unit="batches")
     path = import_batches(source, out, label_names=label_names, split_block=int(split_block) or None,
                           split_fractions=(float(f_train), float(f_val), float(f_test)), seed=int(seed),
                           overwrite=bool(overwrite), progress=bar.update)
     bar.done()
-    ds = data.load_dataset(path)
+    ds = load_dataset(path)
     state.choose_dataset(ds.name)
     state.flash("success", f"Imported **{ds.name}**: {ds.n_tiles} tiles, {len(ds.label_names)} labels.")
     st.rerun()
@@ -198,31 +200,31 @@ def import_form() -> None:
 # ------------------------------------------------------------------------------ explorer
 
 
-def header_metrics(ds: data.Dataset) -> None:
+def header_metrics(ds: Dataset) -> None:
     h, w, b = ds.tile_shape
-    counts = {s: len(ds.split_indices(s)) for s in data.SPLITS}
+    counts = {s: len(ds.split_indices(s)) for s in SPLITS}
     cols = st.columns([1, 1, 1, 1, 1.4])
     cols[0].metric("Tiles", f"{ds.n_tiles:,}", border=True)
     cols[1].metric("Labels", len(ds.label_names), border=True)
     cols[2].metric("Tile size", f"{h}×{w} px", border=True)
     cols[3].metric("Bands", b, help=", ".join(ds.band_names) or None, border=True)
-    shares = " / ".join(f"{100 * counts[s] / max(ds.n_tiles, 1):.0f}" for s in data.SPLITS)
+    shares = " / ".join(f"{100 * counts[s] / max(ds.n_tiles, 1):.0f}" for s in SPLITS)
     cols[4].metric("Train / val / test", f"{shares} %", border=True,
-                   help=" / ".join(f"{counts[s]:,} {s}" for s in data.SPLITS) + " tiles, in spatial blocks")
+                   help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles, in spatial blocks")
 
 
-def labels_view(ds: data.Dataset) -> None:
+def labels_view(ds: Dataset) -> None:
     c1, c2 = st.columns(2)
     prepared = (ds.meta.get("scheme") or {}).get("name") or "as prepared"
-    options = ["(as prepared)"] + ([s for s in clc.SCHEME_NAMES if s != prepared] if ds.code_fractions is not None else [])
+    options = ["(as prepared)"] + ([s for s in label_schemes.SCHEME_NAMES if s != prepared] if ds.code_fractions is not None else [])
     scheme = c1.selectbox(
         "Label scheme", options, key="ds.scheme",
-        format_func=lambda s: f"As prepared: {clc.SCHEME_TITLES.get(prepared, prepared)}" if s == "(as prepared)" else clc.SCHEME_TITLES[s],
+        format_func=lambda s: f"As prepared: {label_schemes.SCHEME_TITLES.get(prepared, prepared)}" if s == "(as prepared)" else label_schemes.SCHEME_TITLES[s],
         help="Regroups the stored per-code fractions into another scheme, without preparing again."
         if ds.code_fractions is not None else "This dataset has no per-code fractions (imported), so only its own labels exist.",
     )
-    split = c2.selectbox("Tiles", ["all", *data.SPLITS], key="ds.split", format_func=lambda s: "all tiles" if s == "all" else f"{s} split")
-    labels = None if scheme == "(as prepared)" else list(clc.get_scheme(scheme).labels)
+    split = c2.selectbox("Tiles", ["all", *SPLITS], key="ds.split", format_func=lambda s: "all tiles" if s == "all" else f"{s} split")
+    labels = None if scheme == "(as prepared)" else list(label_schemes.get_scheme(scheme).labels)
     stats = loaders.dataset_stats(ds.name, None if split == "all" else split, labels)
     if stats.n_tiles == 0:
         st.info("No tiles in this split.")
@@ -271,11 +273,11 @@ def labels_view(ds: data.Dataset) -> None:
                      column_config={"phi": st.column_config.NumberColumn(format="%.3f"), "npmi": st.column_config.NumberColumn(format="%.3f")})
 
 
-def tiles_view(ds: data.Dataset) -> None:
+def tiles_view(ds: Dataset) -> None:
     names = ds.label_names
     c1, c2, c3, c4 = st.columns([3, 2, 3, 2])
     label = c1.selectbox("Tiles with label", ["(any)", *names], key="ds.gallery_label")
-    split = c2.selectbox("Split", ["all", *data.SPLITS], key="ds.gallery_split")
+    split = c2.selectbox("Split", ["all", *SPLITS], key="ds.gallery_split")
     bands = ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])]
     default = tiles.default_rgb_bands(bands)
     rgb = c3.multiselect("Bands as R, G, B", bands, default=[bands[i] for i in default][: min(3, len(bands))],
@@ -319,7 +321,7 @@ def tiles_view(ds: data.Dataset) -> None:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _stretch_cached(path: str, stamp: float, bands: tuple[int, ...]) -> np.ndarray:
-    ds = data.load_dataset(path)
+    ds = load_dataset(path)
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(ds.n_tiles, size=min(64, ds.n_tiles), replace=False))
     return tiles.stretch_limits(np.asarray(ds.images[sample]), list(bands))
@@ -330,7 +332,7 @@ def _stretch(name: str, bands: tuple[int, ...]) -> np.ndarray:
     return _stretch_cached(str(path), (path / "meta.json").stat().st_mtime, bands)
 
 
-def map_view(ds: data.Dataset) -> None:
+def map_view(ds: Dataset) -> None:
     needed = {"lon_min", "lat_min", "lon_max", "lat_max"}
     if not needed.issubset(ds.tiles.columns) or ds.tiles[list(needed)].isna().all().any():
         st.info("This dataset has no tile coordinates (imported from the batch format), so it has no map.")
@@ -340,7 +342,7 @@ def map_view(ds: data.Dataset) -> None:
     c1, c2, c3 = st.columns([3, 2, 2])
     default_label = names[int(np.argmax(counts))] if len(names) else None
     label = c1.selectbox("Colour tiles by the area fraction of", names, index=names.index(default_label) if default_label else 0, key="ds.map_label")
-    split = c2.selectbox("Tiles", ["all", *data.SPLITS], key="ds.map_split")
+    split = c2.selectbox("Tiles", ["all", *SPLITS], key="ds.map_split")
     basemap = c3.toggle("OpenStreetMap basemap", value=False, key="ds.map_osm", help="Needs internet access; the preview and grid work without.")
     rows = np.arange(ds.n_tiles) if split == "all" else ds.split_indices(split)
     if len(rows) > maps.MAX_TILES_DRAWN:
@@ -378,7 +380,7 @@ def explorer(name: str | None) -> None:
 
 dataset_table()
 if not workspace.is_readonly():
-    with st.expander("Add a dataset", expanded=not data.list_datasets(), icon=":material/add_circle:"):
+    with st.expander("Add a dataset", expanded=not list_datasets(), icon=":material/add_circle:"):
         tab_prepare, tab_import = st.tabs(["Prepare from rasters", "Import thesis batches"])
         with tab_prepare:
             prepare_form()

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from olr import evaluation, metrics
+from olr.analysis import evaluation
+from olr.analysis import metrics
 from ui import charts, loaders, results, tiles
 from ui.entry import ensure_entrypoint
 
@@ -26,7 +27,7 @@ def siamese_summary(run) -> None:
     cols = st.columns(3)
     cols[0].metric("Final training loss (MSE)", _fmt(summary.get("final_train_loss")), border=True)
     cols[1].metric("Final validation loss (MSE)", _fmt(summary.get("final_val_loss")), border=True)
-    from olr import correlations
+    from olr.analysis import correlations
 
     agreement = correlations.read_agreement(run) or summary.get("agreement") or {}
     best = agreement.get("siamese_self")

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from olr import runs as olr_runs
+from olr.runs import store
 from ui import charts, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
@@ -49,7 +49,7 @@ def long_frame(selected: list, x: str) -> tuple[pd.DataFrame, list[str], dict[st
     return all_rows, metrics, skipped
 
 
-everything = olr_runs.list_runs()
+everything = store.list_runs()
 if not everything:
     runs_panel.offer_demo_pipeline("Live")
     st.stop()
@@ -77,7 +77,7 @@ live_at_start = any(by_id[i].is_live for i in chosen_ids if i in by_id)
 @st.fragment(run_every=REFRESH_S if live_at_start else None)
 @guarded("The live chart")
 def curves() -> None:
-    fresh = {r.id: r for r in olr_runs.list_runs()}
+    fresh = {r.id: r for r in store.list_runs()}
     selected = [fresh[i] for i in chosen_ids if i in fresh]
     live = any(r.is_live for r in selected)
     if live != live_at_start:

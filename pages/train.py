@@ -6,8 +6,12 @@ import json
 
 import streamlit as st
 
-from olr import clc, config, data, launcher, workspace
-from olr import runs as olr_runs
+from olr import workspace
+from olr.data import label_schemes
+from olr.training import options
+from olr.data.dataset import list_datasets
+from olr.runs import launcher
+from olr.runs import store
 from olr.errors import OLRError
 from ui import runs_panel, state
 from ui.entry import ensure_entrypoint
@@ -50,7 +54,7 @@ def _label(key: str) -> str:
     return LABELS.get(key, key.replace("_", " ").capitalize())
 
 
-def option_widget(key: str, opt: config.Option, kind: str, defaults: dict, datasets: list[str], classifiers: list[str]):
+def option_widget(key: str, opt: options.Option, kind: str, defaults: dict, datasets: list[str], classifiers: list[str]):
     """The widget for one config option; returns its value (None = the option's default rule)."""
     wkey = f"train.{kind}.{key}"
     default = defaults.get(key, opt.default)
@@ -64,9 +68,9 @@ def option_widget(key: str, opt: config.Option, kind: str, defaults: dict, datas
         return st.selectbox("Classifier run", classifiers, key=wkey, help=help_,
                             placeholder="no finished classifier run yet", index=0 if classifiers else None)
     if key == "scheme":
-        options = [SCHEME_DEFAULT, *clc.SCHEME_NAMES, "custom"]
+        options = [SCHEME_DEFAULT, *label_schemes.SCHEME_NAMES, "custom"]
         choice = st.selectbox("Label scheme", options, key=wkey, help=help_,
-                              format_func=lambda s: clc.SCHEME_TITLES.get(s, "Custom mapping (JSON below)" if s == "custom" else s))
+                              format_func=lambda s: label_schemes.SCHEME_TITLES.get(s, "Custom mapping (JSON below)" if s == "custom" else s))
         if choice == "custom":  # parsed at launch, so a half-typed mapping never breaks the form
             return st.text_area("Custom mapping (JSON)", key=wkey + ".json", placeholder='{"Urban": [111, 112], "Forest": [311, 312, 313]}') or "{}"
         return None if choice == SCHEME_DEFAULT else choice
@@ -102,7 +106,7 @@ def _float_step(key: str, default) -> float:
 
 
 def training_form(datasets: list[str], classifiers: list[str]) -> None:
-    kind = st.segmented_control("What to train", list(config.KINDS), default="classifier", required=True, key="train.kind",
+    kind = st.segmented_control("What to train", list(options.KINDS), default="classifier", required=True, key="train.kind",
                                 format_func={"classifier": "Multi-label classifier", "siamese": "Siamese network (OLR)"}.get)
     kind = kind or "classifier"
     if kind == "classifier":
@@ -112,25 +116,25 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
                    "the product of the frozen classifier's probabilities. It needs a finished classifier run.")
         if not classifiers:
             st.warning("There is no finished classifier run yet: train a classifier first.", icon=":material/warning:")
-    options = config.options_for(kind)
-    defaults = config.defaults(kind)
+    kind_options = options.options_for(kind)
+    defaults = options.defaults(kind)
     placed = {k for keys in SECTIONS.values() for k in keys}
     sections = dict(SECTIONS)
-    other = [k for k in options if k not in placed and k != "kind"]
+    other = [k for k in kind_options if k not in placed and k != "kind"]
     if other:
         sections["Other"] = other
     devices = _devices()
     values: dict = {}
     with st.form(f"train.form.{kind}", border=True):
         for title, keys in sections.items():
-            keys = [k for k in keys if k in options]
+            keys = [k for k in keys if k in kind_options]
             if not keys:
                 continue
             st.markdown(f"**{title}**")
             cols = st.columns(3)
             for n, key in enumerate(keys):
                 with cols[n % 3]:
-                    values[key] = option_widget(key, options[key], kind, defaults, datasets, classifiers)
+                    values[key] = option_widget(key, kind_options[key], kind, defaults, datasets, classifiers)
         st.markdown("**Where to run**")
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         device = c1.selectbox("Device", [d.id for d in devices], format_func={d.id: d.label for d in devices}.get,
@@ -163,7 +167,7 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
             raise OLRError(f"The custom label mapping is not valid JSON ({e.msg}); write it like {{\"Urban\": [111, 112]}}.") from None
     if kind == "siamese" and not raw.get("classifier_run"):
         raise OLRError("Pick the finished classifier run the Siamese network should imitate.")
-    cfg = config.resolve(raw)  # bad options are reported here, before any process starts
+    cfg = options.resolve(raw)  # bad options are reported here, before any process starts
     # One key per submission: a rerun or double click while launching returns the same run.
     key = st.session_state.setdefault("train.launch_key", launcher.new_key())
     run_id = launcher.launch_training({k: cfg[k] for k in raw} | {"kind": kind}, device, key=key, wait_for_device=queue)
@@ -178,8 +182,8 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
     st.rerun()
 
 
-datasets = data.list_datasets()
-all_runs = olr_runs.list_runs()
+datasets = list_datasets()
+all_runs = store.list_runs()
 classifiers = [r.id for r in all_runs if r.kind == "classifier" and r.state == "finished"]
 
 if not datasets:

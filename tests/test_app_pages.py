@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from olr import correlations, evaluation, workspace
-from olr import runs as olr_runs
+from olr import workspace
+from olr.analysis import correlations
+from olr.analysis import evaluation
+from olr.runs import store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import make_tiny_dataset
 
@@ -108,7 +110,7 @@ def test_datasets_page_lists_and_explores_a_real_dataset(geo_home):
     at = open_page(PAGES[0])
     table = at.dataframe[0].value
     assert list(table["name"]) == ["geo"]
-    from olr.data import load_dataset
+    from olr.data.dataset import load_dataset
 
     ds = load_dataset(geo_home / "data" / "geo")
     assert int(table["tiles"][0]) == ds.n_tiles
@@ -191,8 +193,8 @@ def test_uploads_that_are_not_rasters_or_too_large_are_refused(geo_home, monkeyp
 
 
 def test_result_pages_with_finished_runs(results_home):
-    cls = olr_runs.load_run("cls")
-    siam = olr_runs.load_run("siam")
+    cls = store.load_run("cls")
+    siam = store.load_run("siam")
 
     at = open_page("pages/evaluate.py", **{"olr.run": "cls"})
     assert at.subheader[0].value == "cls"
@@ -224,7 +226,7 @@ def test_result_pages_with_finished_runs(results_home):
 
     at = open_page("pages/live.py", **{"olr.runs": ["cls", "siam"]})
     assert element_count(at, "vega_lite_chart") == 1
-    metrics = olr_runs.read_metrics(cls)
+    metrics = store.read_metrics(cls)
     last_val = metrics[metrics["split"] == "val"]["loss"].dropna().iloc[-1]
     assert {m.label: m.value for m in at.metric}["cls"] == f"{last_val:.4g}"
 
@@ -276,16 +278,16 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
         labelled(at.number_input, label).set_value(value)
     labelled(at.button, "Launch training").click().run()
     assert not at.exception and not at.error, texts(at, "error")
-    [run] = olr_runs.list_runs()
+    [run] = store.list_runs()
     assert f"Launched **{run.id}**" in texts(at, "success")
     assert run.config.get("epochs", 500) == 500 or json.loads((run.path / "launch_config.json").read_text())["epochs"] == 500
     assert at.session_state["olr.runs"][0] == run.id
     # A rerun of the same submission (as a double click would cause) starts nothing new.
     at.run()
-    assert len(olr_runs.list_runs()) == 1
+    assert len(store.list_runs()) == 1
 
     deadline = time.monotonic() + 180
-    while olr_runs.load_run(run.id).state != "running" and time.monotonic() < deadline:
+    while store.load_run(run.id).state != "running" and time.monotonic() < deadline:
         time.sleep(0.5)
     at.run()
     assert {m.label: m.value for m in at.metric}.get("State") in ("queued", "running")
@@ -297,26 +299,26 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
         labelled(other.number_input, label).set_value(value)
     labelled(other.button, "Launch training").click().run()
     assert not other.exception and f"already running on cpu as **{run.id}**" in texts(other, "info")
-    assert len(olr_runs.list_runs()) == 1
+    assert len(store.list_runs()) == 1
     # Other settings with "one run per device": a new run that waits for the first.
     labelled(other.number_input, "Epochs").set_value(3)
     other.toggle(key="train.classifier.queue").set_value(True)
     labelled(other.button, "Launch training").click().run()
-    [queued] = [r for r in olr_runs.list_runs() if r.id != run.id]
+    [queued] = [r for r in store.list_runs() if r.id != run.id]
     assert "queued for the device" in texts(other, "success")
     assert "--wait-for-device" in json.loads((queued.path / "launch.json").read_text())["command"]
-    while "queued:" not in "".join(olr_runs.tail_log(queued.id, 5)) and time.monotonic() < deadline:
+    while "queued:" not in "".join(store.tail_log(queued.id, 5)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert olr_runs.load_run(queued.id).state == "queued"
-    from olr import launcher
+    assert store.load_run(queued.id).state == "queued"
+    from olr.runs import launcher
 
     assert launcher.stop_run(queued.id, grace_s=30, wait=True)
     labelled(at.button, "Stop").click().run()
     assert not at.exception
     assert f"Stopping {run.id}" in texts(at, "info")
-    while olr_runs.load_run(run.id).state not in olr_runs.FINAL_STATES and time.monotonic() < deadline:
+    while store.load_run(run.id).state not in store.FINAL_STATES and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert olr_runs.load_run(run.id).state == "stopped"
+    assert store.load_run(run.id).state == "stopped"
     at.run()
     assert "No run is active" in texts(at, "caption")
     assert "stopped" in list(at.dataframe[0].value["state"])
@@ -331,7 +333,7 @@ def test_page_render_times(monkeypatch, training_workspace, trained_classifier_r
     shutil.copytree(training_workspace / "models", home / "models")
     shutil.copytree(training_workspace / "data", home / "data")
     monkeypatch.setenv("OLR_DEMO_SIZE_PX", "1024")
-    from olr import demo_scene
+    from olr.data import demo_scene
 
     demo_scene.ensure_demo_dataset(size_px=1024)
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
@@ -400,16 +402,16 @@ def test_demo_pipeline_button_launches_olr_demo(no_auto_demo):
     at = open_page("pages/compare.py")
     labelled(at.button, "Launch the demo classifier + Siamese pipeline").click().run()
     assert not at.exception and not at.error, texts(at, "error")
-    [launch] = [r for r in olr_runs.list_runs() if "demo-pipeline" in r.id]
+    [launch] = [r for r in store.list_runs() if "demo-pipeline" in r.id]
     try:
         command = json.loads((launch.path / "launch.json").read_text())["command"]
         assert command[:3] == ["-m", "olr", "demo"] and "--quick" in command
         assert f"models/{launch.id}/console.log" in texts(at, "success")
     finally:
-        from olr import launcher
+        from olr.runs import launcher
 
         launcher.stop_run(launch.id, grace_s=5, wait=True)
-    assert olr_runs.load_run(launch.id).state == "stopped"
+    assert store.load_run(launch.id).state == "stopped"
 
 
 def test_maps_load_nothing_from_the_internet(tiny_dataset):
@@ -418,7 +420,7 @@ def test_maps_load_nothing_from_the_internet(tiny_dataset):
     import folium
     import folium.plugins
 
-    from olr.data import load_dataset
+    from olr.data.dataset import load_dataset
     from ui import maps
 
     ds = load_dataset(tiny_dataset)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from olr import device_queue, launcher
-from olr import runs as olr_runs
+from olr.runs import device_queue
+from olr.runs import launcher
+from olr.runs import store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 
@@ -25,7 +26,7 @@ TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "bat
 
 
 def state_of(run_id: str) -> str:
-    return olr_runs.load_run(run_id).state
+    return store.load_run(run_id).state
 
 
 @pytest.fixture
@@ -49,26 +50,26 @@ def test_device_names_and_the_lock_of_a_killed_holder_is_released(tiny_home):
 
 def test_queued_runs_wait_for_the_device_and_start_one_at_a_time(tiny_home):
     first = launcher.launch_training({**TINY, "epochs": 200, "seed": 1}, "cpu", wait_for_device=True)
-    wait_for(lambda: state_of(first) == "running" and olr_runs.read_metrics(first).shape[0] > 0, 120, "the first run to train")
+    wait_for(lambda: state_of(first) == "running" and store.read_metrics(first).shape[0] > 0, 120, "the first run to train")
     second = launcher.launch_training({**TINY, "epochs": 1, "seed": 2}, "cpu", wait_for_device=True)
     third = launcher.launch_training({**TINY, "epochs": 1, "seed": 3}, "cpu", wait_for_device=True)
     # both wait behind the first (their processes are up: heartbeats fresh, not dead)
-    wait_for(lambda: "queued:" in "\n".join(olr_runs.tail_log(second, 5) + olr_runs.tail_log(third, 5)), 90,
+    wait_for(lambda: "queued:" in "\n".join(store.tail_log(second, 5) + store.tail_log(third, 5)), 90,
              "the queued runs to say they wait")
     time.sleep(2)
     assert state_of(first) == "running"
     assert state_of(second) == "queued" and state_of(third) == "queued"
-    assert not (olr_runs.load_run(second).path / "metrics.jsonl").stat().st_size
+    assert not (store.load_run(second).path / "metrics.jsonl").stat().st_size
     # a queued run can be stopped while it waits
     assert launcher.stop_run(third, grace_s=30, wait=True)
     wait_for(lambda: state_of(third) == "stopped", 60, "the third run to stop while queued")
-    assert "stopped while queued" in "\n".join(olr_runs.tail_log(third, 5))
+    assert "stopped while queued" in "\n".join(store.tail_log(third, 5))
     # the first is killed outright: the kernel frees its lock and the second starts and finishes
     os.killpg(launcher.run_process(first), signal.SIGKILL)
     wait_for(lambda: state_of(second) in ("running", "finished"), 120, "the second run to get the device")
     wait_for(lambda: state_of(second) == "finished", 180, "the second run to finish")
     assert state_of(first) in ("failed", "dead")
-    assert olr_runs.load_run(second).train_state["epoch"] == 1
+    assert store.load_run(second).train_state["epoch"] == 1
     assert not device_queue.busy("cpu")
 
 
@@ -76,7 +77,7 @@ def test_queued_runs_wait_for_the_device_and_start_one_at_a_time(tiny_home):
 # test run, replaces __main__, which multiprocessing's spawn would re-run).
 _LAUNCH_AT = """
 import json, sys, time
-from olr import launcher
+from olr.runs import launcher
 start_at, key, config = float(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 time.sleep(max(0.0, start_at - time.time()))
 print(launcher.launch_training(config, "cpu", key=key))
@@ -104,5 +105,5 @@ def test_two_sessions_launching_the_same_run_at_once_start_one(tiny_home):
         other = launcher.launch_training({**config, "seed": 5}, "cpu")
         assert other != ids[0]
     finally:
-        for run in olr_runs.list_runs():
+        for run in store.list_runs():
             launcher.stop_run(run.id, grace_s=5, wait=True)

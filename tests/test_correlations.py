@@ -5,8 +5,11 @@ import shutil
 import numpy as np
 import pytest
 
-from olr import correlations, embeddings, runs, stats
-from olr.data import load_dataset
+from olr.analysis import correlations
+from olr.analysis import embeddings
+from olr.runs import store
+from olr.data import label_stats
+from olr.data.dataset import load_dataset
 from tests.test_evaluation import _keras_predict, cli, copy_runs
 
 
@@ -39,7 +42,7 @@ def _embeddings_with_self_scores(scores, k, rng):
 def test_self_scores_planted_from_presence_agree_and_random_embeddings_do_not():
     rng = np.random.default_rng(5)
     y = _planted_presence(600, 14, seed=5)
-    phi = stats.label_stats(y).phi
+    phi = label_stats.label_stats(y).phi
     emb = _embeddings_with_self_scores(y + 0.2 + 0.05 * rng.random(y.shape), k=8, rng=rng)
     assert np.allclose(correlations.self_scores(emb), y + 0.2 + 0.0, atol=0.06)
     learned = correlations.self_score_correlation(emb)
@@ -72,7 +75,7 @@ def test_rsa_matches_its_definition_and_recovers_planted_structure():
     y = _planted_presence(150, 10, seed=8)
     v = rng.normal(size=(10, 6))
     planted = y[:, :, None] * v[None] + 0.05 * rng.normal(size=(150, 10, 6))
-    a = correlations.agreement(correlations.rsa_correlation(planted), stats.label_stats(y).phi)
+    a = correlations.agreement(correlations.rsa_correlation(planted), label_stats.label_stats(y).phi)
     assert a["spearman"] > 0.8
 
 
@@ -83,7 +86,7 @@ def test_zero_variance_labels_are_excluded_and_listed():
     names = [f"L{i}" for i in range(6)]
     emb = _embeddings_with_self_scores(y + 0.3, k=4, rng=rng)
     emb[:, 4] = 1.0  # constant embedding: no learned row
-    a = correlations.agreement(correlations.self_score_correlation(emb), stats.label_stats(y).phi, names)
+    a = correlations.agreement(correlations.self_score_correlation(emb), label_stats.label_stats(y).phi, names)
     assert a["excluded"] == ["L2", "L4"] and a["n_labels"] == 4 and a["n_pairs"] == 6
     assert a["spearman"] == pytest.approx(1.0)
     # too few pairs left: undefined, not a fake number
@@ -97,7 +100,7 @@ def test_zero_variance_labels_are_excluded_and_listed():
 def _keras_embed(run_path, images):
     import keras
 
-    import olr.models  # noqa: F401
+    import olr.training.models  # noqa: F401
 
     model = keras.models.load_model(run_path / "best.keras", compile=False)
     return np.asarray(model.get_layer("embedder").predict(images.astype(np.float32), verbose=0), dtype=np.float64)
@@ -159,8 +162,8 @@ def test_compute_for_siamese_run_matches_independent_recomputation(trained_siame
 
 def test_untrained_network_is_a_fresh_model_on_the_same_tiles(trained_siamese_run, training_workspace):
     copy_runs(training_workspace, "cls", "siam")
-    run = runs.load_run("siam")
-    trained = runs.load_model(run)
+    run = store.load_run("siam")
+    trained = store.load_model(run)
     fresh = correlations.untrained_model(run, seed=0)
     tw, fw = trained.get_weights(), fresh.get_weights()
     assert [w.shape for w in tw] == [w.shape for w in fw]

@@ -18,9 +18,10 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from olr import atomic, launcher
-from olr import runs as olr_runs
-from olr.data import list_datasets, load_dataset
+from olr import atomic
+from olr.runs import launcher
+from olr.runs import store
+from olr.data.dataset import list_datasets, load_dataset
 from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene
 from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_env, start_train_cli, wait_for
@@ -35,7 +36,7 @@ STEPS_PER_EPOCH = 115 // 16  # make_tiny_dataset: 115 training tiles, batch 16, 
 def logged_steps(run_dir: Path) -> int:
     if not (run_dir / "metrics.jsonl").exists():
         return 0
-    df = olr_runs.read_metrics(run_dir)
+    df = store.read_metrics(run_dir)
     return int(df["step"].max()) if "step" in df else 0
 
 
@@ -89,10 +90,10 @@ def test_run_killed_at_a_random_step_is_found_dead_by_a_fresh_app_and_resumed_to
         sigkill_at_step(proc, run_dir, kill_at, why)
     state_before = json.loads((run_dir / "train_state.json").read_text())
     assert 1 <= state_before["epoch"] < EPOCHS, why
-    assert olr_runs.load_run("crashy").state == "dead", why
+    assert store.load_run("crashy").state == "dead", why
     keras.models.load_model(run_dir / "last.keras")  # the last complete checkpoint always loads
 
-    last_status = olr_runs.read_json(run_dir / "status.json")  # what the killed process last reported
+    last_status = store.read_json(run_dir / "status.json")  # what the killed process last reported
     at = open_train_page()
     errors = "\n".join(e.value for e in at.error)
     assert "crashy stopped reporting" in errors and f"epoch {last_status['epoch']}/{EPOCHS}" in errors, errors
@@ -100,17 +101,17 @@ def test_run_killed_at_a_random_step_is_found_dead_by_a_fresh_app_and_resumed_to
     assert resume.label == f"Resume from epoch {state_before['epoch']}" and not resume.disabled
     resume.click().run()
     assert not at.exception and any("Resuming **crashy**" in s.value for s in at.success), why
-    assert olr_runs.load_run("crashy").is_live
+    assert store.load_run("crashy").is_live
 
-    wait_for(lambda: olr_runs.load_run("crashy").state not in ("queued", "running"), 300, f"the resumed run to end {why}", 0.5)
-    run = olr_runs.load_run("crashy")
-    assert run.state == "finished", (why, olr_runs.tail_log(run, 30))
+    wait_for(lambda: store.load_run("crashy").state not in ("queued", "running"), 300, f"the resumed run to end {why}", 0.5)
+    run = store.load_run("crashy")
+    assert run.state == "finished", (why, store.tail_log(run, 30))
     state = run.train_state
     assert state["epoch"] == EPOCHS and state["step"] == EPOCHS * STEPS_PER_EPOCH, why
     # One epoch summary per epoch: what the killed process logged past its checkpoint was dropped.
-    train_epochs = olr_runs.epoch_metrics(run, "train")["epoch"].tolist()
+    train_epochs = store.epoch_metrics(run, "train")["epoch"].tolist()
     assert train_epochs == list(range(1, EPOCHS + 1)), (why, train_epochs)
-    steps = olr_runs.read_metrics(run)["step"].tolist()
+    steps = store.read_metrics(run)["step"].tolist()
     assert steps == sorted(steps) and steps[-1] == EPOCHS * STEPS_PER_EPOCH, why
     assert keras.models.load_model(run_dir / "last.keras").optimizer.iterations.numpy() == state["step"]
     assert (run_dir / "evaluation" / "summary.json").is_file()  # the follow-ups ran after the resumed run
@@ -121,7 +122,7 @@ def test_a_run_killed_before_its_first_checkpoint_offers_a_new_run_not_a_resume(
     run_dir = crash_home / "models" / "early"
     with killable_run(crash_home, "early") as proc:
         sigkill_at_step(proc, run_dir, 1)
-    run = olr_runs.load_run("early")
+    run = store.load_run("early")
     assert run.state == "dead" and not (run_dir / "last.keras").exists()
     assert "before its first checkpoint" in launcher.resumable(run)
     at = open_train_page()

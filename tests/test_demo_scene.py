@@ -16,12 +16,13 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling, reproject
 
-from olr import clc, demo_scene
+from olr.data import label_schemes
+from olr.data import demo_scene
 from olr.errors import OLRError
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 512  # 5.12 km: 64 tiles of 64 px, rendered in about a second
-HAS_PREPARE = importlib.util.find_spec("olr.prepare") is not None
+HAS_PREPARE = importlib.util.find_spec("olr.data.prepare") is not None
 needs_prepare = pytest.mark.skipif(not HAS_PREPARE, reason="olr.prepare is not written yet")
 
 
@@ -51,7 +52,7 @@ def _codes_on_image_grid(lc: dict) -> np.ndarray:
         grid, out, src_transform=g.label_transform, src_crs=demo_scene.LABEL_CRS, dst_transform=g.image_transform,
         dst_crs=demo_scene.IMAGE_CRS, resampling=Resampling.nearest, src_nodata=48, dst_nodata=48,
     )
-    return clc.grid_to_code_lut()[out]
+    return label_schemes.grid_to_code_lut()[out]
 
 
 # ---------------------------------------------------------------------------- determinism
@@ -59,12 +60,12 @@ def _codes_on_image_grid(lc: dict) -> np.ndarray:
 
 def test_same_seed_gives_identical_files_and_another_seed_a_different_scene(small_scene, tmp_path):
     again = demo_scene.generate_scene(tmp_path / "again", seed=3, size_px=SMALL)
-    for name in ("image.tif", "clc.tif", "scene.json"):
+    for name in ("image.tif", "label_schemes.tif", "scene.json"):
         assert _sha(small_scene / name) == _sha(tmp_path / "again" / name), name
     assert again == json.loads((small_scene / "scene.json").read_text())
 
     demo_scene.generate_scene(tmp_path / "other", seed=4, size_px=SMALL)
-    with rasterio.open(small_scene / "clc.tif") as a, rasterio.open(tmp_path / "other" / "clc.tif") as b:
+    with rasterio.open(small_scene / "label_schemes.tif") as a, rasterio.open(tmp_path / "other" / "label_schemes.tif") as b:
         labels_a, labels_b = a.read(1), b.read(1)
     assert labels_a.shape == labels_b.shape  # same grid, different landscape
     assert (labels_a != labels_b).mean() > 0.2
@@ -111,13 +112,13 @@ def test_image_raster_is_utm_10m_uint16_four_named_bands(small_scene):
 
 
 def test_label_raster_is_corine_grid_codes_in_laea_100m(small_scene):
-    with rasterio.open(small_scene / "clc.tif") as src:
+    with rasterio.open(small_scene / "label_schemes.tif") as src:
         assert src.crs.to_epsg() == 3035
         assert src.res == (100.0, 100.0)
         assert src.dtypes == ("uint8",) and src.nodata == 48
         assert src.transform.c % 100 == 0 and src.transform.f % 100 == 0  # on CORINE's lattice
         labels = src.read(1)
-        assert src.colormap(1)[clc.code_to_grid(523)][:3] == (230, 242, 255)
+        assert src.colormap(1)[label_schemes.code_to_grid(523)][:3] == (230, 242, 255)
         left, bottom, right, top = src.bounds
     values = set(np.unique(labels).tolist())
     assert values <= set(range(1, 45)) | {48}
@@ -135,8 +136,8 @@ def test_scene_json_describes_the_scene(small_scene):
     assert abs(sum(shares) - 1.0) < 1e-3 and shares == sorted(shares, reverse=True)
     assert scene["planted_structure"]["near"][0]["class"] == demo_scene.PLANTED_STRUCTURE["near"][0]["class"]
     # The image shows what the labels say: its pixel classes are the label classes.
-    with rasterio.open(small_scene / "clc.tif") as src:
-        label_codes = {int(clc.grid_to_code_lut()[v]) for v in np.unique(src.read(1))} - {0}
+    with rasterio.open(small_scene / "label_schemes.tif") as src:
+        label_codes = {int(label_schemes.grid_to_code_lut()[v]) for v in np.unique(src.read(1))} - {0}
     assert {c["code"] for c in scene["classes"]} <= label_codes
 
 
@@ -241,11 +242,11 @@ def test_planted_structure_holds_on_the_default_scene(default_land_cover):
 def test_labels_are_learnable_from_pixels_but_not_trivially(small_scene):
     """A nearest-class-mean classifier on 8x8-pixel blocks (mean and std per band) beats the
     majority class clearly, yet is far from perfect."""
-    with rasterio.open(small_scene / "image.tif") as im, rasterio.open(small_scene / "clc.tif") as lb:
+    with rasterio.open(small_scene / "image.tif") as im, rasterio.open(small_scene / "label_schemes.tif") as lb:
         img = im.read().astype(np.float32)
         grid = np.zeros((im.height, im.width), np.uint8)
         reproject(rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs, resampling=Resampling.nearest)
-    codes = clc.grid_to_code_lut()[grid]
+    codes = label_schemes.grid_to_code_lut()[grid]
     b, n = 8, SMALL // 8
     block_codes = codes.reshape(n, b, n, b).transpose(0, 2, 1, 3).reshape(n * n, -1)
     pix = img.reshape(4, n, b, n, b).transpose(1, 3, 0, 2, 4).reshape(n * n, 4, -1)
@@ -277,7 +278,7 @@ def test_progress_is_reported_in_order(tmp_path):
 
 
 def test_split_seed_gives_clumped_labels_positives_in_every_split(default_land_cover):
-    from olr import splits
+    from olr.data import splits
 
     tiles = _codes_on_image_grid(default_land_cover)
     n = tiles.shape[0] // 64
@@ -303,7 +304,7 @@ def test_split_seed_gives_clumped_labels_positives_in_every_split(default_land_c
 
 @needs_prepare
 def test_ensure_demo_dataset_builds_once_and_loads(tmp_path):
-    from olr.data import list_datasets, load_dataset
+    from olr.data.dataset import list_datasets, load_dataset
     from olr.workspace import data_dir
 
     messages = []
@@ -315,7 +316,7 @@ def test_ensure_demo_dataset_builds_once_and_loads(tmp_path):
     assert ds.meta["parameters"]["split_block"] == demo_scene.DEMO_SPLIT_BLOCK
     # The presence the split seed was chosen on is the presence preparation wrote.
     scene = demo_scene.demo_scene_dir()
-    presence, codes = demo_scene.tile_presence(scene / "image.tif", scene / "clc.tif")
+    presence, codes = demo_scene.tile_presence(scene / "image.tif", scene / "label_schemes.tif")
     flat = presence.reshape(-1, len(codes))
     order = np.lexsort((ds.tiles["col_off"].to_numpy(), ds.tiles["row_off"].to_numpy()))
     own = {lab.codes[0]: j for j, lab in enumerate(ds.labels)}
@@ -338,7 +339,7 @@ def test_ensure_demo_dataset_builds_once_and_loads(tmp_path):
 
 _CHILD = """
 import json, os
-from olr import demo_scene
+from olr.data import demo_scene
 path = demo_scene.ensure_demo_dataset(seed=3, size_px={size})
 scene = demo_scene.demo_scene_dir() / "image.tif"
 inodes = {{"inode": os.stat(path / "meta.json").st_ino, "scene_inode": os.stat(scene).st_ino}}
@@ -348,7 +349,7 @@ print(json.dumps(dict(path=str(path), **inodes)))
 
 @needs_prepare
 def test_two_processes_at_first_launch_build_one_dataset(tmp_path):
-    from olr.data import load_dataset
+    from olr.data.dataset import load_dataset
 
     env = dict(os.environ, OLR_HOME=str(tmp_path), PYTHONPATH=str(REPO))
     code = _CHILD.format(size=SMALL)

@@ -1,4 +1,4 @@
-"""evaluate_run end to end on real trained runs (tests/fixtures/runs.py), the thesis trap, bad input."""
+"""evaluate_run end to end on real trained runs (tests/fixtures/store.py), the thesis trap, bad input."""
 
 import json
 import os
@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from olr import evaluation, metrics, runs, workspace
+from olr import workspace
+from olr.analysis import evaluation
+from olr.analysis import metrics
+from olr.runs import store
 from olr.errors import OLRError
 
 
@@ -32,7 +35,7 @@ def cli(*args, timeout=300):
 def _keras_predict(run_path, images):
     import keras
 
-    import olr.models  # noqa: F401  (custom layers)
+    import olr.training.models  # noqa: F401  (custom layers)
 
     model = keras.models.load_model(run_path / "best.keras", compile=False)
     return np.asarray(model.predict(images.astype(np.float32), verbose=0))
@@ -47,8 +50,8 @@ def test_evaluate_classifier_run_writes_consistent_outputs(trained_classifier_ru
     assert files == ["per_label.csv", "summary.json", "test_predictions.npz", "thresholds.json"]
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
 
-    run = runs.load_run("cls")
-    from olr.data import load_dataset
+    run = store.load_run("cls")
+    from olr.data.dataset import load_dataset
 
     ds = load_dataset("tiny")
     test_idx = ds.split_indices("test")
@@ -96,7 +99,7 @@ def _collapse(run_path):
     """Make run_path's best.keras a real model that says "absent" to everything (the thesis's model)."""
     import keras
 
-    import olr.models  # noqa: F401
+    import olr.training.models  # noqa: F401
 
     model = keras.models.load_model(run_path / "best.keras", compile=False)
     last = model.get_layer("probabilities")
@@ -146,7 +149,7 @@ def test_bad_input_is_one_sentence(trained_classifier_run, trained_siamese_run, 
         evaluation.metrics_at("cls", 0.5)
     # a Siamese run whose classifier run is gone
     shutil.rmtree(home / "models" / "cls")
-    from olr import correlations
+    from olr.analysis import correlations
 
     with pytest.raises(OLRError, match="classifier run cls of Siamese run siam is gone"):
         correlations.compute_for_run("siam")

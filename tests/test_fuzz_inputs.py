@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from olr.data import load_dataset
+from olr.data.dataset import load_dataset
 from olr.errors import OLRError
-from olr.prepare import prepare_dataset
-from olr.thesis_format import import_batches
+from olr.data.prepare import prepare_dataset
+from olr.data.thesis_import import import_batches
 from tests.fixtures.data import make_scene, write_batches, write_label_vector
 
 SEED = 20261121

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from olr import launcher, workspace
-from olr import runs as olr_runs
+from olr import workspace
+from olr.runs import launcher
+from olr.runs import store
 from olr.errors import OLRError
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 
@@ -42,20 +43,20 @@ def test_launch_runs_detached_a_repeated_key_starts_nothing_and_stop_ends_it(tin
     # The same submission again (a rerun, a double click): same run, no second process or folder.
     assert launcher.launch_training({**TINY, "epochs": 500}, "cpu", key=key) == run_id
     assert launcher.launched_run(key) == run_id
-    assert [r.id for r in olr_runs.list_runs()] == [run_id]
+    assert [r.id for r in store.list_runs()] == [run_id]
 
     # It really trains: the child validates the config, adopts the folder and logs metrics.
-    wait_for(lambda: olr_runs.load_run(run_id).state == "running" and olr_runs.read_metrics(run_id).shape[0] > 0,
+    wait_for(lambda: store.load_run(run_id).state == "running" and store.read_metrics(run_id).shape[0] > 0,
              180, "the run to log metrics")
-    run = olr_runs.load_run(run_id)
+    run = store.load_run(run_id)
     assert run.config["epochs"] == 500 and run.config["dataset"] == "tiny"
-    assert "train" in set(olr_runs.read_metrics(run)["split"])
+    assert "train" in set(store.read_metrics(run)["split"])
     pid = launcher.run_process(run_id)
     assert pid == launch["pid"]
 
     assert launcher.stop_run(run_id, grace_s=20, wait=True) is True
-    run = olr_runs.load_run(run_id)
-    assert run.state == "stopped", olr_runs.tail_log(run, 30)
+    run = store.load_run(run_id)
+    assert run.state == "stopped", store.tail_log(run, 30)
     assert launcher.run_process(run_id) is None
     wait_for(lambda: "exit_code" in json.loads((run_dir / "launch.json").read_text()), 10, "the exit to be recorded")
     assert json.loads((run_dir / "launch.json").read_text())["exit_code"] == 143  # SIGTERM handled: clean stop
@@ -110,7 +111,7 @@ def test_stop_run_kills_a_process_that_ignores_sigterm(_isolated_workspace):
 def test_a_launch_that_dies_at_start_up_is_recorded_as_failed(tiny_home):
     # The dataset check happens in the child (exit 2): the run folder must say so, with the log.
     run_id = launcher.launch_training({**TINY, "dataset": "no-such-dataset"}, "cpu")
-    run = wait_for(lambda: (r := olr_runs.load_run(run_id)).state in olr_runs.FINAL_STATES and r, 120, "the launch to fail")
+    run = wait_for(lambda: (r := store.load_run(run_id)).state in store.FINAL_STATES and r, 120, "the launch to fail")
     assert run.state == "failed"
     assert "no-such-dataset" in run.status["error"]
     launch_file = workspace.run_path(run_id) / "launch.json"

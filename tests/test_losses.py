@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from olr import losses
+from olr.training import losses
 
 # 3 tiles, 4 labels; label 3 is absent from the batch.
 Y = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0]], dtype=np.float32)

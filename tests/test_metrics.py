@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from olr import metrics
+from olr.analysis import metrics
 
 
 def _hand_case():

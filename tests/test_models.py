@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from olr import losses, models, tfdata
+from olr.training import losses
+from olr.training import models
+from olr.training import pipelines
 from olr.workspace import REPO_ROOT
 
 BANDS = [{"mean": 100.0, "std": 20.0}, {"mean": 50.0, "std": 10.0}, {"mean": 10.0, "std": 5.0}]
@@ -72,7 +74,7 @@ def test_siamese_scores_are_per_label_dot_products():
 
 def test_occlude_sets_exactly_the_box_to_the_fill():
     images = np.ones((50, 12, 9, 2), dtype="float32")
-    boxes = tfdata.random_boxes(50, 12, 9, 0.3, 0.7, seed=tf.constant([0, 7], tf.int64))
+    boxes = pipelines.random_boxes(50, 12, 9, 0.3, 0.7, seed=tf.constant([0, 7], tf.int64))
     out = keras.ops.convert_to_numpy(models.occlude(images, boxes, np.array([-5.0, 0.0], "float32")))
     for img, (y0, x0, bh, bw) in zip(out, boxes.numpy()):
         hit = img[..., 0] == -5.0
@@ -96,7 +98,7 @@ def _tiny_pair_setup(tmp_path):
 
 def test_siamese_trainer_regresses_on_occluded_classifier_products(tmp_path):
     mm, classifier, pair, trainer = _tiny_pair_setup(tmp_path)
-    val = tfdata.fixed_pair_batches(mm, np.arange(32), n_pairs=8, batch_size=8, occlusion=(0.25, 0.5), seed=0)
+    val = pipelines.fixed_pair_batches(mm, np.arange(32), n_pairs=8, batch_size=8, occlusion=(0.25, 0.5), seed=0)
     (a, b, box_a, box_b), = next(iter(val))
     fill = np.array([b_["mean"] for b_ in BANDS], "float32")
     a2, b2 = models.occlude(a, box_a, fill), models.occlude(b, box_b, fill)
@@ -106,7 +108,7 @@ def test_siamese_trainer_regresses_on_occluded_classifier_products(tmp_path):
 
     frozen = [w.copy() for w in classifier.get_weights()]
     before = [w.copy() for w in pair.get_weights()]
-    train = tfdata.pair_batches(mm, np.arange(32), batch_size=4, occlusion=(0.25, 0.5), seed=0)
+    train = pipelines.pair_batches(mm, np.arange(32), batch_size=4, occlusion=(0.25, 0.5), seed=0)
     trainer.fit(train, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
     assert all(np.array_equal(x, y) for x, y in zip(frozen, classifier.get_weights()))
     assert any(not np.array_equal(x, y) for x, y in zip(before, pair.get_weights()))

@@ -14,10 +14,12 @@ import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from olr import clc, prepare, splits
-from olr.data import band_statistics, load_dataset
+from olr.data import label_schemes
+from olr.data import prepare
+from olr.data import splits
+from olr.data.dataset import band_statistics, load_dataset
 from olr.errors import OLRError
-from olr.prepare import prepare_dataset
+from olr.data.prepare import prepare_dataset
 from tests.fixtures.data import (
     IMAGE_CRS,
     LABEL_CRS,
@@ -56,9 +58,9 @@ def expected_fractions(scene, ds):
 
 def all_code_fractions(ds) -> np.ndarray:
     """(N, 44) dataset code fractions expanded to every CLC code."""
-    out = np.zeros((ds.n_tiles, len(clc.ALL_CODES)), dtype=np.float32)
+    out = np.zeros((ds.n_tiles, len(label_schemes.ALL_CODES)), dtype=np.float32)
     for j, code in enumerate(ds.codes):
-        out[:, clc.ALL_CODES.index(code)] = ds.code_fractions[:, j]
+        out[:, label_schemes.ALL_CODES.index(code)] = ds.code_fractions[:, j]
     return out
 
 
@@ -84,9 +86,9 @@ def test_tiny_dataset_follows_the_contract(tiny_dataset, tiny_rasters):
     # Fractions equal an independent per-pixel computation; labels follow from codes.
     assert np.allclose(all_code_fractions(ds), expected_fractions(tiny_rasters, ds), atol=1e-7, rtol=0)
     assert (ds.code_fractions.max(0) > 0).all() and ds.codes == sorted(ds.codes)
-    matrix = clc.Scheme("x", tuple(ds.labels)).code_matrix(ds.codes)
+    matrix = label_schemes.Scheme("x", tuple(ds.labels)).code_matrix(ds.codes)
     assert np.allclose(ds.fractions, np.asarray(ds.code_fractions) @ matrix, atol=1e-6)
-    legend = clc.by_code()
+    legend = label_schemes.by_code()
     for lab in meta["labels"]:
         assert lab["color"] == legend[lab["codes"][0]].color and lab["name"] == legend[lab["codes"][0]].level3
 
@@ -138,7 +140,7 @@ def test_overlapping_tiles_with_a_stride(scene, tmp_path):
 
 def test_grid_and_clc_rasters_give_identical_datasets(scene, tmp_path):
     a = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "grid", tile=16))
-    clc_raster = write_clc_raster(tmp_path / "clc.tif", scene)
+    clc_raster = write_clc_raster(tmp_path / "label_schemes.tif", scene)
     b = load_dataset(prepare_dataset(scene.image, clc_raster, tmp_path / "clc", tile=16))
     assert (a.meta["label_encoding"], b.meta["label_encoding"]) == ("grid", "clc")
     assert np.array_equal(a.images, b.images) and np.array_equal(a.fractions, b.fractions)
@@ -147,7 +149,7 @@ def test_grid_and_clc_rasters_give_identical_datasets(scene, tmp_path):
 
 
 def test_vector_labels_give_the_raster_fractions_away_from_borders(scene, tmp_path):
-    gpkg = write_label_vector(tmp_path / "clc.gpkg", scene.codes, scene.label_transform)
+    gpkg = write_label_vector(tmp_path / "label_schemes.gpkg", scene.codes, scene.label_transform)
     r = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "r", tile=16, min_labels=0))
     v = load_dataset(prepare_dataset(scene.image, gpkg, tmp_path / "v", tile=16, min_labels=0))
     assert v.meta["sources"]["labels"]["kind"] == "vector" and v.meta["label_encoding"] == "clc"
@@ -207,7 +209,7 @@ def test_label_values_outside_1_to_44_are_unlabelled(tmp_path):
 # ---------------------------------------------------------------- schemes and pruning
 
 
-@pytest.mark.parametrize("scheme", [*clc.SCHEME_NAMES, "custom", "json"])
+@pytest.mark.parametrize("scheme", [*label_schemes.SCHEME_NAMES, "custom", "json"])
 def test_every_scheme_aggregates_code_fractions(scene, tmp_path, scheme):
     if scheme == "custom":
         scheme = {"Built": [112, 121], "Farmland": [211, 223], "Wild": [312, 323, 333]}
@@ -216,8 +218,8 @@ def test_every_scheme_aggregates_code_fractions(scene, tmp_path, scheme):
         path.write_text(json.dumps({"Land": [112, 211, 223, 312, 323], "Water": [523]}))
         scheme = str(path)
     ds = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16, scheme=scheme, min_labels=0))
-    s = clc.get_scheme(scheme)
-    full = all_code_fractions(ds) @ s.code_matrix(clc.ALL_CODES)
+    s = label_schemes.get_scheme(scheme)
+    full = all_code_fractions(ds) @ s.code_matrix(label_schemes.ALL_CODES)
     occurs = (full >= ds.meta["min_fraction"]).any(0)
     assert ds.label_names == [lab.name for lab, o in zip(s.labels, occurs) if o]
     assert ds.meta["scheme"]["absent"] == [lab.name for lab, o in zip(s.labels, occurs) if not o]
@@ -233,7 +235,7 @@ def test_ben19_tiles_covered_only_by_dropped_codes_have_no_labels(tmp_path):
     ds = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16, scheme="ben19",
                                       min_labels=0))
     cf = all_code_fractions(ds)
-    dropped_only = cf[:, [clc.ALL_CODES.index(122), clc.ALL_CODES.index(131)]].sum(1) == 1.0
+    dropped_only = cf[:, [label_schemes.ALL_CODES.index(122), label_schemes.ALL_CODES.index(131)]].sum(1) == 1.0
     assert dropped_only.sum() >= 3
     assert (ds.fractions[dropped_only] == 0).all() and (ds.presence[dropped_only] == 0).all()
     assert {122, 131} <= set(ds.meta["scheme"]["dropped_codes"])

@@ -6,7 +6,8 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from olr import clc, rasters
+from olr.data import label_schemes
+from olr.data import rasters
 from olr.errors import OLRError
 from tests.fixtures.data import (
     IMAGE_CRS,
@@ -20,7 +21,7 @@ from tests.fixtures.data import (
     write_raster,
 )
 
-CODE_INDEX = {code: i + 1 for i, code in enumerate(clc.ALL_CODES)}
+CODE_INDEX = {code: i + 1 for i, code in enumerate(label_schemes.ALL_CODES)}
 
 
 def window_tiles(n_rows, n_cols, tile, stride, r0=0, c0=0):
@@ -103,7 +104,7 @@ def test_grid_and_clc_rasters_give_the_same_codes(scene, tmp_path):
 
 
 def test_vector_labels_match_the_raster_away_from_borders(scene, tmp_path):
-    gpkg = write_label_vector(tmp_path / "clc.gpkg", scene.codes, scene.label_transform)
+    gpkg = write_label_vector(tmp_path / "label_schemes.gpkg", scene.codes, scene.label_transform)
     window, _, _ = window_tiles(10, 10, 16, 16)
     with rasters.open_image(scene.image) as src:
         with rasters.open_labels(gpkg, src) as vec, rasters.open_labels(scene.labels, src) as ras:

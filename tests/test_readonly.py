@@ -8,13 +8,16 @@ import sys
 
 import pytest
 
-from olr import demo, launcher, sweep, workspace
-from olr.data import load_dataset
-from olr.demo_scene import ensure_demo_dataset
+from olr import workspace
+from olr.workflows import demo
+from olr.runs import launcher
+from olr.workflows import sweep
+from olr.data.dataset import load_dataset
+from olr.data.demo_scene import ensure_demo_dataset
 from olr.errors import OLRError
-from olr.prepare import prepare_dataset
-from olr.stats import dataset_stats
-from olr.thesis_format import import_batches
+from olr.data.prepare import prepare_dataset
+from olr.data.label_stats import dataset_stats
+from olr.data.thesis_import import import_batches
 from tests.fixtures.data import write_batches
 
 

@@ -10,8 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from olr import atomic, cli, inference, runs
-from olr.data import load_dataset
+from olr import atomic, cli
+from olr.analysis import inference
+from olr.runs import store
+from olr.data.dataset import load_dataset
 from olr.errors import OLRError
 
 
@@ -37,36 +39,36 @@ def test_list_runs_tolerates_garbage_and_sorts_newest_first(tmp_path):
     (broken / "status.json").write_text("[1, 2]")  # not an object
     (root / ".launches").mkdir()
     (root / "stray.txt").write_text("x")
-    listed = runs.list_runs(root)
+    listed = store.list_runs(root)
     # "broken" has no start time: its folder time (now) counts, so it is the newest
     assert [r.id for r in listed] == ["broken", "new", "queued", "old"]
     by_id = {r.id: r for r in listed}
     assert by_id["broken"].state == "incomplete" and by_id["broken"].config == {}
     assert by_id["queued"].state == "queued" and by_id["queued"].kind == "unknown"
     assert by_id["new"].kind == "siamese" and by_id["old"].dataset == "a"
-    assert runs.list_runs(tmp_path / "nothing-here") == []
+    assert store.list_runs(tmp_path / "nothing-here") == []
 
 
 def test_liveness_from_heartbeat_and_pid():
     now = time.time()
     mine = {"state": "running", "pid": os.getpid(), "host": os.uname().nodename, "heartbeat": now}
-    assert runs.liveness(mine, stale_after_s=30) == "running"
-    assert runs.liveness({**mine, "heartbeat": now - 31}, stale_after_s=30) == "dead"
-    assert runs.liveness({**mine, "heartbeat": now - 31}, stale_after_s=60) == "running"
+    assert store.liveness(mine, stale_after_s=30) == "running"
+    assert store.liveness({**mine, "heartbeat": now - 31}, stale_after_s=30) == "dead"
+    assert store.liveness({**mine, "heartbeat": now - 31}, stale_after_s=60) == "running"
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    assert runs.liveness({**mine, "pid": gone.pid}, stale_after_s=30) == "dead"
-    assert runs.liveness({**mine, "pid": gone.pid}, stale_after_s=30, check_pid=False) == "running"
-    assert runs.liveness({**mine, "state": "finished", "heartbeat": 0}) == "finished"
-    assert runs.liveness({**mine, "state": "queued", "pid": gone.pid}) == "dead"
+    assert store.liveness({**mine, "pid": gone.pid}, stale_after_s=30) == "dead"
+    assert store.liveness({**mine, "pid": gone.pid}, stale_after_s=30, check_pid=False) == "running"
+    assert store.liveness({**mine, "state": "finished", "heartbeat": 0}) == "finished"
+    assert store.liveness({**mine, "state": "queued", "pid": gone.pid}) == "dead"
 
 
 def test_stale_threshold_comes_from_the_environment(monkeypatch):
     status = {"state": "running", "host": "elsewhere", "heartbeat": time.time() - 5}
     monkeypatch.setenv("OLR_STALE_AFTER_S", "2")
-    assert runs.liveness(status) == "dead"
+    assert store.liveness(status) == "dead"
     monkeypatch.setenv("OLR_STALE_AFTER_S", "10")
-    assert runs.liveness(status) == "running"
+    assert store.liveness(status) == "running"
 
 
 def test_read_metrics_skips_torn_and_corrupt_lines(tmp_path):
@@ -78,27 +80,27 @@ def test_read_metrics_skips_torn_and_corrupt_lines(tmp_path):
         '{"step": 3, "epoch": 2, "spl',  # torn last line of a run being written
     ]
     d = _run_folder(tmp_path, "r", {"kind": "classifier"}, {"state": "running"}, "\n".join(lines))
-    df = runs.read_metrics(d)
+    df = store.read_metrics(d)
     assert list(df["step"]) == [1, 2] and list(df["split"]) == ["train", "val"]
     assert df.attrs["skipped_lines"] == 3
     assert df["macro_ap"].isna().tolist() == [True, False]
-    empty = runs.read_metrics(_run_folder(tmp_path, "e", {}, {}))
+    empty = store.read_metrics(_run_folder(tmp_path, "e", {}, {}))
     assert empty.empty and empty.attrs["skipped_lines"] == 0
 
 
 def test_tail_log_and_unknown_runs(tmp_path):
     d = _run_folder(tmp_path, "r", {}, {})
-    assert runs.tail_log(d) == []
+    assert store.tail_log(d) == []
     (d / "console.log").write_text("".join(f"line {i}\n" for i in range(100)))
-    assert runs.tail_log(d, 3) == ["line 97", "line 98", "line 99"]
+    assert store.tail_log(d, 3) == ["line 97", "line 98", "line 99"]
     with pytest.raises(OLRError, match="no run 'missing'"):
-        runs.load_run("missing")
+        store.load_run("missing")
     with pytest.raises(OLRError, match="no best.keras"):
-        runs.load_model(d)
+        store.load_model(d)
 
 
 def test_compare_runs_and_config_differences(trained_classifier_run, trained_siamese_run):
-    table = runs.compare_runs([trained_classifier_run, trained_siamese_run])
+    table = store.compare_runs([trained_classifier_run, trained_siamese_run])
     assert list(table["id"]) == ["cls", "siam"]
     assert list(table["kind"]) == ["classifier", "siamese"] and list(table["state"]) == ["finished", "finished"]
     assert list(table["epochs_done"]) == [2, 2]
@@ -107,10 +109,10 @@ def test_compare_runs_and_config_differences(trained_classifier_run, trained_sia
     last_val = [r for r in val if r["split"] == "val"][-1]
     assert table.loc[0, "val_macro_ap"] == pytest.approx(last_val["macro_ap"])
     assert table.loc[0, "model"] == "resnet" and table.loc[1, "embedding_dim"] == 4
-    diff = runs.config_differences([trained_classifier_run, trained_siamese_run])
+    diff = store.config_differences([trained_classifier_run, trained_siamese_run])
     assert {"kind", "classifier_run", "embedding_dim", "learning_rate"} <= set(diff)
     assert "dataset" not in diff and "width" not in diff
-    same = runs.config_differences([trained_classifier_run, trained_classifier_run])
+    same = store.config_differences([trained_classifier_run, trained_classifier_run])
     assert same == []
 
 
@@ -124,16 +126,16 @@ def test_runs_command_lists_the_runs(trained_siamese_run, monkeypatch, capsys):
 def test_inference_streams_probabilities_and_embeddings(trained_classifier_run, trained_siamese_run):
     ds = load_dataset(trained_classifier_run.parent.parent / "data" / "tiny")
     idx = ds.split_indices("test")[::-1][:17]  # any order, not a multiple of the batch size
-    classifier = runs.load_model(trained_classifier_run)
+    classifier = store.load_model(trained_classifier_run)
     probs = inference.predict_probabilities(classifier, ds, idx, batch_size=8)
     n_labels = len(ds.labels)
     assert probs.shape == (17, n_labels) and probs.dtype == np.float32 and ((probs >= 0) & (probs <= 1)).all()
     direct = keras.ops.convert_to_numpy(classifier(np.asarray(ds.images[idx], dtype="float32"), training=False))
     np.testing.assert_allclose(probs, direct, rtol=1e-4, atol=1e-6)
-    by_id = inference.predict_probabilities(runs.load_run(trained_classifier_run), ds, idx[:3])
+    by_id = inference.predict_probabilities(store.load_run(trained_classifier_run), ds, idx[:3])
     np.testing.assert_allclose(by_id, probs[:3], rtol=1e-4, atol=1e-6)
 
-    pair = runs.load_model(trained_siamese_run, "best")
+    pair = store.load_model(trained_siamese_run, "best")
     emb = inference.label_embeddings(pair, ds, idx, batch_size=8)
     assert emb.shape == (17, n_labels, 4) and emb.dtype == np.float32
     x = np.asarray(ds.images[idx[:5]], dtype="float32")

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from olr import atomic, data, stats, workspace
-from olr.clc import get_scheme
+from olr import atomic, workspace
+from olr.data.dataset import load_dataset, write_dataset
+from olr.data import label_stats
+from olr.data.label_schemes import get_scheme
 
 
 def make_dataset(name, fractions, splits=None, min_fraction=0.5, tile=8, bands=3, seed=0, images=None):
@@ -37,11 +39,11 @@ def make_dataset(name, fractions, splits=None, min_fraction=0.5, tile=8, bands=3
         "code_fractions": {"codes": [lab.codes[0] for lab in labels]},
     }
     with atomic.staged_folder(workspace.dataset_path(name)) as tmp:
-        data.write_dataset(
+        write_dataset(
             tmp, images=images, fractions=fractions, tiles=tiles, meta=meta,
             min_fraction=min_fraction, code_fractions=fractions,
         )
-    return data.load_dataset(name)
+    return load_dataset(name)
 
 
 def test_phi_and_fraction_corr_equal_numpy_corrcoef_and_constant_labels_are_nan():
@@ -50,7 +52,7 @@ def test_phi_and_fraction_corr_equal_numpy_corrcoef_and_constant_labels_are_nan(
     y[:, 5] |= y[:, 1]  # a correlated pair
     f = rng.random((300, 6)).astype(np.float32) * y
     f[:, 3] = 0.25  # constant fraction column
-    s = stats.label_stats(y, f)
+    s = label_stats.label_stats(y, f)
     ok = [0, 1, 2, 3, 5]  # label 4 is never present: no variance
     assert np.allclose(s.phi[np.ix_(ok, ok)], np.corrcoef(y[:, ok].T.astype(float)), atol=1e-12)
     assert np.isnan(s.phi[4]).all() and np.isnan(s.phi[:, 4]).all()
@@ -67,7 +69,7 @@ def test_phi_and_fraction_corr_equal_numpy_corrcoef_and_constant_labels_are_nan(
 def test_npmi_conditional_and_histogram_on_a_hand_case():
     # tiles:   A  B  C
     y = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1]])
-    s = stats.label_stats(y, names=["A", "B", "C"])
+    s = label_stats.label_stats(y, names=["A", "B", "C"])
     assert s.cooc.tolist() == [[2, 1, 0], [1, 1, 0], [0, 0, 2]]
     assert s.percent.tolist() == [50.0, 25.0, 50.0]
     assert s.labels_per_tile.tolist() == [0, 3, 1, 0]
@@ -87,36 +89,36 @@ def test_dataset_stats_cached_per_split_and_recomputed_when_presence_changes():
     rng = np.random.default_rng(2)
     fr = (rng.random((50, 4)) < 0.4) * rng.uniform(0.5, 1.0, (50, 4))
     ds = make_dataset("cachetest", fr)
-    first = stats.dataset_stats(ds)
-    cache = stats.cache_path(ds)
+    first = label_stats.dataset_stats(ds)
+    cache = label_stats.cache_path(ds)
     assert cache.exists()
     mtime = cache.stat().st_mtime_ns
-    again = stats.dataset_stats(data.load_dataset("cachetest"))
+    again = label_stats.dataset_stats(load_dataset("cachetest"))
     assert cache.stat().st_mtime_ns == mtime  # served from the cache, not rewritten
     for key, a in first.to_arrays().items():
         b = again.to_arrays()[key]
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), key
     assert again.names == ds.label_names and again.colors == ds.label_colors
 
-    train = stats.dataset_stats(ds, "train")
+    train = label_stats.dataset_stats(ds, "train")
     rows = ds.split_indices("train")
     assert train.n_tiles == len(rows) and np.array_equal(train.counts, ds.presence[rows].sum(0))
-    assert stats.cache_path(ds, "train").exists()
+    assert label_stats.cache_path(ds, "train").exists()
 
     # Another scheme: regrouped from the per-code fractions, cached in its own file.
     level1 = list(get_scheme("level1").labels)
-    grouped = stats.dataset_stats(ds, labels=level1)
+    grouped = label_stats.dataset_stats(ds, labels=level1)
     assert grouped.names == [lab.name for lab in level1]
     assert np.array_equal(grouped.counts, ds.presence_for(level1).sum(0))
     assert grouped.counts[0] == (ds.fractions[:, :4].sum(1) >= 0.5).sum()  # the 4 labels are all artificial (1xx)
-    assert stats.cache_path(ds, labels=level1).exists() and stats.cache_path(ds, labels=level1) != stats.cache_path(ds)
-    assert np.array_equal(stats.dataset_stats(ds).counts, first.counts)
+    assert label_stats.cache_path(ds, labels=level1).exists() and label_stats.cache_path(ds, labels=level1) != label_stats.cache_path(ds)
+    assert np.array_equal(label_stats.dataset_stats(ds).counts, first.counts)
 
     # Re-prepare with different presence: the stale cache must not be served.
     changed = np.array(ds.presence)
     changed[:, 0] = 1 - changed[:, 0]
     np.save(ds.path / "presence.npy", changed)
-    fresh = stats.dataset_stats(data.load_dataset("cachetest"))
+    fresh = label_stats.dataset_stats(load_dataset("cachetest"))
     assert np.array_equal(fresh.counts, changed.sum(0))
     assert fresh.counts[0] != first.counts[0]
 
@@ -137,7 +139,7 @@ def test_datasets_cli_lists_and_describes_and_rejects_unknown_name():
     assert line.split()[1:3] == ["10", "3"]
     described = _cli("datasets", "clitest")
     assert described.returncode == 0, described.stderr
-    first_label = data.load_dataset("clitest").label_names[0]
+    first_label = load_dataset("clitest").label_names[0]
     assert first_label[:45] in described.stdout and "60.00" in described.stdout
     missing = _cli("datasets", "nope")
     assert missing.returncode == 2 and "nope" in missing.stderr and "Traceback" not in missing.stderr

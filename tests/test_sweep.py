@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from olr import config, sweep
+from olr.training import options
+from olr.workflows import sweep
 
 
 def test_thesis_preset_has_tables_3_and_5_plus_our_default():
@@ -26,8 +27,8 @@ def test_thesis_preset_has_tables_3_and_5_plus_our_default():
     assert by_name["OLR Studio default"]["model"] == "resnet"
     # Every configuration is a valid training config (names and ranges checked by olr.config).
     for job in jobs + sweep.thesis_jobs(2184, quick=True):
-        config.resolve({"kind": "classifier", "dataset": "demo", **job.settings})
-    config.resolve({"kind": "siamese", "classifier_run": "x", **sweep.SIAMESE_SETTINGS})
+        options.resolve({"kind": "classifier", "dataset": "demo", **job.settings})
+    options.resolve({"kind": "siamese", "classifier_run": "x", **sweep.SIAMESE_SETTINGS})
 
 
 def test_sweep_table_reads_the_runs(_isolated_workspace, training_workspace, trained_classifier_run, trained_siamese_run):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from olr import tfdata
+from olr.training import pipelines
 
 
 @pytest.fixture
@@ -21,13 +21,13 @@ def _ids(x):
 
 def test_read_rows_keeps_the_requested_order(tiles):
     idx = np.array([7, 2, 30, 2, 11])
-    assert tfdata.read_rows(tiles, idx)[:, 0, 0, 0].tolist() == idx.tolist()
+    assert pipelines.read_rows(tiles, idx)[:, 0, 0, 0].tolist() == idx.tolist()
 
 
 def test_in_order_batches_are_consecutive_tiles(tiles):
     indices = np.arange(3, 40, 2)  # e.g. the training split's rows
     targets = np.eye(40, 3, dtype=np.float32)[indices] + indices[:, None]
-    batches = list(tfdata.tile_batches(tiles, indices, targets, batch_size=5, shuffle=False))
+    batches = list(pipelines.tile_batches(tiles, indices, targets, batch_size=5, shuffle=False))
     seen = []
     for x, y in batches:
         assert x.dtype == tf.float32
@@ -40,7 +40,7 @@ def test_in_order_batches_are_consecutive_tiles(tiles):
 def test_shuffled_batches_mix_tiles_and_reshuffle_every_epoch(tiles):
     indices = np.arange(40)
     targets = indices[:, None].astype(np.float32)
-    ds = tfdata.tile_batches(tiles, indices, targets, batch_size=8, shuffle=True, seed=3)
+    ds = pipelines.tile_batches(tiles, indices, targets, batch_size=8, shuffle=True, seed=3)
     epochs = []
     for _ in range(2):
         order = []
@@ -57,14 +57,14 @@ def test_shuffled_batches_mix_tiles_and_reshuffle_every_epoch(tiles):
 
 
 def test_drop_remainder_keeps_full_batches_only(tiles):
-    sizes = [int(x.shape[0]) for x in tfdata.tile_batches(tiles, np.arange(40), batch_size=16, drop_remainder=True)]
+    sizes = [int(x.shape[0]) for x in pipelines.tile_batches(tiles, np.arange(40), batch_size=16, drop_remainder=True)]
     assert sizes == [16, 16]
 
 
 def test_augmentation_is_a_symmetry_of_the_square():
     rng = np.random.default_rng(0)
     x = rng.random((64, 5, 5, 2)).astype(np.float32)
-    out = tfdata.augment_batch(tf.constant(x)).numpy()
+    out = pipelines.augment_batch(tf.constant(x)).numpy()
     used = set()
     for i in range(len(x)):
         variants = []
@@ -79,7 +79,7 @@ def test_augmentation_is_a_symmetry_of_the_square():
 
 
 def test_random_boxes_respect_the_size_range_and_stay_inside():
-    boxes = tfdata.random_boxes(2000, 32, 20, 0.25, 0.5, seed=tf.constant([1, 2], tf.int64)).numpy()
+    boxes = pipelines.random_boxes(2000, 32, 20, 0.25, 0.5, seed=tf.constant([1, 2], tf.int64)).numpy()
     y0, x0, bh, bw = boxes.T
     assert bh.min() == 8 and bh.max() == 16  # round(0.25*32) .. round(0.5*32), both ends reached
     assert bw.min() == 5 and bw.max() == 10
@@ -88,7 +88,7 @@ def test_random_boxes_respect_the_size_range_and_stay_inside():
 
 
 def test_pair_batches_give_two_random_batches_with_fresh_boxes(tiles):
-    ds = tfdata.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5)
+    ds = pipelines.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5)
     steps = [batch[0] for batch in ds.take(3)]
     for a, b, box_a, box_b in steps:
         assert a.shape == (6, 4, 4, 1) and box_a.shape == (6, 4)
@@ -96,12 +96,12 @@ def test_pair_batches_give_two_random_batches_with_fresh_boxes(tiles):
         assert len(set(ids)) == 12  # 2B distinct tiles per step
     assert not np.array_equal(steps[0][2].numpy(), steps[1][2].numpy())  # new occlusions every step
     # boxes are keyed by (seed, step): a run resumed at step 1 draws what step 1 drew before
-    resumed = next(iter(tfdata.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5, start_step=1)))[0]
+    resumed = next(iter(pipelines.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5, start_step=1)))[0]
     np.testing.assert_array_equal(resumed[2].numpy(), steps[1][2].numpy())
 
 
 def test_fixed_pair_batches_are_identical_every_pass(tiles):
-    ds = tfdata.fixed_pair_batches(tiles, np.arange(20, 40), n_pairs=10, batch_size=4, occlusion=(0.25, 0.5), seed=1)
+    ds = pipelines.fixed_pair_batches(tiles, np.arange(20, 40), n_pairs=10, batch_size=4, occlusion=(0.25, 0.5), seed=1)
     passes = [[tuple(t.numpy().tobytes() for t in batch[0]) for batch in ds] for _ in range(2)]
     assert passes[0] == passes[1]
     assert [len(p) for p in passes] == [3, 3]

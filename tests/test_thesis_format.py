@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from olr import clc, thesis_format
-from olr.data import band_statistics, load_dataset
+from olr.data import label_schemes
+from olr.data import thesis_import
+from olr.data.dataset import band_statistics, load_dataset
 from olr.errors import OLRError
-from olr.thesis_format import import_batches
+from olr.data.thesis_import import import_batches
 from tests.fixtures.data import run_cli_concurrently, write_batches
 
 
@@ -37,7 +38,7 @@ def test_import_streams_batches_into_the_dataset_format(tmp_path):
     assert ds.meta["kind"] == "thesis_batches"
     assert ds.label_names == ["Urban", "Non-irrigated arable land", "Sclerophyllous vegetation", "Olive groves",
                               "clouds"]
-    legend = clc.by_code()
+    legend = label_schemes.by_code()
     assert ds.meta["labels"][1] == {"name": "Non-irrigated arable land", "codes": [211], "color": legend[211].color}
     assert ds.meta["labels"][3]["codes"] == [223] and ds.meta["labels"][2]["codes"] == [323]
     assert ds.meta["labels"][0]["codes"] == [] and ds.meta["labels"][4]["codes"] == []  # no CORINE class of that name
@@ -153,8 +154,8 @@ def test_existing_import_is_kept_unless_overwrite(tmp_path):
 
 
 def test_label_entries_match_corine_names_case_insensitively():
-    entries = thesis_format.label_entries(["sea and ocean", "Forest"])
-    assert entries[0]["codes"] == [523] and entries[0]["color"] == clc.by_code()[523].color
+    entries = thesis_import.label_entries(["sea and ocean", "Forest"])
+    assert entries[0]["codes"] == [523] and entries[0]["color"] == label_schemes.by_code()[523].color
     assert entries[1]["codes"] == []
 
 

@@ -10,7 +10,8 @@ import os
 
 import streamlit as st
 
-from olr import data, workspace
+from olr import workspace
+from olr.data.dataset import list_datasets
 from ui import state
 from ui.guard import show_exception
 from ui.progress import ProgressBar
@@ -26,9 +27,9 @@ def ensure_demo() -> None:
     if st.session_state.get(TRIED) or _flag("OLR_NO_AUTO_DEMO") or workspace.is_readonly():
         return
     st.session_state[TRIED] = True
-    if data.list_datasets():
+    if list_datasets():
         return
-    from olr import demo_scene
+    from olr.data import demo_scene
 
     size = os.environ.get("OLR_DEMO_SIZE_PX")
     box = st.container(border=True)

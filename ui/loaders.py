@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from olr import data, workspace
+from olr import workspace
+from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.errors import OLRError
 
 
@@ -24,11 +25,11 @@ def _stamp(path: Path) -> float:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _open_dataset(path: str, stamp: float) -> data.Dataset:
-    return data.load_dataset(path)
+def _open_dataset(path: str, stamp: float) -> Dataset:
+    return load_dataset(path)
 
 
-def dataset(name: str) -> data.Dataset:
+def dataset(name: str) -> Dataset:
     """The opened dataset `name` of the current workspace (memory-mapped, cached)."""
     path = workspace.dataset_path(name)
     return _open_dataset(str(path), _stamp(path / "meta.json"))
@@ -36,23 +37,23 @@ def dataset(name: str) -> data.Dataset:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _dataset_stats(path: str, stamp: float, split: str | None, labels_json: str | None):
-    from olr import stats
+    from olr.data import label_stats
 
     ds = _open_dataset(path, stamp)
     if labels_json is None:
-        return stats.dataset_stats(ds, split=split)
+        return label_stats.dataset_stats(ds, split=split)
     # Another scheme: regroup the per-code fractions (no re-preparation), then the same statistics.
-    from olr.clc import Label
+    from olr.data.label_schemes import Label
 
     labels = [Label.from_json(d) for d in json.loads(labels_json)]
     rows = ds.split_indices(split) if split else slice(None)
-    return stats.label_stats(
+    return label_stats.label_stats(
         ds.presence_for(labels)[rows], ds.fractions_for(labels)[rows], [lab.name for lab in labels], [lab.color for lab in labels]
     )
 
 
 def dataset_stats(name: str, split: str | None = None, labels: list | None = None):
-    """`olr.stats.LabelStats` of dataset `name` (optionally for another label set `labels`), cached."""
+    """`olr.data.label_stats.LabelStats` of dataset `name` (optionally for another label set `labels`), cached."""
     path = workspace.dataset_path(name)
     labels_json = None if labels is None else json.dumps([lab.to_json() for lab in labels])
     return _dataset_stats(str(path), _stamp(path / "meta.json"), split, labels_json)
@@ -61,7 +62,7 @@ def dataset_stats(name: str, split: str | None = None, labels: list | None = Non
 def dataset_summaries() -> list[dict]:
     """One row per dataset of the workspace, read from meta.json (no tile data is opened)."""
     rows = []
-    for name in data.list_datasets():
+    for name in list_datasets():
         path = workspace.dataset_path(name)
         try:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
@@ -79,7 +80,7 @@ def dataset_summaries() -> list[dict]:
                 "scheme": scheme.get("name") if isinstance(scheme, dict) else scheme,
                 "tile size": f"{tile}×{tile}" if tile else None,
                 "bands": len(meta.get("bands", [])),
-                "splits": " / ".join(f"{splits.get(s, 0)}" for s in data.SPLITS) if splits else None,
+                "splits": " / ".join(f"{splits.get(s, 0)}" for s in SPLITS) if splits else None,
                 "created": meta.get("created"),
                 "problem": None,
             }
@@ -87,7 +88,7 @@ def dataset_summaries() -> list[dict]:
     return rows
 
 
-def require_dataset(name: str | None) -> data.Dataset:
+def require_dataset(name: str | None) -> Dataset:
     if not name:
         raise OLRError("No dataset is selected; prepare or import one on the Datasets page, then pick it in the sidebar.")
     return dataset(name)
@@ -95,9 +96,9 @@ def require_dataset(name: str | None) -> data.Dataset:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _metrics(path: str, mtime: float, size: int):
-    from olr import runs
+    from olr.runs import store
 
-    df = runs.read_metrics(runs.load_run(path))
+    df = store.read_metrics(store.load_run(path))
     return df, int(df.attrs.get("skipped_lines", 0))
 
 
@@ -114,13 +115,13 @@ def run_metrics(run):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _metrics_at(run_path: str, stamp: float, thresholds: tuple[float, ...] | float, beta: float):
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     return evaluation.metrics_at(run_path, np.asarray(thresholds) if isinstance(thresholds, tuple) else thresholds, beta)
 
 
 def metrics_at(run, thresholds, beta: float):
-    """`olr.evaluation.metrics_at` on the run's stored test predictions, cached per threshold."""
+    """`olr.analysis.evaluation.metrics_at` on the run's stored test predictions, cached per threshold."""
     key = tuple(float(t) for t in thresholds) if np.ndim(thresholds) else float(thresholds)
     stamp = _stamp(Path(run.path) / "evaluation" / "test_predictions.npz")
     return _metrics_at(str(run.path), stamp, key, float(beta))
@@ -128,7 +129,7 @@ def metrics_at(run, thresholds, beta: float):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _predictions(run_path: str, stamp: float) -> dict:
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     return evaluation.load_predictions(run_path)
 
@@ -139,21 +140,21 @@ def predictions(run) -> dict:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _matrices(run_path: str, stamp: float) -> dict:
-    from olr import correlations
+    from olr.analysis import correlations
 
     return correlations.load_matrices(run_path)
 
 
 def matrices(run) -> dict:
-    """`olr.correlations.load_matrices` of a run, cached until the file changes."""
+    """`olr.analysis.correlations.load_matrices` of a run, cached until the file changes."""
     return _matrices(str(run.path), _stamp(Path(run.path) / "correlations" / "matrices.npz"))
 
 
-def run_dataset(run) -> data.Dataset:
+def run_dataset(run) -> Dataset:
     """The dataset a run was trained on (cached when it is in the workspace)."""
     name = run.config.get("dataset")
-    if name and name in data.list_datasets():
+    if name and name in list_datasets():
         return dataset(name)
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     return evaluation.run_dataset(run)

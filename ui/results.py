@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from olr import runs as olr_runs
+from olr.runs import store
 from olr.errors import OLRError
 from ui import runs_panel, state
 
 
 def selected_run(page: str):
     """The sidebar's run, or None after explaining what to do (no runs, none picked, failed, still training)."""
-    everything = olr_runs.list_runs()
+    everything = store.list_runs()
     if not everything:
         runs_panel.offer_demo_pipeline(page)
         return None
@@ -20,7 +20,7 @@ def selected_run(page: str):
         st.info("Pick a run in the sidebar.", icon=":material/info:")
         return None
     try:
-        run = olr_runs.load_run(run_id)
+        run = store.load_run(run_id)
     except OLRError as error:
         st.error(str(error))
         return None

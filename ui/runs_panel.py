@@ -8,8 +8,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from olr import launcher, workspace
-from olr import runs as olr_runs
+from olr import workspace
+from olr.runs import launcher
+from olr.runs import store
 from ui import state
 from ui.guard import guarded
 
@@ -55,7 +56,7 @@ def describe_failure(run) -> None:
     elif run.state == "stopped":
         st.info(f"Run {run.id} was stopped at {progress_text(run)}.")
     resume_action(run)
-    tail = olr_runs.tail_log(run, 25)
+    tail = store.tail_log(run, 25)
     if error and len(str(error).splitlines()) > 1:
         with st.expander("Error details"):
             st.code(str(error), language="text")
@@ -106,12 +107,12 @@ def active_runs() -> None:
 
     Refreshes itself every few seconds while a run is live (a fragment, not a page rerun).
     """
-    live_now = [r for r in olr_runs.list_runs() if r.is_live]
+    live_now = [r for r in store.list_runs() if r.is_live]
 
     @st.fragment(run_every=REFRESH_S if live_now else None)
     @guarded("The run list")
     def panel() -> None:
-        runs = olr_runs.list_runs()
+        runs = store.list_runs()
         live = [r for r in runs if r.is_live]
         if bool(live) != bool(live_now):
             st.rerun()  # the refresh timer is set when the fragment is declared: redeclare it
@@ -131,20 +132,20 @@ def active_runs() -> None:
                 c5.button("Stop", key=f"stop.{run.id}", icon=":material/stop:", on_click=_stop, args=(run.id,),
                           disabled=workspace.is_readonly(), help="SIGTERM: the run saves a checkpoint and stops (killed after 10 s).")
                 st.caption(progress_text(run))
-                lines = olr_runs.tail_log(run, 6)
+                lines = store.tail_log(run, 6)
                 st.code("\n".join(lines) if lines else "(no output yet)", language="text")
 
     panel()
 
 
 def _device_of(run) -> str:
-    launch = olr_runs.read_json(run.path / launcher.LAUNCH_FILE)
+    launch = store.read_json(run.path / launcher.LAUNCH_FILE)
     return launch.get("device") or "?"
 
 
 def recent_runs(limit: int = 8) -> None:
     """Ended runs, newest first; failed and dead ones can be expanded for their error and log."""
-    ended = [r for r in olr_runs.list_runs() if not r.is_live][:limit]
+    ended = [r for r in store.list_runs() if not r.is_live][:limit]
     if not ended:
         return
     df = pd.DataFrame(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from olr import data, workspace
-from olr import runs as olr_runs
-from olr.demo_scene import DEMO_DATASET
+from olr import workspace
+from olr.data.dataset import list_datasets
+from olr.runs import store
+from olr.data.demo_scene import DEMO_DATASET
 from ui import state
 
 # Which pages show which run pickers.
@@ -25,7 +26,7 @@ def render(page_title: str) -> None:
     if workspace.is_readonly():
         bar.info("Read-only demo: browsing only, nothing can be prepared, launched or stopped.", icon=":material/lock:")
 
-    names = data.list_datasets()
+    names = list_datasets()
     if names:
         chosen = state.pick_one(bar, "Dataset", names, state.DATASET, default=DEMO_DATASET,
                                 help="The dataset the Datasets explorer and the Train form use.")
@@ -37,7 +38,7 @@ def render(page_title: str) -> None:
         bar.caption("No datasets yet.")
 
     if page_title in SINGLE_RUN_PAGES or page_title in MULTI_RUN_PAGES:
-        listing = olr_runs.list_runs()
+        listing = store.list_runs()
         ids = [r.id for r in listing]
         labels = {r.id: run_label(r) for r in listing}
         if page_title in SINGLE_RUN_PAGES:

@@ -128,7 +128,7 @@ def collect_figures(classifier_dir: Path, siamese_dir: Path) -> tuple[dict, dict
 def run_demo(quick: bool = False, run_prefix: str | None = None) -> DemoResult:
     """Dataset -> classifier -> Siamese -> evaluation -> agreement; returns the figures."""
     workspace.require_writable("run the demo pipeline")
-    from olr.demo_scene import DEMO_DATASET, ensure_demo_dataset
+    from olr.data.demo_scene import DEMO_DATASET, ensure_demo_dataset
 
     mode = "quick" if quick else "full"
     prefix = run_prefix or f"demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -152,7 +152,7 @@ def run_demo(quick: bool = False, run_prefix: str | None = None) -> DemoResult:
     siamese_dir = _train(siamese_id, {"kind": "siamese", "classifier_run": classifier_id, **SIAMESE[mode]})
     figures, checks = collect_figures(classifier_dir, siamese_dir)
     # Chance level: an untrained network of the same architecture on the same tiles.
-    from olr.correlations import untrained_agreement
+    from olr.analysis.correlations import untrained_agreement
 
     figures["untrained_spearman"] = untrained_agreement(siamese_id)["siamese_self"]["spearman"]
     figures["minutes"] = round((time.time() - started) / 60, 1)

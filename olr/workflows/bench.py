@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from olr.errors import OLRError
 
     try:
-        training = importlib.import_module("olr.bench_training")
+        training = importlib.import_module("olr.workflows.bench_training")
     except ModuleNotFoundError as e:
-        if e.name != "olr.bench_training":
+        if e.name != "olr.workflows.bench_training":
             raise
         raise OLRError(f"The {args.benchmark} benchmark is not part of this installation (olr/bench_training.py "
                        "is missing); update OLR Studio or run `python -m olr bench prepare`.") from None
@@ -90,7 +90,7 @@ def make_scene(workdir: Path, size: int, window: int = 1024) -> tuple[Path, Path
     from rasterio.warp import transform_bounds
     from rasterio.windows import Window
 
-    from olr import clc
+    from olr.data import label_schemes
 
     workdir.mkdir(parents=True, exist_ok=True)
     image, labels = workdir / f"image_{size}.tif", workdir / f"labels_{size}.tif"
@@ -109,7 +109,7 @@ def make_scene(workdir: Path, size: int, window: int = 1024) -> tuple[Path, Path
     # Land cover like CORINE's (minimum mapping unit 25 ha = 5 x 5 cells): patches of
     # 8 x 8 cells with wandering borders, classes weighted unevenly, a strip of NODATA (48)
     # and a band of unclassified (49) cells.
-    grid_codes = np.array([c.grid_code for c in clc.legend()], dtype=np.uint8)
+    grid_codes = np.array([c.grid_code for c in label_schemes.legend()], dtype=np.uint8)
     weights = rng.gamma(0.5, 1.0, len(grid_codes))
     weights /= weights.sum()
     patch = 8
@@ -165,8 +165,8 @@ def _child_read(image: str, tile: int) -> dict:
     """The I/O floor: read the whole image by the windows `prepare` uses, nothing else."""
     import rasterio
 
-    from olr import rasters
-    from olr.prepare import READ_ENV, TileGrid
+    from olr.data import rasters
+    from olr.data.prepare import READ_ENV, TileGrid
 
     start, cpu = time.perf_counter(), time.process_time()
     with rasterio.Env(**READ_ENV), rasters.open_image(image) as src:
@@ -184,8 +184,8 @@ def _child_read(image: str, tile: int) -> dict:
 
 
 def _child_prepare(image: str, labels: str, out: str, tile: int) -> dict:
-    from olr.data import load_dataset
-    from olr.prepare import prepare_dataset
+    from olr.data.dataset import load_dataset
+    from olr.data.prepare import prepare_dataset
 
     start, cpu = time.perf_counter(), time.process_time()
     prepare_dataset(image, labels, out, tile=tile, overwrite=True)

@@ -29,8 +29,8 @@ files listed in docs/ARCHITECTURE.md.
 - Devices: CUDA_VISIBLE_DEVICES chooses GPUs; with more than one visible, training uses
   tf.distribute.MirroredStrategy. `--logical-cpus N` (or OLR_LOGICAL_CPUS=N) splits the
   CPU into N logical devices and mirrors over them (to exercise that path without GPUs).
-- After a finished run, `olr.evaluation.evaluate_run(run_path)` and
-  `olr.correlations.compute_for_run(run_path)` run when those modules exist (`--no-evaluate`
+- After a finished run, `olr.analysis.evaluation.evaluate_run(run_path)` and
+  `olr.analysis.correlations.compute_for_run(run_path)` run when those modules exist (`--no-evaluate`
   skips them); their failure is logged and kept in status["followup_errors"], the run
   stays "finished".
 """
@@ -55,11 +55,12 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import __version__, atomic, device_queue, workspace
-from olr import config as config_schema
-from olr import runs as run_store
-from olr.clc import Label, get_scheme
-from olr.data import Dataset, load_dataset, presence_from_fractions
+from olr import __version__, atomic, workspace
+from olr.runs import device_queue
+from olr.training import options
+from olr.runs import store
+from olr.data.label_schemes import Label, get_scheme
+from olr.data.dataset import Dataset, load_dataset, presence_from_fractions
 from olr.errors import OLRError
 
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, cleanly (status.json says "stopped")
@@ -87,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-for-device", action="store_true",
                         help="stay queued until no other run trains on this run's device (one run per device)")
     group = parser.add_argument_group("options (also settable with --set or in --config)")
-    for key, opt in config_schema.OPTIONS.items():
+    for key, opt in options.OPTIONS.items():
         default = opt.default if not (key == "batch_size") else "64 (Siamese 32)"
         choices = f" [{'/'.join(opt.choices)}]" if opt.choices else ""
         group.add_argument(
@@ -106,12 +107,12 @@ def _env_number(name: str, default, kind):
 
 def raw_config(args) -> dict:
     """Options from --config, then --set, then explicit flags (later wins)."""
-    raw = config_schema.load_file(args.config) if args.config else {}
-    raw.update(config_schema.parse_assignments(args.set))
-    for key in config_schema.OPTIONS:
+    raw = options.load_file(args.config) if args.config else {}
+    raw.update(options.parse_assignments(args.set))
+    for key in options.OPTIONS:
         value = getattr(args, f"opt_{key}", None)
         if value is not None:
-            raw[key] = config_schema.parse_value(value)
+            raw[key] = options.parse_value(value)
     return raw
 
 
@@ -147,7 +148,7 @@ class Plan:
     val_idx: np.ndarray
     y_train: np.ndarray | None = None  # (n_train, L) float32 presence (classifier)
     y_val: np.ndarray | None = None
-    classifier_run: run_store.Run | None = None
+    classifier_run: store.Run | None = None
     run_dir: Path | None = None
     train_state: dict | None = None  # set when resuming
     notes: list[str] = field(default_factory=list)
@@ -172,7 +173,7 @@ def label_presence(ds: Dataset, labels: list[Label], min_fraction: float | None)
 
 
 def prepare(raw: dict) -> Plan:
-    cfg = config_schema.resolve(raw)
+    cfg = options.resolve(raw)
     return prepare_classifier(cfg) if cfg["kind"] == "classifier" else prepare_siamese(cfg)
 
 
@@ -247,8 +248,8 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     return Plan(cfg, ds, train_idx, val_idx, y[train_idx], y[val_idx], notes=notes)
 
 
-def _finished_classifier(run_id: str) -> run_store.Run:
-    crun = run_store.load_run(run_id)
+def _finished_classifier(run_id: str) -> store.Run:
+    crun = store.load_run(run_id)
     if crun.kind != "classifier":
         raise OLRError(f"The run {crun.id} is a {crun.kind} run, not a classifier run; set classifier_run to a classifier run.")
     if crun.state != "finished":
@@ -293,22 +294,22 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
 
 
 def prepare_resume(run_id: str, overrides: dict) -> Plan:
-    run = run_store.load_run(run_id)
+    run = store.load_run(run_id)
     # The launcher marks a resumed run "queued" with this process's pid before it starts.
-    if run.state in run_store.LIVE_STATES and run.status.get("pid") != os.getpid():
+    if run.state in store.LIVE_STATES and run.status.get("pid") != os.getpid():
         raise OLRError(f"The run {run.id} is still {run.state}; stop it first or wait until it ends.")
     if not run.config:
         raise OLRError(f"The run {run.id} has no config.json, so it cannot be resumed; start a new run.")
     state = run.train_state
     if not state or not (run.path / "last.keras").is_file():
         raise OLRError(f"The run {run.id} has no checkpoint yet (last.keras), so it cannot be resumed; start a new run.")
-    stored = {k: v for k, v in run.config.items() if k not in config_schema.DERIVED_KEYS}
+    stored = {k: v for k, v in run.config.items() if k not in options.DERIVED_KEYS}
     for key, value in overrides.items():
         if key not in RESUMABLE_KEYS and stored.get(key) != value:
             raise OLRError(
                 f"The option {key} cannot change when resuming run {run.id}; only {', '.join(RESUMABLE_KEYS)} can (start a new run for other changes)."
             )
-    cfg = config_schema.resolve({**stored, **overrides})
+    cfg = options.resolve({**stored, **overrides})
     if state.get("epoch", 0) >= cfg["epochs"]:
         raise OLRError(
             f"The run {run.id} has already trained {state.get('epoch')} of {cfg['epochs']} epochs; resume with --set epochs=N (N > {state.get('epoch')})."
@@ -492,7 +493,7 @@ class StopFlag:
 def execute(plan: Plan, args) -> int:
     run_dir = plan.run_dir
     resuming = plan.train_state is not None
-    previous = run_store.read_json(run_dir / "status.json")
+    previous = store.read_json(run_dir / "status.json")
     now = time.time()
     wait = getattr(args, "wait_for_device", False)
     status = StatusFile(run_dir / "status.json", {
@@ -573,8 +574,8 @@ def run_followups(run_dir: Path) -> list[str]:
     only if evaluation did not already write them (it does for Siamese runs).
     """
     errors = []
-    for module_name, func_name in (("olr.evaluation", "evaluate_run"), ("olr.correlations", "compute_for_run")):
-        if module_name == "olr.correlations" and (run_dir / "correlations" / "agreement.json").exists():
+    for module_name, func_name in (("olr.analysis.evaluation", "evaluate_run"), ("olr.analysis.correlations", "compute_for_run")):
+        if module_name == "olr.analysis.correlations" and (run_dir / "correlations" / "agreement.json").exists():
             continue
         try:
             module = importlib.import_module(module_name)
@@ -787,7 +788,9 @@ def _per_replica_multiple(n: int, replicas: int) -> int:
 def train_classifier(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -> str:
     import keras
 
-    from olr import losses, models, tfdata
+    from olr.training import losses
+    from olr.training import models
+    from olr.training import pipelines
 
     cfg, ds = plan.cfg, plan.dataset
     initial_epoch = (plan.train_state or {}).get("epoch", 0)
@@ -808,9 +811,9 @@ def train_classifier(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -
             model.compile(optimizer=make_optimizer(cfg, total_steps), loss=losses.make_loss(cfg, pos_weight),
                           metrics=classifier_metrics(n_labels, cfg["threshold"]), jit_compile=cfg.get("jit_compile", "auto"))
     log(f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; batches {'shuffled' if cfg['shuffle'] else 'in order'}")
-    train_data = tfdata.tile_batches(ds.images, plan.train_idx, plan.y_train, batch_size=batch, shuffle=cfg["shuffle"],
+    train_data = pipelines.tile_batches(ds.images, plan.train_idx, plan.y_train, batch_size=batch, shuffle=cfg["shuffle"],
                                      augment=cfg["augment"], seed=cfg["seed"], drop_remainder=True)
-    val_data = tfdata.tile_batches(ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas))
+    val_data = pipelines.tile_batches(ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas))
     callback = _run_callback_class()(plan, model, val_data, status, stop)
     model.fit(train_data, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
     return "stopped" if stop.requested else "finished"
@@ -819,7 +822,8 @@ def train_classifier(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -
 def train_siamese(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -> str:
     import keras
 
-    from olr import models, tfdata
+    from olr.training import models
+    from olr.training import pipelines
 
     cfg, ds = plan.cfg, plan.dataset
     state = plan.train_state or {}
@@ -861,9 +865,9 @@ def train_siamese(plan: Plan, strategy, status: StatusFile, stop: StopFlag) -> s
     occlusion = (cfg["occlusion_min"], cfg["occlusion_max"])
     log(f"Siamese {cfg['trunk']} trunk, k={cfg['embedding_dim']}: {siamese.count_params():,} parameters; "
         f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, fill {cfg['occlusion_fill']}")
-    train_data = tfdata.pair_batches(ds.images, plan.train_idx, batch_size=batch, occlusion=occlusion, seed=cfg["seed"],
+    train_data = pipelines.pair_batches(ds.images, plan.train_idx, batch_size=batch, occlusion=occlusion, seed=cfg["seed"],
                                      start_step=state.get("step", 0), self_pair_share=cfg.get("self_pair_share", 0.0))
-    val_data = tfdata.fixed_pair_batches(ds.images, plan.val_idx, n_pairs=val_pairs, batch_size=_per_replica_multiple(max(batch, 64), replicas),
+    val_data = pipelines.fixed_pair_batches(ds.images, plan.val_idx, n_pairs=val_pairs, batch_size=_per_replica_multiple(max(batch, 64), replicas),
                                          occlusion=occlusion, seed=cfg["seed"] + 1, self_pair_share=cfg.get("self_pair_share", 0.0))
     callback = _run_callback_class()(plan, siamese, val_data, status, stop)
     trainer.fit(train_data, steps_per_epoch=steps, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)

@@ -1,23 +1,23 @@
 """Batched prediction and label embedding of dataset tiles, streamed from the memory map.
 
-`model` may be a keras.Model, a `olr.runs.Run` or a run id (its best checkpoint is loaded);
-`dataset` a `olr.data.Dataset` or a dataset name/folder. Tiles are read in `indices` order
-through `olr.tfdata.tile_batches` (no shuffling, no augmentation).
+`model` may be a keras.Model, a `olr.runs.store.Run` or a run id (its best checkpoint is loaded);
+`dataset` a `olr.data.dataset.Dataset` or a dataset name/folder. Tiles are read in `indices` order
+through `olr.training.engine.pipelines.tile_batches` (no shuffling, no augmentation).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from olr.data import Dataset, load_dataset
+from olr.data.dataset import Dataset, load_dataset
 
 
 def _model(model):
     if hasattr(model, "predict"):
         return model
-    from olr import runs
+    from olr.runs import store
 
-    return runs.load_model(model, "best")
+    return store.load_model(model, "best")
 
 
 def _dataset(dataset) -> Dataset:
@@ -25,13 +25,13 @@ def _dataset(dataset) -> Dataset:
 
 
 def _predict(model, dataset, indices, batch_size: int) -> np.ndarray:
-    from olr import tfdata
+    from olr.training import pipelines
 
     ds = _dataset(dataset)
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
         return np.zeros((0, *model.output_shape[1:]), dtype=np.float32)
-    batches = tfdata.tile_batches(ds.images, indices, batch_size=batch_size)
+    batches = pipelines.tile_batches(ds.images, indices, batch_size=batch_size)
     return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
 
 

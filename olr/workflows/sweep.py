@@ -106,8 +106,9 @@ def load_manifest(sweep_id: str) -> dict:
 def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = False, siamese: bool = True,
               sweep_id: str | None = None, poll_s: float = 2.0, echo=print) -> str:
     """Launch every job of `preset` (classifier, then its Siamese) and wait for all; return the sweep id."""
-    from olr import launcher, runs
-    from olr.data import load_dataset
+    from olr.runs import launcher
+    from olr.runs import store
+    from olr.data.dataset import load_dataset
 
     workspace.require_writable("launch a sweep")
     if preset not in PRESETS:
@@ -149,7 +150,7 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
             _save_manifest(sweep_id, manifest())
         time.sleep(poll_s)
         for run_id in list(busy):
-            state = runs.load_run(run_id).state
+            state = store.load_run(run_id).state
             if state in ("finished", "failed", "stopped", "dead"):
                 job, device = busy.pop(run_id)
                 free.append(device)
@@ -175,7 +176,7 @@ def _confusion_totals(run_dir: Path) -> dict:
 
 def sweep_table(sweep_id: str) -> pd.DataFrame:
     """The thesis-style table of a sweep: one row per configuration."""
-    from olr import runs
+    from olr.runs import store
 
     m = load_manifest(sweep_id)
     rows = []
@@ -183,11 +184,11 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
         row = {"configuration": job["name"], "settings": job["description"], "state": job["state"]}
         if job.get("classifier_run"):
             try:
-                run = runs.load_run(job["classifier_run"])
+                run = store.load_run(job["classifier_run"])
             except OLRError:
                 rows.append(row)
                 continue
-            val = runs.epoch_metrics(run, "val")
+            val = store.epoch_metrics(run, "val")
             for metric, label in (("binary_accuracy", "accuracy"), ("macro_ap", "macro AP")):
                 if metric in val and val[metric].notna().any():
                     series = val[metric].dropna()
@@ -195,12 +196,12 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
                     row[f"final {label}"] = float(series.max())
             row["labels"] = len(run.config.get("labels", []))
             row.update(_confusion_totals(run.path))
-            summary = runs.read_json(run.path / "evaluation" / "summary.json")
+            summary = store.read_json(run.path / "evaluation" / "summary.json")
             if summary:
                 row["baseline accuracy"] = summary.get("baseline_accuracy")
                 row["test micro F2 (tuned)"] = summary.get("modes", {}).get("per_label", {}).get("micro", {}).get("f2")
         if job.get("siamese_run"):
-            agreement = runs.read_json(Path(workspace.run_path(job["siamese_run"])) / "correlations" / "agreement.json")
+            agreement = store.read_json(Path(workspace.run_path(job["siamese_run"])) / "correlations" / "agreement.json")
             view = agreement.get("siamese_self", {})
             row["agreement ρ"] = view.get("spearman")
         rows.append(row)

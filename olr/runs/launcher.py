@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olr import atomic, workspace
-from olr.runs import read_json
+from olr.runs.store import read_json
 from olr.errors import OLRError
 
 LAUNCHES_FOLDER = ".launches"
@@ -150,7 +150,7 @@ def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list
 
 
 def resumable(run) -> str | None:
-    """Why `run` (an `olr.runs.Run`) cannot be resumed, or None when it can."""
+    """Why `run` (an `olr.runs.store.Run`) cannot be resumed, or None when it can."""
     if run.is_live:
         return f"The run {run.id} is still {run.state}."
     if run.state == "finished":
@@ -171,7 +171,7 @@ def resume_run(run_id: str, device: str | None = None, *, key: str | None = None
     `device` defaults to the one the run used. The run keeps its folder and id; it shows as
     "queued" until the new process has loaded its checkpoint.
     """
-    from olr.runs import load_run
+    from olr.runs.store import load_run
 
     workspace.require_writable("resume a run")
     earlier = launched_run(key) if key is not None else None
@@ -204,7 +204,7 @@ def launched_by(run_id: str, key: str) -> bool:
 
 def _live_twin(fingerprint: str) -> str | None:
     """A live run launched with this fingerprint, if any."""
-    from olr.runs import list_runs
+    from olr.runs.store import list_runs
 
     for run in list_runs():
         if run.is_live and read_json(run.path / LAUNCH_FILE).get("fingerprint") == fingerprint:

@@ -13,7 +13,7 @@ through that grid, whatever their own CRS and resolution:
   image CRS once and rasterised per window (a pixel takes the polygon under its centre).
 
 Every label reader returns *code indices*: (h, w) uint8, 0 = no label, i = the i-th CLC
-code of `olr.clc.ALL_CODES` (1..44).
+code of `olr.data.dataset.label_schemes.ALL_CODES` (1..44).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOEr
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
-from olr import clc
+from olr.data import label_schemes
 from olr.errors import OLRError
 
 #: What GDAL raises when a file that opened turns out damaged while its pixels are read.
@@ -71,7 +71,7 @@ def read_failure(error: BaseException, *paths: str | os.PathLike) -> OLRError:
 
 
 #: Number of code-index values: 0 (no label) + the 44 CLC codes.
-N_CODE_INDEX = len(clc.ALL_CODES) + 1
+N_CODE_INDEX = len(label_schemes.ALL_CODES) + 1
 ENCODINGS = ("auto", "grid", "clc")
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite")
 DEFAULT_BAND_NAMES = {1: ["gray"], 3: ["red", "green", "blue"], 4: ["red", "green", "blue", "nir"]}
@@ -185,8 +185,8 @@ class ImageMask:
 def _code_index_lut(encoding: str, size: int, nodata: float | None) -> np.ndarray:
     """(size,) uint8: raw label value -> code index (0 = no label)."""
     lut = np.zeros(size, dtype=np.uint8)
-    index = {code: i + 1 for i, code in enumerate(clc.ALL_CODES)}
-    for c in clc.legend():
+    index = {code: i + 1 for i, code in enumerate(label_schemes.ALL_CODES)}
+    for c in label_schemes.legend():
         raw = c.grid_code if encoding == "grid" else c.code
         if raw < size:
             lut[raw] = index[c.code]
@@ -202,7 +202,7 @@ def to_code_index(raw: np.ndarray, encoding: str, nodata: float | None = None) -
     if raw.dtype == np.uint16:
         return _code_index_lut(encoding, 65536, nodata)[raw]
     # Other dtypes: anything outside 0..max code maps to the last entry, which is 0.
-    size = (max(clc.ALL_CODES) if encoding == "clc" else 255) + 2
+    size = (max(label_schemes.ALL_CODES) if encoding == "clc" else 255) + 2
     lut = _code_index_lut(encoding, size, nodata)
     values = np.nan_to_num(raw.astype(np.float64, copy=False), nan=-1.0) if raw.dtype.kind == "f" else raw
     return lut[np.clip(values, -1, size - 1).astype(np.intp) % size]
@@ -213,8 +213,8 @@ def detect_encoding(values: np.ndarray, nodata: float | None = None) -> str | No
     v = values[~np.isnan(values)] if values.dtype.kind == "f" else values.ravel()
     if nodata is not None:
         v = v[v != nodata]
-    n_grid = int(np.isin(v, [c.grid_code for c in clc.legend()]).sum())
-    n_clc = int(np.isin(v, clc.ALL_CODES).sum())
+    n_grid = int(np.isin(v, [c.grid_code for c in label_schemes.legend()]).sum())
+    n_clc = int(np.isin(v, label_schemes.ALL_CODES).sum())
     if n_grid == 0 and n_clc == 0:
         return None
     return "clc" if n_clc > n_grid else "grid"
@@ -672,10 +672,10 @@ def _read_vector_isolated(path: Path, image) -> dict:
     import sys
 
     request = json.dumps({"path": str(path), "crs": image.crs.to_wkt(), "bounds": list(image.bounds)})
-    code = "import olr.rasters as r; r._vector_child()"
+    code = "import olr.data.rasters as r; r._vector_child()"
     try:
         proc = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
-                              timeout=VECTOR_READ_TIMEOUT_S, cwd=Path(__file__).resolve().parent.parent)
+                              timeout=VECTOR_READ_TIMEOUT_S, cwd=Path(__file__).resolve().parents[2])
     except subprocess.TimeoutExpired:
         raise OLRError(f"Reading the vector labels {path} took over {VECTOR_READ_TIMEOUT_S} s; "
                        "clip the CORINE file to the image area and try again.") from None
@@ -718,7 +718,7 @@ def _open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
     layer = _read_vector_isolated(path, image)
     if layer["n_features"] == 0:
         raise _no_overlap(path, image)
-    index = {code: i + 1 for i, code in enumerate(clc.ALL_CODES)}
+    index = {code: i + 1 for i, code in enumerate(label_schemes.ALL_CODES)}
     shapes = []
     for code, geometry in layer["features"]:
         if code in index:

@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import atomic, metrics, runs
-from olr.clc import Label
+from olr import atomic
+from olr.analysis import metrics
+from olr.runs import store
+from olr.data.label_schemes import Label
 from olr.errors import OLRError
 
 MODES = ("configured", "uniform", "per_label")
@@ -46,10 +48,10 @@ FLAT_LOSS_TOLERANCE = 0.01
 
 
 def as_run(run):
-    """A `olr.runs.Run` from a Run, a run id or a run folder (OLRError for unknown runs)."""
+    """A `olr.runs.store.Run` from a Run, a run id or a run folder (OLRError for unknown runs)."""
     if hasattr(run, "config") and hasattr(run, "path"):
         return run
-    return runs.load_run(run)
+    return store.load_run(run)
 
 
 def require_finished(run) -> None:
@@ -75,7 +77,7 @@ def run_dataset(run):
     so a moved workspace keeps working), the recorded `dataset_path`, then the name in the
     current workspace.
     """
-    from olr import data
+    from olr.data.dataset import load_dataset
 
     cfg = run.config
     name = cfg.get("dataset")
@@ -84,8 +86,8 @@ def run_dataset(run):
     beside = Path(run.path).parent.parent / "data" / str(name)
     for candidate in (beside, Path(cfg["dataset_path"]) if cfg.get("dataset_path") else None):
         if candidate is not None and (candidate / "meta.json").exists():
-            return data.load_dataset(candidate)
-    return data.load_dataset(name)
+            return load_dataset(candidate)
+    return load_dataset(name)
 
 
 def run_presence(run, dataset, min_fraction: float | None = None) -> np.ndarray:
@@ -94,7 +96,7 @@ def run_presence(run, dataset, min_fraction: float | None = None) -> np.ndarray:
     `min_fraction`: the run's override (default: its config's; for a Siamese run pass its
     classifier's); None means the dataset's own.
     """
-    from olr.training import label_presence
+    from olr.training.engine import label_presence
 
     mf = run.config.get("min_fraction") if min_fraction is None else min_fraction
     return label_presence(dataset, run_labels(run), mf).astype(np.uint8)
@@ -109,18 +111,19 @@ def classifier_run_of(run):
         raise OLRError(f"The Siamese run {run.id} names no classifier_run in its config.json; train it again.")
     beside = Path(run.path).parent / str(name)
     if beside.is_dir() and (beside / "config.json").exists():
-        return runs.load_run(beside)
+        return store.load_run(beside)
     if (workspace.models_dir() / str(name) / "config.json").exists():
-        return runs.load_run(name)
+        return store.load_run(name)
     raise OLRError(
         f"The classifier run {name} of Siamese run {run.id} is gone; restore models/{name} or train a new Siamese run."
     )
 
 
 def predict_run(run, dataset, indices, batch_size) -> np.ndarray:
-    from olr import inference, runs
+    from olr.analysis import inference
+    from olr.runs import store
 
-    model = runs.load_model(run, "best")
+    model = store.load_model(run, "best")
     return np.asarray(inference.predict_probabilities(model, dataset, indices, batch_size=batch_size), dtype=np.float32)
 
 
@@ -283,7 +286,7 @@ def _fmt(x) -> str:
 
 def _flat_training_loss(run) -> str | None:
     """A sentence if the per-epoch training loss never moved from the first epoch's value."""
-    rows = runs.epoch_metrics(run, "train")
+    rows = store.epoch_metrics(run, "train")
     if len(rows) < 2:
         return None
     losses = rows["loss"].astype(float).to_numpy()
@@ -365,12 +368,12 @@ def error_tiles(run, label: int | str, threshold: float, kind: str, n: int = 8) 
 
 
 def _evaluate_siamese(run, batch_size: int) -> dict:
-    from olr import correlations
+    from olr.analysis import correlations
 
     agreement = correlations.compute_for_run(run, batch_size=batch_size, check_finished=False)
     last = {}
     for split in ("train", "val"):
-        rows = runs.epoch_metrics(run, split)
+        rows = store.epoch_metrics(run, split)
         if len(rows):
             last[split] = float(rows["loss"].iloc[-1])
     summary = {
@@ -402,7 +405,7 @@ def run(args) -> int:
     the_run = as_run(args.run)
     summary = evaluate_run(the_run, beta=args.beta, batch_size=args.batch_size)
     if summary["kind"] == "siamese":
-        from olr.correlations import agreement_lines
+        from olr.analysis.correlations import agreement_lines
 
         agreement = summary["agreement"]
         print(f"Siamese run {summary['run']}: final val loss {_fmt(summary['final_val_loss'])}")

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from olr import atomic, clc, splits, workspace
-from olr.data import write_dataset
+from olr import atomic, workspace
+from olr.data import label_schemes
+from olr.data import splits
+from olr.data.dataset import write_dataset
 from olr.errors import OLRError
-from olr.prepare import BandStats, Progress, TileWriter, file_digest, output_folder
-from olr.rasters import DEFAULT_BAND_NAMES
+from olr.data.prepare import BandStats, Progress, TileWriter, file_digest, output_folder
+from olr.data.rasters import DEFAULT_BAND_NAMES
 
 #: Colours for labels that are not CORINE classes (Tableau 10).
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
@@ -70,7 +72,7 @@ def read_label_names(path: str | os.PathLike) -> list[str]:
 
 def label_entries(names: list[str]) -> list[dict]:
     """{name, codes, color} per label: CORINE level-3 names get their code and official colour."""
-    by_name = {c.level3.lower(): c for c in clc.legend()}
+    by_name = {c.level3.lower(): c for c in label_schemes.legend()}
     out, other = [], 0
     for name in names:
         c = by_name.get(name.strip().lower())
@@ -288,7 +290,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from olr.prepare import cli_progress
+    from olr.data.prepare import cli_progress
 
     path = import_batches(args.folder, output_folder(args.out), label_names=args.label_names,
                           split_block=args.split_block, split_fractions=tuple(args.split_fractions), seed=args.seed,

@@ -39,7 +39,10 @@ def export_embeddings(
     `dataset`: an opened dataset or a name/folder (default: the run's dataset). `out`: the
     .npy path (default `<run>/embeddings/<dataset>[.<split>].npy`).
     """
-    from olr import data, evaluation, inference, runs
+    from olr.data.dataset import load_dataset
+    from olr.analysis import evaluation
+    from olr.analysis import inference
+    from olr.runs import store
 
     run = evaluation.as_run(run)
     if run.config.get("kind") != "siamese":
@@ -48,7 +51,7 @@ def export_embeddings(
     if dataset is None:
         dataset = evaluation.run_dataset(run)
     elif isinstance(dataset, (str, os.PathLike)):
-        dataset = data.load_dataset(dataset)
+        dataset = load_dataset(dataset)
     if tuple(dataset.tile_shape) != tuple(run.config.get("tile_shape") or dataset.tile_shape):
         raise OLRError(
             f"The dataset {dataset.name} has {tuple(dataset.tile_shape)} tiles but run {run.id} was trained on "
@@ -61,7 +64,7 @@ def export_embeddings(
     if out.suffix != ".npy":
         raise OLRError(f"The output {out} must end in .npy; give a name like embeddings.npy.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = runs.load_model(run, "best")
+    model = store.load_model(run, "best")
 
     tmp = atomic.temp_sibling(out, ".npy")
     try:

@@ -2,7 +2,7 @@
 
 `generate_scene` writes, deterministically from a seed:
 
-- `clc.tif`   CORINE grid-code raster (uint8, 1..44, 48 = NODATA, colour table), EPSG:3035,
+- `label_schemes.tif`   CORINE grid-code raster (uint8, 1..44, 48 = NODATA, colour table), EPSG:3035,
               100 m cells, like the real CLC raster;
 - `image.tif` (4, size_px, size_px) uint16 surface-reflectance-like image (red, green, blue,
               nir; 0..10000), EPSG:32636 (UTM 36N), 10 m pixels, tiled + deflate;
@@ -32,7 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from olr import atomic, clc, workspace
+from olr import atomic, workspace
+from olr.data import label_schemes
 from olr.errors import OLRError
 
 Progress = Callable[[int, int, str], None]
@@ -1224,7 +1225,7 @@ def build_land_cover(seed: int = DEFAULT_SEED, size_px: int = DEFAULT_SIZE_PX) -
 
 def _grid_raster(codes: np.ndarray) -> np.ndarray:
     """CLC codes (0 = none) -> CORINE grid codes, 48 where there is no class."""
-    lut = {c.code: c.grid_code for c in clc.legend()}
+    lut = {c.code: c.grid_code for c in label_schemes.legend()}
     out = np.full(codes.shape, NODATA_GRID, np.uint8)
     for code in np.unique(codes):
         if int(code) in lut:
@@ -1240,9 +1241,9 @@ def generate_scene(
     progress: Progress | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Write `image.tif`, `clc.tif` and `scene.json` of the demo scene into `folder`.
+    """Write `image.tif`, `label_schemes.tif` and `scene.json` of the demo scene into `folder`.
 
-    image.tif: (4, size_px, size_px) uint16, EPSG:32636, 10 m. clc.tif: (H, W) uint8 CORINE
+    image.tif: (4, size_px, size_px) uint16, EPSG:32636, 10 m. label_schemes.tif: (H, W) uint8 CORINE
     grid codes, EPSG:3035, 100 m, nodata 48. The folder is built in a hidden sibling and
     renamed when complete. Returns the scene description (also in scene.json).
     """
@@ -1263,12 +1264,12 @@ def generate_scene(
 
     with atomic.staged_folder(folder, overwrite=overwrite) as tmp:
         with rasterio.open(
-            tmp / "clc.tif", "w", driver="GTiff", width=grid_codes.shape[1], height=grid_codes.shape[0], count=1,
+            tmp / "label_schemes.tif", "w", driver="GTiff", width=grid_codes.shape[1], height=grid_codes.shape[0], count=1,
             dtype="uint8", crs=LABEL_CRS, transform=g.label_transform, nodata=NODATA_GRID,
             tiled=True, blockxsize=256, blockysize=256, compress="deflate",
         ) as dst:
             dst.write(grid_codes, 1)
-            cmap = {c.grid_code: tuple(int(c.color[i : i + 2], 16) for i in (1, 3, 5)) + (255,) for c in clc.legend()}
+            cmap = {c.grid_code: tuple(int(c.color[i : i + 2], 16) for i in (1, 3, 5)) + (255,) for c in label_schemes.legend()}
             cmap[NODATA_GRID] = (255, 255, 255, 0)
             dst.write_colormap(1, cmap)
             dst.set_band_description(1, "CORINE Land Cover grid code")
@@ -1291,7 +1292,7 @@ def generate_scene(
             counts = _render(g, codes, feats, lc["fields"], seed, write_strip, render_progress)
 
         total = counts.sum()
-        names = clc.by_code()
+        names = label_schemes.by_code()
         classes = [
             {"code": int(c), "grid_code": names[int(c)].grid_code, "name": names[int(c)].level3,
              "color": names[int(c)].color, "pixel_share": round(float(counts[c] / total), 6)}
@@ -1305,7 +1306,7 @@ def generate_scene(
             "size_px": size_px,
             "image": {"file": "image.tif", "crs": IMAGE_CRS, "resolution_m": PIXEL_M, "bands": list(BAND_NAMES),
                       "dtype": "uint16", "transform": list(g.image_transform)[:6]},
-            "labels": {"file": "clc.tif", "crs": LABEL_CRS, "resolution_m": CELL_M, "encoding": "grid_code",
+            "labels": {"file": "label_schemes.tif", "crs": LABEL_CRS, "resolution_m": CELL_M, "encoding": "grid_code",
                        "nodata": NODATA_GRID, "shape": list(grid_codes.shape),
                        "transform": list(g.label_transform)[:6]},
             "tiles_expected": (size_px // DEMO_TILE) ** 2,
@@ -1328,13 +1329,13 @@ def _scene_complete(folder: Path) -> dict | None:
         scene = json.loads((folder / "scene.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not ((folder / "image.tif").is_file() and (folder / "clc.tif").is_file()):
+    if not ((folder / "image.tif").is_file() and (folder / "label_schemes.tif").is_file()):
         return None
     return scene
 
 
 def _dataset_complete(folder: Path) -> bool:
-    from olr.data import REQUIRED_FILES
+    from olr.data.dataset import REQUIRED_FILES
 
     return folder.is_dir() and all((folder / f).exists() for f in REQUIRED_FILES)
 
@@ -1370,7 +1371,7 @@ def tile_presence(
             resampling=Resampling.nearest, dst_nodata=NODATA_GRID,
         )
     nr, nc = grid.shape[0] // tile, grid.shape[1] // tile
-    codes = clc.grid_to_code_lut()[grid[: nr * tile, : nc * tile]]
+    codes = label_schemes.grid_to_code_lut()[grid[: nr * tile, : nc * tile]]
     tile_id = (np.arange(nr * tile)[:, None] // tile) * nc + np.arange(nc * tile)[None, :] // tile
     present = sorted(set(np.unique(codes).tolist()) - {0})
     index = np.zeros(600, np.int64)
@@ -1389,7 +1390,7 @@ def split_seed(presence: np.ndarray, *, block: int, fractions=DEMO_SPLIT, n_seed
     worst label (of those in at least 20 tiles) gets the largest share of its expected
     validation and test positives. presence: (tile rows, tile cols, C) bool.
     """
-    from olr import splits
+    from olr.data import splits
 
     nr, nc, n_labels = presence.shape
     rows, cols = np.divmod(np.arange(nr * nc), nc)
@@ -1425,7 +1426,7 @@ def ensure_demo_dataset(
     """
     import shutil
 
-    from olr.prepare import prepare_dataset
+    from olr.data.prepare import prepare_dataset
 
     out = workspace.dataset_path(DEMO_DATASET)
     scene_dir = demo_scene_dir()
@@ -1446,7 +1447,7 @@ def ensure_demo_dataset(
         if force or stale or scene is None:
             shutil.rmtree(out, ignore_errors=True)  # never leave a dataset of another scene
             generate_scene(scene_dir, seed=want_seed, size_px=want_size, progress=progress, overwrite=True)
-        image, labels = scene_dir / "image.tif", scene_dir / "clc.tif"
+        image, labels = scene_dir / "image.tif", scene_dir / "label_schemes.tif"
         chosen = split_seed(tile_presence(image, labels)[0], block=DEMO_SPLIT_BLOCK)
         prepare_dataset(
             image, labels, out, tile=DEMO_TILE, scheme="level3", min_fraction=DEMO_MIN_FRACTION,
@@ -1467,7 +1468,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from olr.data import load_dataset
+    from olr.data.dataset import load_dataset
 
     last = [0.0, ""]
 

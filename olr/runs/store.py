@@ -219,8 +219,8 @@ def load_model(run: "Run | str", which: str = "best"):
         raise OLRError(f"The run {run.id} has no {which}.keras yet; wait for its first epoch to end or pick another run.")
     import keras
 
-    import olr.losses  # noqa: F401  (registers the custom losses and layers)
-    import olr.models  # noqa: F401
+    import olr.training.losses  # noqa: F401  (registers the custom losses and layers)
+    import olr.training.models  # noqa: F401
 
     try:
         return keras.models.load_model(path, compile=False)
@@ -302,7 +302,7 @@ def compare_runs(runs: list["Run | str"]) -> pd.DataFrame:
 def config_differences(runs: list["Run | str"]) -> list[str]:
     """Config keys whose values differ between the given runs (a missing key counts as a value)."""
     configs = [(r if isinstance(r, Run) else load_run(r)).config for r in runs]
-    from olr.config import DERIVED_KEYS
+    from olr.training.options import DERIVED_KEYS
 
     keys = sorted({k for c in configs for k in c} - set(DERIVED_KEYS))
     missing = object()

@@ -201,9 +201,9 @@ def cache_path(dataset, split: str | None = None, labels=None) -> Path:
 
 
 def dataset_stats(dataset, split: str | None = None, labels=None) -> LabelStats:
-    """Label statistics of an opened `olr.data.Dataset` (all tiles, or one split), cached on disk.
+    """Label statistics of an opened `olr.data.dataset.Dataset` (all tiles, or one split), cached on disk.
 
-    `labels`: another label set (list of `olr.clc.Label`, e.g. a scheme's) regrouped from the
+    `labels`: another label set (list of `olr.data.dataset.label_schemes.Label`, e.g. a scheme's) regrouped from the
     per-code fractions; default the dataset's own labels. The cache is reused only when its
     key (a hash of presence, fractions, label names and the split's tile indices) matches, so
     a re-prepared dataset is recomputed. A dataset folder that cannot be written to just goes
@@ -253,27 +253,28 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from olr import data, workspace
+    from olr import workspace
+    from olr.data.dataset import SPLITS, list_datasets, load_dataset
 
     if not args.name:
-        names = data.list_datasets()
+        names = list_datasets()
         if not names:
             print("No datasets yet; create one with `python -m olr demo-data` or `python -m olr prepare`.")
             return 0
         print(f"{'dataset':<30} {'tiles':>8} {'labels':>7}  splits (train/val/test)")
         for name in names:
             try:
-                ds = data.load_dataset(workspace.dataset_path(name))
+                ds = load_dataset(workspace.dataset_path(name))
             except OLRError as e:
                 print(f"{name:<30} {'-':>8} {'-':>7}  unreadable: {e}")
                 continue
-            counts = "/".join(str(len(ds.split_indices(s))) for s in data.SPLITS)
+            counts = "/".join(str(len(ds.split_indices(s))) for s in SPLITS)
             print(f"{name:<30} {ds.n_tiles:>8} {len(ds.label_names):>7}  {counts}")
         return 0
-    ds = data.load_dataset(args.name)
+    ds = load_dataset(args.name)
     labels = None
     if args.scheme:
-        from olr.clc import get_scheme
+        from olr.data.label_schemes import get_scheme
 
         labels = list(get_scheme(args.scheme).labels)
     stats = dataset_stats(ds, args.split, labels)

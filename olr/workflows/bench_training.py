@@ -5,10 +5,10 @@ one process, interleaved (A, B, A, B, ...) so machine load hits both alike; the 
 of the repetitions is reported.
 
 - `bench classifier`: classifier training throughput (tiles/s) of `model.fit` on the
-  memory-mapped tf.data pipeline (`olr.tfdata.tile_batches`, shuffled) next to `model.fit`
+  memory-mapped tf.data pipeline (`olr.training.engine.pipelines.tile_batches`, shuffled) next to `model.fit`
   on the same tiles held in memory as a float32 array. Target: ratio >= 0.9.
-- `bench siamese`: pairs/s of the compiled Siamese step (`olr.models.SiameseTrainer` fed by
-  `olr.tfdata.pair_batches`: occlusion and targets inside the step), XLA-compiled as
+- `bench siamese`: pairs/s of the compiled Siamese step (`olr.training.engine.models.SiameseTrainer` fed by
+  `olr.training.engine.pipelines.pair_batches`: occlusion and targets inside the step), XLA-compiled as
   training runs it on one device (jit_compile="auto") and without XLA, next to the
   thesis's loop (appendix B): numpy random indices, a Python loop writing one occlusion
   rectangle into each image, two `classifier.predict_on_batch` calls,
@@ -94,7 +94,8 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
 def bench_classifier(args) -> int:
     import keras
 
-    from olr import models, tfdata
+    from olr.training import models
+    from olr.training import pipelines
 
     with tempfile.TemporaryDirectory(prefix="olr-bench-classifier-") as tmp:
         images, labels, bands = _tiles(Path(tmp), args.tiles, args.tile, args.bands, args.labels)
@@ -110,7 +111,7 @@ def bench_classifier(args) -> int:
             return model
 
         piped, plain = make_model(), make_model()
-        pipeline = tfdata.tile_batches(images, np.arange(args.tiles), labels, batch_size=args.batch_size, shuffle=True,
+        pipeline = pipelines.tile_batches(images, np.arange(args.tiles), labels, batch_size=args.batch_size, shuffle=True,
                                        drop_remainder=True)
 
         def epoch_pipeline():
@@ -152,7 +153,8 @@ def add_siamese_arguments(parser: argparse.ArgumentParser) -> None:
 def bench_siamese(args) -> int:
     import keras
 
-    from olr import models, tfdata
+    from olr.training import models
+    from olr.training import pipelines
 
     bs, side = args.batch_size, args.tile
     with tempfile.TemporaryDirectory(prefix="olr-bench-siamese-") as tmp:
@@ -179,8 +181,8 @@ def bench_siamese(args) -> int:
             trainer = models.SiameseTrainer(pair, classifier, fill)
             trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=jit)
             trainers[f"{name} (occlusion + targets inside)"] = trainer
-        pairs = tfdata.pair_batches(images, np.arange(args.tiles), batch_size=bs, occlusion=tuple(args.occlusion), seed=0)
-        lo, hi = tfdata._side_range(side, *args.occlusion)
+        pairs = pipelines.pair_batches(images, np.arange(args.tiles), batch_size=bs, occlusion=tuple(args.occlusion), seed=0)
+        lo, hi = pipelines._side_range(side, *args.occlusion)
         rng = np.random.default_rng(0)
 
         def create_batch():

@@ -43,9 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import atomic, stats
+from olr import atomic
+from olr.data import label_stats
 from olr.errors import OLRError
-from olr.metrics import json_ready
+from olr.analysis.metrics import json_ready
 
 LEARNED_VIEWS = ("siamese_self", "siamese_rsa", "classifier_prob")
 
@@ -74,7 +75,7 @@ def pearson(x, y) -> float:
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if len(x) < 3:
         return float("nan")
-    return float(stats.pearson_matrix(np.stack([x, y], axis=1))[0, 1])
+    return float(label_stats.pearson_matrix(np.stack([x, y], axis=1))[0, 1])
 
 
 def spearman(x, y) -> float:
@@ -93,7 +94,7 @@ def self_scores(embeddings) -> np.ndarray:
 
 def self_score_correlation(embeddings) -> np.ndarray:
     """(L, L) Pearson correlation of the per-label self-scores across tiles."""
-    return stats.pearson_matrix(self_scores(embeddings))
+    return label_stats.pearson_matrix(self_scores(embeddings))
 
 
 def rsa_correlation(embeddings) -> np.ndarray:
@@ -104,12 +105,12 @@ def rsa_correlation(embeddings) -> np.ndarray:
         return np.full((e.shape[1], e.shape[1]), np.nan)
     a, b = np.triu_indices(m, 1)
     sims = np.einsum("alk,blk->lab", e, e)[:, a, b]  # (L, m(m-1)/2)
-    return stats.pearson_matrix(sims.T)
+    return label_stats.pearson_matrix(sims.T)
 
 
-def ground_truth(presence, fractions, names=None, colors=None) -> stats.LabelStats:
+def ground_truth(presence, fractions, names=None, colors=None) -> label_stats.LabelStats:
     """Ground-truth statistics of (n, L) presence and fractions (see `olr.stats`)."""
-    return stats.label_stats(presence, fractions, names, colors)
+    return label_stats.label_stats(presence, fractions, names, colors)
 
 
 def agreement(learned, reference, names=None) -> dict:
@@ -157,7 +158,7 @@ def _tiles(run, dataset, split: str, max_tiles: int | None, seed: int) -> np.nda
 
 
 def _embed(model, dataset, idx, batch_size) -> np.ndarray:
-    from olr import inference
+    from olr.analysis import inference
 
     return np.asarray(inference.label_embeddings(model, dataset, idx, batch_size=batch_size), dtype=np.float32)
 
@@ -167,13 +168,13 @@ def _siamese_views(model, dataset, idx, sample_for_rsa: int, seed: int, batch_si
     m = min(int(sample_for_rsa), len(idx))
     rsa_pos = np.sort(np.random.default_rng(seed + 1).permutation(len(idx))[:m])
     scores = self_scores(emb)
-    return scores, stats.pearson_matrix(scores), rsa_correlation(emb[rsa_pos]), idx[rsa_pos]
+    return scores, label_stats.pearson_matrix(scores), rsa_correlation(emb[rsa_pos]), idx[rsa_pos]
 
 
 def _selection(run, split: str, max_tiles: int | None, seed: int):
     """(classifier run, dataset, labels, tile indices, presence (n, L)) of the tiles a run's
     correlations are computed on; presence uses the classifier run's min_fraction."""
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     classifier_run = evaluation.classifier_run_of(run) if run.config.get("kind") == "siamese" else run
     dataset = evaluation.run_dataset(run)
@@ -202,7 +203,8 @@ def compute_for_run(
     "siamese_self_vs_classifier" and, with `include_untrained`, "untrained": {view: {...}}),
     plus "info": {"run", "kind", "classifier_run", "split", "n_tiles", "n_rsa_tiles", "labels", "reference"}.
     """
-    from olr import evaluation, runs
+    from olr.analysis import evaluation
+    from olr.runs import store
 
     run = evaluation.as_run(run)
     if check_finished:
@@ -227,11 +229,11 @@ def compute_for_run(
         "gt_fraction_corr": gt.fraction_corr,
         "gt_npmi": gt.npmi,
         "gt_cond": gt.cond,
-        "classifier_prob": stats.pearson_matrix(probs),
+        "classifier_prob": label_stats.pearson_matrix(probs),
         "classifier_probabilities": probs,
     }
     if siamese:
-        model = runs.load_model(run, "best")
+        model = store.load_model(run, "best")
         scores, self_corr, rsa_corr, rsa_idx = _siamese_views(model, dataset, idx, sample_for_rsa, seed, batch_size)
         arrays.update(
             siamese_self=self_corr,
@@ -268,9 +270,9 @@ def untrained_model(run, seed: int = 0):
     """A freshly initialised Keras model with the architecture of `run`'s best checkpoint."""
     import keras
 
-    from olr import runs
+    from olr.runs import store
 
-    trained = runs.load_model(run, "best")
+    trained = store.load_model(run, "best")
     keras.utils.set_random_seed(seed)
     return keras.models.clone_model(trained)  # clone_model re-creates every weight from its initializer
 
@@ -297,20 +299,20 @@ def untrained_agreement(
     Same tile selection as `compute_for_run` with the same arguments; returns
     {"siamese_self": {...}, "siamese_rsa": {...}} like the entries of `compute_for_run`'s result.
     """
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     run = evaluation.as_run(run)
     if run.config.get("kind") != "siamese":
         raise OLRError(f"The run {run.id} is a {run.config.get('kind')} run; untrained agreement needs a Siamese run.")
     _, dataset, labels, idx, presence = _selection(run, split, max_tiles, seed)
     names = [lab.name for lab in labels]
-    reference = stats.label_stats(presence).phi
+    reference = label_stats.label_stats(presence).phi
     return json_ready(_untrained_views(run, dataset, idx, reference, names, sample_for_rsa, seed, batch_size))
 
 
 def load_matrices(run) -> dict[str, np.ndarray]:
     """The arrays of `<run>/correlations/matrices.npz` (OLRError if not computed yet)."""
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     run = evaluation.as_run(run)
     path = Path(run.path) / "correlations" / "matrices.npz"
@@ -322,7 +324,7 @@ def load_matrices(run) -> dict[str, np.ndarray]:
 
 def read_agreement(run) -> dict | None:
     """`<run>/correlations/agreement.json`, or None if not computed yet."""
-    from olr import evaluation
+    from olr.analysis import evaluation
 
     path = Path(evaluation.as_run(run).path) / "correlations" / "agreement.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

@@ -7,7 +7,7 @@ the pixels of each CLC code under valid pixels (`olr.rasters` aligns the labels)
 caller drops tiles that fail the nodata and label filters, gathers the kept tiles into
 `images.npy` (`TileWriter`) and updates the band statistics and the preview; a third
 thread hashes the sources meanwhile. Labels, tile table, split and meta are written at the end
-(`olr.data.write_dataset`), inside a staged folder that appears only when complete.
+(`olr.data.dataset.write_dataset`), inside a staged folder that appears only when complete.
 
 Fractions are over a tile's *labelled* pixels (a valid CLC class under valid image
 pixels); scheme fractions = code fractions @ scheme.code_matrix(codes). Tile images are
@@ -37,8 +37,11 @@ import rasterio
 from numpy.lib import format as npy_format
 from rasterio.windows import Window
 
-from olr import atomic, clc, rasters, splits, workspace
-from olr.data import write_dataset
+from olr import atomic, workspace
+from olr.data import label_schemes
+from olr.data import rasters
+from olr.data import splits
+from olr.data.dataset import write_dataset
 from olr.errors import OLRError
 
 Progress = Callable[[int, int, str], None]
@@ -590,7 +593,7 @@ def prepare_dataset(
         "label_encoding": label_encoding, "overwrite": overwrite,
     }
     workspace.require_writable("prepare a dataset")
-    scheme_obj = clc.get_scheme(scheme)
+    scheme_obj = label_schemes.get_scheme(scheme)
     _check_parameters(tile, stride, min_fraction, min_labels, max_nodata, prune_below, split_block)
     split_fractions = splits.check_fractions(split_fractions)
     out = Path(out)
@@ -628,7 +631,7 @@ def prepare_dataset(
     return out
 
 
-def _build(src, label_source, folder: Path, scheme: clc.Scheme, *, tile, stride, min_fraction, min_labels, max_nodata,
+def _build(src, label_source, folder: Path, scheme: label_schemes.Scheme, *, tile, stride, min_fraction, min_labels, max_nodata,
            prune_below, split_block, split_fractions, seed, progress: Progress, extra_meta: Callable[[], dict]) -> None:
     bands = rasters.image_bands(src)
     names = rasters.band_names(src, bands)
@@ -636,7 +639,7 @@ def _build(src, label_source, folder: Path, scheme: clc.Scheme, *, tile, stride,
     b = len(bands)
     grid = TileGrid(src.height, src.width, tile, stride)
     mask = rasters.ImageMask.of(src, bands)
-    code_matrix = scheme.code_matrix(clc.ALL_CODES)  # (44, L_all)
+    code_matrix = scheme.code_matrix(label_schemes.ALL_CODES)  # (44, L_all)
     writer = TileWriter(folder / "images.npy", (tile, tile, b), dtype)
     stats = BandStats(b, row_step=tile // 16)
     preview = PreviewSampler(src, _rgb_positions(names))
@@ -719,7 +722,7 @@ def _build(src, label_source, folder: Path, scheme: clc.Scheme, *, tile, stride,
     labels = [lab for lab, k in zip(scheme.labels, label_keep) if k]
     code_fractions = code_fractions[tile_keep]
     present_codes = code_fractions.max(0) > 0
-    codes = [c for c, k in zip(clc.ALL_CODES, present_codes) if k]
+    codes = [c for c, k in zip(label_schemes.ALL_CODES, present_codes) if k]
     fractions = label_fractions[tile_keep][:, label_keep]
 
     tile_row = np.concatenate(kept.tile_row)[tile_keep]
@@ -817,7 +820,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=None,
                         help="step between tiles in pixels (default: the tile size)")
     parser.add_argument("--scheme", default="level3",
-                        help=f"label scheme: {', '.join(clc.SCHEME_NAMES)} or a JSON mapping file (default level3)")
+                        help=f"label scheme: {', '.join(label_schemes.SCHEME_NAMES)} or a JSON mapping file (default level3)")
     parser.add_argument("--min-fraction", type=float, default=0.05,
                         help="area fraction for a label to count as present")
     parser.add_argument("--min-labels", type=int, default=1, help="drop tiles with fewer present labels")
@@ -840,7 +843,7 @@ def run(args: argparse.Namespace) -> int:
         prune_below=args.prune_below, split_block=args.split_block, split_fractions=tuple(args.split_fractions),
         seed=args.seed, label_encoding=args.label_encoding, overwrite=args.overwrite, progress=cli_progress(),
     )
-    from olr.data import load_dataset
+    from olr.data.dataset import load_dataset
 
     ds = load_dataset(path)
     print(f"prepared {path}: {ds.n_tiles} tiles of {ds.tile_shape}, {len(ds.meta['labels'])} labels, "
