@@ -87,14 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluation and correlations at the end")
     parser.add_argument("--wait-for-device", action="store_true",
                         help="stay queued until no other run trains on this run's device (one run per device)")
-    group = parser.add_argument_group("options (also settable with --set or in --config)")
-    for key, opt in options.OPTIONS.items():
-        default = opt.default if not (key == "batch_size") else "64 (Siamese 32)"
-        choices = f" [{'/'.join(opt.choices)}]" if opt.choices else ""
-        group.add_argument(
-            f"--{key.replace('_', '-')}", dest=f"opt_{key}", metavar="VALUE",
-            help=f"{opt.help}{choices}; default {default} ({'/'.join(opt.kinds)})",
-        )
+    options.add_option_flags(parser.add_argument_group("options (also settable with --set or in --config)"))
 
 
 def _env_number(name: str, default, kind):
@@ -109,10 +102,7 @@ def raw_config(args) -> dict:
     """Options from --config, then --set, then explicit flags (later wins)."""
     raw = options.load_file(args.config) if args.config else {}
     raw.update(options.parse_assignments(args.set))
-    for key in options.OPTIONS:
-        value = getattr(args, f"opt_{key}", None)
-        if value is not None:
-            raw[key] = options.parse_value(value)
+    raw.update(options.flag_values(args))
     return raw
 
 

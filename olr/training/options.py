@@ -115,6 +115,35 @@ def defaults(kind: str = "classifier") -> dict:
     return d
 
 
+def add_option_flags(group) -> None:
+    """One `--key-name VALUE` flag per option on an argparse parser or group (dest `opt_<key>`)."""
+    for key, opt in OPTIONS.items():
+        default = defaults_text(key)
+        choices = f" [{'/'.join(opt.choices)}]" if opt.choices else ""
+        # argparse formats help with %-interpolation: a literal % must be doubled
+        help_ = f"{opt.help}{choices}; default {default} ({'/'.join(opt.kinds)})".replace("%", "%%")
+        group.add_argument(f"--{key.replace('_', '-')}", dest=f"opt_{key}", metavar="VALUE", help=help_)
+
+
+def flag_values(args) -> dict:
+    """The options given as flags by `add_option_flags` (parsed with `parse_value`)."""
+    values = {}
+    for key in OPTIONS:
+        value = getattr(args, f"opt_{key}", None)
+        if value is not None:
+            values[key] = parse_value(value)
+    return values
+
+
+def defaults_text(key: str) -> str:
+    """The default of `key` in words, per kind where the kinds differ (e.g. "64 (siamese 32)")."""
+    opt = OPTIONS[key]
+    per_kind = {kind: defaults(kind).get(key) for kind in opt.kinds}
+    first = per_kind[opt.kinds[0]]
+    others = [f"{kind} {value}" for kind, value in per_kind.items() if value != first]
+    return f"{first}" + (f" ({', '.join(others)})" if others else "")
+
+
 def parse_value(text: str) -> Any:
     """A flag value as JSON when it parses (numbers, true/false, null, objects), else the string."""
     try:
