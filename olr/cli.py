@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-batches": ("olr.data.thesis_import", "import a folder in the thesis batch format (0.npy, labels0.npy, ...)"),
     "demo-data": ("olr.data.demo_scene", "generate the synthetic demo scene and prepare the demo dataset"),
     "datasets": ("olr.data.label_stats", "list datasets, or print the label statistics of one"),
-    "train": ("olr.training.engine", "train a classifier or a Siamese network into models/<run-id>/"),
+    "train": ("olr.workflows.train", "train a classifier or a Siamese network into models/<run-id>/"),
     "evaluate": ("olr.analysis.evaluation", "evaluate a finished run on its test split"),
     "correlations": ("olr.analysis.correlations", "compute label correlation matrices and their agreement for a run"),
     "embed": ("olr.analysis.embeddings", "export the (N, L, k) label embeddings of a Siamese run"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from olr.analysis import compare
 from olr.runs import store
 from olr.workflows import sweep
 from ui import charts, loaders, runs_panel, state
@@ -23,8 +24,8 @@ SELECTED = "font-weight: 600"
 
 
 def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
-    df = store.compare_runs(everything)
-    differing = store.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
+    df = compare.compare_runs(everything)
+    differing = compare.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
     shown_diff = [c for c in differing if c in df.columns]
     first = ["id", "kind", "state", "dataset", "labels"]
     metric_cols = [c for c in df.columns if c.startswith(("train_", "val_", "agreement_", "best_", "epochs_done"))]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from olr.analysis import correlations
+from olr.analysis import correlations, pair_maps
+from olr.data import summary
 from ui import charts, loaders, maps, results
 from ui.entry import ensure_entrypoint
 
@@ -87,12 +87,11 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
     right.altair_chart(charts.heatmap(lm, names, title=VIEW_TITLES[view], signed=True, value_title="correlation", size=cell), width="content")
     left, right = st.columns(2)
     with left:
-        st.altair_chart(charts.heatmap(lm - gt, names, title=f"Difference: learned − ground truth", signed=True,
+        st.altair_chart(charts.heatmap(lm - gt, names, title="Difference: learned − ground truth", signed=True,
                                        domain=(-2.0, 2.0), value_title="difference", size=cell), width="content")
         st.caption("Red: the network links the two labels more than the ground truth does; blue: less. Grey: undefined.")
     with right:
-        iu = np.triu_indices(n, 1)
-        pairs = pd.DataFrame({"pair": [f"{names[i]} × {names[j]}" for i, j in zip(*iu)], "gt": gt[iu], "learned": lm[iu]}).dropna()
+        pairs = pair_maps.label_pairs(gt, lm, names)
         a = agreement.get(view, {}) if gt_key == "gt_phi" else {}
         title = f"Label pairs: ρ = {_fmt(a.get('spearman'))}, r = {_fmt(a.get('pearson'))}" if a else "Label pairs"
         if len(pairs):
@@ -108,16 +107,11 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
 def pair_map(run, mats: dict, names: list[str]) -> None:
     st.subheader("Map of a label pair")
     ds = loaders.run_dataset(run)
-    needed = {"lon_min", "lat_min", "lon_max", "lat_max"}
-    if not needed.issubset(ds.tiles.columns) or ds.tiles[list(needed)].isna().all().any():
+    if not summary.has_coordinates(ds):
         st.info(f"The dataset {ds.name} has no tile coordinates, so there is no map of it.")
         return
-    idx = np.asarray(mats["tile_indices"])
-    sources = {}
-    if "self_scores" in mats:
-        sources["siamese"] = "Siamese pair score ŝᵢ·ŝⱼ"
-    if "classifier_probabilities" in mats:
-        sources["classifier"] = "Classifier pᵢ·pⱼ"
+    titles = {"siamese": "Siamese pair score ŝᵢ·ŝⱼ", "classifier": "Classifier pᵢ·pⱼ"}
+    sources = {s: titles[s] for s in pair_maps.sources_of(mats)}
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     label_i = c1.selectbox("Label i", names, index=0, key="corr.map_i")
     label_j = c2.selectbox("Label j", names, index=min(1, len(names) - 1), key="corr.map_j")
@@ -125,22 +119,12 @@ def pair_map(run, mats: dict, names: list[str]) -> None:
                          format_func={"product": "area-fraction product", "both": "both present (0/1)"}.get)
     source = c4.selectbox("Learned", list(sources), format_func=sources.get, key="corr.map_source")
     basemap = st.toggle("OpenStreetMap basemap (needs internet)", value=False, key="corr.map_osm")
-    i, j = names.index(label_i), names.index(label_j)
-    fractions = ds.fractions_for(_run_labels(run))[idx]
-    presence = np.asarray(ds.presence_for(_run_labels(run)))[idx].astype(bool)
-    left = fractions[:, i] * fractions[:, j] if truth == "product" else (presence[:, i] & presence[:, j]).astype(float)
-    if source == "siamese":
-        s = np.asarray(mats["self_scores"], dtype=float)
-        scale = np.nanpercentile(s, 99, axis=0)
-        s = np.clip(s / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
-    else:
-        s = np.asarray(mats["classifier_probabilities"], dtype=float)
-    right = s[:, i] * s[:, j]
-    table = ds.tiles.iloc[idx]
-    text = maps.labels_text(fractions, names, float(ds.meta.get("min_fraction", 0.0)))
+    scores = pair_maps.pair_map(run, label_i, label_j, truth, source, matrices=mats, dataset=ds)
+    table = ds.tiles.iloc[scores.rows]
+    text = maps.labels_text(scores.fractions, names, float(ds.meta.get("min_fraction", 0.0)))
     preview = ds.meta.get("preview") or {}
     dm = maps.dual_map(
-        table, left, right, text,
+        table, scores.ground_truth, scores.learned, text,
         left_title=f"Ground truth ({'both present' if truth == 'both' else 'fraction product'})",
         right_title=sources[source], left_range=(0.0, 1.0), right_range=(0.0, 1.0), bounds=maps.tiles_bounds(table),
         preview_png=ds.path / preview.get("file", "preview.png") if preview else None,
@@ -152,16 +136,9 @@ def pair_map(run, mats: dict, names: list[str]) -> None:
         + ("ŝ is each label's self-score scaled to 0…1 by its 99th percentile over these tiles." if source == "siamese" else "")
     )
     maps.show(dm, key=f"corr.map.{run.id}", height=520)
-    both = np.isfinite(left) & np.isfinite(right)
-    if both.sum() >= 3 and np.std(left[both]) > 0 and np.std(right[both]) > 0:
-        r = float(np.corrcoef(left[both], right[both])[0, 1])
-        st.caption(f"Across these {int(both.sum())} tiles the two panes correlate with Pearson r = {r:.3f}.")
-
-
-def _run_labels(run):
-    from olr.analysis.evaluation import run_labels
-
-    return run_labels(run)
+    r, n_tiles = pair_maps.pane_correlation(scores.ground_truth, scores.learned)
+    if r is not None:
+        st.caption(f"Across these {n_tiles} tiles the two panes correlate with Pearson r = {r:.3f}.")
 
 
 run = results.selected_run("Correlations & map")

@@ -9,11 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from olr import workspace
-from olr.data import label_schemes
+from olr.data import composites, label_schemes, prepare_options, summary, uploads
+from olr.data.prepare_options import PrepareOptions
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.demo_scene import DEMO_DATASET
 from olr.errors import OLRError
-from ui import charts, loaders, maps, state, tiles, uploads
+from ui import charts, loaders, maps, state, tiles
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 from ui.progress import ProgressBar
@@ -58,10 +59,30 @@ def dataset_table() -> None:
 
 
 SCHEME_CHOICES = list(label_schemes.SCHEME_NAMES) + ["custom"]
+#: The preparation options drawn as number inputs, in their order (the rest have their own inputs below).
+NUMBER_OPTIONS = prepare_options.number_fields()
 
 
 def _scheme_title(name: str) -> str:
     return label_schemes.SCHEME_TITLES.get(name, "Custom mapping (JSON)")
+
+
+def _number_value(f, value):
+    """The input's value as the field takes it (0 for a field whose default is None: None)."""
+    if prepare_options.value_type(f) is float:
+        return float(value)
+    return None if f.default is None and int(value) == 0 else int(value)
+
+
+def _number_input(f, column):
+    """A number input for a PrepareOptions field, labelled and ranged by its spec; stride 0 stands for None."""
+    spec = f.metadata["spec"]
+    if prepare_options.value_type(f) is float:
+        return column.number_input(spec.label, spec.min, spec.max, f.default, step=spec.step, format="%.2f",
+                                   key=f"prep.{f.name}", help=spec.help)
+    low = 0 if f.default is None else spec.min  # 0: the field's default rule (stride: the tile size)
+    return column.number_input(spec.label, low, spec.page_max, f.default or 0, step=spec.step or 1,
+                               key=f"prep.{f.name}", help=spec.help)
 
 
 @guarded("Preparing the dataset")
@@ -79,7 +100,7 @@ def prepare_form() -> None:
             c1, c2 = st.columns(2)
             image_path = c1.text_input("Image raster", key="prep.image", placeholder="uploads/scene.tif",
                                        help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.")
-            label_path = c2.text_input("CORINE labels", key="prep.labels", placeholder="uploads/label_schemes.tif",
+            label_path = c2.text_input("CORINE labels", key="prep.labels", placeholder="uploads/clc.tif",
                                        help="CORINE raster (grid codes 1..44 or CLC codes 111..523) or vector (GeoPackage/Shapefile with Code_18).")
             if rasters_found:
                 st.caption("Files found in the data folder: " + ", ".join(f"`{f}`" for f in rasters_found[:12])
@@ -96,27 +117,26 @@ def prepare_form() -> None:
 
         c1, c2, c3 = st.columns(3)
         name = c1.text_input("Dataset name", key="prep.name", placeholder="my-scene", help="Letters, digits, '.', '_' or '-'.")
-        scheme = c2.selectbox("Label scheme", SCHEME_CHOICES, format_func=_scheme_title, key="prep.scheme")
-        encoding = c3.selectbox("Label raster values", ["auto", "grid", "clc"], key="prep.encoding",
-                                format_func={"auto": "auto-detect", "grid": "grid codes 1..44", "clc": "CLC codes 111..523"}.get)
+        scheme = c2.selectbox(prepare_options.spec("scheme").label, SCHEME_CHOICES, format_func=_scheme_title,
+                              key="prep.scheme", help=prepare_options.spec("scheme").help)
+        encoding_spec = prepare_options.spec("label_encoding")
+        encoding = c3.selectbox(encoding_spec.label, list(encoding_spec.choices), key="prep.encoding",
+                                format_func=encoding_spec.titles.get, help=encoding_spec.help)
         mapping = st.text_area("Custom mapping (only for the custom scheme)", key="prep.mapping",
                                placeholder='{"Urban": [111, 112, 121], "Forest": [311, 312, 313]}', height=80)
+        numbers = {}
+        for n, f in enumerate(NUMBER_OPTIONS):
+            if n % 4 == 0:
+                columns = st.columns(4)
+            numbers[f.name] = _number_input(f, columns[n % 4])
         c1, c2, c3, c4 = st.columns(4)
-        tile = c1.number_input("Tile size (px)", 8, 1024, 64, step=8, key="prep.tile")
-        stride = c2.number_input("Stride (px, 0 = tile size)", 0, 1024, 0, step=8, key="prep.stride")
-        min_fraction = c3.number_input("Min. area fraction for presence", 0.0, 1.0, 0.05, step=0.01, format="%.2f", key="prep.min_fraction")
-        min_labels = c4.number_input("Min. labels per tile", 0, 50, 1, key="prep.min_labels")
-        c1, c2, c3, c4 = st.columns(4)
-        max_nodata = c1.number_input("Max. nodata share", 0.0, 1.0, 0.1, step=0.05, format="%.2f", key="prep.max_nodata")
-        prune_below = c2.number_input("Drop labels in fewer tiles than", 0, 100000, 0, key="prep.prune_below")
-        split_block = c3.number_input("Split block (tiles per side)", 1, 1000, 8, key="prep.split_block",
-                                      help="Splits are spatial: square blocks of tiles go to one split, so neighbours do not leak.")
-        seed = c4.number_input("Split seed", 0, 2**31 - 1, 0, key="prep.seed")
-        c1, c2, c3, c4 = st.columns(4)
-        f_train = c1.number_input("Train share", 0.0, 1.0, 0.7, step=0.05, format="%.2f", key="prep.f_train")
-        f_val = c2.number_input("Validation share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="prep.f_val")
-        f_test = c3.number_input("Test share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="prep.f_test")
-        overwrite = c4.checkbox("Replace a dataset of that name", key="prep.overwrite")
+        fractions_spec = prepare_options.spec("split_fractions")
+        fractions = [column.number_input(f"{part} share", 0.0, 1.0, default, step=fractions_spec.step, format="%.2f",
+                                         key=f"prep.f_{key}", help=fractions_spec.help)
+                     for column, part, key, default in zip((c1, c2, c3), ("Train", "Validation", "Test"), ("train", "val", "test"),
+                                                           PrepareOptions.split_fractions, strict=True)]
+        overwrite = c4.checkbox(prepare_options.spec("overwrite").label, key="prep.overwrite",
+                                help=prepare_options.spec("overwrite").help)
         submitted = st.form_submit_button("Prepare dataset", type="primary", icon=":material/grid_on:")
 
     if not submitted:
@@ -144,13 +164,12 @@ def prepare_form() -> None:
     from olr.data.prepare import prepare_dataset
 
     bar = ProgressBar("Preparing", unit="tiles")
-    path = prepare_dataset(
-        image, labels, out,
-        tile=int(tile), stride=int(stride) or None, scheme=scheme_value, min_fraction=float(min_fraction),
-        min_labels=int(min_labels), max_nodata=float(max_nodata), prune_below=int(prune_below),
-        split_block=int(split_block), split_fractions=(float(f_train), float(f_val), float(f_test)), seed=int(seed),
-        label_encoding=encoding, overwrite=bool(overwrite), progress=bar.update,
+    opts = PrepareOptions(
+        **{f.name: _number_value(f, numbers[f.name]) for f in NUMBER_OPTIONS},
+        scheme=scheme_value, split_fractions=tuple(float(x) for x in fractions), label_encoding=encoding,
+        overwrite=bool(overwrite),
     )
+    path = prepare_dataset(image, labels, out, opts, progress=bar.update)
     bar.done()
     ds = load_dataset(path)
     state.choose_dataset(ds.name)
@@ -202,13 +221,14 @@ def import_form() -> None:
 
 def header_metrics(ds: Dataset) -> None:
     h, w, b = ds.tile_shape
-    counts = {s: len(ds.split_indices(s)) for s in SPLITS}
+    counts = summary.split_counts(ds)
+    percent = summary.split_percent(ds)
     cols = st.columns([1, 1, 1, 1, 1.4])
     cols[0].metric("Tiles", f"{ds.n_tiles:,}", border=True)
     cols[1].metric("Labels", len(ds.label_names), border=True)
     cols[2].metric("Tile size", f"{h}×{w} px", border=True)
     cols[3].metric("Bands", b, help=", ".join(ds.band_names) or None, border=True)
-    shares = " / ".join(f"{100 * counts[s] / max(ds.n_tiles, 1):.0f}" for s in SPLITS)
+    shares = " / ".join(f"{percent[s]:.0f}" for s in SPLITS)
     cols[4].metric("Train / val / test", f"{shares} %", border=True,
                    help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles, in spatial blocks")
 
@@ -244,8 +264,7 @@ def labels_view(ds: Dataset) -> None:
         st.subheader("Labels per tile")
         st.caption("How many labels a tile carries. Multi-label tiles are what makes co-occurrence and correlation meaningful.")
         st.altair_chart(charts.labels_per_tile_chart(stats.labels_per_tile), width="stretch")
-        mean_labels = float((np.arange(len(stats.labels_per_tile)) * stats.labels_per_tile).sum() / max(stats.n_tiles, 1))
-        st.metric("Mean labels per tile", f"{mean_labels:.2f}", border=True)
+        st.metric("Mean labels per tile", f"{summary.mean_labels_per_tile(stats):.2f}", border=True)
 
     st.subheader("Co-occurrence")
     view = st.segmented_control("View", list(charts.MATRIX_VIEWS), format_func=lambda v: charts.MATRIX_VIEWS[v],
@@ -258,8 +277,7 @@ def labels_view(ds: Dataset) -> None:
                 "(−1 never together, 0 independent, +1 always together).",
         "cond": "Share of the tiles with the row label that also have the column label, P(column | row). Not symmetric.",
     }[view])
-    present = stats.counts > 0
-    order = np.flatnonzero(present) if present.any() else np.arange(len(stats.names))
+    order = summary.present_labels(stats)
     names = [stats.names[i] for i in order]
     matrix = getattr(stats, view)[np.ix_(order, order)]
     extra = {"tiles with both": stats.cooc[np.ix_(order, order)]}
@@ -279,16 +297,11 @@ def tiles_view(ds: Dataset) -> None:
     label = c1.selectbox("Tiles with label", ["(any)", *names], key="ds.gallery_label")
     split = c2.selectbox("Split", ["all", *SPLITS], key="ds.gallery_split")
     bands = ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])]
-    default = tiles.default_rgb_bands(bands)
+    default = composites.default_rgb_bands(bands)
     rgb = c3.multiselect("Bands as R, G, B", bands, default=[bands[i] for i in default][: min(3, len(bands))],
                          max_selections=3, key="ds.gallery_bands", help="Pick three bands (or one for grey).")
     count = c4.select_slider("Tiles shown", [12, 24, 36, 48], value=24, key="ds.gallery_count")
-    idx = np.arange(ds.n_tiles)
-    if split != "all":
-        idx = ds.split_indices(split)
-    if label != "(any)":
-        j = names.index(label)
-        idx = idx[np.asarray(ds.presence[idx, j]).astype(bool)]
+    idx = summary.tiles_with(ds, split, None if label == "(any)" else label)
     if len(idx) == 0:
         st.info("No tile matches this filter.")
         return
@@ -299,20 +312,12 @@ def tiles_view(ds: Dataset) -> None:
     band_idx = (band_idx * 3)[:3] if len(band_idx) < 3 else band_idx
     if st.button("Show other tiles", icon=":material/shuffle:", key="ds.gallery_shuffle"):
         st.session_state["ds.gallery_seed"] = st.session_state.get("ds.gallery_seed", 0) + 1
-    rng = np.random.default_rng(st.session_state.get("ds.gallery_seed", 0))
-    pick = np.sort(rng.choice(idx, size=min(count, len(idx)), replace=False))
+    pick = summary.sample_rows(idx, count, seed=st.session_state.get("ds.gallery_seed", 0))
     images = np.asarray(ds.images[pick])
     limits = _stretch(ds.name, tuple(band_idx))
-    upscale = max(1, 128 // max(ds.tile_shape[0], 1))
-    thumbs = tiles.rgb_composite(images, band_idx, limits, upscale=upscale)
-    fractions = np.asarray(ds.fractions[pick])
-    presence = np.asarray(ds.presence[pick]).astype(bool)
-    colors = ds.label_colors
+    thumbs = composites.rgb_composite(images, band_idx, limits, upscale=composites.thumbnail_upscale(ds.tile_shape[0]))
+    chips = summary.tile_labels(ds.fractions[pick], ds.presence[pick], names, ds.label_colors)
     split_of = ds.tiles["split"].to_numpy()
-    chips = []
-    for f, p in zip(fractions, presence):
-        order = np.argsort(-f)
-        chips.append([(names[j], colors[j], float(f[j])) for j in order if p[j]][:5])
     captions = [f"tile {int(ds.tiles['tile_id'].iloc[k])} · {split_of[k]}" for k in pick]
     st.caption(f"{len(pick)} of {len(idx):,} matching tiles; each composite is stretched between the 2nd and 98th percentile "
                "of the dataset's pixel values per band. Chips: labels present, with their share of the labelled area.")
@@ -321,10 +326,7 @@ def tiles_view(ds: Dataset) -> None:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _stretch_cached(path: str, stamp: float, bands: tuple[int, ...]) -> np.ndarray:
-    ds = load_dataset(path)
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(ds.n_tiles, size=min(64, ds.n_tiles), replace=False))
-    return tiles.stretch_limits(np.asarray(ds.images[sample]), list(bands))
+    return composites.dataset_stretch_limits(load_dataset(path), list(bands))
 
 
 def _stretch(name: str, bands: tuple[int, ...]) -> np.ndarray:
@@ -333,20 +335,18 @@ def _stretch(name: str, bands: tuple[int, ...]) -> np.ndarray:
 
 
 def map_view(ds: Dataset) -> None:
-    needed = {"lon_min", "lat_min", "lon_max", "lat_max"}
-    if not needed.issubset(ds.tiles.columns) or ds.tiles[list(needed)].isna().all().any():
+    if not summary.has_coordinates(ds):
         st.info("This dataset has no tile coordinates (imported from the batch format), so it has no map.")
         return
     names = ds.label_names
-    counts = np.asarray(ds.presence).sum(axis=0)
     c1, c2, c3 = st.columns([3, 2, 2])
-    default_label = names[int(np.argmax(counts))] if len(names) else None
+    default_label = summary.most_frequent_label(ds)
     label = c1.selectbox("Colour tiles by the area fraction of", names, index=names.index(default_label) if default_label else 0, key="ds.map_label")
     split = c2.selectbox("Tiles", ["all", *SPLITS], key="ds.map_split")
     basemap = c3.toggle("OpenStreetMap basemap", value=False, key="ds.map_osm", help="Needs internet access; the preview and grid work without.")
-    rows = np.arange(ds.n_tiles) if split == "all" else ds.split_indices(split)
+    rows = summary.tiles_with(ds, split)
     if len(rows) > maps.MAX_TILES_DRAWN:
-        rows = np.sort(np.random.default_rng(0).choice(rows, maps.MAX_TILES_DRAWN, replace=False))
+        rows = summary.sample_rows(rows, maps.MAX_TILES_DRAWN)
         st.caption(f"Showing a random {maps.MAX_TILES_DRAWN:,} of the tiles to keep the map responsive.")
     j = names.index(label)
     fractions = np.asarray(ds.fractions[rows])

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from olr.analysis import evaluation
-from olr.analysis import metrics
+from olr.analysis import evaluation, metrics
+from olr.data import composites
 from ui import charts, loaders, results, tiles
 from ui.entry import ensure_entrypoint
 
@@ -80,33 +80,27 @@ def examples(run, m: metrics.MultilabelMetrics, thresholds) -> None:
     label = st.selectbox("Label", names, index=names.index(default) if default else 0, key="eval.example_label")
     j = names.index(label)
     t = float(np.broadcast_to(np.asarray(thresholds, dtype=float), (len(names),))[j])
-    y = pred["y_true"][:, j].astype(bool)
-    p = pred["probabilities"][:, j]
-    decided = metrics.binarize(p, t)
-    groups = {
-        "True positives": np.flatnonzero(y & decided)[np.argsort(-p[y & decided])],
-        "False positives": np.flatnonzero(~y & decided)[np.argsort(-p[~y & decided])],
-        "False negatives": np.flatnonzero(y & ~decided)[np.argsort(p[y & ~decided])],
-    }
+    kinds = {"True positives": "tp", "False positives": "fp", "False negatives": "fn"}
+    groups = {title: evaluation.error_tiles(run, j, t, kind, n=None, predictions=pred) for title, kind in kinds.items()}
+    truth = dict(zip(pred["indices"].tolist(), pred["y_true"], strict=True))
     ds = loaders.run_dataset(run)
-    bands = tiles.default_rgb_bands(ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])])
-    tabs = st.tabs([f"{k} ({len(v)})" for k, v in groups.items()])
+    bands = composites.default_rgb_bands(ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])])
+    tabs = st.tabs([f"{k} ({len(rows)})" for k, (rows, _) in groups.items()])
     colors = dict(zip(ds.label_names, ds.label_colors))
-    for tab, (kind, rows) in zip(tabs, groups.items()):
+    for tab, (kind, (idx, probs)) in zip(tabs, groups.items()):
         with tab:
-            if len(rows) == 0:
+            if len(idx) == 0:
                 st.caption(f"No {kind.lower()} for {label} at threshold {t:.2f}.")
                 continue
             st.caption({"True positives": "Most confident correct detections first.",
                         "False positives": "Most confident false alarms first: what the model mistakes for the label.",
                         "False negatives": "Most confidently missed first: where the label is but the model does not see it."}[kind])
-            rows = rows[:12]
-            idx = pred["indices"][rows]
-            images = np.asarray(ds.images[np.sort(idx)])[np.argsort(np.argsort(idx))]
-            limits = tiles.stretch_limits(images, bands)
-            thumbs = tiles.rgb_composite(images, bands, limits, upscale=max(1, 128 // max(ds.tile_shape[0], 1)))
-            chips = [[(names[k], colors.get(names[k], "#888888"), None) for k in np.flatnonzero(pred["y_true"][r])][:5] for r in rows]
-            captions = [f"tile row {int(i)} · p = {p[r]:.2f}" for i, r in zip(idx, rows)]
+            idx, probs = idx[:12], probs[:12]
+            images = composites.images_at(ds, idx)
+            limits = composites.stretch_limits(images, bands)
+            thumbs = composites.rgb_composite(images, bands, limits, upscale=composites.thumbnail_upscale(ds.tile_shape[0]))
+            chips = [[(names[k], colors.get(names[k], "#888888"), None) for k in np.flatnonzero(truth[int(i)])][:5] for i in idx]
+            captions = [f"tile row {int(i)} · p = {pr:.2f}" for i, pr in zip(idx, probs, strict=True)]
             tiles.gallery(thumbs, captions, chips)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from olr.runs import store
+from olr.runs.store import RunLayout
 from ui import charts, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
@@ -18,7 +19,7 @@ NOT_METRICS = {"step", "epoch", "time", "split", "scope"}
 ensure_entrypoint()
 st.title("Live")
 st.caption(
-    "Training curves read from each run's `metrics.jsonl`. While a selected run is active the chart refreshes "
+    f"Training curves read from each run's `{RunLayout.METRICS}`. While a selected run is active the chart refreshes "
     "itself every few seconds (only the chart, not the page). Solid lines: training; dashed: validation."
 )
 
@@ -95,7 +96,7 @@ def curves() -> None:
                    delta=f"{metric} ({last[1]}) · {run.state}" if last else run.state, delta_color="off", delta_arrow="off")
     frame, _, skipped = long_frame(selected, x_axis)
     for run_id, bad in skipped.items():
-        st.caption(f":material/warning: {run_id}: {bad} unreadable line(s) in metrics.jsonl were skipped; the rest is shown.")
+        st.caption(f":material/warning: {run_id}: {bad} unreadable line(s) in {RunLayout.METRICS} were skipped; the rest is shown.")
     if frame.empty or metric not in frame:
         waiting = [r.id for r in selected if r.is_live]
         st.info(("Waiting for the first metrics of " + ", ".join(waiting) + "…") if waiting
@@ -110,7 +111,7 @@ def curves() -> None:
     if live:
         st.caption(f"Refreshing every {REFRESH_S:g} s · last update {time.strftime('%H:%M:%S')}")
     for run in selected:
-        if run.state in ("failed", "dead"):
+        if run.state in store.FAILED_STATES:
             runs_panel.describe_failure(run)
 
 

@@ -85,6 +85,7 @@ def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_s
     open_page(page, app_server, "train")
     page.get_by_label("Dataset", exact=True).last.click()
     page.get_by_role("option", name="tiny").click()
+    page.get_by_text("More options", exact=True).click()  # "Log every n steps" is one of the collapsed options
     for label, value in (("Width", "0.25"), ("Depth", "1"), ("Batch size", "16"), ("Epochs", "3"), ("Log every n steps", "2")):
         field = page.get_by_label(label, exact=True)
         field.fill(value)

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from olr.runs import device_queue
-from olr.runs import launcher
-from olr.runs import store
+from olr.runs import device_queue, launcher, store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 

@@ -5,11 +5,11 @@ import shutil
 import numpy as np
 import pytest
 
-from olr.analysis import correlations
-from olr.analysis import embeddings
-from olr.runs import store
+from olr.analysis import correlations, embeddings
 from olr.data import label_stats
 from olr.data.dataset import load_dataset
+from olr.runs import store
+from olr.training import models
 from tests.test_evaluation import _keras_predict, cli, copy_runs
 
 
@@ -163,7 +163,7 @@ def test_compute_for_siamese_run_matches_independent_recomputation(trained_siame
 def test_untrained_network_is_a_fresh_model_on_the_same_tiles(trained_siamese_run, training_workspace):
     copy_runs(training_workspace, "cls", "siam")
     run = store.load_run("siam")
-    trained = store.load_model(run)
+    trained = models.load_model(run.files.best)
     fresh = correlations.untrained_model(run, seed=0)
     tw, fw = trained.get_weights(), fresh.get_weights()
     assert [w.shape for w in tw] == [w.shape for w in fw]

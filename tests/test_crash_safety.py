@@ -19,9 +19,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from olr import atomic
-from olr.runs import launcher
-from olr.runs import store
 from olr.data.dataset import list_datasets, load_dataset
+from olr.runs import launcher, store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene
 from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_env, start_train_cli, wait_for

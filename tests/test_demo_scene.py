@@ -18,6 +18,7 @@ from rasterio.warp import Resampling, reproject
 
 from olr.data import label_schemes
 from olr.data import demo_scene
+from olr.data.demo_scene.scene_files import grid_code_raster
 from olr.errors import OLRError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +47,7 @@ def default_land_cover() -> dict:
 def _codes_on_image_grid(lc: dict) -> np.ndarray:
     """The land cover aligned onto the image grid the way preparation does it (nearest)."""
     g = lc["grids"]
-    grid = demo_scene._grid_raster(lc["codes"])
+    grid = grid_code_raster(lc["codes"])
     out = np.zeros((g.size, g.size), np.uint8)
     reproject(
         grid, out, src_transform=g.label_transform, src_crs=demo_scene.LABEL_CRS, dst_transform=g.image_transform,
@@ -60,12 +61,12 @@ def _codes_on_image_grid(lc: dict) -> np.ndarray:
 
 def test_same_seed_gives_identical_files_and_another_seed_a_different_scene(small_scene, tmp_path):
     again = demo_scene.generate_scene(tmp_path / "again", seed=3, size_px=SMALL)
-    for name in ("image.tif", "label_schemes.tif", "scene.json"):
+    for name in ("image.tif", "clc.tif", "scene.json"):
         assert _sha(small_scene / name) == _sha(tmp_path / "again" / name), name
     assert again == json.loads((small_scene / "scene.json").read_text())
 
     demo_scene.generate_scene(tmp_path / "other", seed=4, size_px=SMALL)
-    with rasterio.open(small_scene / "label_schemes.tif") as a, rasterio.open(tmp_path / "other" / "label_schemes.tif") as b:
+    with rasterio.open(small_scene / "clc.tif") as a, rasterio.open(tmp_path / "other" / "clc.tif") as b:
         labels_a, labels_b = a.read(1), b.read(1)
     assert labels_a.shape == labels_b.shape  # same grid, different landscape
     assert (labels_a != labels_b).mean() > 0.2
@@ -112,7 +113,7 @@ def test_image_raster_is_utm_10m_uint16_four_named_bands(small_scene):
 
 
 def test_label_raster_is_corine_grid_codes_in_laea_100m(small_scene):
-    with rasterio.open(small_scene / "label_schemes.tif") as src:
+    with rasterio.open(small_scene / "clc.tif") as src:
         assert src.crs.to_epsg() == 3035
         assert src.res == (100.0, 100.0)
         assert src.dtypes == ("uint8",) and src.nodata == 48
@@ -136,7 +137,7 @@ def test_scene_json_describes_the_scene(small_scene):
     assert abs(sum(shares) - 1.0) < 1e-3 and shares == sorted(shares, reverse=True)
     assert scene["planted_structure"]["near"][0]["class"] == demo_scene.PLANTED_STRUCTURE["near"][0]["class"]
     # The image shows what the labels say: its pixel classes are the label classes.
-    with rasterio.open(small_scene / "label_schemes.tif") as src:
+    with rasterio.open(small_scene / "clc.tif") as src:
         label_codes = {int(label_schemes.grid_to_code_lut()[v]) for v in np.unique(src.read(1))} - {0}
     assert {c["code"] for c in scene["classes"]} <= label_codes
 
@@ -242,7 +243,7 @@ def test_planted_structure_holds_on_the_default_scene(default_land_cover):
 def test_labels_are_learnable_from_pixels_but_not_trivially(small_scene):
     """A nearest-class-mean classifier on 8x8-pixel blocks (mean and std per band) beats the
     majority class clearly, yet is far from perfect."""
-    with rasterio.open(small_scene / "image.tif") as im, rasterio.open(small_scene / "label_schemes.tif") as lb:
+    with rasterio.open(small_scene / "image.tif") as im, rasterio.open(small_scene / "clc.tif") as lb:
         img = im.read().astype(np.float32)
         grid = np.zeros((im.height, im.width), np.uint8)
         reproject(rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs, resampling=Resampling.nearest)
@@ -316,7 +317,7 @@ def test_ensure_demo_dataset_builds_once_and_loads(tmp_path):
     assert ds.meta["parameters"]["split_block"] == demo_scene.DEMO_SPLIT_BLOCK
     # The presence the split seed was chosen on is the presence preparation wrote.
     scene = demo_scene.demo_scene_dir()
-    presence, codes = demo_scene.tile_presence(scene / "image.tif", scene / "label_schemes.tif")
+    presence, codes = demo_scene.tile_presence(scene / "image.tif", scene / "clc.tif")
     flat = presence.reshape(-1, len(codes))
     order = np.lexsort((ds.tiles["col_off"].to_numpy(), ds.tiles["row_off"].to_numpy()))
     own = {lab.codes[0]: j for j, lab in enumerate(ds.labels)}

@@ -1,4 +1,4 @@
-"""evaluate_run end to end on real trained runs (tests/fixtures/store.py), the thesis trap, bad input."""
+"""evaluate_run end to end on real trained runs (tests/fixtures/runs.py), the thesis trap, bad input."""
 
 import json
 import os
@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 from olr import workspace
-from olr.analysis import evaluation
-from olr.analysis import metrics
-from olr.runs import store
+from olr.analysis import evaluation, metrics
 from olr.errors import OLRError
+from olr.runs import store
 
 
 def copy_runs(training_workspace, *run_ids):

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from olr import workspace
-from olr.runs import launcher
-from olr.runs import store
 from olr.errors import OLRError
+from olr.runs import launcher, store
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 
 TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
@@ -73,7 +72,7 @@ def test_concurrent_launches_of_one_key_start_one_run(tiny_home):
     def go():
         try:
             ids.append(launcher.launch_training({**TINY, "epochs": 1}, "cpu", key=key))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=go) for _ in range(4)]

@@ -125,7 +125,7 @@ def test_saved_models_load_in_a_fresh_process(tmp_path):
     classifier.save(tmp_path / "c.keras")
     pair.save(tmp_path / "s.keras")
     script = (
-        "import sys, numpy as np, keras, olr.models, olr.losses\n"
+        "import sys, numpy as np, keras, olr.training.models, olr.training.losses\n"
         "d = sys.argv[1]; x = np.load(d + '/x.npy')\n"
         "c = keras.models.load_model(d + '/c.keras'); s = keras.models.load_model(d + '/s.keras')\n"
         "assert type(c.loss).__name__ == 'PosWeightedBCE'\n"

@@ -14,12 +14,10 @@ import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from olr.data import label_schemes
-from olr.data import prepare
-from olr.data import splits
+from olr.data import label_schemes, splits, tile_reader, tile_writer
 from olr.data.dataset import band_statistics, load_dataset
-from olr.errors import OLRError
 from olr.data.prepare import prepare_dataset
+from olr.errors import OLRError
 from tests.fixtures.data import (
     IMAGE_CRS,
     LABEL_CRS,
@@ -140,7 +138,7 @@ def test_overlapping_tiles_with_a_stride(scene, tmp_path):
 
 def test_grid_and_clc_rasters_give_identical_datasets(scene, tmp_path):
     a = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "grid", tile=16))
-    clc_raster = write_clc_raster(tmp_path / "label_schemes.tif", scene)
+    clc_raster = write_clc_raster(tmp_path / "clc.tif", scene)
     b = load_dataset(prepare_dataset(scene.image, clc_raster, tmp_path / "clc", tile=16))
     assert (a.meta["label_encoding"], b.meta["label_encoding"]) == ("grid", "clc")
     assert np.array_equal(a.images, b.images) and np.array_equal(a.fractions, b.fractions)
@@ -149,7 +147,7 @@ def test_grid_and_clc_rasters_give_identical_datasets(scene, tmp_path):
 
 
 def test_vector_labels_give_the_raster_fractions_away_from_borders(scene, tmp_path):
-    gpkg = write_label_vector(tmp_path / "label_schemes.gpkg", scene.codes, scene.label_transform)
+    gpkg = write_label_vector(tmp_path / "clc.gpkg", scene.codes, scene.label_transform)
     r = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "r", tile=16, min_labels=0))
     v = load_dataset(prepare_dataset(scene.image, gpkg, tmp_path / "v", tile=16, min_labels=0))
     assert v.meta["sources"]["labels"]["kind"] == "vector" and v.meta["label_encoding"] == "clc"
@@ -320,9 +318,9 @@ def test_existing_dataset_is_kept_unless_overwrite(scene, tmp_path):
 
 
 def test_disk_full_mid_write_leaves_nothing(scene, tmp_path, monkeypatch):
-    monkeypatch.setattr(prepare, "WINDOW_BYTES", 1)  # one tile column per window: many writes
+    monkeypatch.setattr(tile_reader, "WINDOW_BYTES", 1)  # one tile column per window: many writes
     calls = []
-    real_write_at = prepare.TileWriter._write_at
+    real_write_at = tile_writer.TileWriter._write_at
 
     def write_at(self, data, offset):  # where tile bytes reach the disk
         calls.append(len(data))
@@ -330,7 +328,7 @@ def test_disk_full_mid_write_leaves_nothing(scene, tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write_at(self, data, offset)
 
-    monkeypatch.setattr(prepare.TileWriter, "_write_at", write_at)
+    monkeypatch.setattr(tile_writer.TileWriter, "_write_at", write_at)
     with pytest.raises(OLRError, match="disk is full"):
         prepare_dataset(scene.image, scene.labels, tmp_path / "data" / "ds", tile=16)
     assert len(calls) == 3
@@ -343,7 +341,7 @@ def test_tile_writer_streams_any_tile_size_into_a_plain_npy(tmp_path, monkeypatc
         monkeypatch.delattr(os, "O_DIRECT", raising=False)  # a file system without direct I/O
     rng = np.random.default_rng(0)
     tiles = rng.integers(0, 2**16, (40, 9, 9, 3)).astype(np.uint16)  # 486 bytes: never page-aligned
-    writer = prepare.TileWriter(tmp_path / "images.npy", (9, 9, 3), np.uint16)
+    writer = tile_writer.TileWriter(tmp_path / "images.npy", (9, 9, 3), np.uint16)
     assert (writer._direct is not None) == (direct and hasattr(os, "O_DIRECT"))
     writer.append(tiles[:7])
     out = writer.region(20)
@@ -469,7 +467,7 @@ def cli(tmp_path_factory, scene):
     try:
         results = run_cli_concurrently(cases, root / "homes")
         probe = subprocess.run(
-            [os.sys.executable, "-c", "import sys, olr.prepare, olr.thesis_format, olr.bench, olr.cli; "
+            [os.sys.executable, "-c", "import sys, olr.data.prepare, olr.data.thesis_import, olr.workflows.bench, olr.cli; "
              "print('tensorflow' in sys.modules)"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     finally:
         for undo in locks:

@@ -104,7 +104,7 @@ def test_grid_and_clc_rasters_give_the_same_codes(scene, tmp_path):
 
 
 def test_vector_labels_match_the_raster_away_from_borders(scene, tmp_path):
-    gpkg = write_label_vector(tmp_path / "label_schemes.gpkg", scene.codes, scene.label_transform)
+    gpkg = write_label_vector(tmp_path / "clc.gpkg", scene.codes, scene.label_transform)
     window, _, _ = window_tiles(10, 10, 16, 16)
     with rasters.open_image(scene.image) as src:
         with rasters.open_labels(gpkg, src) as vec, rasters.open_labels(scene.labels, src) as ras:
@@ -248,7 +248,7 @@ def test_indexed_geopackage_reads_after_tensorflow_was_imported(scene, tmp_path)
     subprocess.run([sys.executable, "-c", write], check=True, cwd=workspace.REPO_ROOT, timeout=120)
     read = (
         "import tensorflow, fiona;"  # TensorFlow first, as in a process that trained or evaluated
-        "from olr import rasters;"
+        "from olr.data import rasters;"
         f"src = rasters.open_image({str(scene.image)!r}); labels = rasters.open_labels({str(path)!r}, src);"
         "print('shapes', len(labels.shapes))"
     )

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from olr import atomic, cli
-from olr.analysis import inference
-from olr.runs import store
+from olr.analysis import compare, inference
 from olr.data.dataset import load_dataset
 from olr.errors import OLRError
+from olr.runs import store
+from olr.training import models
 
 
 def _run_folder(root, name, config=None, status=None, metrics=None):
@@ -96,11 +97,11 @@ def test_tail_log_and_unknown_runs(tmp_path):
     with pytest.raises(OLRError, match="no run 'missing'"):
         store.load_run("missing")
     with pytest.raises(OLRError, match="no best.keras"):
-        store.load_model(d)
+        models.load_model(store.RunLayout(d).best)
 
 
 def test_compare_runs_and_config_differences(trained_classifier_run, trained_siamese_run):
-    table = store.compare_runs([trained_classifier_run, trained_siamese_run])
+    table = compare.compare_runs([trained_classifier_run, trained_siamese_run])
     assert list(table["id"]) == ["cls", "siam"]
     assert list(table["kind"]) == ["classifier", "siamese"] and list(table["state"]) == ["finished", "finished"]
     assert list(table["epochs_done"]) == [2, 2]
@@ -109,10 +110,10 @@ def test_compare_runs_and_config_differences(trained_classifier_run, trained_sia
     last_val = [r for r in val if r["split"] == "val"][-1]
     assert table.loc[0, "val_macro_ap"] == pytest.approx(last_val["macro_ap"])
     assert table.loc[0, "model"] == "resnet" and table.loc[1, "embedding_dim"] == 4
-    diff = store.config_differences([trained_classifier_run, trained_siamese_run])
+    diff = compare.config_differences([trained_classifier_run, trained_siamese_run])
     assert {"kind", "classifier_run", "embedding_dim", "learning_rate"} <= set(diff)
     assert "dataset" not in diff and "width" not in diff
-    same = store.config_differences([trained_classifier_run, trained_classifier_run])
+    same = compare.config_differences([trained_classifier_run, trained_classifier_run])
     assert same == []
 
 
@@ -126,7 +127,7 @@ def test_runs_command_lists_the_runs(trained_siamese_run, monkeypatch, capsys):
 def test_inference_streams_probabilities_and_embeddings(trained_classifier_run, trained_siamese_run):
     ds = load_dataset(trained_classifier_run.parent.parent / "data" / "tiny")
     idx = ds.split_indices("test")[::-1][:17]  # any order, not a multiple of the batch size
-    classifier = store.load_model(trained_classifier_run)
+    classifier = models.load_model(store.RunLayout(trained_classifier_run).best)
     probs = inference.predict_probabilities(classifier, ds, idx, batch_size=8)
     n_labels = len(ds.labels)
     assert probs.shape == (17, n_labels) and probs.dtype == np.float32 and ((probs >= 0) & (probs <= 1)).all()
@@ -135,7 +136,7 @@ def test_inference_streams_probabilities_and_embeddings(trained_classifier_run, 
     by_id = inference.predict_probabilities(store.load_run(trained_classifier_run), ds, idx[:3])
     np.testing.assert_allclose(by_id, probs[:3], rtol=1e-4, atol=1e-6)
 
-    pair = store.load_model(trained_siamese_run, "best")
+    pair = models.load_model(store.RunLayout(trained_siamese_run).best)
     emb = inference.label_embeddings(pair, ds, idx, batch_size=8)
     assert emb.shape == (17, n_labels, 4) and emb.dtype == np.float32
     x = np.asarray(ds.images[idx[:5]], dtype="float32")

@@ -11,15 +11,20 @@ from olr.training import options
 from olr.workflows import sweep
 
 
+def _resolved(job: sweep.Job) -> dict:
+    """The training config a job launches (its settings hold only what differs from the defaults)."""
+    return options.resolve({"kind": "classifier", "dataset": "demo", **job.settings})
+
+
 def test_thesis_preset_has_tables_3_and_5_plus_our_default():
     jobs = sweep.thesis_jobs(n_train_tiles=2184)
     assert len(jobs) == 12
-    table3 = jobs[:8]
-    combos = {(j.settings["prune_below"] > 0, j.settings["loss"] == "weighted_bce_batch", j.settings["shuffle"]) for j in table3}
+    table3 = [_resolved(j) for j in jobs[:8]]
+    combos = {(c["prune_below"] > 0, c["loss"] == "weighted_bce_batch", c["shuffle"]) for c in table3}
     assert combos == set(itertools.product((True, False), repeat=3))  # all 8 combinations, once each
     # The thesis pruned labels seen in < 100 of 14100 tiles: the same share of this dataset's training tiles.
-    assert {j.settings["prune_below"] for j in table3} == {0, round(2184 * 100 / 14100)}
-    by_name = {j.name: j.settings for j in jobs}
+    assert {c["prune_below"] for c in table3} == {0, round(2184 * 100 / 14100)}
+    by_name = {j.name: _resolved(j) for j in jobs}
     assert by_name["T5 combined labels"]["scheme"] == "thesis_c3"
     assert by_name["T5 lowered threshold"]["threshold"] == 0.2
     assert by_name["T5 focal loss"]["loss"] == "focal"

@@ -2,8 +2,8 @@
 mirrored training on two logical CPUs, config validation and every bad-input case."""
 
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,13 +16,22 @@ import numpy as np
 import pytest
 
 from olr import cli
-from olr.training import options
-from olr.runs import store
-from olr.training import engine
 from olr.data.dataset import load_dataset
 from olr.errors import OLRError
-from tests.fixtures.runs import TINY_CLASSIFIER, TINY_SIAMESE, make_tiny_dataset, olr_env, start_train_cli, train_cli, wait_for
+from olr.runs import store
+from olr.training import lifecycle, models, options
+from olr.training import plan as training_plan
+from olr.workflows import train
 from olr.workspace import REPO_ROOT
+from tests.fixtures.runs import (
+    TINY_CLASSIFIER,
+    TINY_SIAMESE,
+    make_tiny_dataset,
+    olr_env,
+    start_train_cli,
+    train_cli,
+    wait_for,
+)
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -35,10 +44,10 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 def test_classifier_run_folder_is_complete(trained_classifier_run):
     run_dir = trained_classifier_run
-    for name in ("options.json", "status.json", "metrics.jsonl", "console.log", "best.keras", "last.keras", "train_state.json"):
+    for name in ("config.json", "status.json", "metrics.jsonl", "console.log", "best.keras", "last.keras", "train_state.json"):
         assert (run_dir / name).is_file(), name
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
-    cfg = json.loads((run_dir / "options.json").read_text())
+    cfg = json.loads((run_dir / "config.json").read_text())
     ds = load_dataset(run_dir.parent.parent / "data" / "tiny")
     assert cfg["kind"] == "classifier" and cfg["dataset"] == "tiny" and cfg["tile_shape"] == [16, 16, 3]
     assert cfg["labels"] == ds.meta["labels"] and cfg["n_train"] == len(ds.split_indices("train"))
@@ -57,7 +66,7 @@ def test_classifier_run_folder_is_complete(trained_classifier_run):
     state = json.loads((run_dir / "train_state.json").read_text())
     assert state["epoch"] == 2 and state["monitor"] == "val_macro_ap"
     assert state["best"] == max(r["macro_ap"] for r in val)
-    model = store.load_model(run_dir, "best")
+    model = models.load_model(store.RunLayout(run_dir).best)
     assert model.output_shape == (None, len(cfg["labels"]))
 
 
@@ -67,15 +76,15 @@ def test_classifier_learns_the_tiny_dataset(trained_classifier_run):
 
 
 def test_siamese_run_folder_is_complete(trained_siamese_run, trained_classifier_run):
-    cfg = json.loads((trained_siamese_run / "options.json").read_text())
-    ccfg = json.loads((trained_classifier_run / "options.json").read_text())
+    cfg = json.loads((trained_siamese_run / "config.json").read_text())
+    ccfg = json.loads((trained_classifier_run / "config.json").read_text())
     assert cfg["kind"] == "siamese" and cfg["classifier_run"] == "cls" and cfg["labels"] == ccfg["labels"]
     assert cfg["trunk"] == "resnet" and cfg["embedding_dim"] == 4
     assert json.loads((trained_siamese_run / "status.json").read_text())["state"] == "finished"
     lines = _metrics(trained_siamese_run)
     assert [r["epoch"] for r in lines if r["split"] == "val"] == [1, 2]
     assert all(r["loss"] >= 0 for r in lines)
-    pair = store.load_model(trained_siamese_run, "last")
+    pair = models.load_model(store.RunLayout(trained_siamese_run).last)
     assert pair.get_layer("embedder").output_shape == (None, len(cfg["labels"]), 4)
     assert json.loads((trained_siamese_run / "train_state.json").read_text())["monitor"] == "val_loss"
 
@@ -102,7 +111,7 @@ def test_metrics_appear_live_then_sigterm_stops_cleanly_and_resume_continues(wor
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == engine.EXIT_STOPPED, out[-3000:]
+    assert proc.returncode == lifecycle.EXIT_STOPPED, out[-3000:]
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "stopped" and status["ended"]
     state = json.loads((run_dir / "train_state.json").read_text())
@@ -114,7 +123,7 @@ def test_metrics_appear_live_then_sigterm_stops_cleanly_and_resume_continues(wor
     proc = train_cli(training_workspace, "--resume", "live", "--set", f"epochs={done + 1}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = json.loads((run_dir / "train_state.json").read_text())
-    per_epoch = json.loads((run_dir / "options.json").read_text())["n_train"] // 16
+    per_epoch = json.loads((run_dir / "config.json").read_text())["n_train"] // 16
     assert state["epoch"] == done + 1 and state["step"] == steps_before + per_epoch
     lines = _metrics(run_dir)
     assert [r["step"] for r in lines] == sorted(r["step"] for r in lines)  # steps continue, never restart
@@ -180,7 +189,7 @@ def test_config_defaults_and_sources(tmp_path):
     path.write_text(json.dumps({"dataset": "d", "epochs": 3, "labels": [{"name": "x"}], "dataset_checksum": "old"}))
     args = type("A", (), {"config": str(path), "set": ["epochs=4", "shuffle=false"], **{f"opt_{k}": None for k in options.OPTIONS}})()
     args.opt_loss = "focal"
-    raw = engine.raw_config(args)
+    raw = train.raw_config(args)
     assert raw == {"dataset": "d", "epochs": 4, "shuffle": False, "loss": "focal"}  # derived keys of an old run dropped
     assert options.resolve(raw)["epochs"] == 4
 
@@ -272,8 +281,8 @@ def test_siamese_needs_a_finished_matching_classifier(workspace_with_runs, capsy
     _fails(["--kind", "siamese", "--classifier-run", "cls", "--dataset", "other"], capsys, "'Sea and ocean'", "same labels")
     # a run that is not a classifier run
     shutil.copytree(home / "models" / "cls", home / "models" / "not-a-classifier")
-    cfg = json.loads((home / "models" / "not-a-classifier" / "options.json").read_text())
-    (home / "models" / "not-a-classifier" / "options.json").write_text(json.dumps({**cfg, "kind": "siamese"}))
+    cfg = json.loads((home / "models" / "not-a-classifier" / "config.json").read_text())
+    (home / "models" / "not-a-classifier" / "config.json").write_text(json.dumps({**cfg, "kind": "siamese"}))
     _fails(["--kind", "siamese", "--classifier-run", "not-a-classifier"], capsys, "is a siamese run, not a classifier run")
 
 
@@ -286,11 +295,11 @@ def test_label_missing_from_training_split(_isolated_workspace, capsys):
     home = _isolated_workspace
     make_tiny_dataset(home / "data" / "gap", absent_in_train=523)
     _fails(["--dataset", "gap", "--on-missing-label", "error"], capsys, "'Sea and ocean'", "never occurs", "training split")
-    pruned = engine.prepare({"dataset": "gap"})  # default: prune
+    pruned = training_plan.prepare({"dataset": "gap"})  # default: prune
     assert [d["name"] for d in pruned.cfg["labels"]] == ["Discontinuous urban fabric", "Non-irrigated arable land", "Broad-leaved forest"]
     assert pruned.cfg["pruned_labels"] == ["Sea and ocean"] and pruned.y_train.shape[1] == 3
     assert any("Sea and ocean" in note for note in pruned.notes)
-    warned = engine.prepare({"dataset": "gap", "on_missing_label": "warn"})
+    warned = training_plan.prepare({"dataset": "gap", "on_missing_label": "warn"})
     assert len(warned.cfg["labels"]) == 4 and warned.y_train[:, 3].sum() == 0
     assert any(note.startswith("WARNING") and "Sea and ocean" in note for note in warned.notes)
 
@@ -299,14 +308,14 @@ def test_pruning_and_schemes(_isolated_workspace):
     home = _isolated_workspace
     make_tiny_dataset(home / "data" / "tiny")
     with pytest.raises(OLRError, match="No label of dataset tiny is left"):
-        engine.prepare({"dataset": "tiny", "prune_below": 10_000})
-    plan = engine.prepare({"dataset": "tiny", "scheme": "level1"})  # regrouped from per-code fractions
+        training_plan.prepare({"dataset": "tiny", "prune_below": 10_000})
+    plan = training_plan.prepare({"dataset": "tiny", "scheme": "level1"})  # regrouped from per-code fractions
     names = [d["name"] for d in plan.cfg["labels"]]
     assert names == ["Artificial surfaces", "Agricultural areas", "Forest and semi natural areas", "Water bodies"]
     ds_presence = plan.dataset.presence[plan.train_idx]
     np.testing.assert_array_equal(plan.y_train, ds_presence)  # one code per level-1 class here
     assert plan.cfg["val_all_absent_accuracy"] == pytest.approx(1 - plan.y_val.mean())
-    small = engine.prepare({"dataset": "tiny", "max_train_tiles": 20, "max_val_tiles": 5})
+    small = training_plan.prepare({"dataset": "tiny", "max_train_tiles": 20, "max_val_tiles": 5})
     assert len(small.train_idx) == 20 and len(small.val_idx) == 5
     assert list(small.train_idx) == sorted(small.train_idx)
 
@@ -327,7 +336,7 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
     log = (run_dir / "console.log").read_text()  # stdout was copied into the run's console log
     assert "early stopping: val_macro_ap did not improve for 1 epochs" in log
-    best, last = store.load_model(run_dir, "best"), store.load_model(run_dir, "last")
+    best, last = models.load_model(store.RunLayout(run_dir).best), models.load_model(store.RunLayout(run_dir).last)
     assert all(np.allclose(b, l, atol=1e-6) for b, l in zip(best.get_weights(), last.get_weights()))
 
 
@@ -339,9 +348,9 @@ def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_worksp
     import shutil
 
     from olr.data import label_schemes
-    from olr.training import options
     from olr.data.dataset import load_dataset
-    from olr.training.engine import prepare_siamese
+    from olr.training import options
+    from olr.training.plan import prepare_siamese
 
     home = _isolated_workspace
     shutil.copytree(tiny_dataset, home / "data" / "tiny")
@@ -352,7 +361,7 @@ def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_worksp
     crun = home / "models" / "c3"
     crun.mkdir(parents=True)
     (crun / "best.keras").write_bytes(b"not read by the plan")
-    (crun / "options.json").write_text(json.dumps({
+    (crun / "config.json").write_text(json.dumps({
         "kind": "classifier", "dataset": "tiny", "labels": [lab.to_json() for lab in labels],
         "tile_shape": list(ds.tile_shape), "model": "resnet",
     }))
@@ -365,8 +374,8 @@ def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_worksp
 
     # A label none of whose codes occur in the dataset cannot be rebuilt: one sentence, no run.
     absent = next(lab for lab in label_schemes.get_scheme("level3").labels if lab.codes[0] not in present)
-    cfg = json.loads((crun / "options.json").read_text())
+    cfg = json.loads((crun / "config.json").read_text())
     cfg["labels"].append(absent.to_json())
-    (crun / "options.json").write_text(json.dumps(cfg))
+    (crun / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(OLRError, match="does not have the labels"):
         prepare_siamese(options.resolve({"kind": "siamese", "classifier_run": "c3"}))

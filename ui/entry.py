@@ -7,6 +7,11 @@ the legacy page list (e.g. a deep link such as `/live` opened first after a serv
 Each page calls `ensure_entrypoint()` first; in that case it switches legacy mode off and
 runs app.py in its place, whose navigation renders the same page, then ends the legacy run.
 Running it in place (not `st.rerun`) keeps the click that triggered the run.
+
+Streamlit 1.67 has no public switch for legacy mode (no config option; `st.navigation` clears
+it only once it has run), so this module is the one place that touches the private
+`PagesManager.uses_pages_directory`; tests/test_streamlit_contract.py fails with a sentence
+when Streamlit renames or removes it.
 """
 
 from __future__ import annotations

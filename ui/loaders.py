@@ -13,8 +13,13 @@ import numpy as np
 import streamlit as st
 
 from olr import workspace
+from olr.analysis import correlations, evaluation, run_data
+from olr.data import label_stats
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
+from olr.data.label_schemes import Label
 from olr.errors import OLRError
+from olr.runs import store
+from olr.runs.store import RunLayout
 
 
 def _stamp(path: Path) -> float:
@@ -37,14 +42,10 @@ def dataset(name: str) -> Dataset:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _dataset_stats(path: str, stamp: float, split: str | None, labels_json: str | None):
-    from olr.data import label_stats
-
     ds = _open_dataset(path, stamp)
     if labels_json is None:
         return label_stats.dataset_stats(ds, split=split)
     # Another scheme: regroup the per-code fractions (no re-preparation), then the same statistics.
-    from olr.data.label_schemes import Label
-
     labels = [Label.from_json(d) for d in json.loads(labels_json)]
     rows = ds.split_indices(split) if split else slice(None)
     return label_stats.label_stats(
@@ -96,15 +97,13 @@ def require_dataset(name: str | None) -> Dataset:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _metrics(path: str, mtime: float, size: int):
-    from olr.runs import store
-
     df = store.read_metrics(store.load_run(path))
     return df, int(df.attrs.get("skipped_lines", 0))
 
 
 def run_metrics(run):
     """(metrics DataFrame, number of corrupt lines skipped) of a run; re-read only when the file grows."""
-    p = Path(run.path) / "metrics.jsonl"
+    p = RunLayout(run.path).metrics
     try:
         st_ = p.stat()
         key = (st_.st_mtime_ns / 1e9, st_.st_size)
@@ -115,39 +114,33 @@ def run_metrics(run):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _metrics_at(run_path: str, stamp: float, thresholds: tuple[float, ...] | float, beta: float):
-    from olr.analysis import evaluation
-
     return evaluation.metrics_at(run_path, np.asarray(thresholds) if isinstance(thresholds, tuple) else thresholds, beta)
 
 
 def metrics_at(run, thresholds, beta: float):
     """`olr.analysis.evaluation.metrics_at` on the run's stored test predictions, cached per threshold."""
     key = tuple(float(t) for t in thresholds) if np.ndim(thresholds) else float(thresholds)
-    stamp = _stamp(Path(run.path) / "evaluation" / "test_predictions.npz")
+    stamp = _stamp(RunLayout(run.path).test_predictions)
     return _metrics_at(str(run.path), stamp, key, float(beta))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _predictions(run_path: str, stamp: float) -> dict:
-    from olr.analysis import evaluation
-
     return evaluation.load_predictions(run_path)
 
 
 def predictions(run) -> dict:
-    return _predictions(str(run.path), _stamp(Path(run.path) / "evaluation" / "test_predictions.npz"))
+    return _predictions(str(run.path), _stamp(RunLayout(run.path).test_predictions))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _matrices(run_path: str, stamp: float) -> dict:
-    from olr.analysis import correlations
-
     return correlations.load_matrices(run_path)
 
 
 def matrices(run) -> dict:
     """`olr.analysis.correlations.load_matrices` of a run, cached until the file changes."""
-    return _matrices(str(run.path), _stamp(Path(run.path) / "correlations" / "matrices.npz"))
+    return _matrices(str(run.path), _stamp(RunLayout(run.path).matrices))
 
 
 def run_dataset(run) -> Dataset:
@@ -155,6 +148,4 @@ def run_dataset(run) -> Dataset:
     name = run.config.get("dataset")
     if name and name in list_datasets():
         return dataset(name)
-    from olr.analysis import evaluation
-
-    return evaluation.run_dataset(run)
+    return run_data.run_dataset(run)

@@ -23,6 +23,8 @@ import streamlit as st
 from branca.element import MacroElement, Template
 from streamlit_folium import st_folium
 
+from olr.data import summary
+
 LEAFLET = "vendor/leaflet-1.9.3"
 LEAFLET_SYNC = "vendor/leaflet.sync-0.2.4"
 MAX_TILES_DRAWN = 20000  # beyond this a browser struggles with one polygon per tile
@@ -192,14 +194,8 @@ def add_tile_layer(m, geojson: dict, *, tooltip_fields: list[tuple[str, str]], p
 
 
 def labels_text(fractions: np.ndarray, names: list[str], min_fraction: float, limit: int = 6) -> list[str]:
-    """Per tile, its present labels with area shares, largest first ("Olive groves 45%, ...")."""
-    fractions = np.asarray(fractions, dtype=float)
-    order = np.argsort(-fractions, axis=1)[:, :limit]
-    out = []
-    for row, idx in zip(fractions, order):
-        parts = [f"{html.escape(names[j])} {row[j] * 100:.0f}%" for j in idx if row[j] >= min_fraction and row[j] > 0]
-        out.append(", ".join(parts) if parts else "no label")
-    return out
+    """`olr.data.summary.tile_label_text`, HTML-escaped for the map's tooltips and popups."""
+    return [html.escape(t) for t in summary.tile_label_text(fractions, names, min_fraction, limit)]
 
 
 def fraction_map(

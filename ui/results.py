@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from olr.runs import store
 from olr.errors import OLRError
+from olr.runs import store
 from ui import runs_panel, state
 
 
@@ -24,7 +24,7 @@ def selected_run(page: str):
     except OLRError as error:
         st.error(str(error))
         return None
-    if run.state in ("failed", "dead"):
+    if run.state in store.FAILED_STATES:
         runs_panel.describe_failure(run)
         return None
     if run.is_live:

@@ -9,16 +9,16 @@ import pandas as pd
 import streamlit as st
 
 from olr import workspace
-from olr.runs import launcher
-from olr.runs import store
+from olr.runs import launcher, store
+from olr.runs.store import RunLayout, RunState
 from ui import state
 from ui.guard import guarded
 
 REFRESH_S = 3.0
 STATE_ICONS = {
-    "queued": ":material/schedule:", "running": ":material/play_circle:", "finished": ":material/check_circle:",
-    "failed": ":material/error:", "stopped": ":material/stop_circle:", "dead": ":material/heart_broken:",
-    "incomplete": ":material/help:",
+    RunState.QUEUED: ":material/schedule:", RunState.RUNNING: ":material/play_circle:", RunState.FINISHED: ":material/check_circle:",
+    RunState.FAILED: ":material/error:", RunState.STOPPED: ":material/stop_circle:", RunState.DEAD: ":material/heart_broken:",
+    RunState.INCOMPLETE: ":material/help:",
 }
 
 
@@ -47,13 +47,13 @@ def progress_text(run) -> str:
 def describe_failure(run) -> None:
     """A failed, dead or stopped run: its error sentence, a Resume action and the end of its console log."""
     error = run.status.get("error")
-    if run.state == "dead":
+    if run.state == RunState.DEAD:
         st.error(f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing; "
                  f"it got to {progress_text(run)}.")
     elif error:
         first = str(error).strip().splitlines()
         st.error(f"Run {run.id} failed: {first[-1] if first else 'see the log below'}")
-    elif run.state == "stopped":
+    elif run.state == RunState.STOPPED:
         st.info(f"Run {run.id} was stopped at {progress_text(run)}.")
     resume_action(run)
     tail = store.tail_log(run, 25)
@@ -61,7 +61,7 @@ def describe_failure(run) -> None:
         with st.expander("Error details"):
             st.code(str(error), language="text")
     if tail:
-        with st.expander("Last lines of console.log", expanded=not error):
+        with st.expander(f"Last lines of {RunLayout.CONSOLE}", expanded=not error):
             st.code("\n".join(tail), language="text")
 
 
@@ -83,7 +83,7 @@ def _resume(run_id: str) -> None:
     key = st.session_state.setdefault(f"resume.key.{run_id}", launcher.new_key())
     try:
         launcher.resume_run(run_id, key=key)
-    except Exception as error:  # noqa: BLE001 - shown at the top of the page; nothing else changes
+    except Exception as error:  # shown at the top of the page; nothing else changes
         state.flash("error", f"Could not resume {run_id}: {error}")
         return
     st.session_state.pop(f"resume.key.{run_id}", None)
@@ -93,7 +93,7 @@ def _resume(run_id: str) -> None:
 def _stop(run_id: str) -> None:
     try:
         stopped = launcher.stop_run(run_id, grace_s=10)
-    except Exception as error:  # noqa: BLE001 - shown as a toast; the panel stays
+    except Exception as error:  # shown as a toast; the panel stays
         st.session_state["runs.stop_error"] = str(error)
         return
     st.session_state["runs.stop_note"] = (
@@ -139,7 +139,7 @@ def active_runs() -> None:
 
 
 def _device_of(run) -> str:
-    launch = store.read_json(run.path / launcher.LAUNCH_FILE)
+    launch = store.read_json(run.files.launch)
     return launch.get("device") or "?"
 
 
@@ -154,7 +154,7 @@ def recent_runs(limit: int = 8) -> None:
     )
     st.dataframe(df, hide_index=True)
     for r in ended:
-        if r.state in ("failed", "dead", "stopped"):
+        if r.state in store.ENDED_EARLY_STATES:
             with st.expander(f"{STATE_ICONS[r.state]} {r.id}: {r.state}"):
                 describe_failure(r)
 
@@ -178,5 +178,5 @@ def offer_demo_pipeline(where: str) -> None:
         device = gpus[0].id if gpus else "cpu"
         run_id = launcher.launch_demo(device, key=key, extra_args=["--quick"] if quick else [])
         st.session_state["demo.key"] = launcher.new_key()
-        state.flash("success", f"Demo pipeline started (log in models/{run_id}/console.log). Its runs appear on the Train and Live pages.")
+        state.flash("success", f"Demo pipeline started (log in models/{run_id}/{RunLayout.CONSOLE}). Its runs appear on the Train and Live pages.")
         st.rerun()

@@ -6,8 +6,8 @@ import streamlit as st
 
 from olr import workspace
 from olr.data.dataset import list_datasets
-from olr.runs import store
 from olr.data.demo_scene import DEMO_DATASET
+from olr.runs import store
 from ui import state
 
 # Which pages show which run pickers.
@@ -43,7 +43,7 @@ def render(page_title: str) -> None:
         labels = {r.id: run_label(r) for r in listing}
         if page_title in SINGLE_RUN_PAGES:
             # Every run can be picked (a failed one shows why it failed); finished ones are the default.
-            finished = [r for r in listing if r.state in ("finished", "stopped")]
+            finished = [r for r in listing if r.state in store.USABLE_STATES]
             options = ids
             # With no choice yet, open each page on the kind of run it is made for.
             wanted = "siamese" if page_title == "Correlations & map" else "classifier"

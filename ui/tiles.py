@@ -1,4 +1,4 @@
-"""Tile thumbnails: RGB composites of chosen bands, percentile-stretched, and a labelled gallery."""
+"""A gallery of tile thumbnails with label chips (the composites come from `olr.data.composites`)."""
 
 from __future__ import annotations
 
@@ -6,47 +6,6 @@ import html
 
 import numpy as np
 import streamlit as st
-
-RGB_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
-
-
-def default_rgb_bands(band_names: list[str]) -> list[int]:
-    """Indices of the red, green, blue bands by name, else the first three (or one band as grey)."""
-    lower = [n.lower() for n in band_names]
-    picks = []
-    for aliases in RGB_NAMES:
-        found = next((i for i, n in enumerate(lower) if n in aliases), None)
-        picks.append(found)
-    if all(p is not None for p in picks):
-        return [int(p) for p in picks]
-    n = len(band_names)
-    return [0, 1, 2] if n >= 3 else [0, 0, 0]
-
-
-def stretch_limits(images: np.ndarray, bands: list[int], low: float = 2.0, high: float = 98.0) -> np.ndarray:
-    """(3, 2) per-channel percentile limits over `images` (n, h, w, b), ignoring exact zeros (nodata)."""
-    limits = np.zeros((3, 2))
-    for c, b in enumerate(bands):
-        v = np.asarray(images[..., b], dtype=np.float64).ravel()
-        v = v[np.isfinite(v) & (v != 0)]
-        if v.size == 0:
-            limits[c] = (0.0, 1.0)
-            continue
-        lo, hi = np.percentile(v, [low, high])
-        limits[c] = (lo, hi if hi > lo else lo + 1.0)
-    return limits
-
-
-def rgb_composite(images: np.ndarray, bands: list[int], limits: np.ndarray, upscale: int = 1) -> np.ndarray:
-    """(n, h*upscale, w*upscale, 3) uint8 composites of `images` (n, h, w, b), linearly stretched to `limits`."""
-    x = np.asarray(images[..., bands], dtype=np.float32)
-    lo = limits[:, 0].astype(np.float32)
-    hi = limits[:, 1].astype(np.float32)
-    out = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    out = np.rint(out * 255).astype(np.uint8)
-    if upscale > 1:  # nearest-neighbour: pixels stay crisp
-        out = out.repeat(upscale, axis=1).repeat(upscale, axis=2)
-    return out
 
 
 def chip(name: str, color: str, share: float | None = None) -> str:

@@ -4,7 +4,7 @@ The original OLR paper does not publish how its label-correlation heatmap was co
 the thesis compared heatmaps by eye. This is our recipe, computed on the tiles of one split
 (default: test), every matrix (L, L) in the run's label order:
 
-Ground truth (from the dataset, via `olr.stats`): co-occurrence counts C = YᵀY of the
+Ground truth (from the dataset, via `olr.data.label_stats`): co-occurrence counts C = YᵀY of the
 presence matrix Y (N, L); **phi** = Pearson correlation of the binary label columns (the
 reference for agreement); Pearson correlation of the area-fraction columns; NPMI; P(j|i).
 
@@ -39,14 +39,16 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 
 from olr import atomic
+from olr.analysis import inference, run_data
+from olr.analysis.metrics import json_ready
+from olr.analysis.run_data import as_run
 from olr.data import label_stats
 from olr.errors import OLRError
-from olr.analysis.metrics import json_ready
+from olr.runs.store import RunLayout
 
 LEARNED_VIEWS = ("siamese_self", "siamese_rsa", "classifier_prob")
 
@@ -109,7 +111,7 @@ def rsa_correlation(embeddings) -> np.ndarray:
 
 
 def ground_truth(presence, fractions, names=None, colors=None) -> label_stats.LabelStats:
-    """Ground-truth statistics of (n, L) presence and fractions (see `olr.stats`)."""
+    """Ground-truth statistics of (n, L) presence and fractions (see `olr.data.label_stats`)."""
     return label_stats.label_stats(presence, fractions, names, colors)
 
 
@@ -139,8 +141,8 @@ def agreement(learned, reference, names=None) -> dict:
     return {
         "spearman": spearman(x, y),
         "pearson": pearson(x, y),
-        "n_pairs": int(len(x)),
-        "n_labels": int(len(keep)),
+        "n_pairs": len(x),
+        "n_labels": len(keep),
         "excluded": [names[k] for k in np.flatnonzero(excluded)],
     }
 
@@ -158,8 +160,6 @@ def _tiles(run, dataset, split: str, max_tiles: int | None, seed: int) -> np.nda
 
 
 def _embed(model, dataset, idx, batch_size) -> np.ndarray:
-    from olr.analysis import inference
-
     return np.asarray(inference.label_embeddings(model, dataset, idx, batch_size=batch_size), dtype=np.float32)
 
 
@@ -174,13 +174,11 @@ def _siamese_views(model, dataset, idx, sample_for_rsa: int, seed: int, batch_si
 def _selection(run, split: str, max_tiles: int | None, seed: int):
     """(classifier run, dataset, labels, tile indices, presence (n, L)) of the tiles a run's
     correlations are computed on; presence uses the classifier run's min_fraction."""
-    from olr.analysis import evaluation
-
-    classifier_run = evaluation.classifier_run_of(run) if run.config.get("kind") == "siamese" else run
-    dataset = evaluation.run_dataset(run)
-    labels = evaluation.run_labels(run)
+    classifier_run = run_data.classifier_run_of(run) if run.config.get("kind") == "siamese" else run
+    dataset = run_data.run_dataset(run)
+    labels = run_data.run_labels(run)
     idx = _tiles(run, dataset, split, max_tiles, seed)
-    presence = evaluation.run_presence(run, dataset, classifier_run.config.get("min_fraction"))[idx]
+    presence = run_data.run_presence(run, dataset, classifier_run.config.get("min_fraction"))[idx]
     return classifier_run, dataset, labels, idx, presence
 
 
@@ -203,19 +201,16 @@ def compute_for_run(
     "siamese_self_vs_classifier" and, with `include_untrained`, "untrained": {view: {...}}),
     plus "info": {"run", "kind", "classifier_run", "split", "n_tiles", "n_rsa_tiles", "labels", "reference"}.
     """
-    from olr.analysis import evaluation
-    from olr.runs import store
-
-    run = evaluation.as_run(run)
+    run = as_run(run)
     if check_finished:
-        evaluation.require_finished(run)
+        run_data.require_finished(run)
     siamese = run.config.get("kind") == "siamese"
     classifier_run, dataset, labels, idx, presence = _selection(run, split, max_tiles, seed)
     names = [lab.name for lab in labels]
     fractions = dataset.fractions_for(labels)[idx]
     gt = ground_truth(presence, fractions, names, [lab.color for lab in labels])
 
-    probs = evaluation.predict_run(classifier_run, dataset, idx, batch_size)
+    probs = run_data.predict_run(classifier_run, dataset, idx, batch_size)
     if probs.shape[1] != len(names):
         raise OLRError(
             f"The classifier run {classifier_run.id} predicts {probs.shape[1]} labels but run {run.id} has "
@@ -233,7 +228,7 @@ def compute_for_run(
         "classifier_probabilities": probs,
     }
     if siamese:
-        model = store.load_model(run, "best")
+        model = run_data.best_model(run)
         scores, self_corr, rsa_corr, rsa_idx = _siamese_views(model, dataset, idx, sample_for_rsa, seed, batch_size)
         arrays.update(
             siamese_self=self_corr,
@@ -247,8 +242,8 @@ def compute_for_run(
         "kind": run.config.get("kind"),
         "classifier_run": classifier_run.id,
         "split": split,
-        "n_tiles": int(len(idx)),
-        "n_rsa_tiles": int(len(arrays["rsa_tile_indices"])) if siamese else 0,
+        "n_tiles": len(idx),
+        "n_rsa_tiles": len(arrays["rsa_tile_indices"]) if siamese else 0,
         "labels": names,
         "reference": "gt_phi",
     }
@@ -258,21 +253,19 @@ def compute_for_run(
     if siamese and include_untrained:
         result["untrained"] = _untrained_views(run, dataset, idx, gt.phi, names, sample_for_rsa, seed, batch_size)
 
-    with atomic.staged_folder(Path(run.path) / "correlations", overwrite=True) as tmp:
+    with atomic.staged_folder(RunLayout(run.path).correlations, overwrite=True) as tmp:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic.write_bytes(tmp / "matrices.npz", buf.getvalue())
-        atomic.write_json(tmp / "agreement.json", json_ready(result))
+        atomic.write_bytes(tmp / RunLayout.MATRICES, buf.getvalue())
+        atomic.write_json(tmp / RunLayout.AGREEMENT, json_ready(result))
     return json_ready(result)
 
 
 def untrained_model(run, seed: int = 0):
     """A freshly initialised Keras model with the architecture of `run`'s best checkpoint."""
-    import keras
+    import keras  # only here: the rest of the module works without Keras
 
-    from olr.runs import store
-
-    trained = store.load_model(run, "best")
+    trained = run_data.best_model(run)
     keras.utils.set_random_seed(seed)
     return keras.models.clone_model(trained)  # clone_model re-creates every weight from its initializer
 
@@ -299,9 +292,7 @@ def untrained_agreement(
     Same tile selection as `compute_for_run` with the same arguments; returns
     {"siamese_self": {...}, "siamese_rsa": {...}} like the entries of `compute_for_run`'s result.
     """
-    from olr.analysis import evaluation
-
-    run = evaluation.as_run(run)
+    run = as_run(run)
     if run.config.get("kind") != "siamese":
         raise OLRError(f"The run {run.id} is a {run.config.get('kind')} run; untrained agreement needs a Siamese run.")
     _, dataset, labels, idx, presence = _selection(run, split, max_tiles, seed)
@@ -312,10 +303,8 @@ def untrained_agreement(
 
 def load_matrices(run) -> dict[str, np.ndarray]:
     """The arrays of `<run>/correlations/matrices.npz` (OLRError if not computed yet)."""
-    from olr.analysis import evaluation
-
-    run = evaluation.as_run(run)
-    path = Path(run.path) / "correlations" / "matrices.npz"
+    run = as_run(run)
+    path = RunLayout(run.path).matrices
     if not path.exists():
         raise OLRError(f"The run {run.id} has no correlation matrices yet; run python -m olr correlations {run.id}.")
     with np.load(path, allow_pickle=False) as z:
@@ -324,9 +313,7 @@ def load_matrices(run) -> dict[str, np.ndarray]:
 
 def read_agreement(run) -> dict | None:
     """`<run>/correlations/agreement.json`, or None if not computed yet."""
-    from olr.analysis import evaluation
-
-    path = Path(evaluation.as_run(run).path) / "correlations" / "agreement.json"
+    path = RunLayout(as_run(run).path).agreement
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 

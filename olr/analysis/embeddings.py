@@ -18,7 +18,10 @@ import numpy as np
 from numpy.lib.format import open_memmap
 
 from olr import atomic
+from olr.analysis import inference, run_data
+from olr.data.dataset import load_dataset
 from olr.errors import OLRError
+from olr.runs.store import RunLayout
 
 
 def _export_name(dataset_name: str, split: str | None) -> str:
@@ -39,17 +42,12 @@ def export_embeddings(
     `dataset`: an opened dataset or a name/folder (default: the run's dataset). `out`: the
     .npy path (default `<run>/embeddings/<dataset>[.<split>].npy`).
     """
-    from olr.data.dataset import load_dataset
-    from olr.analysis import evaluation
-    from olr.analysis import inference
-    from olr.runs import store
-
-    run = evaluation.as_run(run)
+    run = run_data.as_run(run)
     if run.config.get("kind") != "siamese":
         raise OLRError(f"The run {run.id} is a {run.config.get('kind')} run; embeddings come from a Siamese run.")
-    evaluation.require_finished(run)
+    run_data.require_finished(run)
     if dataset is None:
-        dataset = evaluation.run_dataset(run)
+        dataset = run_data.run_dataset(run)
     elif isinstance(dataset, (str, os.PathLike)):
         dataset = load_dataset(dataset)
     if tuple(dataset.tile_shape) != tuple(run.config.get("tile_shape") or dataset.tile_shape):
@@ -60,11 +58,11 @@ def export_embeddings(
     rows = dataset.split_indices(split) if split else np.arange(dataset.n_tiles)
     if len(rows) == 0:
         raise OLRError(f"The dataset {dataset.name} has no {split} tiles; choose another split.")
-    out = Path(out) if out else Path(run.path) / "embeddings" / f"{_export_name(dataset.name, split)}.npy"
+    out = Path(out) if out else RunLayout(run.path).embeddings / f"{_export_name(dataset.name, split)}.npy"
     if out.suffix != ".npy":
         raise OLRError(f"The output {out} must end in .npy; give a name like embeddings.npy.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = store.load_model(run, "best")
+    model = run_data.best_model(run)
 
     tmp = atomic.temp_sibling(out, ".npy")
     try:

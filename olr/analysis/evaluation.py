@@ -16,13 +16,14 @@ together with the run's configured threshold, to the test tiles. Written atomica
 - `test_predictions.npz` indices (rows of the dataset), y_true (n, L) uint8, probabilities
                    (n, L) float32, label_names; `metrics_at` recomputes any threshold from it.
 
-Siamese run: its output is the label correlation matrices (`olr.correlations`); evaluating
+Siamese run: its output is the label correlation matrices (`olr.analysis.correlations`); evaluating
 it computes them and writes a `summary.json` holding the agreement and the last losses.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 from pathlib import Path
@@ -30,10 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from olr import atomic
-from olr.analysis import metrics
-from olr.runs import store
+from olr.analysis import correlations, metrics
+from olr.analysis.run_data import as_run, predict_run, require_finished, run_dataset, run_labels, run_presence
 from olr.data.label_schemes import Label
 from olr.errors import OLRError
+from olr.runs import store
+from olr.runs.store import RunLayout
+from olr.training import options
 
 MODES = ("configured", "uniform", "per_label")
 #: Probabilities below / above these count as saturated (the Siamese targets become binary).
@@ -42,89 +46,6 @@ SATURATION_BOUNDS = (0.02, 0.98)
 SATURATION_ALERT = 0.9
 #: Relative change of the epoch training loss under which training counts as flat.
 FLAT_LOSS_TOLERANCE = 0.01
-
-
-# ------------------------------------------------------------------ run-level helpers
-
-
-def as_run(run):
-    """A `olr.runs.store.Run` from a Run, a run id or a run folder (OLRError for unknown runs)."""
-    if hasattr(run, "config") and hasattr(run, "path"):
-        return run
-    return store.load_run(run)
-
-
-def require_finished(run) -> None:
-    """OLRError unless the run ended with a usable best checkpoint (finished or stopped)."""
-    state = getattr(run, "state", None) or run.status.get("state")
-    if state not in ("finished", "stopped"):
-        raise OLRError(
-            f"The run {run.id} is {state or 'in an unknown state'}, not finished; wait for it to finish "
-            "(python -m olr runs) or pick a finished run."
-        )
-    if not (Path(run.path) / "best.keras").exists():
-        raise OLRError(f"The run {run.id} has no best.keras checkpoint; train it again.")
-
-
-def run_labels(run) -> list[Label]:
-    return [Label.from_json(d) for d in run.config["labels"]]
-
-
-def run_dataset(run):
-    """The dataset a run was trained on, looked up next to the run first.
-
-    Order: `<workspace of the run>/data/<name>` (the run folder is `<workspace>/models/<id>`,
-    so a moved workspace keeps working), the recorded `dataset_path`, then the name in the
-    current workspace.
-    """
-    from olr.data.dataset import load_dataset
-
-    cfg = run.config
-    name = cfg.get("dataset")
-    if not name:
-        raise OLRError(f"The run {run.id} names no dataset in its config.json; train it again.")
-    beside = Path(run.path).parent.parent / "data" / str(name)
-    for candidate in (beside, Path(cfg["dataset_path"]) if cfg.get("dataset_path") else None):
-        if candidate is not None and (candidate / "meta.json").exists():
-            return load_dataset(candidate)
-    return load_dataset(name)
-
-
-def run_presence(run, dataset, min_fraction: float | None = None) -> np.ndarray:
-    """(N, L) uint8 targets of the run's labels on every tile of `dataset`, as training built them.
-
-    `min_fraction`: the run's override (default: its config's; for a Siamese run pass its
-    classifier's); None means the dataset's own.
-    """
-    from olr.training.engine import label_presence
-
-    mf = run.config.get("min_fraction") if min_fraction is None else min_fraction
-    return label_presence(dataset, run_labels(run), mf).astype(np.uint8)
-
-
-def classifier_run_of(run):
-    """The classifier run a Siamese run was trained against (OLRError if it is gone)."""
-    from olr import workspace
-
-    name = run.config.get("classifier_run")
-    if not name:
-        raise OLRError(f"The Siamese run {run.id} names no classifier_run in its config.json; train it again.")
-    beside = Path(run.path).parent / str(name)
-    if beside.is_dir() and (beside / "config.json").exists():
-        return store.load_run(beside)
-    if (workspace.models_dir() / str(name) / "config.json").exists():
-        return store.load_run(name)
-    raise OLRError(
-        f"The classifier run {name} of Siamese run {run.id} is gone; restore models/{name} or train a new Siamese run."
-    )
-
-
-def predict_run(run, dataset, indices, batch_size) -> np.ndarray:
-    from olr.analysis import inference
-    from olr.runs import store
-
-    model = store.load_model(run, "best")
-    return np.asarray(inference.predict_probabilities(model, dataset, indices, batch_size=batch_size), dtype=np.float32)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -161,7 +82,7 @@ def evaluate_run(run, beta: float = 2.0, batch_size: int = 256, check_finished: 
     y_tune = presence[tune_idx]
     y_test = presence[test_idx]
 
-    configured = float(run.config.get("threshold", 0.5))
+    configured = float(options.upgrade(run.config)["threshold"])
     uniform, _ = metrics.tune_uniform_threshold(y_tune, p_tune, beta, fallback=configured)
     per_label, _ = metrics.tune_per_label_thresholds(y_tune, p_tune, beta, fallback=uniform)
     thresholds = {"configured": configured, "uniform": uniform, "per_label": per_label}
@@ -174,8 +95,8 @@ def evaluate_run(run, beta: float = 2.0, batch_size: int = 256, check_finished: 
         "dataset": dataset.name,
         "split": "test",
         "tuned_on": tune_split,
-        "n_tiles": int(len(test_idx)),
-        "n_tuning_tiles": int(len(tune_idx)),
+        "n_tiles": len(test_idx),
+        "n_tuning_tiles": len(tune_idx),
         "beta": float(beta),
         "labels": names,
         "created": time.time(),
@@ -197,12 +118,12 @@ def evaluate_run(run, beta: float = 2.0, batch_size: int = 256, check_finished: 
         "uniform": uniform,
         "per_label": dict(zip(names, per_label.tolist())),
     }
-    with atomic.staged_folder(Path(run.path) / "evaluation", overwrite=True) as tmp:
-        atomic.write_json(tmp / "summary.json", metrics.json_ready(summary))
-        atomic.write_text(tmp / "per_label.csv", table.to_csv(index=False))
-        atomic.write_json(tmp / "thresholds.json", thresholds_json)
+    with atomic.staged_folder(RunLayout(run.path).evaluation, overwrite=True) as tmp:
+        atomic.write_json(tmp / RunLayout.SUMMARY, metrics.json_ready(summary))
+        atomic.write_text(tmp / RunLayout.PER_LABEL, table.to_csv(index=False))
+        atomic.write_json(tmp / RunLayout.THRESHOLDS, thresholds_json)
         _write_npz(
-            tmp / "test_predictions.npz",
+            tmp / RunLayout.TEST_PREDICTIONS,
             indices=test_idx.astype(np.int64),
             y_true=y_test.astype(np.uint8),
             probabilities=p_test.astype(np.float32),
@@ -310,7 +231,7 @@ def _write_npz(path: Path, **arrays) -> None:
 def load_predictions(run) -> dict[str, np.ndarray]:
     """The arrays of `<run>/evaluation/test_predictions.npz` (OLRError if the run was not evaluated)."""
     run = as_run(run)
-    path = Path(run.path) / "evaluation" / "test_predictions.npz"
+    path = RunLayout(run.path).test_predictions
     if not path.exists():
         raise OLRError(
             f"The run {run.id} has no test predictions yet; evaluate it first (python -m olr evaluate {run.id})."
@@ -321,10 +242,8 @@ def load_predictions(run) -> dict[str, np.ndarray]:
 
 def read_summary(run) -> dict | None:
     """`<run>/evaluation/summary.json`, or None if the run was not evaluated."""
-    import json
-
     run = as_run(run)
-    path = Path(run.path) / "evaluation" / "summary.json"
+    path = RunLayout(run.path).summary
     if not path.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
@@ -340,16 +259,19 @@ def metrics_at(run, thresholds=0.5, beta: float = 2.0) -> metrics.MultilabelMetr
 ERROR_KINDS = ("tp", "fp", "fn", "tn")
 
 
-def error_tiles(run, label: int | str, threshold: float, kind: str, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def error_tiles(
+    run, label: int | str, threshold: float, kind: str, n: int | None = 8, predictions: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Example test tiles of one outcome for one label, from the stored predictions.
 
     kind: "tp", "fp", "fn" or "tn" at `threshold`. Returns (rows (m,) into the dataset,
     probabilities (m,)), m <= n, the most telling first: false positives and true positives
-    by highest probability, false negatives and true negatives by lowest.
+    by highest probability, false negatives and true negatives by lowest. `n=None` returns all.
+    `predictions`: the run's `load_predictions` arrays when the caller already holds them (cached).
     """
     if kind not in ERROR_KINDS:
         raise OLRError(f"Unknown outcome {kind!r}; use one of {', '.join(ERROR_KINDS)}.")
-    pred = load_predictions(run)
+    pred = load_predictions(run) if predictions is None else predictions
     names = [str(s) for s in pred["label_names"]]
     if isinstance(label, str):
         if label not in names:
@@ -360,7 +282,7 @@ def error_tiles(run, label: int | str, threshold: float, kind: str, n: int = 8) 
     said = p >= float(threshold)
     mask = {"tp": y & said, "fp": ~y & said, "fn": y & ~said, "tn": ~y & ~said}[kind]
     pos = np.flatnonzero(mask)
-    order = np.argsort(-p[pos] if kind in ("tp", "fp") else p[pos], kind="stable")[: int(n)]
+    order = np.argsort(-p[pos] if kind in ("tp", "fp") else p[pos], kind="stable")[: None if n is None else int(n)]
     return pred["indices"][pos[order]], p[pos[order]]
 
 
@@ -368,8 +290,6 @@ def error_tiles(run, label: int | str, threshold: float, kind: str, n: int = 8) 
 
 
 def _evaluate_siamese(run, batch_size: int) -> dict:
-    from olr.analysis import correlations
-
     agreement = correlations.compute_for_run(run, batch_size=batch_size, check_finished=False)
     last = {}
     for split in ("train", "val"):
@@ -385,8 +305,8 @@ def _evaluate_siamese(run, batch_size: int) -> dict:
         "agreement": agreement,
         "diagnostics": [],
     }
-    with atomic.staged_folder(Path(run.path) / "evaluation", overwrite=True) as tmp:
-        atomic.write_json(tmp / "summary.json", metrics.json_ready(summary))
+    with atomic.staged_folder(RunLayout(run.path).evaluation, overwrite=True) as tmp:
+        atomic.write_json(tmp / RunLayout.SUMMARY, metrics.json_ready(summary))
     return metrics.json_ready(summary)
 
 
@@ -405,13 +325,11 @@ def run(args) -> int:
     the_run = as_run(args.run)
     summary = evaluate_run(the_run, beta=args.beta, batch_size=args.batch_size)
     if summary["kind"] == "siamese":
-        from olr.analysis.correlations import agreement_lines
-
         agreement = summary["agreement"]
         print(f"Siamese run {summary['run']}: final val loss {_fmt(summary['final_val_loss'])}")
         info = agreement["info"]
         print(f"agreement with the ground-truth phi on {info['n_tiles']} {info['split']} tiles:")
-        print("\n".join(agreement_lines(agreement)))
+        print("\n".join(correlations.agreement_lines(agreement)))
         return 0
     print(
         f"Run {summary['run']} on {summary['dataset']}: {summary['n_tiles']} test tiles, "
@@ -433,5 +351,5 @@ def run(args) -> int:
         print(f"warning: {w}")
     for d in summary["diagnostics"]:
         print(f"diagnostic: {d['message']}")
-    print(f"written: {Path(the_run.path) / 'evaluation'}")
+    print(f"written: {RunLayout(the_run.path).evaluation}")
     return 0

@@ -2,7 +2,10 @@
 
 `model` may be a keras.Model, a `olr.runs.store.Run` or a run id (its best checkpoint is loaded);
 `dataset` a `olr.data.dataset.Dataset` or a dataset name/folder. Tiles are read in `indices` order
-through `olr.training.engine.pipelines.tile_batches` (no shuffling, no augmentation).
+through `olr.training.pipelines.tile_batches` (no shuffling, no augmentation).
+
+Keras and TensorFlow are imported when a function runs, not with this module, so modules
+that import it (evaluation, the app's loaders) stay light until they predict.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from olr.data.dataset import Dataset, load_dataset
+from olr.runs import store
 
 
 def _model(model):
     if hasattr(model, "predict"):
         return model
-    from olr.runs import store
+    from olr.training.models import load_model  # Keras: see the module docstring
 
-    return store.load_model(model, "best")
+    run = model if isinstance(model, store.Run) else store.load_run(model)
+    return load_model(run.files.best)
 
 
 def _dataset(dataset) -> Dataset:
@@ -25,7 +30,7 @@ def _dataset(dataset) -> Dataset:
 
 
 def _predict(model, dataset, indices, batch_size: int) -> np.ndarray:
-    from olr.training import pipelines
+    from olr.training import pipelines  # TensorFlow: see the module docstring
 
     ds = _dataset(dataset)
     indices = np.asarray(indices, dtype=np.int64)

@@ -27,7 +27,8 @@ from olr.data import label_schemes
 from olr.data import splits
 from olr.data.dataset import write_dataset
 from olr.errors import OLRError
-from olr.data.prepare import BandStats, Progress, TileWriter, file_digest, output_folder
+from olr.data.prepare import Progress, file_digest, output_folder
+from olr.data.tile_writer import BandStats, TileWriter
 from olr.data.rasters import DEFAULT_BAND_NAMES
 
 #: Colours for labels that are not CORINE classes (Tableau 10).

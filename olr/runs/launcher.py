@@ -34,15 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olr import atomic, workspace
-from olr.runs.store import read_json
 from olr.errors import OLRError
+from olr.runs import store
+from olr.runs.store import FINAL_STATES, RunLayout, RunState, read_json
 
+#: `models/.launches/<key>.json`, one per launch key, and the `.lock` that serialises launches
 LAUNCHES_FOLDER = ".launches"
-LAUNCH_FILE = "launch.json"
-CONSOLE_LOG = "console.log"
-STATUS_FILE = "status.json"
-CONFIG_REQUEST = "launch_config.json"
-FINAL_STATES = ("finished", "failed", "stopped")
 
 _GPU_LINE = re.compile(r"^GPU\s+(\d+):\s*(.*?)\s*(\(UUID:.*\))?$")
 # Children started by this process, so they are reaped (no zombies) and their exit seen.
@@ -101,33 +98,24 @@ def new_key() -> str:
     return secrets.token_hex(8)
 
 
-def new_run_id(kind: str = "run") -> str:
-    """A unique, sortable run id such as `20250101-120000-classifier-3f2a1b` (UTC time, like `olr.training`)."""
-    safe_kind = re.sub(r"[^A-Za-z0-9]+", "-", str(kind)).strip("-") or "run"
-    while True:
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{safe_kind}-{secrets.token_hex(3)}"
-        if not workspace.run_path(run_id).exists():
-            return run_id
-
-
 def launch_training(config: dict, device: str = "cpu", *, key: str | None = None, run_id: str | None = None,
                     wait_for_device: bool = False) -> str:
     """Start `python -m olr train` for `config` on `device` in a detached process; return its run id.
 
-    `config` holds training options as `olr.config` names them (kind, dataset, ...). The same
+    `config` holds training options as `olr.training.options` names them (kind, dataset, ...). The same
     `key` always returns the run id of its first launch without starting anything, and so
     does a launch of exactly the same config on the same device while an earlier one is
     still live (two sessions pressing Launch at once start one run; see `launched_by`).
     `wait_for_device` queues the run until no other run trains on the device
-    (`olr.device_queue`). The run's stdout/stderr go to `models/<run-id>/console.log`.
+    (`olr.runs.device_queue`). The run's stdout/stderr go to `models/<run-id>/console.log`.
     """
     if not isinstance(config, dict):
         raise OLRError("The training configuration must be a mapping of option names to values.")
     kind = str(config.get("kind", "run"))
-    run_id = workspace.check_name(run_id, "run id") if run_id else new_run_id(kind)
+    run_id = workspace.check_name(run_id, "run id") if run_id else store.new_run_id(kind)
 
     def command(run_dir: Path) -> list[str]:
-        request = run_dir / CONFIG_REQUEST
+        request = RunLayout(run_dir).launch_config
         atomic.write_json(request, config)
         return ["train", "--config", str(request), "--run-id", run_id, *(["--wait-for-device"] if wait_for_device else [])]
 
@@ -143,8 +131,8 @@ def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list
     as they start. While a demo pipeline with the same arguments is live, its id is returned
     instead of starting another.
     """
-    run_id = new_run_id("demo-pipeline")
-    return _launch(lambda run_dir: ["demo", *(extra_args or []), "--json", str(run_dir / "demo.json")],
+    run_id = store.new_run_id("demo-pipeline")
+    return _launch(lambda run_dir: ["demo", *(extra_args or []), "--json", str(RunLayout(run_dir).demo_summary)],
                    device=device, key=key, run_id=run_id, what="start the demo pipeline",
                    fingerprint=_fingerprint("demo", extra_args or [], device))
 
@@ -153,12 +141,12 @@ def resumable(run) -> str | None:
     """Why `run` (an `olr.runs.store.Run`) cannot be resumed, or None when it can."""
     if run.is_live:
         return f"The run {run.id} is still {run.state}."
-    if run.state == "finished":
+    if run.state == RunState.FINISHED:
         return f"The run {run.id} finished; start a new run to train more."
     if run.kind not in ("classifier", "siamese"):
         return f"{run.id} is not a training run."
     state = run.train_state
-    if not state or not (run.path / "last.keras").is_file():
+    if not state or not RunLayout(run.path).last.is_file():
         return f"The run {run.id} ended before its first checkpoint (after epoch 1); start it again as a new run."
     if state.get("epoch", 0) >= int(run.config.get("epochs", 0)):
         return f"The run {run.id} has trained all its {run.config.get('epochs')} epochs; start a new run to train more."
@@ -171,19 +159,17 @@ def resume_run(run_id: str, device: str | None = None, *, key: str | None = None
     `device` defaults to the one the run used. The run keeps its folder and id; it shows as
     "queued" until the new process has loaded its checkpoint.
     """
-    from olr.runs.store import load_run
-
     workspace.require_writable("resume a run")
     earlier = launched_run(key) if key is not None else None
     if earlier is not None:  # a repeated click: that resume already started
         return earlier
-    run = load_run(workspace.check_name(run_id, "run id"))
+    run = store.load_run(workspace.check_name(run_id, "run id"))
     reason = resumable(run)
     if reason:
         raise OLRError(reason)
     if device is None:
-        device = read_json(run.path / LAUNCH_FILE).get("device") or _device_from_env(run.status.get("cuda_visible_devices"))
-    (run.path / ".stop_requested").unlink(missing_ok=True)  # an earlier stop must not mark this process stopped
+        device = read_json(run.files.launch).get("device") or _device_from_env(run.status.get("cuda_visible_devices"))
+    run.files.stop_request.unlink(missing_ok=True)  # an earlier stop must not mark this process stopped
     return _launch(lambda run_dir: ["train", "--resume", run.id, *(["--wait-for-device"] if wait_for_device else [])],
                    device=device, key=key, run_id=run.id, what="resume a training run", existing=True,
                    fingerprint=_fingerprint("resume", run.id, device))
@@ -199,15 +185,13 @@ def _fingerprint(*parts) -> str:
 
 def launched_by(run_id: str, key: str) -> bool:
     """True if `run_id` was started by the launch with this key (False: an identical live run was reused)."""
-    return read_json(workspace.run_path(run_id) / LAUNCH_FILE).get("key") == key
+    return read_json(RunLayout(workspace.run_path(run_id)).launch).get("key") == key
 
 
 def _live_twin(fingerprint: str) -> str | None:
     """A live run launched with this fingerprint, if any."""
-    from olr.runs.store import list_runs
-
-    for run in list_runs():
-        if run.is_live and read_json(run.path / LAUNCH_FILE).get("fingerprint") == fingerprint:
+    for run in store.list_runs():
+        if run.is_live and read_json(run.files.launch).get("fingerprint") == fingerprint:
             return run.id
     return None
 
@@ -249,7 +233,7 @@ def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fin
         env["OLR_HOME"] = str(workspace.home())
         env["PYTHONUNBUFFERED"] = "1"
         argv = [sys.executable, "-m", "olr", *args]
-        with open(run_dir / CONSOLE_LOG, "ab") as log:
+        with open(RunLayout(run_dir).console, "ab") as log:
             log.write(f"$ {' '.join(argv[1:])}  (CUDA_VISIBLE_DEVICES={env_devices!r})\n".encode())
             log.flush()
             proc = subprocess.Popen(
@@ -276,14 +260,14 @@ def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fin
         "cuda_visible_devices": env_devices,
         "command": argv[1:],
         "launched": time.time(),
-        "start_ticks": _start_ticks(proc.pid),
+        "start_ticks": store.process_start_ticks(proc.pid),
     }
-    atomic.write_json(run_dir / LAUNCH_FILE, launch)
-    queued = {"state": "queued", "pid": proc.pid, "host": launch["host"], "device": device, "heartbeat": launch["launched"]}
+    atomic.write_json(RunLayout(run_dir).launch, launch)
+    queued = {"state": RunState.QUEUED, "pid": proc.pid, "host": launch["host"], "device": device, "heartbeat": launch["launched"]}
     if existing:  # a resumed run: live again from now on, not dead until its process writes
-        _write_status_if(run_dir, {**queued, "ended": None, "error": None})
-    elif not (run_dir / STATUS_FILE).exists():
-        _write_status_if(run_dir, {**queued, "started": launch["launched"]}, only_if_missing=True)
+        store.merge_status(run_dir, {**queued, "ended": None, "error": None})
+    elif not RunLayout(run_dir).status.exists():
+        store.merge_status(run_dir, {**queued, "started": launch["launched"]}, only_if_missing=True)
     with _children_lock:
         _children[run_id] = proc
     threading.Thread(target=_reap, args=(run_id, proc, run_dir), name=f"olr-reap-{run_id}", daemon=True).start()
@@ -330,15 +314,6 @@ def launched_run(key: str) -> str | None:
         return None
 
 
-def _write_status_if(run_dir: Path, status: dict, *, only_if_missing: bool = False, unless_final: bool = False) -> None:
-    current = read_json(run_dir / STATUS_FILE)
-    if only_if_missing and current:
-        return
-    if unless_final and current.get("state") in FINAL_STATES:
-        return
-    atomic.write_json(run_dir / STATUS_FILE, {**current, **status})
-
-
 def _tail(path: Path, n: int = 20) -> str:
     try:
         with open(path, "rb") as f:
@@ -358,50 +333,24 @@ def _reap(run_id: str, proc: subprocess.Popen, run_dir: Path) -> None:
 
 
 def _record_exit(run_dir: Path, code: int | None) -> None:
-    launch = read_json(run_dir / LAUNCH_FILE)
+    files = RunLayout(run_dir)
+    launch = read_json(files.launch)
     if launch and not (code is None and "exit_code" in launch):
         launch.update({"exit_code": code, "exited": time.time()})
         with contextlib.suppress(OSError):
-            atomic.write_json(run_dir / LAUNCH_FILE, launch)
-    stop_requested = (run_dir / ".stop_requested").exists()
-    if stop_requested:
-        state, error = "stopped", None
+            atomic.write_json(files.launch, launch)
+    if files.stop_request.exists():
+        state, error = RunState.STOPPED, None
     elif code == 0:
         # A clean exit that left the status unfinished (e.g. the demo pipeline) counts as finished.
-        state, error = "finished", None
+        state, error = RunState.FINISHED, None
     else:
-        state, error = "failed", f"The process exited with code {code}.\n" + _tail(run_dir / CONSOLE_LOG)
+        state, error = RunState.FAILED, f"The process exited with code {code}.\n" + _tail(files.console)
     status = {"state": state, "ended": time.time()}
     if error:
         status["error"] = error
     with contextlib.suppress(OSError):
-        _write_status_if(run_dir, status, unless_final=True)
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The start time of `pid` in clock ticks since boot (Linux), to tell a reused pid apart."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _process_alive(pid: int, start_ticks: int | None = None) -> bool:
-    """True if `pid` is a live, non-zombie OLR process (and started at `start_ticks`, if given)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except (OSError, IndexError):
-        try:  # no /proc (not Linux): a signal-0 probe
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
-    if fields[0] == "Z" or b"olr" not in cmdline:
-        return False
-    return start_ticks is None or int(fields[19]) == int(start_ticks)
+        store.merge_status(run_dir, status, unless_final=True)
 
 
 def run_process(run_id: str) -> int | None:
@@ -409,9 +358,9 @@ def run_process(run_id: str) -> int | None:
 
     For a run this module launched the pid is also its process-group id.
     """
-    run_dir = workspace.run_path(run_id)
-    launch = read_json(run_dir / LAUNCH_FILE)
-    status = read_json(run_dir / STATUS_FILE)
+    files = RunLayout(workspace.run_path(run_id))
+    launch = read_json(files.launch)
+    status = read_json(files.status)
     with _children_lock:
         child = _children.get(run_id)
     if child is not None:
@@ -420,10 +369,11 @@ def run_process(run_id: str) -> int | None:
     host = status.get("host") or launch.get("host")
     if host not in (None, socket.gethostname()):
         return None
-    if isinstance(launch.get("pgid"), int) and _process_alive(launch["pgid"], launch.get("start_ticks")):
+    # Only an olr process counts: a pid the system reused for something else is not the run.
+    if isinstance(launch.get("pgid"), int) and store.process_alive(launch["pgid"], launch.get("start_ticks"), olr_only=True):
         return launch["pgid"]
     pid = status.get("pid")
-    if isinstance(pid, int) and pid > 0 and status.get("state") not in FINAL_STATES and _process_alive(pid):
+    if isinstance(pid, int) and pid > 0 and status.get("state") not in FINAL_STATES and store.process_alive(pid, olr_only=True):
         return pid
     return None
 
@@ -444,10 +394,10 @@ def stop_run(run_id: str, grace_s: float = 10.0, *, wait: bool = False) -> bool:
         return False
     # Our own launches lead their process group (data loaders and helpers go too); a run
     # started from a shell gets the signal alone, so the shell's job is not hit.
-    group = read_json(run_dir / LAUNCH_FILE).get("pgid") == pid
+    group = read_json(RunLayout(run_dir).launch).get("pgid") == pid
     with _children_lock:
         ours = run_id in _children  # our reaper thread records its exit; others are recorded here
-    atomic.write_text(run_dir / ".stop_requested", f"{time.time()}\n")
+    atomic.write_text(RunLayout(run_dir).stop_request, f"{time.time()}\n")
     _signal(pid, group, signal.SIGTERM)
     args = (run_id, pid, group, run_dir, grace_s, ours)
     if wait:

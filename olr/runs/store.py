@@ -1,4 +1,9 @@
-"""Run folders `models/<run-id>/`: list them, read their status/metrics/config, compare them.
+"""The run store: one folder `models/<run-id>/` per run, its file layout, states and status.
+
+This module owns the run folder: the names of its files (`RunLayout`), the states a run can
+be in (`RunState`), how `status.json` and `metrics.jsonl` are read and written, how run ids
+and folders are made, and whether a run's process is alive. Every other module reaches run
+files through it.
 
 Readers never crash on a half-written or foreign folder: hidden folders (`.name`, e.g. the
 launcher's `.launches`) and plain files are skipped; a folder without a readable
@@ -11,31 +16,127 @@ is older than `stale_after_s` (default 30 s, env `OLR_STALE_AFTER_S`) or, on thi
 process is gone; a "queued" run whose process is gone is "dead" too. Status times
 (`started`, `ended`, `heartbeat`) are unix seconds.
 
-No TensorFlow at import time; `load_model` imports Keras when called.
+No TensorFlow here (the app's pages list runs before anything heavy is imported).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
-from olr import workspace
+from olr import atomic, workspace
 from olr.errors import OLRError
 
-FINAL_STATES = ("finished", "failed", "stopped")
-LIVE_STATES = ("queued", "running")
-#: config keys shown by `compare_runs` (when present in a run's config)
-KEY_CONFIG = (
-    "model", "trunk", "width", "depth", "scheme", "prune_below", "loss", "focal_gamma", "focal_alpha", "shuffle",
-    "augment", "threshold", "epochs", "batch_size", "learning_rate", "optimizer", "checkpoint_metric", "max_train_tiles",
-    "classifier_run", "embedding_dim", "occlusion_min", "occlusion_max", "occlusion_fill",
-)
+
+class RunState(StrEnum):
+    """The `state` of `status.json` ("dead" is never written: readers derive it).
+
+    A str, so `RunState.FINISHED == "finished"`, JSON holds the plain word and f-strings show it.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    DEAD = "dead"
+    INCOMPLETE = "incomplete"
+
+
+#: the process is (or should be) working on the run
+LIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
+#: the process ended and said how
+FINAL_STATES = (RunState.FINISHED, RunState.FAILED, RunState.STOPPED)
+#: the process is gone, whether it said how it ended or not
+ENDED_STATES = (*FINAL_STATES, RunState.DEAD)
+#: the run ended with a usable best checkpoint
+USABLE_STATES = (RunState.FINISHED, RunState.STOPPED)
+#: the run broke off: an error, or a process that vanished
+FAILED_STATES = (RunState.FAILED, RunState.DEAD)
+#: the run ended before its last epoch (its error, log and a resume are worth showing)
+ENDED_EARLY_STATES = (*FAILED_STATES, RunState.STOPPED)
+
+
+def _path(*parts: str) -> property:
+    """A RunLayout property: the path `parts` inside the run folder."""
+    return property(lambda self: self.root.joinpath(*parts), doc=f"`<run>/{'/'.join(parts)}`")
+
+
+@dataclass(frozen=True, init=False)
+class RunLayout:
+    """Where each file of one run folder lives (docs/ARCHITECTURE.md says what each holds).
+
+    File names are class constants (for a folder being staged: `tmp / RunLayout.SUMMARY`);
+    the properties are the paths inside `root`.
+    """
+
+    root: Path
+
+    CONFIG: ClassVar[str] = "config.json"
+    STATUS: ClassVar[str] = "status.json"
+    METRICS: ClassVar[str] = "metrics.jsonl"
+    CONSOLE: ClassVar[str] = "console.log"
+    TRAIN_STATE: ClassVar[str] = "train_state.json"
+    CHECKPOINTS: ClassVar[tuple[str, ...]] = ("best", "last")  # <which>.keras
+    LAUNCH: ClassVar[str] = "launch.json"  # the launcher's record of the process
+    LAUNCH_CONFIG: ClassVar[str] = "launch_config.json"  # the config the launcher passed
+    STOP_REQUEST: ClassVar[str] = ".stop_requested"  # the launcher asked the process to stop
+    DEMO_SUMMARY: ClassVar[str] = "demo.json"  # the demo pipeline's figures (its launch folder)
+    EVALUATION: ClassVar[str] = "evaluation"  # folder, replaced as a whole
+    SUMMARY: ClassVar[str] = "summary.json"
+    PER_LABEL: ClassVar[str] = "per_label.csv"
+    THRESHOLDS: ClassVar[str] = "thresholds.json"
+    TEST_PREDICTIONS: ClassVar[str] = "test_predictions.npz"
+    CORRELATIONS: ClassVar[str] = "correlations"  # folder, replaced as a whole
+    MATRICES: ClassVar[str] = "matrices.npz"
+    AGREEMENT: ClassVar[str] = "agreement.json"
+    EMBEDDINGS: ClassVar[str] = "embeddings"  # folder of exported embeddings
+
+    config = _path(CONFIG)
+    status = _path(STATUS)
+    metrics = _path(METRICS)
+    console = _path(CONSOLE)
+    train_state = _path(TRAIN_STATE)
+    launch = _path(LAUNCH)
+    launch_config = _path(LAUNCH_CONFIG)
+    stop_request = _path(STOP_REQUEST)
+    demo_summary = _path(DEMO_SUMMARY)
+    evaluation = _path(EVALUATION)
+    summary = _path(EVALUATION, SUMMARY)
+    per_label = _path(EVALUATION, PER_LABEL)
+    thresholds = _path(EVALUATION, THRESHOLDS)
+    test_predictions = _path(EVALUATION, TEST_PREDICTIONS)
+    correlations = _path(CORRELATIONS)
+    matrices = _path(CORRELATIONS, MATRICES)
+    agreement = _path(CORRELATIONS, AGREEMENT)
+    embeddings = _path(EMBEDDINGS)
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root))
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """`best.keras` (best validation score) or `last.keras` (end of the last epoch)."""
+        if which not in self.CHECKPOINTS:
+            raise OLRError(f"Unknown checkpoint {which!r}; use 'best' or 'last'.")
+        return self.root / f"{which}.keras"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoint("best")
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoint("last")
 
 
 def stale_after_default() -> float:
@@ -62,7 +163,11 @@ class Run:
     id: str
     config: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)
-    state: str = "incomplete"
+    state: str = RunState.INCOMPLETE.value
+
+    @property
+    def files(self) -> RunLayout:
+        return RunLayout(self.path)
 
     @property
     def kind(self) -> str:
@@ -78,7 +183,7 @@ class Run:
 
     @property
     def train_state(self) -> dict:
-        return read_json(self.path / "train_state.json")
+        return read_json(self.files.train_state)
 
     @property
     def started(self) -> float:
@@ -97,26 +202,75 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def process_alive(pid: int) -> bool:
-    """True if `pid` runs on this machine and is not a zombie."""
+# --- status.json ---------------------------------------------------------------------------
+
+
+def read_status(run_dir: str | os.PathLike) -> dict:
+    """The status dict of a run folder as written ({} when missing or unreadable)."""
+    return read_json(RunLayout(run_dir).status)
+
+
+def write_status(run_dir: str | os.PathLike, status: dict) -> None:
+    """Replace `status.json` atomically (readers see the old or the new file, never a mix)."""
+    atomic.write_json(RunLayout(run_dir).status, status)
+
+
+def merge_status(run_dir: str | os.PathLike, fields: dict, *, only_if_missing: bool = False, unless_final: bool = False) -> None:
+    """Write `fields` over the current status; skipped when a status exists and `only_if_missing`,
+    or when the run already reached a final state and `unless_final`."""
+    current = read_status(run_dir)
+    if only_if_missing and current:
+        return
+    if unless_final and current.get("state") in FINAL_STATES:
+        return
+    write_status(run_dir, {**current, **fields})
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The start time of `pid` in clock ticks since boot (Linux), to tell a reused pid apart."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int, start_ticks: int | None = None, *, olr_only: bool = False) -> bool:
+    """True if `pid` runs on this machine and is not a zombie.
+
+    `start_ticks` (from `process_start_ticks`): it must also have started then, so a reused
+    pid does not count. `olr_only`: its command line must mention olr, and without /proc a
+    process we may not signal counts as gone (it is not one we started); otherwise it counts
+    as alive.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if olr_only else b""
     except FileNotFoundError:
         return False
     except (OSError, IndexError):
-        try:  # no /proc: a signal-0 probe
-            os.kill(pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
+        return _signal_probe(pid, unknown_is_alive=not olr_only)
+    if fields[0] == "Z" or (olr_only and b"olr" not in cmdline):
+        return False
+    return start_ticks is None or int(fields[19]) == int(start_ticks)
+
+
+def _signal_probe(pid: int, unknown_is_alive: bool) -> bool:
+    """No /proc (not Linux): a signal-0 probe; a permission error means "exists, not ours"."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return unknown_is_alive
 
 
 def liveness(status: dict, stale_after_s: float | None = None, check_pid: bool = True, now: float | None = None) -> str:
     """The state to show for a status dict: as written, or "dead" (see the module docstring)."""
-    state = str(status.get("state") or "incomplete")
+    state = str(status.get("state") or RunState.INCOMPLETE)
     if state not in LIVE_STATES:
         return state
     stale_after_s = stale_after_default() if stale_after_s is None else stale_after_s
@@ -124,16 +278,62 @@ def liveness(status: dict, stale_after_s: float | None = None, check_pid: bool =
     pid = status.get("pid")
     local = status.get("host") in (None, socket.gethostname())
     if check_pid and local and isinstance(pid, int) and pid > 0 and not process_alive(pid):
-        return "dead"
+        return RunState.DEAD.value
     heartbeat = status.get("heartbeat")
-    if state == "running" and isinstance(heartbeat, (int, float)) and now - heartbeat > stale_after_s:
-        return "dead"
+    if state == RunState.RUNNING and isinstance(heartbeat, (int, float)) and now - heartbeat > stale_after_s:
+        return RunState.DEAD.value
     return state
 
 
+# --- run ids and folders -------------------------------------------------------------------
+
+
+def _fresh_run_id(kind: str) -> str:
+    safe_kind = re.sub(r"[^A-Za-z0-9]+", "-", str(kind)).strip("-") or "run"
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{safe_kind}-{secrets.token_hex(3)}"
+
+
+def new_run_id(kind: str = "run") -> str:
+    """A unique, sortable run id such as `20250101-120000-classifier-3f2a1b` (UTC time) that no folder uses yet."""
+    while True:
+        run_id = _fresh_run_id(kind)
+        if not workspace.run_path(run_id).exists():
+            return run_id
+
+
+def check_new_run_id(run_id: str) -> None:
+    """OLRError if `run_id` is not a valid name or names a run that already has a config."""
+    path = workspace.run_path(run_id)  # validates the name
+    if RunLayout(path).config.exists():
+        raise OLRError(f"The run {run_id} already exists; choose another --run-id, or continue it with --resume {run_id}.")
+
+
+def create_run_folder(run_id: str | None, kind: str) -> Path:
+    """Make the folder of a new run: `run_id`, or a fresh id of `kind`.
+
+    A named folder that exists without a config.json (one the launcher made, holding
+    console.log and a queued status) is adopted.
+    """
+    root = workspace.models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    if run_id:
+        path = workspace.run_path(run_id)
+        check_new_run_id(run_id)
+        path.mkdir(exist_ok=True)
+        return path
+    while True:
+        path = root / _fresh_run_id(kind)
+        try:
+            path.mkdir()  # exclusive: two processes never share a fresh id
+            return path
+        except FileExistsError:
+            continue
+
+
 def _read_run(path: Path, stale_after_s: float | None = None) -> Run:
-    config = read_json(path / "config.json")
-    status = read_json(path / "status.json")
+    files = RunLayout(path)
+    config = read_json(files.config)
+    status = read_json(files.status)
     return Run(path=path, id=path.name, config=config, status=status, state=liveness(status, stale_after_s))
 
 
@@ -153,7 +353,7 @@ def list_runs(models_dir: str | os.PathLike | None = None, stale_after_s: float 
     return sorted(runs, key=lambda r: (r.started, r.id), reverse=True)
 
 
-def load_run(run: "str | os.PathLike | Run", stale_after_s: float | None = None) -> Run:
+def load_run(run: str | os.PathLike | Run, stale_after_s: float | None = None) -> Run:
     """A run by id (in the workspace's models/), by folder path, or a Run (re-read)."""
     if isinstance(run, Run):
         path = run.path
@@ -169,7 +369,23 @@ def load_run(run: "str | os.PathLike | Run", stale_after_s: float | None = None)
     return _read_run(path, stale_after_s)
 
 
-def read_metrics(run: "Run | str") -> pd.DataFrame:
+# --- metrics.jsonl -------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """metrics.jsonl opened for appending. Each line is one `write`, so a reader never sees half a line."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self._fd = os.open(RunLayout(run_dir).metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, row: dict) -> None:
+        os.write(self._fd, (json.dumps(row) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def read_metrics(run: Run | str) -> pd.DataFrame:
     """metrics.jsonl as a DataFrame (one row per line, columns = union of keys).
 
     Torn or corrupt lines are skipped; their count is in `df.attrs["skipped_lines"]`.
@@ -177,7 +393,7 @@ def read_metrics(run: "Run | str") -> pd.DataFrame:
     run = run if isinstance(run, Run) else load_run(run)
     rows, skipped = [], 0
     try:
-        with open(run.path / "metrics.jsonl", encoding="utf-8", errors="replace") as f:
+        with open(run.files.metrics, encoding="utf-8", errors="replace") as f:
             for line in f:
                 line = line.strip()
                 if not line:
@@ -198,7 +414,7 @@ def read_metrics(run: "Run | str") -> pd.DataFrame:
     return df
 
 
-def epoch_metrics(run: "Run | str", split: str) -> pd.DataFrame:
+def epoch_metrics(run: Run | str, split: str) -> pd.DataFrame:
     """The per-epoch metrics lines of one split ("train"/"val"); empty when there are none."""
     df = read_metrics(run)
     if df.empty or "split" not in df or "loss" not in df:
@@ -209,30 +425,44 @@ def epoch_metrics(run: "Run | str", split: str) -> pd.DataFrame:
     return rows
 
 
-def load_model(run: "Run | str", which: str = "best"):
-    """The run's `best.keras` or `last.keras` as a keras.Model (Siamese: the pair model)."""
-    if which not in ("best", "last"):
-        raise OLRError(f"Unknown checkpoint {which!r}; use 'best' or 'last'.")
-    run = run if isinstance(run, Run) else load_run(run)
-    path = run.path / f"{which}.keras"
-    if not path.is_file():
-        raise OLRError(f"The run {run.id} has no {which}.keras yet; wait for its first epoch to end or pick another run.")
-    import keras
+def trim_metrics(run_dir: Path, epoch: int, step: int) -> int:
+    """Drop metrics lines logged after the checkpoint a run resumes from; return how many.
 
-    import olr.training.losses  # noqa: F401  (registers the custom losses and layers)
-    import olr.training.models  # noqa: F401
-
+    A run killed mid-epoch logged steps (and perhaps an epoch summary) that its checkpoint
+    does not hold; the resumed run logs them again, so the old ones would double the curves.
+    Torn lines go too. The file is replaced atomically.
+    """
+    path = RunLayout(run_dir).metrics
     try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as e:  # a corrupt or foreign file
-        raise OLRError(f"The checkpoint {path} could not be loaded ({type(e).__name__}: {e}); retrain the run.") from None
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return 0
+    kept = [line for line in lines if _logged_by_checkpoint(line, epoch, step)]
+    dropped = len(lines) - len(kept)
+    if dropped:
+        atomic.write_bytes(path, b"".join(line + b"\n" for line in kept))
+    return dropped
 
 
-def tail_log(run: "Run | str", n: int = 20) -> list[str]:
+def _logged_by_checkpoint(line: bytes, epoch: int, step: int) -> bool:
+    """True for a readable metrics line logged no later than the checkpoint at (`epoch`, `step`)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(row, dict):
+        return False
+    row_epoch, row_step = row.get("epoch", 0), row.get("step", 0)
+    if not isinstance(row_epoch, (int, float)) or not isinstance(row_step, (int, float)):
+        return False
+    return not (row_step > step or (row.get("scope") == "epoch" and row_epoch > epoch))
+
+
+def tail_log(run: Run | str, n: int = 20) -> list[str]:
     """The last `n` lines of the run's console.log (empty list when there is none)."""
     run = run if isinstance(run, Run) else load_run(run)
     try:
-        with open(run.path / "console.log", "rb") as f:
+        with open(run.files.console, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
             f.seek(max(0, size - max(4096, 400 * n)))
@@ -240,73 +470,6 @@ def tail_log(run: "Run | str", n: int = 20) -> list[str]:
     except OSError:
         return []
     return lines[-n:] if n > 0 else []
-
-
-def _last_values(df: pd.DataFrame, split: str) -> dict:
-    if df.empty or "split" not in df:
-        return {}
-    rows = df[df["split"] == split]
-    if "scope" in rows:
-        rows = rows[rows["scope"] == "epoch"]
-    if rows.empty:
-        return {}
-    last = rows.iloc[-1]
-    skip = {"step", "epoch", "split", "time", "scope"}
-    return {f"{split}_{k}": last[k] for k in rows.columns if k not in skip and pd.notna(last[k])}
-
-
-def _agreement(run: Run) -> dict:
-    data = read_json(run.path / "correlations" / "agreement.json")
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[f"agreement_{key}"] = value
-        elif isinstance(value, dict):
-            for sub, v in value.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    out[f"agreement_{key}_{sub}"] = v
-    return out
-
-
-def compare_runs(runs: list["Run | str"]) -> pd.DataFrame:
-    """One row per run: id, kind, state, dataset, labels, key config values, epochs done,
-    best checkpoint score, the last epoch's train/val metrics, and agreement numbers when
-    `correlations/agreement.json` exists."""
-    rows = []
-    for r in runs:
-        run = r if isinstance(r, Run) else load_run(r)
-        cfg = run.config
-        ts = run.train_state
-        row = {
-            "id": run.id,
-            "kind": run.kind,
-            "state": run.state,
-            "dataset": run.dataset,
-            "labels": len(cfg.get("labels", [])) or None,
-        }
-        for key in KEY_CONFIG:
-            if key in cfg:
-                value = cfg[key]
-                row[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-        row["epochs_done"] = ts.get("epoch")
-        row["best_metric"] = ts.get("monitor")
-        row["best_score"] = ts.get("best")
-        metrics = read_metrics(run)
-        row.update(_last_values(metrics, "train"))
-        row.update(_last_values(metrics, "val"))
-        row.update(_agreement(run))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def config_differences(runs: list["Run | str"]) -> list[str]:
-    """Config keys whose values differ between the given runs (a missing key counts as a value)."""
-    configs = [(r if isinstance(r, Run) else load_run(r)).config for r in runs]
-    from olr.training.options import DERIVED_KEYS
-
-    keys = sorted({k for c in configs for k in c} - set(DERIVED_KEYS))
-    missing = object()
-    return [k for k in keys if len({json.dumps(c.get(k, missing), sort_keys=True, default=str) for c in configs}) > 1]
 
 
 # --- CLI: python -m olr runs ---------------------------------------------------------------
@@ -332,5 +495,5 @@ def run(args) -> int:
         return 0
     print(f"{'run id':<44} {'kind':<10} {'state':<10} {'epoch':>5}  dataset")
     for r in runs:
-        print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {str(r.status.get('epoch', '')):>5}  {r.dataset or ''}")
+        print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {r.status.get('epoch', '')!s:>5}  {r.dataset or ''}")
     return 0

@@ -80,13 +80,13 @@ def pos_weights(presence: np.ndarray, max_weight: float = 100.0) -> np.ndarray:
 
 def make_loss(cfg: dict, pos_weight: np.ndarray | None = None) -> keras.losses.Loss:
     """The loss named by `cfg["loss"]` (with its focal/weight options)."""
-    name = cfg.get("loss", "bce")
+    name = cfg["loss"]
     if name == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
     if name == "focal":
-        alpha = cfg.get("focal_alpha")
+        alpha = cfg["focal_alpha"]
         return keras.losses.BinaryFocalCrossentropy(
-            gamma=float(cfg.get("focal_gamma", 2.0)),
+            gamma=float(cfg["focal_gamma"]),
             apply_class_balancing=alpha is not None,
             alpha=0.25 if alpha is None else float(alpha),
             name="focal",

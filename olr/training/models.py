@@ -24,15 +24,21 @@ so no label's channels can die), global average pooling, reshape. `siamese_pair_
 applies it to two tiles and returns s_i(a, b) = e_i(a) . e_i(b), shape (B, L).
 `SiameseTrainer` wraps a pair model and a frozen classifier for `fit`: the compiled train
 step occludes both batches, computes the targets p_i(a') p_i(b') and regresses s on them.
+
+`load_model` opens a run's checkpoint for prediction.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers, ops
+
+from olr.errors import OLRError
 
 THESIS_FILTERS = (64, 64, 64, 128, 256)
 RESNET_FILTERS = (32, 64, 128, 256)
@@ -259,3 +265,15 @@ class SiameseTrainer(keras.Model):
         p_a, p_b = self._halves(self.classifier(self.occluded(x), training=False))  # same boxes as call()
         targets = ops.stop_gradient(p_a * p_b)
         return super().compute_loss(x, targets, y_pred, sample_weight, training=training)
+
+
+def load_model(checkpoint: str | os.PathLike) -> keras.Model:
+    """A run's checkpoint file (`olr.runs.store.RunLayout(run).best` or `.last`) as an uncompiled
+    keras.Model; for a Siamese run the pair model, whose "embedder" maps tiles to (B, L, k)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise OLRError(f"The run {path.parent.name} has no {path.name} yet; wait for its first epoch to end or pick another run.")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # a corrupt or foreign file
+        raise OLRError(f"The checkpoint {path} could not be loaded ({type(e).__name__}: {e}); retrain the run.") from None

@@ -1,6 +1,9 @@
 """Training configuration: one schema with defaults for classifier and Siamese runs.
 
-A config is a flat dict of options (`OPTIONS` lists them all with default, range and help).
+A config is a flat dict of options. `OPTIONS` declares each once: default, type, range,
+help, and where the Train page shows it (section, label, collapsed or not, words for its
+choices); the CLI flags (`add_option_flags`), the Train page (`page_layout`) and the
+workflows' presets (`check_preset`, files in olr/workflows/presets/) all derive from it.
 `resolve(raw)` fills defaults and validates; every problem raises `OLRError` with one
 sentence naming the key and value (unknown keys get the closest valid key suggested).
 Sources, later ones winning: defaults < `--config FILE` (JSON) < `--set key=value` /
@@ -9,7 +12,8 @@ Sources, later ones winning: defaults < `--config FILE` (JSON) < `--set key=valu
 The run's `config.json` holds the resolved options plus facts derived at start-up
 (`DERIVED_KEYS`: resolved labels, dataset path and meta checksum, tile shape, ...). Those
 keys are ignored when a config file is read back, so an old run's `config.json` can be
-passed to `--config` to repeat it.
+passed to `--config` to repeat it. Code reading a stored config goes through `upgrade`,
+the one place that knows what an old run's missing keys mean.
 
 No TensorFlow here: validation runs before anything heavy is imported.
 """
@@ -19,7 +23,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,69 +36,160 @@ LOSSES = ("bce", "focal", "weighted_bce_batch", "weighted_bce_global")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 CLASSIFIER_METRICS = ("binary_accuracy", "micro_f1", "macro_f1", "micro_f2", "macro_f2", "macro_ap", "micro_ap")
 CHECKPOINT_METRICS = ("val_loss", *(f"val_{m}" for m in CLASSIFIER_METRICS))
+MODEL_TITLES = {"resnet": "Residual network", "thesis": "Thesis network (appendix A)"}
+
+
+#: The Train page's form sections, in order ("kind" is chosen above the form).
+KIND_SECTION = "What to train"
+DATA, ARCHITECTURE, LOSS, BATCHES, PAIRS, OPTIMISATION = (
+    "Data and labels", "Architecture", "Loss and decision", "Batches and augmentation", "Siamese pairs and occlusion",
+    "Optimisation",
+)
+SECTIONS = (DATA, ARCHITECTURE, LOSS, BATCHES, PAIRS, OPTIMISATION)
 
 
 @dataclass(frozen=True)
 class Option:
+    """One training option: its value rules, its help, and where and how the Train page shows it."""
+
     default: Any
     type: str  # "int", "float", "bool", "str", "scheme", "auto_bool" ("auto", true or false)
     help: str
     kinds: tuple[str, ...] = KINDS
+    _: KW_ONLY
+    section: str  # a title of SECTIONS (KIND_SECTION for "kind")
+    label: str  # the widget's label on the Train page
+    advanced: bool = False  # shown under the form's collapsed "More options" rather than in its section
     choices: tuple = ()
+    titles: Mapping[str, str] = field(default_factory=dict, compare=False)  # choice -> words for people
     min: float | None = None  # inclusive unless min_exclusive
     max: float | None = None
     min_exclusive: bool = False
     nullable: bool = False
+    step: float | None = None  # the page's number-input step (None: derived from the default)
+
+    def title(self, value: Any) -> str:
+        """A choice value in words ("bce" -> "Binary cross-entropy"); other values as text."""
+        return self.titles.get(value, str(value)) if isinstance(value, str) else str(value)
 
 
 C, S = ("classifier",), ("siamese",)
 
 OPTIONS: dict[str, Option] = {
-    "kind": Option("classifier", "str", "what to train", choices=KINDS),
-    "dataset": Option(None, "str", "dataset name (or folder); a Siamese run defaults to its classifier's", nullable=True),
-    "classifier_run": Option(None, "str", "the finished classifier run whose probabilities the Siamese imitates", S, nullable=True),
-    # architecture
-    "model": Option("resnet", "str", "classifier family: resnet (compact residual) or thesis (appendix A)", C, choices=MODELS),
-    "trunk": Option(None, "str", "Siamese trunk family; default: the classifier's family", S, choices=MODELS, nullable=True),
-    "width": Option(1.0, "float", "channel-width multiplier", min=0.01, max=16),
-    "depth": Option(2, "int", "residual blocks per stage (resnet family)", min=1, max=16),
-    "dropout": Option(0.5, "float", "dropout before the classifier output", C, min=0.0, max=0.95),
-    "embedding_dim": Option(16, "int", "k: embedding size per label", S, min=1, max=4096),
-    # labels
-    "scheme": Option(None, "scheme", "label scheme (level3/level2/level1/ben19/thesis_c3/thesis_c5, a JSON file or a mapping); default: the dataset's labels", C, nullable=True),
-    "min_fraction": Option(None, "float", "area fraction from which a label counts as present; default: the dataset's", C, min=0.0, max=1.0, min_exclusive=True, nullable=True),
-    "prune_below": Option(0, "int", "drop labels present in fewer than this many training tiles", C, min=0),
-    "on_missing_label": Option("prune", "str", "a label absent from the training split is pruned, warned about, or an error", C, choices=("prune", "warn", "error")),
-    # loss
-    "loss": Option("bce", "str", "training loss", C, choices=LOSSES),
-    "focal_gamma": Option(2.0, "float", "focal loss focusing parameter gamma", C, min=0.0, max=10.0),
-    "focal_alpha": Option(None, "float", "focal loss class balance alpha (unset: no balancing)", C, min=0.0, max=1.0, nullable=True),
-    "pos_weight_max": Option(100.0, "float", "clip of the global positive weights (weighted_bce_global)", C, min=1.0, max=1e6),
-    # batches and augmentation
-    "shuffle": Option(True, "bool", "randomized batches (false: batches of consecutive tiles, the thesis's in-order contrast)", C),
-    "augment": Option(True, "bool", "random flips and 90-degree rotations", C),
-    "threshold": Option(0.5, "float", "decision threshold for the binary metrics", C, min=0.0, max=1.0, min_exclusive=True),
-    # Siamese occlusion
-    "occlusion_min": Option(0.05, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
-    "occlusion_max": Option(0.5, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, min=0.0, max=1.0, min_exclusive=True),
-    "occlusion_fill": Option("mean", "str", "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)", S, choices=("mean", "zero")),
-    "init_from_classifier": Option(True, "bool", "start the Siamese trunk from the classifier's trained trunk (when trunk, width and depth match)", S),
-    "self_pair_share": Option(0.9, "float", "share of pairs that pair a tile with an independently occluded copy of itself (teaches the self-score the correlations use)", S, min=0.0, max=1.0),
-    "pairs_per_epoch": Option(0, "int", "training pairs per epoch (0: one per training tile)", S, min=0),
-    "val_pairs": Option(512, "int", "fixed validation pairs (fixed occlusions)", S, min=1),
-    # optimisation
-    "epochs": Option(10, "int", "number of epochs", min=1, max=100000),
-    "batch_size": Option(64, "int", "batch size (tiles per batch; pairs per batch for Siamese)", min=1, max=65536),
-    "learning_rate": Option(1e-3, "float", "learning rate", min=0.0, max=10.0, min_exclusive=True),
-    "optimizer": Option("adam", "str", "optimizer", choices=OPTIMIZERS),
-    "lr_schedule": Option("cosine", "str", "learning rate over the run: constant, or cosine decay to 5% of it", choices=("constant", "cosine")),
-    "early_stopping_patience": Option(5, "int", "epochs without improvement before stopping (0: never)", min=0),
-    "checkpoint_metric": Option("val_macro_ap", "str", "validation metric that selects best.keras (Siamese: val_loss)", choices=CHECKPOINT_METRICS),
-    "jit_compile": Option("auto", "auto_bool", "XLA-compile the training step: auto (Siamese: on for one device; classifier: on GPU only), true or false"),
-    "log_every_steps": Option(20, "int", "a metrics line every this many training steps", min=1),
-    "seed": Option(0, "int", "random seed", min=0, max=2**31 - 1),
-    "max_train_tiles": Option(0, "int", "use at most this many training tiles (0: all)", min=0),
-    "max_val_tiles": Option(0, "int", "use at most this many validation tiles (0: all)", min=0),
+    "kind": Option(
+        "classifier", "str", "what to train", section=KIND_SECTION, label="What to train", choices=KINDS,
+        titles={"classifier": "Multi-label classifier", "siamese": "Siamese network (OLR)"}),
+    "dataset": Option(
+        None, "str", "dataset name (or folder); a Siamese run defaults to its classifier's", section=DATA,
+        label="Dataset", nullable=True),
+    "classifier_run": Option(
+        None, "str", "the finished classifier run whose probabilities the Siamese imitates", S, section=DATA,
+        label="Classifier run", nullable=True),
+    "model": Option(
+        "resnet", "str", "classifier family: resnet (compact residual) or thesis (appendix A)", C, section=ARCHITECTURE,
+        label="Model", choices=MODELS, titles=MODEL_TITLES),
+    "trunk": Option(
+        None, "str", "Siamese trunk family; default: the classifier's family", S, section=ARCHITECTURE,
+        label="Trunk (blank: classifier's)", choices=MODELS, titles=MODEL_TITLES, nullable=True),
+    "width": Option(
+        1.0, "float", "channel-width multiplier", section=ARCHITECTURE, label="Width", min=0.01, max=16, step=0.25),
+    "depth": Option(
+        2, "int", "residual blocks per stage (resnet family)", section=ARCHITECTURE, label="Depth", min=1, max=16),
+    "dropout": Option(
+        0.5, "float", "dropout before the classifier output", C, section=ARCHITECTURE, label="Dropout", min=0.0,
+        max=0.95),
+    "embedding_dim": Option(
+        16, "int", "k: embedding size per label", S, section=ARCHITECTURE, label="Embedding size k per label", min=1,
+        max=4096),
+    "scheme": Option(
+        None, "scheme",
+        "label scheme (level3/level2/level1/ben19/thesis_c3/thesis_c5, a JSON file or a mapping); default: the dataset's labels",
+        C, section=DATA, label="Label scheme", nullable=True),
+    "min_fraction": Option(
+        None, "float", "area fraction from which a label counts as present; default: the dataset's", C, section=DATA,
+        label="Min. area fraction (blank: dataset's)", min=0.0, max=1.0, min_exclusive=True, nullable=True),
+    "prune_below": Option(
+        0, "int", "drop labels present in fewer than this many training tiles", C, section=DATA,
+        label="Prune labels in fewer training tiles than", min=0),
+    "on_missing_label": Option(
+        "prune", "str", "a label absent from the training split is pruned, warned about, or an error", C, section=DATA,
+        label="Label absent from training split", advanced=True, choices=("prune", "warn", "error")),
+    "loss": Option(
+        "bce", "str", "training loss", C, section=LOSS, label="Loss", choices=LOSSES,
+        titles={"bce": "Binary cross-entropy", "focal": "Focal loss", "weighted_bce_batch": "Weighted BCE (per batch)", "weighted_bce_global": "Weighted BCE (global positive weights)"}),
+    "focal_gamma": Option(
+        2.0, "float", "focal loss focusing parameter gamma", C, section=LOSS, label="Focal gamma", min=0.0, max=10.0),
+    "focal_alpha": Option(
+        None, "float", "focal loss class balance alpha (unset: no balancing)", C, section=LOSS,
+        label="Focal alpha (blank: none)", min=0.0, max=1.0, nullable=True),
+    "pos_weight_max": Option(
+        100.0, "float", "clip of the global positive weights (weighted_bce_global)", C, section=LOSS,
+        label="Max. positive weight", advanced=True, min=1.0, max=1e6),
+    "shuffle": Option(
+        True, "bool", "randomized batches (false: batches of consecutive tiles, the thesis's in-order contrast)", C,
+        section=BATCHES, label="Randomized batches"),
+    "augment": Option(
+        True, "bool", "random flips and 90-degree rotations", C, section=BATCHES, label="Flips and 90° rotations"),
+    "threshold": Option(
+        0.5, "float", "decision threshold for the binary metrics", C, section=LOSS, label="Threshold", min=0.0, max=1.0,
+        min_exclusive=True),
+    "occlusion_min": Option(
+        0.05, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, section=PAIRS,
+        label="Occlusion min. side", min=0.0, max=1.0, min_exclusive=True),
+    "occlusion_max": Option(
+        0.5, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, section=PAIRS,
+        label="Occlusion max. side", min=0.0, max=1.0, min_exclusive=True),
+    "occlusion_fill": Option(
+        "mean", "str", "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)", S,
+        section=PAIRS, label="Occluded pixels", advanced=True, choices=("mean", "zero"),
+        titles={"mean": "Band mean", "zero": "Zero (the thesis's black)"}),
+    "init_from_classifier": Option(
+        True, "bool", "start the Siamese trunk from the classifier's trained trunk (when trunk, width and depth match)",
+        S, section=PAIRS, label="Start the trunk from the classifier's"),
+    "self_pair_share": Option(
+        0.9, "float",
+        "share of pairs that pair a tile with an independently occluded copy of itself (teaches the self-score the correlations use)",
+        S, section=PAIRS, label="Self-pair share", min=0.0, max=1.0),
+    "pairs_per_epoch": Option(
+        0, "int", "training pairs per epoch (0: one per training tile)", S, section=PAIRS,
+        label="Pairs per epoch (0: one per tile)", min=0),
+    "val_pairs": Option(
+        512, "int", "fixed validation pairs (fixed occlusions)", S, section=PAIRS, label="Validation pairs",
+        advanced=True, min=1),
+    "epochs": Option(10, "int", "number of epochs", section=OPTIMISATION, label="Epochs", min=1, max=100000),
+    "batch_size": Option(
+        64, "int", "batch size (tiles per batch; pairs per batch for Siamese)", section=BATCHES, label="Batch size",
+        min=1, max=65536),
+    "learning_rate": Option(
+        1e-3, "float", "learning rate", section=OPTIMISATION, label="Learning rate", min=0.0, max=10.0,
+        min_exclusive=True, step=1e-4),
+    "optimizer": Option(
+        "adam", "str", "optimizer", section=OPTIMISATION, label="Optimizer", choices=OPTIMIZERS,
+        titles={"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}),
+    "lr_schedule": Option(
+        "cosine", "str", "learning rate over the run: constant, or cosine decay to 5% of it", section=OPTIMISATION,
+        label="Learning-rate schedule", choices=("constant", "cosine"),
+        titles={"constant": "Constant", "cosine": "Cosine decay to 5%"}),
+    "early_stopping_patience": Option(
+        5, "int", "epochs without improvement before stopping (0: never)", section=OPTIMISATION,
+        label="Early-stopping patience (0: off)", min=0),
+    "checkpoint_metric": Option(
+        "val_macro_ap", "str", "validation metric that selects best.keras (Siamese: val_loss)", section=OPTIMISATION,
+        label="Best checkpoint by", choices=CHECKPOINT_METRICS),
+    "jit_compile": Option(
+        "auto", "auto_bool",
+        "XLA-compile the training step: auto (Siamese: on for one device; classifier: on GPU only), true or false",
+        section=OPTIMISATION, label="XLA-compile the step", advanced=True),
+    "log_every_steps": Option(
+        20, "int", "a metrics line every this many training steps", section=OPTIMISATION, label="Log every n steps",
+        advanced=True, min=1),
+    "seed": Option(0, "int", "random seed", section=OPTIMISATION, label="Seed", min=0, max=2**31 - 1),
+    "max_train_tiles": Option(
+        0, "int", "use at most this many training tiles (0: all)", section=DATA, label="Max. training tiles (0: all)",
+        advanced=True, min=0),
+    "max_val_tiles": Option(
+        0, "int", "use at most this many validation tiles (0: all)", section=DATA,
+        label="Max. validation tiles (0: all)", advanced=True, min=0),
 }
 
 #: Keys written into config.json at start-up; ignored (recomputed) when read as input.
@@ -105,6 +201,18 @@ DERIVED_KEYS = (
 
 def options_for(kind: str) -> dict[str, Option]:
     return {k: o for k, o in OPTIONS.items() if kind in o.kinds}
+
+
+def page_layout(kind: str) -> list[tuple[str, list[str], list[str]]]:
+    """The Train page's form for `kind`: (section, keys shown, keys under "More options") in SECTIONS
+    order, schema order within a section; sections without an option of `kind` are left out."""
+    valid = options_for(kind)
+    layout = []
+    for section in SECTIONS:
+        keys = [k for k, o in valid.items() if o.section == section]
+        if keys:
+            layout.append((section, [k for k in keys if not valid[k].advanced], [k for k in keys if valid[k].advanced]))
+    return layout
 
 
 def defaults(kind: str = "classifier") -> dict:
@@ -184,8 +292,12 @@ def load_file(path: str | Path) -> dict:
     return {k: v for k, v in data.items() if k not in DERIVED_KEYS}
 
 
-def resolve(raw: dict) -> dict:
-    """Defaults + `raw`, validated. Raises OLRError naming the first bad key or value."""
+def resolve(raw: dict, *, complete: bool = True) -> dict:
+    """Defaults + `raw`, validated. Raises OLRError naming the first bad key or value.
+
+    `complete=False` checks a partial config (a preset) without requiring what a run needs
+    besides its settings: a dataset (classifier) or a classifier run (Siamese).
+    """
     raw = {k: v for k, v in dict(raw).items() if k not in DERIVED_KEYS}
     kind = raw.get("kind")
     if kind is None:
@@ -202,10 +314,10 @@ def resolve(raw: dict) -> dict:
     cfg = defaults(kind)
     for key, value in raw.items():
         cfg[key] = _check(key, value, valid[key])
-    if kind == "classifier" and not cfg["dataset"]:
+    if complete and kind == "classifier" and not cfg["dataset"]:
         raise OLRError("No dataset given; set dataset=<name> (see python -m olr datasets).")
     if kind == "siamese":
-        if not cfg["classifier_run"]:
+        if complete and not cfg["classifier_run"]:
             raise OLRError("A Siamese run needs a classifier run; set classifier_run=<run id> of a finished classifier run.")
         if cfg["occlusion_min"] > cfg["occlusion_max"]:
             raise OLRError(
@@ -215,6 +327,43 @@ def resolve(raw: dict) -> dict:
         if cfg["checkpoint_metric"] != "val_loss":
             raise OLRError(f"A Siamese run selects its best checkpoint by val_loss (MSE), not {cfg['checkpoint_metric']!r}; remove checkpoint_metric.")
     return cfg
+
+
+def check_preset(settings: Any, name: str) -> dict:
+    """`settings` (partial options, "kind" among them unless classifier) validated as a preset named `name`.
+
+    Returns them as given (a preset holds only what differs from the defaults). Raises OLRError
+    with one sentence naming the preset.
+    """
+    if not isinstance(settings, dict):
+        raise OLRError(f"The preset {name} must be a JSON object of options like {{\"epochs\": 5}}.")
+    try:
+        resolve(settings, complete=False)
+    except OLRError as e:
+        text = str(e)
+        raise OLRError(f"In the preset {name}, {text[:1].lower()}{text[1:]}") from None
+    return dict(settings)
+
+
+#: Options added after runs were first stored, and the value a stored config without them reads
+#: as. The runs from before them trained without them (no self pairs, a constant rate, a trunk
+#: from scratch), but a resumed old run has always been re-resolved, i.e. given these values.
+ADDED_LATER = {"init_from_classifier": True, "self_pair_share": 0.9, "lr_schedule": "cosine"}
+
+
+def upgrade(stored: dict) -> dict:
+    """A run's stored config.json with every option of its kind present: the one reading of old runs.
+
+    A key of ADDED_LATER that an old run lacks reads as its value there; any other missing
+    option (a hand-written config) reads as its default for the run's kind, as `resolve` gives.
+    The kind of a config without one is inferred as `resolve` does. Derived keys stay as stored.
+    """
+    stored = dict(stored or {})
+    kind = stored.get("kind") or ("siamese" if stored.get("classifier_run") else "classifier")
+    if kind not in KINDS:
+        return stored
+    later = {k: v for k, v in ADDED_LATER.items() if kind in OPTIONS[k].kinds}
+    return {**defaults(kind), **later, **stored}
 
 
 def _check(key: str, value: Any, opt: Option) -> Any:

@@ -7,7 +7,7 @@ process, (a) a plain read of the image by the same windows `prepare` uses (the I
 and (b) `prepare_dataset` on it, and reports the ratio, the peak resident memory of the
 preparing process and tiles per second. Targets: prepare <= 2x the read, peak < 1.5 GB.
 
-`bench classifier` / `bench siamese` are implemented in `olr.bench_training`
+`bench classifier` / `bench siamese` are implemented in `olr.workflows.bench_training`
 (`bench_classifier(args)` / `bench_siamese(args)`, optional `add_classifier_arguments(parser)`
 / `add_siamese_arguments(parser)`); it is imported only when one of them runs.
 """
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from olr.data.prepare_options import PrepareOptions
+
 BENCHMARKS = ("prepare", "classifier", "siamese")
 TARGET_RATIO = 2.0
 TARGET_PEAK_MB = 1536.0
@@ -38,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=12000, help="scene side in pixels (default 12000)")
-    parser.add_argument("--tile", type=int, default=64, help="tile size in pixels (default 64)")
+    parser.add_argument("--tile", type=int, default=PrepareOptions.tile, help=f"tile size in pixels (default {PrepareOptions.tile})")
     parser.add_argument("--workdir", default=None,
                         help="folder for the generated scene (kept and reused) and the output; default: a temp folder")
     parser.add_argument("--repeat", type=int, default=1,
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as e:
         if e.name != "olr.workflows.bench_training":
             raise
-        raise OLRError(f"The {args.benchmark} benchmark is not part of this installation (olr/bench_training.py "
+        raise OLRError(f"The {args.benchmark} benchmark is not part of this installation (olr/workflows/bench_training.py "
                        "is missing); update OLR Studio or run `python -m olr bench prepare`.") from None
     add = getattr(training, f"add_{args.benchmark}_arguments", None)
     if add is not None:
@@ -166,7 +168,7 @@ def _child_read(image: str, tile: int) -> dict:
     import rasterio
 
     from olr.data import rasters
-    from olr.data.prepare import READ_ENV, TileGrid
+    from olr.data.tile_reader import READ_ENV, TileGrid
 
     start, cpu = time.perf_counter(), time.process_time()
     with rasterio.Env(**READ_ENV), rasters.open_image(image) as src:

@@ -5,10 +5,10 @@ one process, interleaved (A, B, A, B, ...) so machine load hits both alike; the 
 of the repetitions is reported.
 
 - `bench classifier`: classifier training throughput (tiles/s) of `model.fit` on the
-  memory-mapped tf.data pipeline (`olr.training.engine.pipelines.tile_batches`, shuffled) next to `model.fit`
+  memory-mapped tf.data pipeline (`olr.training.pipelines.tile_batches`, shuffled) next to `model.fit`
   on the same tiles held in memory as a float32 array. Target: ratio >= 0.9.
-- `bench siamese`: pairs/s of the compiled Siamese step (`olr.training.engine.models.SiameseTrainer` fed by
-  `olr.training.engine.pipelines.pair_batches`: occlusion and targets inside the step), XLA-compiled as
+- `bench siamese`: pairs/s of the compiled Siamese step (`olr.training.models.SiameseTrainer` fed by
+  `olr.training.pipelines.pair_batches`: occlusion and targets inside the step), XLA-compiled as
   training runs it on one device (jit_compile="auto") and without XLA, next to the
   thesis's loop (appendix B): numpy random indices, a Python loop writing one occlusion
   rectangle into each image, two `classifier.predict_on_batch` calls,
@@ -27,8 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from olr.training import options
+from olr.workflows import presets
+
 CLASSIFIER_TARGET = 0.9
 SIAMESE_TARGET = 1.5
+#: The models benchmarked (presets/bench.json over the option defaults); flags override some.
+CLASSIFIER = options.resolve(presets.load("bench")["classifier"], complete=False)
+SIAMESE = options.resolve(presets.load("bench")["siamese"], complete=False)
 
 
 def _tiles(folder: Path, n: int, side: int, bands: int, n_labels: int, seed: int = 0):
@@ -86,16 +92,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, default=32, help="tile side in pixels (default 32)")
     parser.add_argument("--bands", type=int, default=4)
     parser.add_argument("--labels", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--width", type=float, default=0.5, help="resnet width multiplier (default 0.5)")
+    parser.add_argument("--batch-size", type=int, default=CLASSIFIER["batch_size"], help=f"default {CLASSIFIER['batch_size']}")
+    parser.add_argument("--width", type=float, default=CLASSIFIER["width"], help=f"resnet width multiplier (default {CLASSIFIER['width']})")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per path (default 3)")
 
 
 def bench_classifier(args) -> int:
     import keras
 
-    from olr.training import models
-    from olr.training import pipelines
+    from olr.training import models, pipelines
 
     with tempfile.TemporaryDirectory(prefix="olr-bench-classifier-") as tmp:
         images, labels, bands = _tiles(Path(tmp), args.tiles, args.tile, args.bands, args.labels)
@@ -106,8 +111,8 @@ def bench_classifier(args) -> int:
 
         def make_model():
             keras.utils.set_random_seed(0)
-            model = models.resnet_classifier(images.shape[1:], args.labels, bands, width=args.width, depth=1)
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+            model = models.resnet_classifier(images.shape[1:], args.labels, bands, width=args.width, depth=CLASSIFIER["depth"])
+            model.compile(optimizer=keras.optimizers.Adam(CLASSIFIER["learning_rate"]), loss="binary_crossentropy")
             return model
 
         piped, plain = make_model(), make_model()
@@ -142,19 +147,20 @@ def add_siamese_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, default=32, help="tile side in pixels (default 32)")
     parser.add_argument("--bands", type=int, default=3)
     parser.add_argument("--labels", type=int, default=8)
-    parser.add_argument("--embedding-dim", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32, help="pairs per step (default 32)")
-    parser.add_argument("--width", type=float, default=0.25, help="resnet width of classifier and trunk (default 0.25)")
+    parser.add_argument("--embedding-dim", type=int, default=SIAMESE["embedding_dim"], help=f"default {SIAMESE['embedding_dim']}")
+    parser.add_argument("--batch-size", type=int, default=SIAMESE["batch_size"], help=f"pairs per step (default {SIAMESE['batch_size']})")
+    parser.add_argument("--width", type=float, default=SIAMESE["width"],
+                        help=f"resnet width of classifier and trunk (default {SIAMESE['width']})")
     parser.add_argument("--steps", type=int, default=50, help="steps per timed repetition (default 50)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--occlusion", type=float, nargs=2, default=(0.3, 0.6), metavar=("MIN", "MAX"))
+    parser.add_argument("--occlusion", type=float, nargs=2, default=(SIAMESE["occlusion_min"], SIAMESE["occlusion_max"]),
+                        metavar=("MIN", "MAX"), help=f"default {SIAMESE['occlusion_min']} {SIAMESE['occlusion_max']}")
 
 
 def bench_siamese(args) -> int:
     import keras
 
-    from olr.training import models
-    from olr.training import pipelines
+    from olr.training import models, pipelines
 
     bs, side = args.batch_size, args.tile
     with tempfile.TemporaryDirectory(prefix="olr-bench-siamese-") as tmp:
@@ -164,14 +170,16 @@ def bench_siamese(args) -> int:
         print(f"{args.tiles} tiles of {side}x{side}x{args.bands}, {bs} pairs per step, {args.labels} labels, "
               f"k={args.embedding_dim}, occlusion {args.occlusion[0]}-{args.occlusion[1]} of the side")
         keras.utils.set_random_seed(0)
-        classifier = models.resnet_classifier(images.shape[1:], args.labels, bands, width=args.width, depth=1)
+        classifier = models.resnet_classifier(images.shape[1:], args.labels, bands, width=args.width, depth=SIAMESE["depth"])
         classifier.trainable = False
 
         def make_pair():
             keras.utils.set_random_seed(1)
-            embedder = models.siamese_embedder(images.shape[1:], args.labels, args.embedding_dim, bands, "resnet", args.width, 1)
+            embedder = models.siamese_embedder(images.shape[1:], args.labels, args.embedding_dim, bands, "resnet", args.width,
+                                               SIAMESE["depth"])
             pair = models.siamese_pair_model(embedder)
-            pair.compile(optimizer=keras.optimizers.RMSprop(1e-3), loss="mse")
+            # RMSprop as the thesis's loop (appendix B) trains the pair model
+            pair.compile(optimizer=keras.optimizers.RMSprop(SIAMESE["learning_rate"]), loss="mse")
             return pair
 
         thesis_pair = make_pair()

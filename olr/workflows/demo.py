@@ -20,6 +20,8 @@ from pathlib import Path
 
 from olr import workspace
 from olr.errors import OLRError
+from olr.runs.store import RunLayout
+from olr.workflows import presets
 
 #: Targets on the demo scene's test split (issue "Make OLR work").
 TARGETS = {
@@ -30,31 +32,10 @@ TARGETS = {
 #: Labels with at least this many test positives must have at least one true positive.
 MIN_SUPPORT_FOR_TP = 20
 
-# The tuned demo configurations. `quick` trades accuracy for a run of a few minutes.
-CLASSIFIER = {
-    "full": {
-        "model": "resnet", "width": 1.0, "depth": 1, "dropout": 0.2, "loss": "bce", "augment": True,
-        "epochs": 24, "batch_size": 64, "learning_rate": 2e-3, "optimizer": "adam", "lr_schedule": "cosine",
-        "early_stopping_patience": 8, "checkpoint_metric": "val_macro_ap", "prune_below": 20,
-    },
-    "quick": {
-        "model": "resnet", "width": 0.5, "depth": 1, "dropout": 0.2, "loss": "bce", "augment": True,
-        "epochs": 6, "batch_size": 64, "learning_rate": 3e-3, "optimizer": "adam", "lr_schedule": "cosine",
-        "early_stopping_patience": 0, "max_train_tiles": 1200, "prune_below": 20,
-    },
-}
-SIAMESE = {
-    "full": {
-        "width": 1.0, "depth": 1, "embedding_dim": 16, "occlusion_min": 0.05, "occlusion_max": 0.5,
-        "epochs": 14, "batch_size": 32, "learning_rate": 1e-3, "lr_schedule": "cosine", "early_stopping_patience": 0,
-        "self_pair_share": 0.9,
-    },
-    "quick": {
-        "width": 0.5, "depth": 1, "embedding_dim": 8, "occlusion_min": 0.05, "occlusion_max": 0.5,
-        "epochs": 4, "batch_size": 32, "learning_rate": 2e-3, "lr_schedule": "cosine", "early_stopping_patience": 0,
-        "pairs_per_epoch": 1200, "self_pair_share": 0.9,
-    },
-}
+# The tuned demo configurations (presets/demo.json): `quick` trades accuracy for a run of a few minutes.
+PRESETS = presets.load("demo")
+CLASSIFIER = {mode: PRESETS[f"classifier_{mode}"] for mode in ("full", "quick")}
+SIAMESE = {mode: PRESETS[f"siamese_{mode}"] for mode in ("full", "quick")}
 
 
 @dataclass
@@ -83,7 +64,7 @@ def _train(run_id: str, settings: dict, extra_env: dict | None = None) -> Path:
     run_dir = workspace.run_path(run_id)
     if proc.returncode != 0:
         raise OLRError(
-            f"Training run {run_id} ended with exit code {proc.returncode}; see {run_dir / 'console.log'} for why."
+            f"Training run {run_id} ended with exit code {proc.returncode}; see {RunLayout(run_dir).console} for why."
         )
     return run_dir
 
@@ -97,12 +78,12 @@ def _read_json(path: Path) -> dict:
 
 def collect_figures(classifier_dir: Path, siamese_dir: Path) -> tuple[dict, dict]:
     """Headline figures and target checks, read from the two run folders."""
-    summary = _read_json(classifier_dir / "evaluation" / "summary.json")
+    summary = _read_json(RunLayout(classifier_dir).summary)
     per_label = summary["modes"]["per_label"]
-    with open(classifier_dir / "evaluation" / "per_label.csv", newline="", encoding="utf-8") as f:
+    with open(RunLayout(classifier_dir).per_label, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     starved = [r["label"] for r in rows if float(r["support"]) >= MIN_SUPPORT_FOR_TP and float(r["tp_per_label"]) == 0]
-    agreement = _read_json(siamese_dir / "correlations" / "agreement.json")
+    agreement = _read_json(RunLayout(siamese_dir).agreement)
     figures = {
         "micro_f2": per_label["micro"]["f2"],
         "macro_f2": per_label["macro"]["f2"],

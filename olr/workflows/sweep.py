@@ -25,18 +25,15 @@ import pandas as pd
 
 from olr import atomic, workspace
 from olr.errors import OLRError
+from olr.runs.store import ENDED_STATES, RunLayout, RunState
+from olr.workflows import presets
 
-# The thesis's own set-up: appendix A's architecture, Adam at 1e-4, no augmentation, the
-# best checkpoint chosen by validation binary accuracy (the metric that hid its collapse).
-THESIS_BASE = {
-    "model": "thesis", "width": 0.5, "learning_rate": 1e-4, "augment": False, "loss": "bce",
-    "shuffle": True, "threshold": 0.5, "checkpoint_metric": "val_binary_accuracy", "epochs": 8,
-    "early_stopping_patience": 0,
-}
-OUR_DEFAULT = {"model": "resnet", "width": 1.0, "depth": 2, "dropout": 0.3, "learning_rate": 2e-3, "epochs": 20,
-               "early_stopping_patience": 5, "checkpoint_metric": "val_macro_ap"}
-SIAMESE_SETTINGS = {"embedding_dim": 16, "occlusion_min": 0.05, "occlusion_max": 0.5, "epochs": 8,
-                    "early_stopping_patience": 0}
+# The settings (presets/thesis_sweep.json): "thesis" is the thesis's own set-up: appendix A's
+# architecture, Adam at 1e-4, no augmentation, the best checkpoint chosen by validation binary
+# accuracy (the metric that hid its collapse); "olr_default" is OLR Studio's; "quick" and
+# "siamese_quick" shrink a sweep to minutes (for tests).
+PRESET = presets.load("thesis_sweep")
+THESIS_BASE, OUR_DEFAULT, SIAMESE_SETTINGS = PRESET["thesis"], PRESET["olr_default"], PRESET["siamese"]
 #: The thesis pruned labels seen in fewer than 100 of 14100 tiles (0.7 %); the same share.
 THESIS_PRUNE_SHARE = 100 / 14100
 
@@ -61,12 +58,18 @@ def thesis_jobs(n_train_tiles: int, quick: bool = False) -> list[Job]:
         for weighted in (True, False):
             for randomized in (True, False):
                 run += 1
+                settings = dict(THESIS_BASE)  # the defaults are the other level of each factor
+                if pruned:
+                    settings["prune_below"] = prune
+                if weighted:
+                    settings["loss"] = "weighted_bce_batch"
+                if not randomized:
+                    settings["shuffle"] = False
                 jobs.append(Job(
                     f"T3 run {run}",
                     f"pruned={'yes' if pruned else 'no'}, weighted={'yes' if weighted else 'no'}, "
                     f"randomized={'yes' if randomized else 'no'}",
-                    {**THESIS_BASE, "prune_below": prune if pruned else 0,
-                     "loss": "weighted_bce_batch" if weighted else "bce", "shuffle": randomized},
+                    settings,
                 ))
     jobs.append(Job("T5 combined labels", "combined labels (appendix C3), randomized", {**THESIS_BASE, "scheme": "thesis_c3"}))
     jobs.append(Job("T5 lowered threshold", "threshold 0.2, randomized", {**THESIS_BASE, "threshold": 0.2}))
@@ -74,7 +77,7 @@ def thesis_jobs(n_train_tiles: int, quick: bool = False) -> list[Job]:
     jobs.append(Job("OLR Studio default", "residual network, BCE, augmentation, macro-AP checkpoint", dict(OUR_DEFAULT)))
     if quick:
         for job in jobs:
-            job.settings.update(epochs=2, max_train_tiles=400, max_val_tiles=200, width=0.25)
+            job.settings.update(PRESET["quick"])
     return jobs
 
 
@@ -106,9 +109,8 @@ def load_manifest(sweep_id: str) -> dict:
 def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = False, siamese: bool = True,
               sweep_id: str | None = None, poll_s: float = 2.0, echo=print) -> str:
     """Launch every job of `preset` (classifier, then its Siamese) and wait for all; return the sweep id."""
-    from olr.runs import launcher
-    from olr.runs import store
     from olr.data.dataset import load_dataset
+    from olr.runs import launcher, store
 
     workspace.require_writable("launch a sweep")
     if preset not in PRESETS:
@@ -116,10 +118,7 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
     ds = load_dataset(dataset)
     sweep_id = workspace.check_name(sweep_id or f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}", "sweep id")
     jobs = PRESETS[preset](len(ds.split_indices("train")), quick=quick)
-    if quick:
-        siamese_settings = {**SIAMESE_SETTINGS, "epochs": 2, "pairs_per_epoch": 256, "val_pairs": 128}
-    else:
-        siamese_settings = dict(SIAMESE_SETTINGS)
+    siamese_settings = {**SIAMESE_SETTINGS, **(PRESET["siamese_quick"] if quick else {})}
 
     def manifest() -> dict:
         return {"id": sweep_id, "preset": preset, "dataset": ds.name, "devices": devices, "quick": quick,
@@ -151,22 +150,22 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
         time.sleep(poll_s)
         for run_id in list(busy):
             state = store.load_run(run_id).state
-            if state in ("finished", "failed", "stopped", "dead"):
+            if state in ENDED_STATES:
                 job, device = busy.pop(run_id)
                 free.append(device)
                 stage = "classifier" if run_id == job.classifier_run else "siamese"
                 echo(f"[sweep] {job.name}: {stage} {state}")
-                if stage == "classifier" and state == "finished" and siamese:
+                if stage == "classifier" and state == RunState.FINISHED and siamese:
                     queue.insert(0, (job, "siamese"))
                     job.state = "siamese queued"
                 else:
-                    job.state = "finished" if state == "finished" else f"{stage} {state}"
+                    job.state = RunState.FINISHED.value if state == RunState.FINISHED else f"{stage} {state}"
                 _save_manifest(sweep_id, manifest())
     return sweep_id
 
 
 def _confusion_totals(run_dir: Path) -> dict:
-    path = run_dir / "evaluation" / "per_label.csv"
+    path = RunLayout(run_dir).per_label
     if not path.exists():
         return {}
     with open(path, newline="", encoding="utf-8") as f:
@@ -196,12 +195,12 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
                     row[f"final {label}"] = float(series.max())
             row["labels"] = len(run.config.get("labels", []))
             row.update(_confusion_totals(run.path))
-            summary = store.read_json(run.path / "evaluation" / "summary.json")
+            summary = store.read_json(run.files.summary)
             if summary:
                 row["baseline accuracy"] = summary.get("baseline_accuracy")
                 row["test micro F2 (tuned)"] = summary.get("modes", {}).get("per_label", {}).get("micro", {}).get("f2")
         if job.get("siamese_run"):
-            agreement = store.read_json(Path(workspace.run_path(job["siamese_run"])) / "correlations" / "agreement.json")
+            agreement = store.read_json(RunLayout(workspace.run_path(job["siamese_run"])).agreement)
             view = agreement.get("siamese_self", {})
             row["agreement ρ"] = view.get("spearman")
         rows.append(row)

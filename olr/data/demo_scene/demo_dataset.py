@@ -1,0 +1,158 @@
+"""The demo dataset `data/demo`: the scene prepared like any other, built once even under concurrency.
+
+`ensure_demo_dataset` generates the scene (olr.data.demo_scene.scene_files) when needed and
+prepares it with `olr.data.prepare`, choosing the split seed that serves every label best.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+import numpy as np
+
+from olr import workspace
+from olr.data import label_schemes
+from olr.data.demo_scene.scene_files import demo_scene_dir, generate_scene, scene_complete
+from olr.data.demo_scene.spec import (
+    DEFAULT_SEED,
+    DEFAULT_SIZE_PX,
+    DEMO_DATASET,
+    DEMO_MIN_FRACTION,
+    DEMO_SPLIT,
+    DEMO_SPLIT_BLOCK,
+    DEMO_TILE,
+    NODATA_GRID,
+    Progress,
+    check_params,
+)
+
+
+def _dataset_complete(folder: Path) -> bool:
+    """Whether `folder` holds every file of a prepared dataset."""
+    from olr.data.dataset import REQUIRED_FILES
+
+    return folder.is_dir() and all((folder / f).exists() for f in REQUIRED_FILES)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """An exclusive advisory lock (flock) held for the `with` block; others wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def tile_presence(
+    image: str | os.PathLike, labels: str | os.PathLike, tile: int = DEMO_TILE
+) -> tuple[np.ndarray, list[int]]:
+    """Which CLC classes each tile holds, computed the way preparation does it.
+
+    The CORINE raster is aligned onto the image grid (nearest neighbour); a class is present
+    in a tile when it covers at least DEMO_MIN_FRACTION of the tile's labelled pixels.
+    Returns presence (H // tile, W // tile, C) bool and the C class codes of its last axis.
+    """
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+
+    with rasterio.open(image) as im, rasterio.open(labels) as lb:
+        grid = np.full((im.height, im.width), NODATA_GRID, np.uint8)
+        reproject(
+            rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs,
+            resampling=Resampling.nearest, dst_nodata=NODATA_GRID,
+        )
+    nr, nc = grid.shape[0] // tile, grid.shape[1] // tile
+    codes = label_schemes.grid_to_code_lut()[grid[: nr * tile, : nc * tile]]
+    tile_id = (np.arange(nr * tile)[:, None] // tile) * nc + np.arange(nc * tile)[None, :] // tile
+    present = sorted(set(np.unique(codes).tolist()) - {0})
+    index = np.zeros(600, np.int64)
+    index[present] = np.arange(1, len(present) + 1)
+    counts = np.bincount((tile_id * (len(present) + 1) + index[codes]).ravel(), minlength=nr * nc * (len(present) + 1))
+    counts = counts.reshape(nr * nc, len(present) + 1)
+    labelled = np.maximum(counts[:, 1:].sum(1, keepdims=True), 1)
+    return (counts[:, 1:] / labelled >= DEMO_MIN_FRACTION).reshape(nr, nc, len(present)), present
+
+
+def split_seed(presence: np.ndarray, *, block: int, fractions=DEMO_SPLIT, n_seeds: int = 200) -> int:
+    """The seed of the spatial block split (olr.splits) that serves every label best.
+
+    A spatial split moves whole towns or lagoons into one split, so a clumped label can miss
+    the validation or test split entirely. Among seeds 0..n_seeds-1 this picks the one whose
+    worst label (of those in at least 20 tiles) gets the largest share of its expected
+    validation and test positives. presence: (tile rows, tile cols, C) bool.
+    """
+    from olr.data import splits
+
+    nr, nc, n_labels = presence.shape
+    rows, cols = np.divmod(np.arange(nr * nc), nc)
+    blocks = splits.spatial_blocks(rows, cols, block)
+    flat = presence.reshape(nr * nc, n_labels)
+    common = flat[:, flat.sum(0) >= 20]
+    if common.shape[1] == 0:  # a scene too small to matter
+        return 0
+    best_seed, best_score = 0, -1.0
+    for seed in range(n_seeds):
+        assigned = splits.assign_blocks(blocks, fractions, seed)
+        score = min(
+            float((common[assigned == name].sum(0) / (share * common.sum(0))).min())
+            for name, share in zip(("val", "test"), fractions[1:])
+        )
+        if score > best_score:
+            best_seed, best_score = seed, score
+    return best_seed
+
+
+def ensure_demo_dataset(
+    progress: Progress | None = None,
+    *,
+    seed: int | None = None,
+    size_px: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Return the demo dataset folder `data/demo`, generating the scene and preparing it if needed.
+
+    Safe when several processes call it at once: one builds under an exclusive lock on
+    `data/.demo.lock`, the others wait and then find it. `seed`/`size_px` None means "as it
+    exists, else the defaults"; a different explicit value rebuilds the scene and dataset.
+    """
+    import shutil
+
+    out = workspace.dataset_path(DEMO_DATASET)
+    scene_dir = demo_scene_dir()
+    want_seed = DEFAULT_SEED if seed is None else seed
+    want_size = DEFAULT_SIZE_PX if size_px is None else size_px
+    want_seed, want_size = check_params(want_seed, want_size)
+    if workspace.is_readonly() and not force and _dataset_complete(out):
+        return out  # a read-only demo shows what is there and writes nothing, not even the lock
+    workspace.require_writable("prepare the demo dataset")
+    with _exclusive_lock(workspace.data_dir() / ".demo.lock"):
+        scene = scene_complete(scene_dir)
+        stale = scene is not None and (
+            (seed is not None and scene.get("seed") != want_seed)
+            or (size_px is not None and scene.get("size_px") != want_size)
+        )
+        if not force and not stale and scene is not None and _dataset_complete(out):
+            return out
+        if force or stale or scene is None:
+            shutil.rmtree(out, ignore_errors=True)  # never leave a dataset of another scene
+            generate_scene(scene_dir, seed=want_seed, size_px=want_size, progress=progress, overwrite=True)
+        _prepare(scene_dir, out, progress)
+    return out
+
+
+def _prepare(scene_dir: Path, out: Path, progress: Progress | None) -> None:
+    """Prepare the scene in `scene_dir` into the dataset `out` with the demo's settings."""
+    from olr.data.prepare import prepare_dataset
+
+    image, labels = scene_dir / "image.tif", scene_dir / "clc.tif"
+    chosen = split_seed(tile_presence(image, labels)[0], block=DEMO_SPLIT_BLOCK)
+    prepare_dataset(
+        image, labels, out, tile=DEMO_TILE, scheme="level3", min_fraction=DEMO_MIN_FRACTION,
+        split_block=DEMO_SPLIT_BLOCK, split_fractions=DEMO_SPLIT, seed=chosen, overwrite=True, progress=progress,
+    )

@@ -1,0 +1,102 @@
+"""Summaries of one dataset beyond its label statistics: splits, tile selections, per-tile label lists.
+
+What the Datasets explorer shows, computed here so a notebook gets the same numbers: the
+split sizes and shares, the labels in display order, which tiles a filter selects and a
+reproducible sample of them, and each tile's present labels largest share first. Label
+frequencies and co-occurrence live in `olr.data.label_stats`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from olr.data.dataset import SPLITS
+
+#: Columns of the tile table that place a tile on the map (EPSG:4326 degrees).
+COORDINATE_COLUMNS = ("lon_min", "lat_min", "lon_max", "lat_max")
+#: `split` value meaning every tile of the dataset.
+ALL = "all"
+
+
+def has_coordinates(dataset) -> bool:
+    """True if the tile table places the tiles on the map (imported batches carry no coordinates)."""
+    table = dataset.tiles
+    if not set(COORDINATE_COLUMNS).issubset(table.columns):
+        return False
+    return not table[list(COORDINATE_COLUMNS)].isna().all().any()
+
+
+def split_counts(dataset) -> dict[str, int]:
+    """Tiles per split, in the order of `SPLITS` (train, val, test)."""
+    return {s: len(dataset.split_indices(s)) for s in SPLITS}
+
+
+def split_percent(dataset) -> dict[str, float]:
+    """Share of the dataset's tiles in each split, in percent (0 for an empty dataset)."""
+    counts = split_counts(dataset)
+    return {s: 100 * counts[s] / max(dataset.n_tiles, 1) for s in SPLITS}
+
+
+def mean_labels_per_tile(stats) -> float:
+    """Mean number of present labels per tile, from `LabelStats.labels_per_tile` (0 for no tiles)."""
+    histogram = np.asarray(stats.labels_per_tile)
+    return float((np.arange(len(histogram)) * histogram).sum() / max(stats.n_tiles, 1))
+
+
+def present_labels(stats) -> np.ndarray:
+    """(k,) int64 indices of the labels present in at least one tile; all labels when none is."""
+    present = np.asarray(stats.counts) > 0
+    return np.flatnonzero(present) if present.any() else np.arange(len(stats.names))
+
+
+def most_frequent_label(dataset) -> str | None:
+    """Name of the label present in the most tiles (the first on ties); None without labels."""
+    names = dataset.label_names
+    if not names:
+        return None
+    return names[int(np.argmax(np.asarray(dataset.presence).sum(axis=0)))]
+
+
+def tiles_with(dataset, split: str = ALL, label: str | None = None) -> np.ndarray:
+    """(m,) int64 ascending rows of the tiles in `split` ("all" or a split) that carry `label` (None: any)."""
+    rows = np.arange(dataset.n_tiles) if split == ALL else dataset.split_indices(split)
+    if label is not None:
+        j = dataset.label_names.index(label)
+        rows = rows[np.asarray(dataset.presence[rows, j]).astype(bool)]
+    return rows
+
+
+def sample_rows(rows, k: int, seed: int = 0) -> np.ndarray:
+    """At most `k` of `rows`, drawn without replacement by `seed` (same seed, same tiles), ascending."""
+    rows = np.asarray(rows)
+    if len(rows) <= k:
+        return np.sort(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, size=k, replace=False))
+
+
+def tile_labels(
+    fractions, presence, names: list[str], colors: list[str], limit: int = 5
+) -> list[list[tuple[str, str, float]]]:
+    """Per tile, its present labels as (name, colour, area fraction), largest fraction first, at most `limit`.
+
+    fractions: (n, L) area fractions; presence: (n, L) 0/1, both in the order of `names`/`colors`.
+    """
+    out = []
+    for f, p in zip(np.asarray(fractions), np.asarray(presence).astype(bool), strict=True):
+        order = np.argsort(-f)
+        out.append([(names[j], colors[j], float(f[j])) for j in order if p[j]][:limit])
+    return out
+
+
+def tile_label_text(fractions, names: list[str], min_fraction: float, limit: int = 6) -> list[str]:
+    """Per tile, its labels at or above `min_fraction` with area shares, largest first ("Olive groves 45%, ...").
+
+    fractions: (n, L) area fractions in the order of `names`; a tile without any reads "no label".
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    order = np.argsort(-fractions, axis=1)[:, :limit]
+    out = []
+    for row, idx in zip(fractions, order, strict=True):
+        parts = [f"{names[j]} {row[j] * 100:.0f}%" for j in idx if row[j] >= min_fraction and row[j] > 0]
+        out.append(", ".join(parts) if parts else "no label")
+    return out

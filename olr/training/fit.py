@@ -1,0 +1,230 @@
+"""Keras fitting of a planned run: devices, optimizer, metrics and the two trainers
+(`train_classifier`, `train_siamese`); the run's files are written by
+`olr.training.run_callback.RunCallback`.
+
+- metrics.jsonl: a "train" line every `log_every_steps` steps (running means over the epoch
+  so far, `"scope": "step"`), and at each epoch end a "train" and a "val" line
+  (`"scope": "epoch"`); metric names without the `val_` prefix; `epoch` is 1-based.
+- best.keras / last.keras (for a Siamese run: the pair model, with its "embedder"):
+  saved to a temporary name in the run folder, then renamed. train_state.json holds the
+  completed epochs, step count, best score and early-stopping counter for `--resume`.
+- Devices: CUDA_VISIBLE_DEVICES chooses GPUs; with more than one visible, training uses
+  tf.distribute.MirroredStrategy. `logical_cpus=N` splits the CPU into N logical devices
+  and mirrors over them (to exercise that path without GPUs).
+
+TensorFlow and Keras (and the modules that import them) are imported inside the functions,
+so planning a run and `python -m olr train --help` stay light. The `status` and `stop`
+arguments are `olr.training.lifecycle`'s StatusFile and StopFlag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from olr.errors import OLRError
+from olr.runs.store import RunLayout, RunState
+from olr.training.console import log
+from olr.training.plan import Plan
+
+
+def setup_devices(logical_cpus: int = 0):
+    """(strategy, device description). Must run before TensorFlow executes anything."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        with contextlib.suppress(RuntimeError, ValueError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        return _gpu_strategy(tf, gpus)
+    if logical_cpus > 1:
+        return _logical_cpu_strategy(tf, logical_cpus)
+    return tf.distribute.get_strategy(), "CPU"
+
+
+def _gpu_strategy(tf, gpus):
+    names = []
+    for i, gpu in enumerate(gpus):
+        try:
+            detail = tf.config.experimental.get_device_details(gpu).get("device_name", "")
+        except (RuntimeError, ValueError):
+            detail = ""
+        names.append(f"GPU:{i}" + (f" ({detail})" if detail else ""))
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), f"{', '.join(names)} (MirroredStrategy)"
+    return tf.distribute.get_strategy(), names[0]
+
+
+def _logical_cpu_strategy(tf, logical_cpus: int):
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
+    except RuntimeError:
+        raise OLRError("The CPU can only be split into logical devices before TensorFlow starts; run the training in a fresh process.") from None
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices), f"CPU x{len(devices)} (logical devices, MirroredStrategy)"
+
+
+def make_optimizer(cfg: dict, total_steps: int):
+    """The configured optimizer; with lr_schedule=cosine the rate decays over `total_steps`."""
+    import keras
+
+    lr = cfg["learning_rate"]
+    if cfg["lr_schedule"] == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.05)
+    name = cfg["optimizer"]
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    if name == "adamw":
+        return keras.optimizers.AdamW(lr)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9)
+
+
+def classifier_metrics(n_labels: int, threshold: float) -> list:
+    """Binary accuracy, micro/macro F1 and F2 at `threshold`, macro AP (mean per-label PR-AUC), micro AP."""
+    import keras
+
+    m = keras.metrics
+    return [
+        m.BinaryAccuracy(threshold=threshold, name="binary_accuracy"),
+        m.FBetaScore(average="micro", beta=1.0, threshold=threshold, name="micro_f1"),
+        m.FBetaScore(average="macro", beta=1.0, threshold=threshold, name="macro_f1"),
+        m.FBetaScore(average="micro", beta=2.0, threshold=threshold, name="micro_f2"),
+        m.FBetaScore(average="macro", beta=2.0, threshold=threshold, name="macro_f2"),
+        m.AUC(curve="PR", multi_label=True, num_labels=n_labels, name="macro_ap"),
+        m.AUC(curve="PR", multi_label=False, name="micro_ap"),
+    ]
+
+
+def _per_replica_multiple(n: int, replicas: int) -> int:
+    """`n` rounded down to a multiple of the replica count (at least one per replica).
+
+    Under MirroredStrategy every batch, the last one too, must split evenly between the
+    replicas (Keras 3 fails on uneven splits), so batch sizes and the number of validation
+    tiles/pairs are multiples of the replica count; at most replicas-1 validation tiles drop.
+    """
+    return max(replicas, n - n % replicas)
+
+
+def _outcome(stop) -> RunState:
+    return RunState.STOPPED if stop.requested else RunState.FINISHED
+
+
+def _classifier_model(plan: Plan, batch: int):
+    """A new compiled classifier, or (resuming) last.keras with its optimizer state. Call inside the strategy scope."""
+    import keras
+
+    from olr.training import losses, models  # Keras: see the module docstring
+
+    cfg, ds = plan.cfg, plan.dataset
+    if plan.resuming:
+        return keras.models.load_model(RunLayout(plan.run_dir).last)  # compiled, with optimizer state
+    n_labels = len(cfg["labels"])
+    model = models.classifier(cfg, ds.tile_shape, n_labels, ds.meta["bands"])
+    pos_weight = losses.pos_weights(plan.y_train, cfg["pos_weight_max"]) if cfg["loss"] == "weighted_bce_global" else None
+    total_steps = cfg["epochs"] * max(1, len(plan.train_idx) // batch)
+    model.compile(optimizer=make_optimizer(cfg, total_steps), loss=losses.make_loss(cfg, pos_weight),
+                  metrics=classifier_metrics(n_labels, cfg["threshold"]), jit_compile=cfg["jit_compile"])
+    return model
+
+
+def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
+    """Fit a classifier run; returns FINISHED, or STOPPED when a stop was requested."""
+    import keras
+
+    from olr.training import pipelines  # TensorFlow and Keras: see the module docstring
+    from olr.training.run_callback import RunCallback
+
+    cfg, ds = plan.cfg, plan.dataset
+    initial_epoch = (plan.train_state or {}).get("epoch", 0)
+    keras.utils.set_random_seed(cfg["seed"] + initial_epoch)
+    replicas = strategy.num_replicas_in_sync
+    batch = _per_replica_multiple(min(cfg["batch_size"], len(plan.train_idx)), replicas)
+    n_val = len(plan.val_idx) - len(plan.val_idx) % replicas
+    if batch != min(cfg["batch_size"], len(plan.train_idx)):
+        log(f"batch size {batch}: a multiple of the {replicas} replicas")
+    with strategy.scope():
+        model = _classifier_model(plan, batch)
+    log(f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; batches {'shuffled' if cfg['shuffle'] else 'in order'}")
+    train_data = pipelines.tile_batches(ds.images, plan.train_idx, plan.y_train, batch_size=batch, shuffle=cfg["shuffle"],
+                                        augment=cfg["augment"], seed=cfg["seed"], drop_remainder=True)
+    val_data = pipelines.tile_batches(ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas))
+    callback = RunCallback(plan, model, val_data, status, stop)
+    model.fit(train_data, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
+    return _outcome(stop)
+
+
+def _teacher(plan: Plan):
+    """The Siamese run's classifier (its best checkpoint), checked against its config."""
+    import keras
+
+    n_labels = len(plan.cfg["labels"])
+    classifier = keras.models.load_model(plan.classifier_run.files.best, compile=False)
+    if tuple(classifier.input_shape[1:]) != tuple(plan.dataset.tile_shape) or classifier.output_shape[-1] != n_labels:
+        raise OLRError(
+            f"The classifier run {plan.classifier_run.id}'s model takes {classifier.input_shape[1:]} and gives "
+            f"{classifier.output_shape[-1]} labels, which does not match its config; train the classifier again."
+        )
+    return classifier
+
+
+def _siamese_model(plan: Plan, classifier, batch: int):
+    """A new compiled pair model, or (resuming) last.keras with its optimizer state. Call inside the strategy scope."""
+    import keras
+
+    from olr.training import models  # Keras: see the module docstring
+
+    cfg, ds = plan.cfg, plan.dataset
+    if plan.resuming:
+        return keras.models.load_model(RunLayout(plan.run_dir).last)  # compiled, with optimizer state
+    embedder = models.siamese_embedder(ds.tile_shape, len(cfg["labels"]), cfg["embedding_dim"], ds.meta["bands"],
+                                       cfg["trunk"], cfg["width"], cfg["depth"])
+    if cfg["init_from_classifier"]:
+        copied = models.copy_trunk_weights(classifier, embedder)
+        log(f"Siamese trunk initialised from the classifier: {copied} layers copied" if copied > 1 else
+            "Siamese trunk trained from scratch: its architecture differs from the classifier's")
+    siamese = models.siamese_pair_model(embedder)
+    total_steps = cfg["epochs"] * max(1, (cfg["pairs_per_epoch"] or len(plan.train_idx)) // batch)
+    siamese.compile(optimizer=make_optimizer(cfg, total_steps), loss="mse")  # so checkpoints carry the optimizer state
+    return siamese
+
+
+def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
+    """Fit a Siamese run against its classifier; returns FINISHED, or STOPPED when a stop was requested."""
+    import keras
+
+    from olr.training import models, pipelines  # TensorFlow and Keras: see the module docstring
+    from olr.training.run_callback import RunCallback
+
+    cfg, ds = plan.cfg, plan.dataset
+    state = plan.train_state or {}
+    initial_epoch = state.get("epoch", 0)
+    keras.utils.set_random_seed(cfg["seed"] + initial_epoch)
+    replicas = strategy.num_replicas_in_sync
+    batch = _per_replica_multiple(cfg["batch_size"], replicas)
+    val_pairs = max(replicas, cfg["val_pairs"] - cfg["val_pairs"] % replicas)
+    if batch != cfg["batch_size"]:
+        log(f"batch size {batch}: a multiple of the {replicas} replicas")
+    with strategy.scope():
+        classifier = _teacher(plan)
+        siamese = _siamese_model(plan, classifier, batch)
+        fill = [b["mean"] for b in ds.meta["bands"]] if cfg["occlusion_fill"] == "mean" else [0.0] * ds.tile_shape[2]
+        trainer = models.SiameseTrainer(siamese, classifier, fill)
+        # The fused step XLA-compiles as a whole (bench siamese: ~1.7x less CPU per pair on CPU);
+        # Keras's "auto" would leave XLA off on CPU. Off with several replicas, as Keras does.
+        jit = cfg["jit_compile"]
+        trainer.compile(optimizer=siamese.optimizer, loss="mse", jit_compile=replicas == 1 if jit == "auto" else jit)
+    pairs = cfg["pairs_per_epoch"] or len(plan.train_idx)
+    steps = max(1, pairs // batch)
+    occlusion = (cfg["occlusion_min"], cfg["occlusion_max"])
+    log(f"Siamese {cfg['trunk']} trunk, k={cfg['embedding_dim']}: {siamese.count_params():,} parameters; "
+        f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, fill {cfg['occlusion_fill']}")
+    train_data = pipelines.pair_batches(ds.images, plan.train_idx, batch_size=batch, occlusion=occlusion, seed=cfg["seed"],
+                                        start_step=state.get("step", 0), self_pair_share=cfg["self_pair_share"])
+    val_data = pipelines.fixed_pair_batches(ds.images, plan.val_idx, n_pairs=val_pairs, batch_size=_per_replica_multiple(max(batch, 64), replicas),
+                                            occlusion=occlusion, seed=cfg["seed"] + 1, self_pair_share=cfg["self_pair_share"])
+    callback = RunCallback(plan, siamese, val_data, status, stop)
+    trainer.fit(train_data, steps_per_epoch=steps, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
+    return _outcome(stop)

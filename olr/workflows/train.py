@@ -1,0 +1,120 @@
+"""`python -m olr train`: plan a classifier or Siamese run, train it, then evaluate it.
+
+    python -m olr train --dataset demo --epochs 5 --loss focal
+    python -m olr train --config my.json --set shuffle=false --run-id study-inorder
+    python -m olr train --kind siamese --classifier-run <run id> --embedding-dim 16
+    python -m olr train --resume <run id> [--set epochs=20]
+
+Order of work: the config, dataset, labels and classifier run are validated *before* the
+run folder exists (`olr.training.plan`), so bad input (exit 2, one sentence) leaves nothing
+behind. Then `models/<run-id>/` is created (id `<UTC yyyymmdd-HHMMSS>-<kind>-<random>` or
+`--run-id`; a folder pre-created by `olr.runs.launcher`, holding no config.json yet, is
+adopted) with the files listed in docs/ARCHITECTURE.md, and `olr.training.lifecycle` runs
+the training (exit 0 finished, 143 stopped, 1 failed).
+
+After a finished training, and before its status says "finished", the run is evaluated
+(`olr.analysis.evaluation.evaluate_run`) and its label correlations computed
+(`olr.analysis.correlations.compute_for_run`, unless evaluation already wrote them, as it
+does for Siamese runs); `--no-evaluate` skips both. A failure there is logged and kept in
+status["followup_errors"]; the run stays "finished".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import traceback
+from pathlib import Path
+
+from olr import workspace
+from olr.analysis import correlations, evaluation
+from olr.errors import OLRError
+from olr.runs import store
+from olr.runs.store import RunLayout
+from olr.training import lifecycle, options, plan
+from olr.training.console import log
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="JSON file of options (see the flags below for their names)")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="set one option (repeatable)")
+    parser.add_argument("--run-id", metavar="NAME", help="name of the run folder (default: <UTC time>-<kind>-<random>)")
+    parser.add_argument("--resume", metavar="RUN", help="continue a stopped/failed run from its last checkpoint")
+    parser.add_argument(
+        "--logical-cpus", type=int, default=_env_number("OLR_LOGICAL_CPUS", 0, int), metavar="N",
+        help="split the CPU into N logical devices and train mirrored over them (env OLR_LOGICAL_CPUS)",
+    )
+    parser.add_argument("--heartbeat-s", type=float, default=_env_number("OLR_HEARTBEAT_S", 2.0, float), help=argparse.SUPPRESS)
+    parser.add_argument("--no-evaluate", action="store_true", help="skip evaluation and correlations at the end")
+    parser.add_argument("--wait-for-device", action="store_true",
+                        help="stay queued until no other run trains on this run's device (one run per device)")
+    options.add_option_flags(parser.add_argument_group("options (also settable with --set or in --config)"))
+
+
+def _env_number(name: str, default, kind):
+    text = os.environ.get(name, "").strip()
+    try:
+        return kind(text) if text else default
+    except ValueError:
+        raise OLRError(f"The environment variable {name}={text!r} is not a number; unset it or give e.g. {default}.") from None
+
+
+def raw_config(args) -> dict:
+    """Options from --config, then --set, then explicit flags (later wins)."""
+    raw = options.load_file(args.config) if args.config else {}
+    raw.update(options.parse_assignments(args.set))
+    raw.update(options.flag_values(args))
+    return raw
+
+
+def planned_run(args) -> plan.Plan:
+    """The validated run of the command line; a new run's folder and config.json are created last."""
+    overrides = raw_config(args)
+    if args.logical_cpus < 0:
+        raise OLRError(f"--logical-cpus {args.logical_cpus} is negative; give 0 (off) or a number of devices such as 2.")
+    if args.resume:
+        if args.run_id:
+            raise OLRError("--run-id and --resume cannot be combined; --resume continues the named run in its own folder.")
+        return plan.prepare_resume(args.resume, overrides)
+    if args.run_id:
+        store.check_new_run_id(args.run_id)
+    return plan.create_run(plan.prepare(overrides), args.run_id)
+
+
+def run(args) -> int:
+    workspace.require_writable("start a training run")
+    the_plan = planned_run(args)
+    return lifecycle.execute(
+        the_plan,
+        heartbeat_s=args.heartbeat_s,
+        logical_cpus=args.logical_cpus,
+        wait_for_device=args.wait_for_device,
+        after_training=None if args.no_evaluate else evaluate_and_correlate,
+    )
+
+
+def evaluate_and_correlate(run_dir: Path) -> list[str]:
+    """Evaluation and correlations of a just-trained run; returns the messages of the steps that failed.
+
+    Called before the status says "finished" (hence check_finished=False). Correlations run
+    only if evaluation did not already write them (it does for Siamese runs).
+    """
+    failed = [_followup("olr.analysis.evaluation.evaluate_run", lambda: evaluation.evaluate_run(run_dir, check_finished=False))]
+    if not RunLayout(run_dir).agreement.exists():
+        failed.append(_followup("olr.analysis.correlations.compute_for_run",
+                                lambda: correlations.compute_for_run(run_dir, check_finished=False)))
+    return [message for message in failed if message]
+
+
+def _followup(name: str, step) -> str | None:
+    """Run one follow-up step; None when it worked, else "<name>: <why>" (already logged)."""
+    log(f"running {name}")
+    try:
+        step()
+    except Exception as e:  # training succeeded; keep it finished, report the rest
+        message = str(e) if isinstance(e, OLRError) else f"{type(e).__name__}: {e}"
+        log(f"{name} failed: {message}")
+        if not isinstance(e, OLRError):
+            traceback.print_exc()
+        return f"{name}: {message}"
+    return None
