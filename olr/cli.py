@@ -1,8 +1,9 @@
 """`python -m olr ...`: the command line. The app launches training through it too.
 
 Subcommands live in their own modules and are imported only when used, so `--help` and
-light commands do not pay for importing TensorFlow. Each module provides
-`add_arguments(parser)` and `run(args) -> int`.
+light commands do not pay for importing TensorFlow. Each command's module provides
+`add_arguments(parser)` and the command's function (`prepare_command(args) -> int`, ...), both
+named in `COMMANDS`. Installed with pip, the same command line is the `olr` program.
 """
 
 from __future__ import annotations
@@ -10,32 +11,46 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+from typing import NamedTuple
 
 from olr.errors import OLRError
 
-# name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("olr.data.prepare", "turn an image raster + CORINE labels into a tile dataset"),
-    "import-batches": ("olr.data.thesis_import", "import a folder in the thesis batch format (0.npy, labels0.npy, ...)"),
-    "demo-data": ("olr.data.demo_scene", "generate the synthetic demo scene and prepare the demo dataset"),
-    "datasets": ("olr.data.label_stats", "list datasets, or print the label statistics of one"),
-    "train": ("olr.workflows.train", "train a classifier or a Siamese network into models/<run-id>/"),
-    "evaluate": ("olr.analysis.evaluation", "evaluate a finished run on its test split"),
-    "correlations": ("olr.analysis.correlations", "compute label correlation matrices and their agreement for a run"),
-    "embed": ("olr.analysis.embeddings", "export the (N, L, k) label embeddings of a Siamese run"),
-    "runs": ("olr.runs.store", "list runs and their state"),
-    "demo": ("olr.workflows.demo", "one command: demo dataset, classifier, Siamese, evaluation, agreement"),
-    "sweep": ("olr.workflows.sweep", "launch a preset series of runs (e.g. the thesis's study)"),
-    "bench": ("olr.workflows.bench", "benchmarks: prepare, classifier, siamese"),
+
+class Command(NamedTuple):
+    module: str  # imported only when the subcommand runs
+    function: str  # function(args) -> exit code
+    help: str
+
+#: subcommand -> where it lives and what it does
+COMMANDS: dict[str, Command] = {
+    "prepare": Command("olr.data.prepare", "prepare_command", "turn an image raster + CORINE labels into a tile dataset"),
+    "import-batches": Command("olr.data.thesis_import", "import_batches_command", "import a folder in the thesis batch format (0.npy, labels0.npy, ...)"),
+    "demo-data": Command("olr.data.demo_scene.command", "demo_data_command", "generate the synthetic demo scene and prepare the demo dataset"),
+    "datasets": Command("olr.data.label_stats", "datasets_command", "list datasets, or print the label statistics of one"),
+    "train": Command("olr.workflows.train", "train_command", "train a classifier or a Siamese network into models/<run-id>/"),
+    "evaluate": Command("olr.analysis.evaluation", "evaluate_command", "evaluate a finished run on its test split"),
+    "correlations": Command("olr.analysis.correlations", "correlations_command", "compute label correlation matrices and their agreement for a run"),
+    "embed": Command("olr.analysis.embeddings", "embed_command", "export the (N, L, k) label embeddings of a Siamese run"),
+    "runs": Command("olr.runs.store", "runs_command", "list runs and their state"),
+    "demo": Command("olr.workflows.demo", "demo_command", "one command: demo dataset, classifier, Siamese, evaluation, agreement"),
+    "sweep": Command("olr.workflows.sweep", "sweep_command", "launch a preset series of runs (e.g. the thesis's study)"),
+    "bench": Command("olr.workflows.bench", "bench_command", "benchmarks: prepare, classifier, siamese"),
 }
 
 
+def _program() -> str:
+    """How the user called us: `olr` (the installed program) or `python -m olr`."""
+    name = Path(sys.argv[0]).name
+    return "python -m olr" if name in ("__main__.py", "-c", "") else name
+
+
 def _top_parser() -> argparse.ArgumentParser:
-    lines = "\n".join(f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items())
+    lines = "\n".join(f"  {name:<15} {command.help}" for name, command in COMMANDS.items())
     p = argparse.ArgumentParser(
-        prog="python -m olr",
+        prog=_program(),
         description="OLR Studio command line.",
-        epilog=f"subcommands:\n{lines}\n\nRun `python -m olr SUBCOMMAND --help` for its options.",
+        epilog=f"subcommands:\n{lines}\n\nRun `{_program()} SUBCOMMAND --help` for its options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("command", choices=list(COMMANDS), metavar="SUBCOMMAND", help="one of the subcommands below")
@@ -50,16 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         top.print_usage(sys.stderr)
-        print(f"error: unknown subcommand {argv[0]!r}; run `python -m olr --help` for the list.", file=sys.stderr)
+        print(f"error: unknown subcommand {argv[0]!r}; run `{_program()} --help` for the list.", file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
-    module_name, help_ = COMMANDS[name]
+    command = COMMANDS[name]
     try:
-        module = importlib.import_module(module_name)
-        parser = argparse.ArgumentParser(prog=f"python -m olr {name}", description=help_)
+        module = importlib.import_module(command.module)
+        parser = argparse.ArgumentParser(prog=f"{_program()} {name}", description=command.help)
         module.add_arguments(parser)
         args = parser.parse_args(rest)
-        return int(module.run(args) or 0)
+        return int(getattr(module, command.function)(args) or 0)
     except OLRError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

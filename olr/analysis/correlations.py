@@ -331,7 +331,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="tiles per batch (default 256)")
 
 
-def run(args) -> int:
+def correlations_command(args) -> int:
     if args.max_tiles is not None and args.max_tiles < 3:
         raise OLRError(f"--max-tiles must be at least 3, got {args.max_tiles}.")
     result = compute_for_run(

@@ -140,7 +140,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="tiles per batch (default 256)")
 
 
-def run(args) -> int:
+def embed_command(args) -> int:
     path = export_embeddings(args.run, dataset=args.dataset, out=args.out, split=args.split, batch_size=args.batch_size)
     emb, _ = load_embeddings(path)
     n, n_labels, k = emb.shape

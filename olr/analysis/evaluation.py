@@ -319,7 +319,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="tiles per prediction batch (default 256)")
 
 
-def run(args) -> int:
+def evaluate_command(args) -> int:
     if not args.beta > 0:
         raise OLRError(f"--beta must be positive, got {args.beta}; use e.g. --beta 2.")
     the_run = as_run(args.run)

@@ -252,7 +252,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top", type=int, default=10, help="how many co-occurring pairs to print (default 10)")
 
 
-def run(args) -> int:
+def datasets_command(args) -> int:
     from olr import workspace
     from olr.data.dataset import SPLITS, list_datasets, load_dataset
 

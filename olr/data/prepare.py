@@ -359,7 +359,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare_options.add_flags(parser)
 
 
-def run(args: argparse.Namespace) -> int:
+def prepare_command(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     path = prepare_dataset(args.image, args.labels, out, PrepareOptions.from_args(args), progress=cli_progress())
     from olr.data.dataset import load_dataset

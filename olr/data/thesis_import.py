@@ -290,7 +290,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
 
 
-def run(args: argparse.Namespace) -> int:
+def import_batches_command(args: argparse.Namespace) -> int:
     from olr.data.prepare import cli_progress
 
     path = import_batches(args.folder, output_folder(args.out), label_names=args.label_names,

@@ -481,7 +481,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-n", type=int, default=20, help="number of log lines for --tail")
 
 
-def run(args) -> int:
+def runs_command(args) -> int:
     if args.tail:
         print("\n".join(tail_log(args.tail, args.n)))
         return 0

@@ -47,7 +47,7 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed rounds of (read, prepare); the fastest of each is compared (default 1)")
 
 
-def run(args: argparse.Namespace) -> int:
+def bench_command(args: argparse.Namespace) -> int:
     prog = f"python -m olr bench {args.benchmark}"
     if args.benchmark == "prepare":
         parser = argparse.ArgumentParser(prog=prog, description="time prepare_dataset against a plain windowed read")

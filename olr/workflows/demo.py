@@ -166,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
 
 
-def run(args) -> int:
+def demo_command(args) -> int:
     result = run_demo(quick=args.quick, run_prefix=args.run_prefix)
     print(report(result), flush=True)
     if args.json:

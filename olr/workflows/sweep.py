@@ -237,7 +237,7 @@ def _has_tabulate() -> bool:
     return True
 
 
-def run(args) -> int:
+def sweep_command(args) -> int:
     if args.table:
         _print_table(sweep_table(args.table), args)
         return 0

@@ -81,7 +81,7 @@ def planned_run(args) -> plan.Plan:
     return plan.create_run(plan.prepare(overrides), args.run_id)
 
 
-def run(args) -> int:
+def train_command(args) -> int:
     workspace.require_writable("start a training run")
     the_plan = planned_run(args)
     return lifecycle.execute(

@@ -19,7 +19,6 @@ The stages, in the order they run:
   `command` the `demo-data` command.
 """
 
-from olr.data.demo_scene.command import add_arguments, run
 from olr.data.demo_scene.demo_dataset import ensure_demo_dataset, split_seed, tile_presence
 from olr.data.demo_scene.land_cover import build_land_cover
 from olr.data.demo_scene.scene_files import demo_scene_dir, generate_scene
@@ -59,12 +58,10 @@ __all__ = [
     "NODATA_GRID",
     "PIXEL_M",
     "PLANTED_STRUCTURE",
-    "add_arguments",
     "build_land_cover",
     "demo_scene_dir",
     "ensure_demo_dataset",
     "generate_scene",
-    "run",
     "split_seed",
     "tile_presence",
 ]

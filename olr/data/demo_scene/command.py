@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="regenerate the scene and the dataset even if they exist")
 
 
-def run(args: argparse.Namespace) -> int:
+def demo_data_command(args: argparse.Namespace) -> int:
     from olr.data.dataset import load_dataset
 
     last = [0.0, ""]
