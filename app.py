@@ -30,10 +30,10 @@ page = st.navigation(PAGES)
 try:
     first_launch.ensure_demo()
     sidebar.render(page.title)
-except Exception as error:  # noqa: BLE001
+except Exception as error:
     show_exception(error, "The sidebar")
 state.show_flash()  # messages kept across the rerun that followed an action (launched, prepared, ...)
 try:
     page.run()
-except Exception as error:  # noqa: BLE001 - every page's last line of defence
+except Exception as error:
     show_exception(error, f"The {page.title} page")

@@ -16,8 +16,8 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from olr.errors import OLRError
 
@@ -142,9 +142,13 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OLRError(f"The disk is full while writing {final}; nothing was kept. Free some space and try again.") from None
+            raise OLRError(
+                f"The disk is full while writing {final}; nothing was kept. Free some space and try again."
+            ) from None
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise OLRError(f"Permission denied while writing {final}; nothing was kept. Choose a folder you can write to.") from None
+            raise OLRError(
+                f"Permission denied while writing {final}; nothing was kept. Choose a folder you can write to."
+            ) from None
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

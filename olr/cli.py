@@ -22,19 +22,44 @@ class Command(NamedTuple):
     function: str  # function(args) -> exit code
     help: str
 
+
 #: subcommand -> where it lives and what it does
 COMMANDS: dict[str, Command] = {
-    "prepare": Command("olr.data.prepare", "prepare_command", "turn an image raster + CORINE labels into a tile dataset"),
-    "import-batches": Command("olr.data.thesis_import", "import_batches_command", "import a folder in the thesis batch format (0.npy, labels0.npy, ...)"),
-    "demo-data": Command("olr.data.demo_scene.command", "demo_data_command", "generate the synthetic demo scene and prepare the demo dataset"),
-    "datasets": Command("olr.data.label_stats", "datasets_command", "list datasets, or print the label statistics of one"),
-    "train": Command("olr.workflows.train", "train_command", "train a classifier or a Siamese network into models/<run-id>/"),
+    "prepare": Command(
+        "olr.data.prepare", "prepare_command", "turn an image raster + CORINE labels into a tile dataset"
+    ),
+    "import-batches": Command(
+        "olr.data.thesis_import",
+        "import_batches_command",
+        "import a folder in the thesis batch format (0.npy, labels0.npy, ...)",
+    ),
+    "demo-data": Command(
+        "olr.data.demo_scene.command",
+        "demo_data_command",
+        "generate the synthetic demo scene and prepare the demo dataset",
+    ),
+    "datasets": Command(
+        "olr.data.label_stats", "datasets_command", "list datasets, or print the label statistics of one"
+    ),
+    "train": Command(
+        "olr.workflows.train", "train_command", "train a classifier or a Siamese network into models/<run-id>/"
+    ),
     "evaluate": Command("olr.analysis.evaluation", "evaluate_command", "evaluate a finished run on its test split"),
-    "correlations": Command("olr.analysis.correlations", "correlations_command", "compute label correlation matrices and their agreement for a run"),
-    "embed": Command("olr.analysis.embeddings", "embed_command", "export the (N, L, k) label embeddings of a Siamese run"),
+    "correlations": Command(
+        "olr.analysis.correlations",
+        "correlations_command",
+        "compute label correlation matrices and their agreement for a run",
+    ),
+    "embed": Command(
+        "olr.analysis.embeddings", "embed_command", "export the (N, L, k) label embeddings of a Siamese run"
+    ),
     "runs": Command("olr.runs.store", "runs_command", "list runs and their state"),
-    "demo": Command("olr.workflows.demo", "demo_command", "one command: demo dataset, classifier, Siamese, evaluation, agreement"),
-    "sweep": Command("olr.workflows.sweep", "sweep_command", "launch a preset series of runs (e.g. the thesis's study)"),
+    "demo": Command(
+        "olr.workflows.demo", "demo_command", "one command: demo dataset, classifier, Siamese, evaluation, agreement"
+    ),
+    "sweep": Command(
+        "olr.workflows.sweep", "sweep_command", "launch a preset series of runs (e.g. the thesis's study)"
+    ),
     "bench": Command("olr.workflows.bench", "bench_command", "benchmarks: prepare, classifier, siamese"),
 }
 

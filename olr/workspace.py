@@ -68,7 +68,9 @@ def resolve_inside(path: str | os.PathLike, roots: list[Path] | None = None) -> 
         if resolved == root or root in resolved.parents:
             return resolved
     allowed = ", ".join(str(r) for r in roots)
-    raise OLRError(f"The path {str(path)!r} is outside the allowed folders ({allowed}); put the file there and try again.")
+    raise OLRError(
+        f"The path {str(path)!r} is outside the allowed folders ({allowed}); put the file there and try again."
+    )
 
 
 def is_readonly() -> bool:

@@ -25,7 +25,9 @@ SELECTED = "font-weight: 600"
 
 def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
     df = compare.compare_runs(everything)
-    differing = compare.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
+    differing = (
+        compare.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
+    )
     shown_diff = [c for c in differing if c in df.columns]
     first = ["id", "kind", "state", "dataset", "labels"]
     metric_cols = [c for c in df.columns if c.startswith(("train_", "val_", "agreement_", "best_", "epochs_done"))]
@@ -35,8 +37,14 @@ def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
 
     def style_row(row: pd.Series) -> list[str]:
         chosen = row["id"] in selected_ids
-        return [";".join(s for s in ((HIGHLIGHT if chosen and c in shown_diff else ""), (SELECTED if chosen and c == "id" else "")) if s)
-                for c in row.index]
+        return [
+            ";".join(
+                s
+                for s in ((HIGHLIGHT if chosen and c in shown_diff else ""), (SELECTED if chosen and c == "id" else ""))
+                if s
+            )
+            for c in row.index
+        ]
 
     # Missing values (an option a run kind does not have) show as blanks, numbers with 4 significant digits.
     df = df.astype(object).where(df.notna(), None)
@@ -45,7 +53,10 @@ def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
     )
     st.dataframe(styler, hide_index=True, column_config={"id": st.column_config.TextColumn("run", pinned=True)})
     if shown_diff:
-        st.caption(f"Highlighted for the {len(selected_ids)} selected runs: options that differ between them — {', '.join(shown_diff)}.")
+        st.caption(
+            f"Highlighted for the {len(selected_ids)} selected runs: "
+            f"options that differ between them — {', '.join(shown_diff)}."
+        )
     elif len(selected_ids) > 1:
         st.caption("The selected runs share every option shown.")
     else:
@@ -68,13 +79,23 @@ def overlay(selected: list) -> None:
         st.info("The selected runs have no epoch metrics yet.")
         return
     data = pd.concat(frames, ignore_index=True)
-    metrics = sorted((c for c in data.columns if c not in {"step", "epoch", "time", "split", "scope", "run"}
-                      and pd.api.types.is_numeric_dtype(data[c])), key=lambda m: (m != "loss", m))
+    metrics = sorted(
+        (
+            c
+            for c in data.columns
+            if c not in {"step", "epoch", "time", "split", "scope", "run"} and pd.api.types.is_numeric_dtype(data[c])
+        ),
+        key=lambda m: (m != "loss", m),
+    )
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     metric = c1.selectbox("Metric", metrics, key="compare.metric")
     log_scale = c2.toggle("Log scale", key="compare.log")
-    st.altair_chart(charts.curves_chart(data, metric=metric, x="epoch", log_scale=log_scale, smoothing=0.0), width="stretch")
-    st.caption("Per-epoch values; solid lines training, dashed validation. Runs of different kinds log different metrics.")
+    st.altair_chart(
+        charts.curves_chart(data, metric=metric, x="epoch", log_scale=log_scale, smoothing=0.0), width="stretch"
+    )
+    st.caption(
+        "Per-epoch values; solid lines training, dashed validation. Runs of different kinds log different metrics."
+    )
 
 
 def sweep_section() -> None:
@@ -85,17 +106,29 @@ def sweep_section() -> None:
     st.subheader("Sweeps")
     chosen = st.selectbox("Sweep", sweeps, key="compare.sweep")
     table = sweep.sweep_table(chosen)
-    st.dataframe(table, hide_index=True, column_config={
-        c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if pd.api.types.is_float_dtype(table[c])
-    })
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(c, format="%.3f")
+            for c in table.columns
+            if pd.api.types.is_float_dtype(table[c])
+        },
+    )
     st.caption(
         "One row per configuration: validation accuracy and macro AP at the first and the best epoch (the thesis's "
         "start / final accuracy), TP/TN/FP/FN totals on the test split at the run's threshold, the all-absent "
         "baseline accuracy, micro F2 with tuned thresholds, and the Siamese agreement ρ with the ground-truth phi."
     )
-    st.download_button("Download the sweep table as CSV", table.to_csv(index=False).encode("utf-8"),
-                       file_name=f"{chosen}.csv", mime="text/csv", icon=":material/download:", on_click="ignore",
-                       key="compare.sweep_csv")
+    st.download_button(
+        "Download the sweep table as CSV",
+        table.to_csv(index=False).encode("utf-8"),
+        file_name=f"{chosen}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key="compare.sweep_csv",
+    )
 
 
 everything = store.list_runs()
@@ -104,8 +137,14 @@ if not everything:
     st.stop()
 selected_ids = [i for i in state.runs() if i in {r.id for r in everything}]
 table = comparison_table(everything, selected_ids)
-st.download_button("Download the table as CSV", table.to_csv(index=False).encode("utf-8"), file_name="olr-runs.csv",
-                   mime="text/csv", icon=":material/download:", on_click="ignore")
+st.download_button(
+    "Download the table as CSV",
+    table.to_csv(index=False).encode("utf-8"),
+    file_name="olr-runs.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    on_click="ignore",
+)
 st.subheader("Curves")
 if selected_ids:
     overlay([r for r in everything if r.id in selected_ids])

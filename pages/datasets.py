@@ -10,9 +10,9 @@ import streamlit as st
 
 from olr import workspace
 from olr.data import composites, label_schemes, prepare_options, summary, uploads
-from olr.data.prepare_options import PrepareOptions
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.demo_scene import DEMO_DATASET
+from olr.data.prepare_options import PrepareOptions
 from olr.errors import OLRError
 from ui import charts, loaders, maps, state, tiles
 from ui.entry import ensure_entrypoint
@@ -41,7 +41,11 @@ def dataset_table() -> None:
             icon=":material/info:",
         )
         return
-    df = pd.DataFrame(rows).drop(columns=["problem"]) if all(r.get("problem") is None for r in rows) else pd.DataFrame(rows)
+    df = (
+        pd.DataFrame(rows).drop(columns=["problem"])
+        if all(r.get("problem") is None for r in rows)
+        else pd.DataFrame(rows)
+    )
     df = df.astype(object).where(df.notna(), "–")
     st.dataframe(
         df,
@@ -58,7 +62,7 @@ def dataset_table() -> None:
 # ------------------------------------------------------------------------------ prepare
 
 
-SCHEME_CHOICES = list(label_schemes.SCHEME_NAMES) + ["custom"]
+SCHEME_CHOICES = [*list(label_schemes.SCHEME_NAMES), "custom"]
 #: The preparation options drawn as number inputs, in their order (the rest have their own inputs below).
 NUMBER_OPTIONS = prepare_options.number_fields()
 
@@ -78,11 +82,20 @@ def _number_input(f, column):
     """A number input for a PrepareOptions field, labelled and ranged by its spec; stride 0 stands for None."""
     spec = f.metadata["spec"]
     if prepare_options.value_type(f) is float:
-        return column.number_input(spec.label, spec.min, spec.max, f.default, step=spec.step, format="%.2f",
-                                   key=f"prep.{f.name}", help=spec.help)
+        return column.number_input(
+            spec.label,
+            spec.min,
+            spec.max,
+            f.default,
+            step=spec.step,
+            format="%.2f",
+            key=f"prep.{f.name}",
+            help=spec.help,
+        )
     low = 0 if f.default is None else spec.min  # 0: the field's default rule (stride: the tile size)
-    return column.number_input(spec.label, low, spec.page_max, f.default or 0, step=spec.step or 1,
-                               key=f"prep.{f.name}", help=spec.help)
+    return column.number_input(
+        spec.label, low, spec.page_max, f.default or 0, step=spec.step or 1, key=f"prep.{f.name}", help=spec.help
+    )
 
 
 @guarded("Preparing the dataset")
@@ -98,32 +111,68 @@ def prepare_form() -> None:
         if source == "On the server":
             rasters_found = uploads.candidate_files((".tif", ".tiff", ".gpkg", ".shp"))
             c1, c2 = st.columns(2)
-            image_path = c1.text_input("Image raster", key="prep.image", placeholder="uploads/scene.tif",
-                                       help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.")
-            label_path = c2.text_input("CORINE labels", key="prep.labels", placeholder="uploads/clc.tif",
-                                       help="CORINE raster (grid codes 1..44 or CLC codes 111..523) or vector (GeoPackage/Shapefile with Code_18).")
+            image_path = c1.text_input(
+                "Image raster",
+                key="prep.image",
+                placeholder="uploads/scene.tif",
+                help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.",
+            )
+            label_path = c2.text_input(
+                "CORINE labels",
+                key="prep.labels",
+                placeholder="uploads/clc.tif",
+                help="CORINE raster (grid codes 1..44 or CLC codes 111..523) "
+                "or vector (GeoPackage/Shapefile with Code_18).",
+            )
             if rasters_found:
-                st.caption("Files found in the data folder: " + ", ".join(f"`{f}`" for f in rasters_found[:12])
-                           + (" …" if len(rasters_found) > 12 else ""))
+                st.caption(
+                    "Files found in the data folder: "
+                    + ", ".join(f"`{f}`" for f in rasters_found[:12])
+                    + (" …" if len(rasters_found) > 12 else "")
+                )
             image_files = label_files = None
         else:
             c1, c2 = st.columns(2)
-            image_files = c1.file_uploader("Image raster (GeoTIFF)", type=list(uploads.RASTER_TYPES), key="prep.image_upload",
-                                           max_upload_size=uploads.max_upload_mb())
-            label_files = c2.file_uploader("CORINE labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
-                                           type=list(uploads.LABEL_TYPES), accept_multiple_files=True, key="prep.labels_upload",
-                                           max_upload_size=uploads.max_upload_mb())
+            image_files = c1.file_uploader(
+                "Image raster (GeoTIFF)",
+                type=list(uploads.RASTER_TYPES),
+                key="prep.image_upload",
+                max_upload_size=uploads.max_upload_mb(),
+            )
+            label_files = c2.file_uploader(
+                "CORINE labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
+                type=list(uploads.LABEL_TYPES),
+                accept_multiple_files=True,
+                key="prep.labels_upload",
+                max_upload_size=uploads.max_upload_mb(),
+            )
             image_path = label_path = None
 
         c1, c2, c3 = st.columns(3)
-        name = c1.text_input("Dataset name", key="prep.name", placeholder="my-scene", help="Letters, digits, '.', '_' or '-'.")
-        scheme = c2.selectbox(prepare_options.spec("scheme").label, SCHEME_CHOICES, format_func=_scheme_title,
-                              key="prep.scheme", help=prepare_options.spec("scheme").help)
+        name = c1.text_input(
+            "Dataset name", key="prep.name", placeholder="my-scene", help="Letters, digits, '.', '_' or '-'."
+        )
+        scheme = c2.selectbox(
+            prepare_options.spec("scheme").label,
+            SCHEME_CHOICES,
+            format_func=_scheme_title,
+            key="prep.scheme",
+            help=prepare_options.spec("scheme").help,
+        )
         encoding_spec = prepare_options.spec("label_encoding")
-        encoding = c3.selectbox(encoding_spec.label, list(encoding_spec.choices), key="prep.encoding",
-                                format_func=encoding_spec.titles.get, help=encoding_spec.help)
-        mapping = st.text_area("Custom mapping (only for the custom scheme)", key="prep.mapping",
-                               placeholder='{"Urban": [111, 112, 121], "Forest": [311, 312, 313]}', height=80)
+        encoding = c3.selectbox(
+            encoding_spec.label,
+            list(encoding_spec.choices),
+            key="prep.encoding",
+            format_func=encoding_spec.titles.get,
+            help=encoding_spec.help,
+        )
+        mapping = st.text_area(
+            "Custom mapping (only for the custom scheme)",
+            key="prep.mapping",
+            placeholder='{"Urban": [111, 112, 121], "Forest": [311, 312, 313]}',
+            height=80,
+        )
         numbers = {}
         for n, f in enumerate(NUMBER_OPTIONS):
             if n % 4 == 0:
@@ -131,12 +180,28 @@ def prepare_form() -> None:
             numbers[f.name] = _number_input(f, columns[n % 4])
         c1, c2, c3, c4 = st.columns(4)
         fractions_spec = prepare_options.spec("split_fractions")
-        fractions = [column.number_input(f"{part} share", 0.0, 1.0, default, step=fractions_spec.step, format="%.2f",
-                                         key=f"prep.f_{key}", help=fractions_spec.help)
-                     for column, part, key, default in zip((c1, c2, c3), ("Train", "Validation", "Test"), ("train", "val", "test"),
-                                                           PrepareOptions.split_fractions, strict=True)]
-        overwrite = c4.checkbox(prepare_options.spec("overwrite").label, key="prep.overwrite",
-                                help=prepare_options.spec("overwrite").help)
+        fractions = [
+            column.number_input(
+                f"{part} share",
+                0.0,
+                1.0,
+                default,
+                step=fractions_spec.step,
+                format="%.2f",
+                key=f"prep.f_{key}",
+                help=fractions_spec.help,
+            )
+            for column, part, key, default in zip(
+                (c1, c2, c3),
+                ("Train", "Validation", "Test"),
+                ("train", "val", "test"),
+                PrepareOptions.split_fractions,
+                strict=True,
+            )
+        ]
+        overwrite = c4.checkbox(
+            prepare_options.spec("overwrite").label, key="prep.overwrite", help=prepare_options.spec("overwrite").help
+        )
         submitted = st.form_submit_button("Prepare dataset", type="primary", icon=":material/grid_on:")
 
     if not submitted:
@@ -147,7 +212,9 @@ def prepare_form() -> None:
         try:
             scheme_value = json.loads(mapping or "")
         except json.JSONDecodeError as e:
-            raise OLRError(f"The custom mapping is not valid JSON ({e.msg}); write it like {{\"Urban\": [111, 112]}}.") from None
+            raise OLRError(
+                f'The custom mapping is not valid JSON ({e.msg}); write it like {{"Urban": [111, 112]}}.'
+            ) from None
     else:
         scheme_value = scheme
     if source == "On the server":
@@ -166,31 +233,48 @@ def prepare_form() -> None:
     bar = ProgressBar("Preparing", unit="tiles")
     opts = PrepareOptions(
         **{f.name: _number_value(f, numbers[f.name]) for f in NUMBER_OPTIONS},
-        scheme=scheme_value, split_fractions=tuple(float(x) for x in fractions), label_encoding=encoding,
+        scheme=scheme_value,
+        split_fractions=tuple(float(x) for x in fractions),
+        label_encoding=encoding,
         overwrite=bool(overwrite),
     )
     path = prepare_dataset(image, labels, out, opts, progress=bar.update)
     bar.done()
     ds = load_dataset(path)
     state.choose_dataset(ds.name)
-    state.flash("success", f"Prepared dataset **{ds.name}**: {ds.n_tiles} tiles of {ds.tile_shape[0]}×{ds.tile_shape[1]} px, "
-                           f"{len(ds.label_names)} labels. It is selected in the sidebar.")
+    state.flash(
+        "success",
+        f"Prepared dataset **{ds.name}**: {ds.n_tiles} tiles of {ds.tile_shape[0]}×{ds.tile_shape[1]} px, "
+        f"{len(ds.label_names)} labels. It is selected in the sidebar.",
+    )
     st.rerun()
 
 
 @guarded("Importing the batches")
 def import_form() -> None:
-    st.caption("A folder holding `0.npy, 1.npy, …` (n, h, w, b images) and `labels0.npy, labels1.npy, …` (n, L binary), "
-               "as the thesis stored its batches. The tiles carry no coordinates, so there is no map for them.")
+    st.caption(
+        "A folder holding `0.npy, 1.npy, …` (n, h, w, b images) and `labels0.npy, labels1.npy, …` (n, L binary), "
+        "as the thesis stored its batches. The tiles carry no coordinates, so there is no map for them."
+    )
     with st.form("import", border=True):
         c1, c2 = st.columns(2)
-        folder = c1.text_input("Batch folder", key="imp.folder", placeholder="uploads/thesis-batches",
-                               help=f"A folder inside {workspace.data_dir()}.")
+        folder = c1.text_input(
+            "Batch folder",
+            key="imp.folder",
+            placeholder="uploads/thesis-batches",
+            help=f"A folder inside {workspace.data_dir()}.",
+        )
         name = c2.text_input("Dataset name", key="imp.name", placeholder="thesis-import")
         names_text = st.text_area("Label names (optional, one per line, in column order)", key="imp.names", height=100)
         c1, c2, c3, c4, c5 = st.columns(5)
-        split_block = c1.number_input("Split block (tiles, 0 = one per batch)", 0, 100000, 0, key="imp.split_block",
-                                      help="Consecutive tiles of a batch are neighbours; blocks keep them in one split.")
+        split_block = c1.number_input(
+            "Split block (tiles, 0 = one per batch)",
+            0,
+            100000,
+            0,
+            key="imp.split_block",
+            help="Consecutive tiles of a batch are neighbours; blocks keep them in one split.",
+        )
         f_train = c2.number_input("Train share", 0.0, 1.0, 0.7, step=0.05, format="%.2f", key="imp.f_train")
         f_val = c3.number_input("Validation share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="imp.f_val")
         f_test = c4.number_input("Test share", 0.0, 1.0, 0.15, step=0.05, format="%.2f", key="imp.f_test")
@@ -206,9 +290,16 @@ def import_form() -> None:
     from olr.data.thesis_import import import_batches
 
     bar = ProgressBar("Importing", unit="batches")
-    path = import_batches(source, out, label_names=label_names, split_block=int(split_block) or None,
-                          split_fractions=(float(f_train), float(f_val), float(f_test)), seed=int(seed),
-                          overwrite=bool(overwrite), progress=bar.update)
+    path = import_batches(
+        source,
+        out,
+        label_names=label_names,
+        split_block=int(split_block) or None,
+        split_fractions=(float(f_train), float(f_val), float(f_test)),
+        seed=int(seed),
+        overwrite=bool(overwrite),
+        progress=bar.update,
+    )
     bar.done()
     ds = load_dataset(path)
     state.choose_dataset(ds.name)
@@ -229,21 +320,36 @@ def header_metrics(ds: Dataset) -> None:
     cols[2].metric("Tile size", f"{h}×{w} px", border=True)
     cols[3].metric("Bands", b, help=", ".join(ds.band_names) or None, border=True)
     shares = " / ".join(f"{percent[s]:.0f}" for s in SPLITS)
-    cols[4].metric("Train / val / test", f"{shares} %", border=True,
-                   help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles, in spatial blocks")
+    cols[4].metric(
+        "Train / val / test",
+        f"{shares} %",
+        border=True,
+        help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles, in spatial blocks",
+    )
 
 
 def labels_view(ds: Dataset) -> None:
     c1, c2 = st.columns(2)
     prepared = (ds.meta.get("scheme") or {}).get("name") or "as prepared"
-    options = ["(as prepared)"] + ([s for s in label_schemes.SCHEME_NAMES if s != prepared] if ds.code_fractions is not None else [])
-    scheme = c1.selectbox(
-        "Label scheme", options, key="ds.scheme",
-        format_func=lambda s: f"As prepared: {label_schemes.SCHEME_TITLES.get(prepared, prepared)}" if s == "(as prepared)" else label_schemes.SCHEME_TITLES[s],
-        help="Regroups the stored per-code fractions into another scheme, without preparing again."
-        if ds.code_fractions is not None else "This dataset has no per-code fractions (imported), so only its own labels exist.",
+    options = ["(as prepared)"] + (
+        [s for s in label_schemes.SCHEME_NAMES if s != prepared] if ds.code_fractions is not None else []
     )
-    split = c2.selectbox("Tiles", ["all", *SPLITS], key="ds.split", format_func=lambda s: "all tiles" if s == "all" else f"{s} split")
+    scheme = c1.selectbox(
+        "Label scheme",
+        options,
+        key="ds.scheme",
+        format_func=lambda s: (
+            f"As prepared: {label_schemes.SCHEME_TITLES.get(prepared, prepared)}"
+            if s == "(as prepared)"
+            else label_schemes.SCHEME_TITLES[s]
+        ),
+        help="Regroups the stored per-code fractions into another scheme, without preparing again."
+        if ds.code_fractions is not None
+        else "This dataset has no per-code fractions (imported), so only its own labels exist.",
+    )
+    split = c2.selectbox(
+        "Tiles", ["all", *SPLITS], key="ds.split", format_func=lambda s: "all tiles" if s == "all" else f"{s} split"
+    )
     labels = None if scheme == "(as prepared)" else list(label_schemes.get_scheme(scheme).labels)
     stats = loaders.dataset_stats(ds.name, None if split == "all" else split, labels)
     if stats.n_tiles == 0:
@@ -253,8 +359,10 @@ def labels_view(ds: Dataset) -> None:
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Label frequency")
-        st.caption(f"Tiles in which each label covers at least {ds.meta.get('min_fraction', 0):.0%} of the labelled area "
-                   f"({stats.n_tiles:,} tiles). Colours are the official CORINE colours.")
+        st.caption(
+            f"Tiles in which each label covers at least {ds.meta.get('min_fraction', 0):.0%} of the labelled area "
+            f"({stats.n_tiles:,} tiles). Colours are the official CORINE colours."
+        )
         freq = stats.frequency_table()
         hide_absent = st.toggle("Hide labels that never occur", value=True, key="ds.hide_absent")
         if hide_absent:
@@ -262,33 +370,59 @@ def labels_view(ds: Dataset) -> None:
         st.altair_chart(charts.label_frequency_chart(freq), width="stretch")
     with right:
         st.subheader("Labels per tile")
-        st.caption("How many labels a tile carries. Multi-label tiles are what makes co-occurrence and correlation meaningful.")
+        st.caption(
+            "How many labels a tile carries. Multi-label tiles are what makes co-occurrence and correlation meaningful."
+        )
         st.altair_chart(charts.labels_per_tile_chart(stats.labels_per_tile), width="stretch")
         st.metric("Mean labels per tile", f"{summary.mean_labels_per_tile(stats):.2f}", border=True)
 
     st.subheader("Co-occurrence")
-    view = st.segmented_control("View", list(charts.MATRIX_VIEWS), format_func=lambda v: charts.MATRIX_VIEWS[v],
-                                default="phi", key="ds.matrix_view", required=True)
-    st.caption({
-        "counts": "Number of tiles in which both labels are present; the diagonal is each label's own count.",
-        "phi": "Pearson correlation of the two labels' presence columns: +1 always together, −1 never together, 0 independent. "
-               "Grey: a label without variance (never or always present).",
-        "npmi": "Normalised pointwise mutual information: how much more often the labels co-occur than if independent "
-                "(−1 never together, 0 independent, +1 always together).",
-        "cond": "Share of the tiles with the row label that also have the column label, P(column | row). Not symmetric.",
-    }[view])
+    view = st.segmented_control(
+        "View",
+        list(charts.MATRIX_VIEWS),
+        format_func=lambda v: charts.MATRIX_VIEWS[v],
+        default="phi",
+        key="ds.matrix_view",
+        required=True,
+    )
+    st.caption(
+        {
+            "counts": "Number of tiles in which both labels are present; the diagonal is each label's own count.",
+            "phi": "Pearson correlation of the two labels' presence columns: "
+            "+1 always together, −1 never together, 0 independent. "
+            "Grey: a label without variance (never or always present).",
+            "npmi": "Normalised pointwise mutual information: "
+            "how much more often the labels co-occur than if independent "
+            "(−1 never together, 0 independent, +1 always together).",
+            "cond": "Share of the tiles with the row label that also have the column label, "
+            "P(column | row). Not symmetric.",
+        }[view]
+    )
     order = summary.present_labels(stats)
     names = [stats.names[i] for i in order]
     matrix = getattr(stats, view)[np.ix_(order, order)]
     extra = {"tiles with both": stats.cooc[np.ix_(order, order)]}
     st.altair_chart(
-        charts.heatmap(matrix, names, title=charts.MATRIX_VIEWS[view], signed=view in ("phi", "npmi"),
-                       domain=(0, 1) if view == "cond" else None, value_title=view, extra=extra),
+        charts.heatmap(
+            matrix,
+            names,
+            title=charts.MATRIX_VIEWS[view],
+            signed=view in ("phi", "npmi"),
+            domain=(0, 1) if view == "cond" else None,
+            value_title=view,
+            extra=extra,
+        ),
         width="content",
     )
     with st.expander("Most co-occurring label pairs"):
-        st.dataframe(stats.top_pairs(15, by="phi" if view in ("phi", "npmi") else "cooc"), hide_index=True,
-                     column_config={"phi": st.column_config.NumberColumn(format="%.3f"), "npmi": st.column_config.NumberColumn(format="%.3f")})
+        st.dataframe(
+            stats.top_pairs(15, by="phi" if view in ("phi", "npmi") else "cooc"),
+            hide_index=True,
+            column_config={
+                "phi": st.column_config.NumberColumn(format="%.3f"),
+                "npmi": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
 
 
 def tiles_view(ds: Dataset) -> None:
@@ -298,8 +432,14 @@ def tiles_view(ds: Dataset) -> None:
     split = c2.selectbox("Split", ["all", *SPLITS], key="ds.gallery_split")
     bands = ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])]
     default = composites.default_rgb_bands(bands)
-    rgb = c3.multiselect("Bands as R, G, B", bands, default=[bands[i] for i in default][: min(3, len(bands))],
-                         max_selections=3, key="ds.gallery_bands", help="Pick three bands (or one for grey).")
+    rgb = c3.multiselect(
+        "Bands as R, G, B",
+        bands,
+        default=[bands[i] for i in default][: min(3, len(bands))],
+        max_selections=3,
+        key="ds.gallery_bands",
+        help="Pick three bands (or one for grey).",
+    )
     count = c4.select_slider("Tiles shown", [12, 24, 36, 48], value=24, key="ds.gallery_count")
     idx = summary.tiles_with(ds, split, None if label == "(any)" else label)
     if len(idx) == 0:
@@ -319,8 +459,10 @@ def tiles_view(ds: Dataset) -> None:
     chips = summary.tile_labels(ds.fractions[pick], ds.presence[pick], names, ds.label_colors)
     split_of = ds.tiles["split"].to_numpy()
     captions = [f"tile {int(ds.tiles['tile_id'].iloc[k])} · {split_of[k]}" for k in pick]
-    st.caption(f"{len(pick)} of {len(idx):,} matching tiles; each composite is stretched between the 2nd and 98th percentile "
-               "of the dataset's pixel values per band. Chips: labels present, with their share of the labelled area.")
+    st.caption(
+        f"{len(pick)} of {len(idx):,} matching tiles; each composite is stretched between the 2nd and 98th percentile "
+        "of the dataset's pixel values per band. Chips: labels present, with their share of the labelled area."
+    )
     tiles.gallery(thumbs, captions, chips)
 
 
@@ -341,9 +483,19 @@ def map_view(ds: Dataset) -> None:
     names = ds.label_names
     c1, c2, c3 = st.columns([3, 2, 2])
     default_label = summary.most_frequent_label(ds)
-    label = c1.selectbox("Colour tiles by the area fraction of", names, index=names.index(default_label) if default_label else 0, key="ds.map_label")
+    label = c1.selectbox(
+        "Colour tiles by the area fraction of",
+        names,
+        index=names.index(default_label) if default_label else 0,
+        key="ds.map_label",
+    )
     split = c2.selectbox("Tiles", ["all", *SPLITS], key="ds.map_split")
-    basemap = c3.toggle("OpenStreetMap basemap", value=False, key="ds.map_osm", help="Needs internet access; the preview and grid work without.")
+    basemap = c3.toggle(
+        "OpenStreetMap basemap",
+        value=False,
+        key="ds.map_osm",
+        help="Needs internet access; the preview and grid work without.",
+    )
     rows = summary.tiles_with(ds, split)
     if len(rows) > maps.MAX_TILES_DRAWN:
         rows = summary.sample_rows(rows, maps.MAX_TILES_DRAWN)
@@ -355,11 +507,19 @@ def map_view(ds: Dataset) -> None:
     preview = ds.meta.get("preview") or {}
     preview_png = ds.path / preview.get("file", "preview.png") if preview else None
     m = maps.fraction_map(
-        table, fractions[:, j], text, title=f"{label} (area fraction)", bounds=maps.tiles_bounds(table),
-        preview_png=preview_png, preview_bounds=preview.get("bounds_lonlat"), basemap=basemap,
+        table,
+        fractions[:, j],
+        text,
+        title=f"{label} (area fraction)",
+        bounds=maps.tiles_bounds(table),
+        preview_png=preview_png,
+        preview_bounds=preview.get("bounds_lonlat"),
+        basemap=basemap,
     )
-    st.caption(f"Each rectangle is a tile over the scene preview, coloured by the share of its labelled area that is "
-               f"**{label}**. Hover for the value, click a tile for all its labels.")
+    st.caption(
+        f"Each rectangle is a tile over the scene preview, coloured by the share of its labelled area that is "
+        f"**{label}**. Hover for the value, click a tile for all its labels."
+    )
     maps.show(m, key=f"ds.map.{ds.name}")
 
 
@@ -370,11 +530,19 @@ def explorer(name: str | None) -> None:
     ds = loaders.dataset(name)
     st.header(f"Explorer · {name}")
     if name == DEMO_DATASET:
-        st.caption("Synthetic demo scene: the land cover and the image are generated, with planted spatial structure; "
-                   "no real satellite or CORINE data.")
+        st.caption(
+            "Synthetic demo scene: the land cover and the image are generated, with planted spatial structure; "
+            "no real satellite or CORINE data."
+        )
     header_metrics(ds)
-    view = st.segmented_control("Show", ["Labels", "Tiles", "Map"], default="Labels", key="ds.view", required=True,
-                                format_func={"Labels": "Label statistics", "Tiles": "Sample tiles", "Map": "Map"}.get)
+    view = st.segmented_control(
+        "Show",
+        ["Labels", "Tiles", "Map"],
+        default="Labels",
+        key="ds.view",
+        required=True,
+        format_func={"Labels": "Label statistics", "Tiles": "Sample tiles", "Map": "Map"}.get,
+    )
     {"Labels": labels_view, "Tiles": tiles_view, "Map": map_view}[view or "Labels"](ds)
 
 

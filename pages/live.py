@@ -46,7 +46,11 @@ def long_frame(selected: list, x: str) -> tuple[pd.DataFrame, list[str], dict[st
     if not frames:
         return pd.DataFrame(), [], skipped
     all_rows = pd.concat(frames, ignore_index=True)
-    metrics = [c for c in all_rows.columns if c not in NOT_METRICS | {"run", "seconds"} and pd.api.types.is_numeric_dtype(all_rows[c])]
+    metrics = [
+        c
+        for c in all_rows.columns
+        if c not in NOT_METRICS | {"run", "seconds"} and pd.api.types.is_numeric_dtype(all_rows[c])
+    ]
     return all_rows, metrics, skipped
 
 
@@ -61,10 +65,21 @@ if not chosen_ids:
 
 by_id = {r.id: r for r in everything}
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-x_axis = c2.selectbox("X axis", ["step", "epoch", "seconds"], key="live.x",
-                      format_func={"step": "training step", "epoch": "epoch", "seconds": "seconds since start"}.get)
-smoothing = c3.slider("Smoothing (EMA)", 0.0, 0.95, 0.6, 0.05, key="live.smoothing",
-                      help="Weight of the past in an exponential moving average; 0 shows raw values.")
+x_axis = c2.selectbox(
+    "X axis",
+    ["step", "epoch", "seconds"],
+    key="live.x",
+    format_func={"step": "training step", "epoch": "epoch", "seconds": "seconds since start"}.get,
+)
+smoothing = c3.slider(
+    "Smoothing (EMA)",
+    0.0,
+    0.95,
+    0.6,
+    0.05,
+    key="live.smoothing",
+    help="Weight of the past in an exponential moving average; 0 shows raw values.",
+)
 log_scale = c4.toggle("Log scale", value=False, key="live.log")
 splits = c4.pills("Splits", ["train", "val"], selection_mode="multi", default=["train", "val"], key="live.splits")
 _, metric_names, _ = long_frame([by_id[i] for i in chosen_ids if i in by_id], x_axis)
@@ -91,23 +106,38 @@ def curves() -> None:
             val = df[(df["split"] == "val")][metric].dropna()
             train = df[(df["split"] == "train")][metric].dropna()
             last = (val.iloc[-1], "val") if len(val) else ((train.iloc[-1], "train") if len(train) else None)
-        col.metric(f"{run.id}", f"{last[0]:.4g}" if last else "–", border=True,
-                   help=f"{run.kind} · {run.state} · {runs_panel.progress_text(run)}",
-                   delta=f"{metric} ({last[1]}) · {run.state}" if last else run.state, delta_color="off", delta_arrow="off")
+        col.metric(
+            f"{run.id}",
+            f"{last[0]:.4g}" if last else "–",
+            border=True,
+            help=f"{run.kind} · {run.state} · {runs_panel.progress_text(run)}",
+            delta=f"{metric} ({last[1]}) · {run.state}" if last else run.state,
+            delta_color="off",
+            delta_arrow="off",
+        )
     frame, _, skipped = long_frame(selected, x_axis)
     for run_id, bad in skipped.items():
-        st.caption(f":material/warning: {run_id}: {bad} unreadable line(s) in {RunLayout.METRICS} were skipped; the rest is shown.")
+        st.caption(
+            f":material/warning: {run_id}: {bad} unreadable line(s) in {RunLayout.METRICS} were skipped; "
+            "the rest is shown."
+        )
     if frame.empty or metric not in frame:
         waiting = [r.id for r in selected if r.is_live]
-        st.info(("Waiting for the first metrics of " + ", ".join(waiting) + "…") if waiting
-                else f"The selected runs have logged no {metric!r} values yet.", icon=":material/hourglass_empty:")
+        st.info(
+            ("Waiting for the first metrics of " + ", ".join(waiting) + "…")
+            if waiting
+            else f"The selected runs have logged no {metric!r} values yet.",
+            icon=":material/hourglass_empty:",
+        )
     else:
         frame = frame[frame["split"].isin(splits or ["train", "val"])]
         if x_axis not in frame:
             st.info(f"The metrics have no {x_axis!r} column; pick another x axis.")
         else:
-            st.altair_chart(charts.curves_chart(frame, metric=metric, x=x_axis, log_scale=log_scale, smoothing=smoothing),
-                            width="stretch")
+            st.altair_chart(
+                charts.curves_chart(frame, metric=metric, x=x_axis, log_scale=log_scale, smoothing=smoothing),
+                width="stretch",
+            )
     if live:
         st.caption(f"Refreshing every {REFRESH_S:g} s · last update {time.strftime('%H:%M:%S')}")
     for run in selected:

@@ -27,7 +27,9 @@ st.caption(
 SCHEME_DEFAULT = "(dataset's labels)"
 
 
-def option_widget(key: str, opt: options.Option, kind: str, defaults: dict, datasets: list[str], classifiers: list[str]):
+def option_widget(
+    key: str, opt: options.Option, kind: str, defaults: dict, datasets: list[str], classifiers: list[str]
+):
     """The widget of one option, labelled and ranged by the schema; returns its value (None = the default rule)."""
     wkey = f"train.{kind}.{key}"
     default = defaults.get(key, opt.default)
@@ -35,31 +37,68 @@ def option_widget(key: str, opt: options.Option, kind: str, defaults: dict, data
     if key == "dataset":
         choices = datasets if kind == "classifier" else [None, *datasets]
         pick = state.dataset() if state.dataset() in datasets else (choices[0] if choices else None)
-        return st.selectbox(label, choices, index=choices.index(pick) if pick in choices else 0, key=wkey, help=help_,
-                            format_func=lambda d: "(the classifier's dataset)" if d is None else d)
+        return st.selectbox(
+            label,
+            choices,
+            index=choices.index(pick) if pick in choices else 0,
+            key=wkey,
+            help=help_,
+            format_func=lambda d: "(the classifier's dataset)" if d is None else d,
+        )
     if key == "classifier_run":
-        return st.selectbox(label, classifiers, key=wkey, help=help_,
-                            placeholder="no finished classifier run yet", index=0 if classifiers else None)
+        return st.selectbox(
+            label,
+            classifiers,
+            key=wkey,
+            help=help_,
+            placeholder="no finished classifier run yet",
+            index=0 if classifiers else None,
+        )
     if key == "scheme":
         choices = [SCHEME_DEFAULT, *label_schemes.SCHEME_NAMES, "custom"]
-        choice = st.selectbox(label, choices, key=wkey, help=help_,
-                              format_func=lambda s: label_schemes.SCHEME_TITLES.get(s, "Custom mapping (JSON below)" if s == "custom" else s))
+        choice = st.selectbox(
+            label,
+            choices,
+            key=wkey,
+            help=help_,
+            format_func=lambda s: label_schemes.SCHEME_TITLES.get(
+                s, "Custom mapping (JSON below)" if s == "custom" else s
+            ),
+        )
         if choice == "custom":  # parsed at launch, so a half-typed mapping never breaks the form
-            return st.text_area("Custom mapping (JSON)", key=wkey + ".json", placeholder='{"Urban": [111, 112], "Forest": [311, 312, 313]}') or "{}"
+            return (
+                st.text_area(
+                    "Custom mapping (JSON)",
+                    key=wkey + ".json",
+                    placeholder='{"Urban": [111, 112], "Forest": [311, 312, 313]}',
+                )
+                or "{}"
+            )
         return None if choice == SCHEME_DEFAULT else choice
     if opt.type == "bool":
         return st.toggle(label, value=bool(default), key=wkey, help=help_)
     if opt.choices:
         choices = ([None] if opt.nullable else []) + list(opt.choices)
-        return st.selectbox(label, choices, index=choices.index(default) if default in choices else 0, key=wkey, help=help_,
-                            format_func=lambda c: "(default)" if c is None else opt.title(c))
+        return st.selectbox(
+            label,
+            choices,
+            index=choices.index(default) if default in choices else 0,
+            key=wkey,
+            help=help_,
+            format_func=lambda c: "(default)" if c is None else opt.title(c),
+        )
     if opt.type in ("int", "float"):
         is_int = opt.type == "int"
         lo = None if opt.min is None else (opt.min if is_int or not opt.min_exclusive else opt.min + 1e-6)
         hi = opt.max
         cast = int if is_int else float
-        kwargs = dict(min_value=cast(lo) if lo is not None else None, max_value=cast(hi) if hi is not None else None,
-                      value=cast(default) if default is not None else None, key=wkey, help=help_)
+        kwargs = dict(
+            min_value=cast(lo) if lo is not None else None,
+            max_value=cast(hi) if hi is not None else None,
+            value=cast(default) if default is not None else None,
+            key=wkey,
+            help=help_,
+        )
         if is_int:
             kwargs["step"] = 1
         else:
@@ -81,14 +120,22 @@ def _option_columns(keys: list[str], kind: str, defaults: dict, datasets: list[s
 
 def training_form(datasets: list[str], classifiers: list[str]) -> None:
     kind_option = options.OPTIONS["kind"]
-    kind = st.segmented_control(kind_option.label, list(kind_option.choices), default=kind_option.default, required=True,
-                                key="train.kind", format_func=kind_option.title)
+    kind = st.segmented_control(
+        kind_option.label,
+        list(kind_option.choices),
+        default=kind_option.default,
+        required=True,
+        key="train.kind",
+        format_func=kind_option.title,
+    )
     kind = kind or kind_option.default
     if kind == "classifier":
         st.caption("A multi-label CNN with one sigmoid output per label, trained on the dataset's tiles.")
     else:
-        st.caption("The Siamese network learns one k-dim embedding per label; its target for a pair of occluded tiles is "
-                   "the product of the frozen classifier's probabilities. It needs a finished classifier run.")
+        st.caption(
+            "The Siamese network learns one k-dim embedding per label; its target for a pair of occluded tiles is "
+            "the product of the frozen classifier's probabilities. It needs a finished classifier run."
+        )
         if not classifiers:
             st.warning("There is no finished classifier run yet: train a classifier first.", icon=":material/warning:")
     defaults = options.defaults(kind)
@@ -107,12 +154,25 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
                     values |= _option_columns(advanced, kind, defaults, datasets, classifiers)
         st.markdown("**Where to run**")
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-        device = c1.selectbox("Device", [d.id for d in devices], format_func={d.id: d.label for d in devices}.get,
-                              key=f"train.{kind}.device", help="GPUs found with nvidia-smi; the run sees only the chosen ones (CUDA_VISIBLE_DEVICES).")
-        queue = c2.toggle("One run per device (queue)", value=False, key=f"train.{kind}.queue",
-                          help="The run waits as 'queued' until no other run trains on this device, then starts.")
-        submitted = c3.form_submit_button("Launch training", type="primary", icon=":material/play_arrow:",
-                                          disabled=workspace.is_readonly() or (kind == "siamese" and not classifiers))
+        device = c1.selectbox(
+            "Device",
+            [d.id for d in devices],
+            format_func={d.id: d.label for d in devices}.get,
+            key=f"train.{kind}.device",
+            help="GPUs found with nvidia-smi; the run sees only the chosen ones (CUDA_VISIBLE_DEVICES).",
+        )
+        queue = c2.toggle(
+            "One run per device (queue)",
+            value=False,
+            key=f"train.{kind}.queue",
+            help="The run waits as 'queued' until no other run trains on this device, then starts.",
+        )
+        submitted = c3.form_submit_button(
+            "Launch training",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=workspace.is_readonly() or (kind == "siamese" and not classifiers),
+        )
     if submitted:
         launch(kind, values, device, queue)
 
@@ -134,7 +194,9 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
         try:
             raw["scheme"] = json.loads(raw["scheme"])
         except json.JSONDecodeError as e:
-            raise OLRError(f"The custom label mapping is not valid JSON ({e.msg}); write it like {{\"Urban\": [111, 112]}}.") from None
+            raise OLRError(
+                f'The custom label mapping is not valid JSON ({e.msg}); write it like {{"Urban": [111, 112]}}.'
+            ) from None
     if kind == "siamese" and not raw.get("classifier_run"):
         raise OLRError("Pick the finished classifier run the Siamese network should imitate.")
     cfg = options.resolve(raw)  # bad options are reported here, before any process starts
@@ -144,11 +206,17 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
     st.session_state["train.launch_key"] = launcher.new_key()
     state.choose_runs([run_id, *[r for r in state.runs() if r != run_id]][:4])
     if launcher.launched_by(run_id, key):
-        state.flash("success", f"Launched **{run_id}** ({kind}, {device}{', queued for the device' if queue else ''}). "
-                               "Follow its curves on the Live page.")
+        state.flash(
+            "success",
+            f"Launched **{run_id}** ({kind}, {device}{', queued for the device' if queue else ''}). "
+            "Follow its curves on the Live page.",
+        )
     else:
-        state.flash("info", f"The same configuration is already running on {device} as **{run_id}**; it is shown instead of "
-                            "starting a duplicate. Change a setting (e.g. the seed) to train another.")
+        state.flash(
+            "info",
+            f"The same configuration is already running on {device} as **{run_id}**; it is shown instead of "
+            "starting a duplicate. Change a setting (e.g. the seed) to train another.",
+        )
     st.rerun()
 
 
@@ -157,7 +225,9 @@ all_runs = store.list_runs()
 classifiers = [r.id for r in all_runs if r.kind == "classifier" and r.state == store.RunState.FINISHED]
 
 if not datasets:
-    st.info("There is no dataset to train on yet. Prepare or import one on the Datasets page first.", icon=":material/info:")
+    st.info(
+        "There is no dataset to train on yet. Prepare or import one on the Datasets page first.", icon=":material/info:"
+    )
     st.page_link("pages/datasets.py", label="Go to Datasets", icon=":material/dataset:")
 elif workspace.is_readonly():
     st.info("This is a read-only demo: training cannot be launched here.", icon=":material/lock:")

@@ -13,14 +13,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from olr import workspace
-from olr.analysis import correlations
-from olr.analysis import evaluation
+from olr.analysis import correlations, evaluation
 from olr.runs import store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import make_tiny_dataset
 
 APP = str(REPO_ROOT / "app.py")
-PAGES = ["pages/datasets.py", "pages/train.py", "pages/live.py", "pages/evaluate.py", "pages/correlations.py", "pages/compare.py"]
+PAGES = [
+    "pages/datasets.py",
+    "pages/train.py",
+    "pages/live.py",
+    "pages/evaluate.py",
+    "pages/correlations.py",
+    "pages/compare.py",
+]
 TIMEOUT = 60
 
 
@@ -218,7 +224,11 @@ def test_result_pages_with_finished_runs(results_home):
     at = open_page("pages/correlations.py", **{"olr.run": "siam"})
     agreement = correlations.read_agreement(siam)
     cards = {m.label: m.value for m in at.metric}
-    assert cards.get("Siamese self-score · ρ") == f"{agreement['siamese_self']['spearman']:.3f}", (cards, texts(at, "info"), texts(at, "error"))
+    assert cards.get("Siamese self-score · ρ") == f"{agreement['siamese_self']['spearman']:.3f}", (
+        cards,
+        texts(at, "info"),
+        texts(at, "error"),
+    )
     assert element_count(at, "vega_lite_chart") == 4  # truth, learned, difference, scatter
     assert "no tile coordinates" in texts(at, "info")  # the tiny training set has no map
     at.selectbox(key="corr.view").set_value("siamese_rsa").run()
@@ -247,7 +257,9 @@ def test_failed_half_written_and_corrupt_runs_are_explained(results_home, _isola
         f.write('{"step": 9999, "split": "train", "loss": 0.1\n')  # torn last line
     failed = home / "models" / "broken"
     failed.mkdir()
-    (failed / "status.json").write_text(json.dumps({"state": "failed", "error": "Traceback ...\nValueError: the loss became NaN"}))
+    (failed / "status.json").write_text(
+        json.dumps({"state": "failed", "error": "Traceback ...\nValueError: the loss became NaN"})
+    )
     (failed / "console.log").write_text("epoch 1\nValueError: the loss became NaN\n")
     (home / "models" / "half").mkdir()
     (home / "models" / "half" / "console.log").write_text("starting\n")
@@ -273,14 +285,23 @@ def test_failed_half_written_and_corrupt_runs_are_explained(results_home, _isola
 def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_demo):
     make_tiny_dataset(_isolated_workspace / "data" / "tiny", n_tiles=96)
     at = open_page("pages/train.py")
-    for label, value in (("Width", 0.25), ("Depth", 1), ("Batch size", 16), ("Epochs", 500), ("Log every n steps", 2),
-                         ("Early-stopping patience (0: off)", 0)):
+    for label, value in (
+        ("Width", 0.25),
+        ("Depth", 1),
+        ("Batch size", 16),
+        ("Epochs", 500),
+        ("Log every n steps", 2),
+        ("Early-stopping patience (0: off)", 0),
+    ):
         labelled(at.number_input, label).set_value(value)
     labelled(at.button, "Launch training").click().run()
     assert not at.exception and not at.error, texts(at, "error")
     [run] = store.list_runs()
     assert f"Launched **{run.id}**" in texts(at, "success")
-    assert run.config.get("epochs", 500) == 500 or json.loads((run.path / "launch_config.json").read_text())["epochs"] == 500
+    assert (
+        run.config.get("epochs", 500) == 500
+        or json.loads((run.path / "launch_config.json").read_text())["epochs"] == 500
+    )
     assert at.session_state["olr.runs"][0] == run.id
     # A rerun of the same submission (as a double click would cause) starts nothing new.
     at.run()
@@ -294,8 +315,14 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
     assert any(run.id in str(m.value) for m in at.markdown)
     # A second browser session submitting the same settings is shown the live run, not a duplicate.
     other = open_page("pages/train.py")
-    for label, value in (("Width", 0.25), ("Depth", 1), ("Batch size", 16), ("Epochs", 500), ("Log every n steps", 2),
-                         ("Early-stopping patience (0: off)", 0)):
+    for label, value in (
+        ("Width", 0.25),
+        ("Depth", 1),
+        ("Batch size", 16),
+        ("Epochs", 500),
+        ("Log every n steps", 2),
+        ("Early-stopping patience (0: off)", 0),
+    ):
         labelled(other.number_input, label).set_value(value)
     labelled(other.button, "Launch training").click().run()
     assert not other.exception and f"already running on cpu as **{run.id}**" in texts(other, "info")
@@ -327,7 +354,9 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
 # ------------------------------------------------------------------ render times
 
 
-def test_page_render_times(monkeypatch, training_workspace, trained_classifier_run, trained_siamese_run, _isolated_workspace):
+def test_page_render_times(
+    monkeypatch, training_workspace, trained_classifier_run, trained_siamese_run, _isolated_workspace
+):
     """Render time of each page (AppTest run) with a demo-like dataset and two finished runs."""
     home = _isolated_workspace
     shutil.copytree(training_workspace / "models", home / "models")
@@ -427,11 +456,28 @@ def test_maps_load_nothing_from_the_internet(tiny_dataset):
     fractions = np.asarray(ds.fractions)
     text = maps.labels_text(fractions, ds.label_names, 0.05)
     preview = ds.meta["preview"]
-    single = maps.fraction_map(ds.tiles, fractions[:, 0], text, title="share", bounds=maps.tiles_bounds(ds.tiles),
-                               preview_png=ds.path / preview["file"], preview_bounds=preview["bounds_lonlat"])
-    dual = maps.dual_map(ds.tiles, fractions[:, 0], fractions[:, 1], text, left_title="truth", right_title="score",
-                         left_range=(0.0, 1.0), right_range=(0.0, 1.0), bounds=maps.tiles_bounds(ds.tiles),
-                         preview_png=ds.path / preview["file"], preview_bounds=preview["bounds_lonlat"])
+    single = maps.fraction_map(
+        ds.tiles,
+        fractions[:, 0],
+        text,
+        title="share",
+        bounds=maps.tiles_bounds(ds.tiles),
+        preview_png=ds.path / preview["file"],
+        preview_bounds=preview["bounds_lonlat"],
+    )
+    dual = maps.dual_map(
+        ds.tiles,
+        fractions[:, 0],
+        fractions[:, 1],
+        text,
+        left_title="truth",
+        right_title="score",
+        left_range=(0.0, 1.0),
+        right_range=(0.0, 1.0),
+        bounds=maps.tiles_bounds(ds.tiles),
+        preview_png=ds.path / preview["file"],
+        preview_bounds=preview["bounds_lonlat"],
+    )
 
     def elements(node):  # the walk streamlit-folium does to collect script and style links
         yield node

@@ -62,10 +62,9 @@ def test_staged_folder_appears_only_when_complete(tmp_path):
 
 def test_staged_folder_failure_leaves_nothing(tmp_path):
     final = tmp_path / "ds"
-    with pytest.raises(ValueError):
-        with atomic.staged_folder(final) as stage:
-            (stage / "half.npy").write_bytes(b"x")
-            raise ValueError("boom")
+    with pytest.raises(ValueError), atomic.staged_folder(final) as stage:
+        (stage / "half.npy").write_bytes(b"x")
+        raise ValueError("boom")
     assert listing(tmp_path) == []
 
 
@@ -73,13 +72,12 @@ def test_existing_folder_is_kept_unless_overwrite(tmp_path):
     final = tmp_path / "ds"
     final.mkdir()
     (final / "old.txt").write_text("old")
-    with pytest.raises(OLRError, match="already exists"):
-        with atomic.staged_folder(final):
-            pass
-    with pytest.raises(RuntimeError):  # overwrite, but the new build fails: the old one stays
-        with atomic.staged_folder(final, overwrite=True) as stage:
-            (stage / "new.txt").write_text("new")
-            raise RuntimeError("failed")
+    with pytest.raises(OLRError, match="already exists"), atomic.staged_folder(final):
+        pass
+    # overwrite, but the new build fails: the old one stays
+    with pytest.raises(RuntimeError), atomic.staged_folder(final, overwrite=True) as stage:
+        (stage / "new.txt").write_text("new")
+        raise RuntimeError("failed")
     assert listing(final) == ["old.txt"] and listing(tmp_path) == ["ds"]
     with atomic.staged_folder(final, overwrite=True) as stage:
         (stage / "new.txt").write_text("new")
@@ -98,26 +96,30 @@ def test_overwrite_puts_the_old_folder_back_if_the_final_rename_fails(tmp_path, 
         return real(src, dst)
 
     monkeypatch.setattr(atomic.os, "replace", replace)
-    with pytest.raises(OSError):
-        with atomic.staged_folder(final, overwrite=True) as stage:
-            (stage / "new.txt").write_text("new")
+    with pytest.raises(OSError), atomic.staged_folder(final, overwrite=True) as stage:
+        (stage / "new.txt").write_text("new")
     assert listing(final) == ["old.txt"] and listing(tmp_path) == ["ds"]
 
 
-@pytest.mark.parametrize("code,message", [(errno.ENOSPC, "disk is full"), (errno.EDQUOT, "disk is full"),
-                                          (errno.EACCES, "Permission denied"), (errno.EROFS, "Permission denied")])
+@pytest.mark.parametrize(
+    "code,message",
+    [
+        (errno.ENOSPC, "disk is full"),
+        (errno.EDQUOT, "disk is full"),
+        (errno.EACCES, "Permission denied"),
+        (errno.EROFS, "Permission denied"),
+    ],
+)
 def test_disk_and_permission_errors_become_one_sentence(tmp_path, code, message):
-    with pytest.raises(OLRError, match=message):
-        with atomic.staged_folder(tmp_path / "ds") as stage:
-            (stage / "part").write_bytes(b"x")
-            raise OSError(code, os.strerror(code))
+    with pytest.raises(OLRError, match=message), atomic.staged_folder(tmp_path / "ds") as stage:
+        (stage / "part").write_bytes(b"x")
+        raise OSError(code, os.strerror(code))
     assert listing(tmp_path) == []
 
 
 def test_other_os_errors_pass_through(tmp_path):
-    with pytest.raises(OSError) as info:
-        with atomic.staged_folder(tmp_path / "ds"):
-            raise OSError(errno.EIO, "I/O error")
+    with pytest.raises(OSError) as info, atomic.staged_folder(tmp_path / "ds"):
+        raise OSError(errno.EIO, "I/O error")
     assert not isinstance(info.value, OLRError) and listing(tmp_path) == []
 
 

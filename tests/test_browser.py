@@ -29,7 +29,9 @@ def settle(page, timeout: float = 90.0) -> None:
     quiet = 0
     time.sleep(0.5)
     while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stSkeleton"]').count()
+        busy = (
+            page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stSkeleton"]').count()
+        )
         quiet = quiet + 1 if not busy else 0
         if quiet >= 3:
             return
@@ -86,7 +88,13 @@ def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_s
     page.get_by_label("Dataset", exact=True).last.click()
     page.get_by_role("option", name="tiny").click()
     page.get_by_text("More options", exact=True).click()  # "Log every n steps" is one of the collapsed options
-    for label, value in (("Width", "0.25"), ("Depth", "1"), ("Batch size", "16"), ("Epochs", "3"), ("Log every n steps", "2")):
+    for label, value in (
+        ("Width", "0.25"),
+        ("Depth", "1"),
+        ("Batch size", "16"),
+        ("Epochs", "3"),
+        ("Log every n steps", "2"),
+    ):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Tab")

@@ -13,8 +13,9 @@ from olr.workspace import REPO_ROOT
 
 
 def olr(*args: str, program: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*(program or [sys.executable, "-m", "olr"]), *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [*(program or [sys.executable, "-m", "olr"]), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -35,7 +36,9 @@ def test_every_command_names_a_function_of_its_module():
 
 def test_the_installed_olr_program_is_the_same_command_line():
     program = Path(sys.executable).with_name("olr")
-    assert program.is_file(), "the `olr` program is missing: install the project with `pip install -e .` (requirements.txt does)"
+    assert program.is_file(), (
+        "the `olr` program is missing: install the project with `pip install -e .` (requirements.txt does)"
+    )
     proc = olr("--help", program=[str(program)])
     assert proc.returncode == 0 and proc.stdout.startswith("usage: olr ")
     assert all(name in proc.stdout for name in COMMANDS)
@@ -45,4 +48,3 @@ def test_an_unknown_subcommand_exits_2_with_one_sentence():
     proc = olr("trian")
     assert proc.returncode == 2
     assert "unknown subcommand 'trian'" in proc.stderr
-

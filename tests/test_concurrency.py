@@ -17,10 +17,16 @@ from olr.runs import device_queue, launcher, store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 
-TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
-        "log_every_steps": 1, "early_stopping_patience": 0}
-
-
+TINY = {
+    "kind": "classifier",
+    "dataset": "tiny",
+    "width": 0.25,
+    "depth": 1,
+    "batch_size": 16,
+    "learning_rate": 0.01,
+    "log_every_steps": 1,
+    "early_stopping_patience": 0,
+}
 
 
 def state_of(run_id: str) -> str:
@@ -41,19 +47,26 @@ def test_device_names_and_the_lock_of_a_killed_holder_is_released(tiny_home):
         assert turn and device_queue.busy("cpu")
     assert not device_queue.busy("cpu")
     # a queued holder that is asked to stop while waiting gets no turn
-    with device_queue.hold_devices(["cpu"], wait=False):
-        with device_queue.hold_devices(["cpu"], wait=True, should_stop=lambda: True, poll_s=0.01) as turn:
-            assert turn is False
+    with (
+        device_queue.hold_devices(["cpu"], wait=False),
+        device_queue.hold_devices(["cpu"], wait=True, should_stop=lambda: True, poll_s=0.01) as turn,
+    ):
+        assert turn is False
 
 
 def test_queued_runs_wait_for_the_device_and_start_one_at_a_time(tiny_home):
     first = launcher.launch_training({**TINY, "epochs": 200, "seed": 1}, "cpu", wait_for_device=True)
-    wait_for(lambda: state_of(first) == "running" and store.read_metrics(first).shape[0] > 0, 120, "the first run to train")
+    wait_for(
+        lambda: state_of(first) == "running" and store.read_metrics(first).shape[0] > 0, 120, "the first run to train"
+    )
     second = launcher.launch_training({**TINY, "epochs": 1, "seed": 2}, "cpu", wait_for_device=True)
     third = launcher.launch_training({**TINY, "epochs": 1, "seed": 3}, "cpu", wait_for_device=True)
     # both wait behind the first (their processes are up: heartbeats fresh, not dead)
-    wait_for(lambda: "queued:" in "\n".join(store.tail_log(second, 5) + store.tail_log(third, 5)), 90,
-             "the queued runs to say they wait")
+    wait_for(
+        lambda: "queued:" in "\n".join(store.tail_log(second, 5) + store.tail_log(third, 5)),
+        90,
+        "the queued runs to say they wait",
+    )
     time.sleep(2)
     assert state_of(first) == "running"
     assert state_of(second) == "queued" and state_of(third) == "queued"
@@ -86,9 +99,17 @@ def test_two_sessions_launching_the_same_run_at_once_start_one(tiny_home):
     config = {**TINY, "epochs": 200}
     start_at = time.time() + 4  # both processes are up by then and launch in the same instant
     env = {**os.environ, "OLR_HOME": str(tiny_home)}
-    procs = [subprocess.Popen([sys.executable, "-c", _LAUNCH_AT, str(start_at), key, json.dumps(config)], cwd=REPO_ROOT,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for key in ("sessionA", "sessionB")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH_AT, str(start_at), key, json.dumps(config)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for key in ("sessionA", "sessionB")
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
     ids = [out.strip().splitlines()[-1] for out, _ in outputs]

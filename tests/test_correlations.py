@@ -119,7 +119,8 @@ def _corrcoef_or_nan(x):
 
 def _same(a, b):
     return a.keys() == b.keys() and all(
-        (np.isnan(a[k]) and np.isnan(b[k])) if isinstance(a[k], float) and isinstance(b[k], float) and np.isnan(a[k])
+        (np.isnan(a[k]) and np.isnan(b[k]))
+        if isinstance(a[k], float) and isinstance(b[k], float) and np.isnan(a[k])
         else (a[k] == pytest.approx(b[k]) if isinstance(a[k], float) else a[k] == b[k])
         for k in a
     )
@@ -130,8 +131,20 @@ def test_compute_for_siamese_run_matches_independent_recomputation(trained_siame
     shutil.rmtree(home / "models" / "siam" / "correlations")
     result = correlations.compute_for_run("siam", max_tiles=30, sample_for_rsa=12)
     mats = correlations.load_matrices("siam")
-    assert {"gt_phi", "gt_cooc", "gt_fraction_corr", "gt_npmi", "gt_cond", "siamese_self", "siamese_rsa",
-            "classifier_prob", "self_scores", "tile_indices", "rsa_tile_indices", "label_names"} <= set(mats)
+    assert {
+        "gt_phi",
+        "gt_cooc",
+        "gt_fraction_corr",
+        "gt_npmi",
+        "gt_cond",
+        "siamese_self",
+        "siamese_rsa",
+        "classifier_prob",
+        "self_scores",
+        "tile_indices",
+        "rsa_tile_indices",
+        "label_names",
+    } <= set(mats)
     assert correlations.read_agreement("siam") == result
 
     ds = load_dataset("tiny")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -30,8 +29,6 @@ EPOCHS = 30  # about 0.5 s each: long enough to look at the live run before the 
 STEPS_PER_EPOCH = 115 // 16  # make_tiny_dataset: 115 training tiles, batch 16, drop remainder
 
 
-
-
 def logged_steps(run_dir: Path) -> int:
     if not (run_dir / "metrics.jsonl").exists():
         return 0
@@ -51,8 +48,19 @@ def open_train_page() -> AppTest:
 def killable_run(home: Path, run_id: str):
     """A training process of its own, started outside the app (the app learns of it only from
     disk); killed at the end of the block if still alive."""
-    proc = start_train_cli(home, *TINY_CLASSIFIER, "--epochs", str(EPOCHS), "--log-every-steps", "1",
-                           "--early-stopping-patience", "0", "--run-id", run_id, OLR_HEARTBEAT_S="0.5")
+    proc = start_train_cli(
+        home,
+        *TINY_CLASSIFIER,
+        "--epochs",
+        str(EPOCHS),
+        "--log-every-steps",
+        "1",
+        "--early-stopping-patience",
+        "0",
+        "--run-id",
+        run_id,
+        OLR_HEARTBEAT_S="0.5",
+    )
     try:
         yield proc
     finally:
@@ -102,7 +110,9 @@ def test_run_killed_at_a_random_step_is_found_dead_by_a_fresh_app_and_resumed_to
     assert not at.exception and any("Resuming **crashy**" in s.value for s in at.success), why
     assert store.load_run("crashy").is_live
 
-    wait_for(lambda: store.load_run("crashy").state not in ("queued", "running"), 300, f"the resumed run to end {why}", 0.5)
+    wait_for(
+        lambda: store.load_run("crashy").state not in ("queued", "running"), 300, f"the resumed run to end {why}", 0.5
+    )
     run = store.load_run("crashy")
     assert run.state == "finished", (why, store.tail_log(run, 30))
     state = run.train_state
@@ -133,8 +143,23 @@ def test_a_run_killed_before_its_first_checkpoint_offers_a_new_run_not_a_resume(
 
 
 def prepare_cmd(scene, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "olr", "prepare", "--image", str(scene.image), "--labels", str(scene.labels),
-            "--out", "data/ds", "--tile", "16", "--split-block", "4", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "olr",
+        "prepare",
+        "--image",
+        str(scene.image),
+        "--labels",
+        str(scene.labels),
+        "--out",
+        "data/ds",
+        "--tile",
+        "16",
+        "--split-block",
+        "4",
+        *extra,
+    ]
 
 
 def test_preparation_killed_at_random_moments_leaves_no_half_dataset_and_loses_nothing(_isolated_workspace, tmp_path):
@@ -151,8 +176,13 @@ def test_preparation_killed_at_random_moments_leaves_no_half_dataset_and_loses_n
     outcomes = []
     for attempt in range(6):
         delay = rng.uniform(0.05, full_s)
-        proc = subprocess.Popen(prepare_cmd(scene, "--overwrite"), cwd=REPO_ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            prepare_cmd(scene, "--overwrite"),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         code = proc.wait(timeout=60)
@@ -168,12 +198,13 @@ def test_preparation_killed_at_random_moments_leaves_no_half_dataset_and_loses_n
     assert outcomes.count("killed") >= 3, outcomes  # most attempts really were cut short
     # A new dataset killed mid-way leaves no folder at all, and the next preparation works.
     fresh_cmd = [arg if arg != "data/ds" else "data/fresh" for arg in prepare_cmd(scene)]
-    proc = subprocess.Popen(fresh_cmd, cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(fresh_cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(full_s / 2)
     proc.kill()
     proc.wait(timeout=60)
     assert list_datasets() == ["ds"]
-    subprocess.run(prepare_cmd(scene, "--overwrite"), cwd=REPO_ROOT, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        prepare_cmd(scene, "--overwrite"), cwd=REPO_ROOT, env=env, check=True, capture_output=True, timeout=300
+    )
     assert sorted(p.name for p in (home / "data").iterdir()) == ["ds"]
     assert load_dataset("ds").meta["created"] >= created

@@ -14,7 +14,11 @@ def test_demo_quick_pipeline_learns(tmp_path):
     env = {**os.environ, "OLR_HOME": str(home)}
     proc = subprocess.run(
         [sys.executable, "-m", "olr", "demo", "--quick", "--run-prefix", "t", "--json", str(out)],
-        cwd=workspace.REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=workspace.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     result = json.loads(out.read_text())

@@ -16,8 +16,7 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling, reproject
 
-from olr.data import label_schemes
-from olr.data import demo_scene
+from olr.data import demo_scene, label_schemes
 from olr.data.demo_scene.scene_files import grid_code_raster
 from olr.errors import OLRError
 
@@ -50,8 +49,15 @@ def _codes_on_image_grid(lc: dict) -> np.ndarray:
     grid = grid_code_raster(lc["codes"])
     out = np.zeros((g.size, g.size), np.uint8)
     reproject(
-        grid, out, src_transform=g.label_transform, src_crs=demo_scene.LABEL_CRS, dst_transform=g.image_transform,
-        dst_crs=demo_scene.IMAGE_CRS, resampling=Resampling.nearest, src_nodata=48, dst_nodata=48,
+        grid,
+        out,
+        src_transform=g.label_transform,
+        src_crs=demo_scene.LABEL_CRS,
+        dst_transform=g.image_transform,
+        dst_crs=demo_scene.IMAGE_CRS,
+        resampling=Resampling.nearest,
+        src_nodata=48,
+        dst_nodata=48,
     )
     return label_schemes.grid_to_code_lut()[out]
 
@@ -361,7 +367,7 @@ def test_two_processes_at_first_launch_build_one_dataset(tmp_path):
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     assert results[0]["path"] == results[1]["path"]
@@ -377,10 +383,10 @@ def test_cli_demo_data_prints_a_summary(tmp_path):
     env = dict(os.environ, OLR_HOME=str(tmp_path), PYTHONPATH=str(REPO))
     cli = [sys.executable, "-m", "olr", "demo-data"]
     run = subprocess.run(
-        cli + ["--size", "256", "--seed", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [*cli, "--size", "256", "--seed", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stderr
     assert "tiles: 16" in run.stdout and "synthetic" in run.stdout
     assert "Sea and ocean" in run.stdout
-    bad = subprocess.run(cli + ["--size", "10"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([*cli, "--size", "10"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "size" in bad.stderr and "Traceback" not in bad.stderr

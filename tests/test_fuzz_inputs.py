@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from olr.data.dataset import load_dataset
-from olr.errors import OLRError
 from olr.data.prepare import prepare_dataset
 from olr.data.thesis_import import import_batches
+from olr.errors import OLRError
 from tests.fixtures.data import make_scene, write_batches, write_label_vector
 
 SEED = 20261121
@@ -49,7 +49,9 @@ def time_limit(seconds: int, what: str):
 
 def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     """One corruption of a valid file's bytes, and its name for the failure message."""
-    kind = rng.choice(["truncate", "flip_header", "flip_anywhere", "zero_block", "random", "empty", "duplicate_tail", "text"])
+    kind = rng.choice(
+        ["truncate", "flip_header", "flip_anywhere", "zero_block", "random", "empty", "duplicate_tail", "text"]
+    )
     if kind == "truncate":
         cut = rng.randrange(0, len(data))
         return data[:cut], f"truncated at {cut}/{len(data)}"
@@ -64,14 +66,16 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     if kind == "zero_block":
         start = rng.randrange(len(data))
         length = rng.randint(1, 4096)
-        return data[:start] + bytes(min(length, len(data) - start)) + data[start + length:], f"zeroed {length} at {start}"
+        return data[:start] + bytes(min(length, len(data) - start)) + data[
+            start + length :
+        ], f"zeroed {length} at {start}"
     if kind == "random":
         n = rng.choice([1, 8, 100, 4096, 40000])
         return rng.randbytes(n), f"{n} random bytes"
     if kind == "empty":
         return b"", "empty"
     if kind == "duplicate_tail":
-        return data + data[-rng.randint(1, 2048):], "extra bytes at the end"
+        return data + data[-rng.randint(1, 2048) :], "extra bytes at the end"
     return b"this is not a raster\n" * rng.randint(1, 50), "plain text"
 
 
@@ -91,7 +95,7 @@ def run_case(build, out: Path, why: str) -> str:
         return "error"
     except Hang:
         pytest.fail(f"hang: {why}")
-    except Exception as error:  # noqa: BLE001 - the finding we look for
+    except Exception as error:
         pytest.fail(f"{type(error).__name__} instead of a one-sentence error for {why}: {error}")
     ds = load_dataset(out)  # what was accepted must be a complete dataset
     assert ds.n_tiles > 0 and ds.images.shape[0] == ds.fractions.shape[0], why
@@ -123,7 +127,15 @@ def test_preparation_survives_corrupted_rasters_and_vectors(valid_sources, tmp_p
         labels = sources["labels_vector"] if target == "labels_vector" else sources["labels_raster"]
         out = folder / "ds"
         why = f"case {case} (seed {SEED}): {target} {how}"
-        outcomes[run_case(lambda: prepare_dataset(sources["image"], labels, out, tile=16, split_block=2), out, why)] += 1
+        outcomes[
+            run_case(
+                lambda sources=sources, labels=labels, out=out: prepare_dataset(
+                    sources["image"], labels, out, tile=16, split_block=2
+                ),
+                out,
+                why,
+            )
+        ] += 1
         shutil.rmtree(folder)
     # The loop really exercised both outcomes (some corruptions are harmless, most are not).
     assert outcomes["error"] >= RASTER_CASES // 3 and outcomes["ok"] >= 1, outcomes
@@ -154,11 +166,22 @@ def test_thesis_import_survives_corrupted_batches(tmp_path):
                 np.save(folder / "labels0.npy", np.full((6, 5), 2, dtype=np.int64))
             hows.append(fault)
         label_names = folder / "names.txt"
-        label_names.write_bytes(b"a\nb\nc\nd\ne\n" if rng.random() < 0.7 else
-                                rng.choice([b"[\"a\", 1]", b"\xff\xfe\x00", b"a\nb\n", b"", b"[\"a\", \"b\""]))
+        label_names.write_bytes(
+            b"a\nb\nc\nd\ne\n"
+            if rng.random() < 0.7
+            else rng.choice([b'["a", 1]', b"\xff\xfe\x00", b"a\nb\n", b"", b'["a", "b"'])
+        )
         out = tmp_path / f"out{case}" / "ds"
         why = f"case {case} (seed {SEED + 1}): {'; '.join(hows)}"
-        outcomes[run_case(lambda: import_batches(folder, out, label_names=label_names), out, why)] += 1
+        outcomes[
+            run_case(
+                lambda folder=folder, out=out, label_names=label_names: import_batches(
+                    folder, out, label_names=label_names
+                ),
+                out,
+                why,
+            )
+        ] += 1
         shutil.rmtree(folder)
     assert outcomes["error"] >= BATCH_CASES // 3 and outcomes["ok"] >= 1, outcomes
     print(f"thesis import fuzz: {BATCH_CASES} cases, {outcomes}")

@@ -62,7 +62,9 @@ def imported_modules(name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base.split(".")[0] != "olr":
                 continue
             for alias in node.names:
@@ -144,7 +146,9 @@ def test_every_module_imports_alone_in_a_fresh_interpreter(chunk):
     names = sorted(set(MODULES) - {"olr.__main__"})[chunk::2]  # __main__ runs the CLI when imported
 
     def import_alone(name: str) -> str | None:
-        proc = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        )
         return None if proc.returncode == 0 else f"{name}: {proc.stderr.strip().splitlines()[-1:]}"
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -23,7 +23,10 @@ def test_legend_has_the_44_classes_with_unique_codes():
         for c in legend:
             names.setdefault(str(c.code)[:digits], set()).add(getattr(c, level))
         assert all(len(v) == 1 for v in names.values())
-    assert label_schemes.by_code()[211].level3 == "Non-irrigated arable land" and label_schemes.by_code()[523].grid_code == 44
+    assert (
+        label_schemes.by_code()[211].level3 == "Non-irrigated arable land"
+        and label_schemes.by_code()[523].grid_code == 44
+    )
 
 
 def test_grid_code_lookup():
@@ -35,9 +38,17 @@ def test_grid_code_lookup():
     assert (lut[45:] == 0).all()
 
 
-@pytest.mark.parametrize("name,n_labels,n_dropped", [
-    ("level3", 44, 0), ("level2", 15, 0), ("level1", 5, 0), ("ben19", 19, 12), ("thesis_c3", 7, 0), ("thesis_c5", 5, 0),
-])
+@pytest.mark.parametrize(
+    "name,n_labels,n_dropped",
+    [
+        ("level3", 44, 0),
+        ("level2", 15, 0),
+        ("level1", 5, 0),
+        ("ben19", 19, 12),
+        ("thesis_c3", 7, 0),
+        ("thesis_c5", 5, 0),
+    ],
+)
 def test_builtin_schemes_map_every_code_once(name, n_labels, n_dropped):
     s = label_schemes.get_scheme(name)
     assert s.name == name and len(s.labels) == n_labels and len(s.dropped_codes) == n_dropped
@@ -98,16 +109,19 @@ def test_user_mappings_from_dict_and_json(tmp_path):
     assert j.to_json()["mapping"] == {"Sea": [523], "Beach": [331]}
 
 
-@pytest.mark.parametrize("mapping,message", [
-    ({"Urban": [111, 999]}, "unknown CLC code 999"),
-    ({"Urban": [1, 2]}, "unknown CLC code 1"),  # grid codes are not CLC codes
-    ({"Urban": [111.7]}, "unknown CLC code 111.7"),
-    ({"Urban": [True]}, "unknown CLC code True"),
-    ({"Urban": [111], "Town": [111]}, "mapped to both 'Urban' and 'Town'"),
-    ({"Urban": 111}, "needs a non-empty list"),
-    ({"Urban": []}, "needs a non-empty list"),
-    ({}, "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "mapping,message",
+    [
+        ({"Urban": [111, 999]}, "unknown CLC code 999"),
+        ({"Urban": [1, 2]}, "unknown CLC code 1"),  # grid codes are not CLC codes
+        ({"Urban": [111.7]}, "unknown CLC code 111.7"),
+        ({"Urban": [True]}, "unknown CLC code True"),
+        ({"Urban": [111], "Town": [111]}, "mapped to both 'Urban' and 'Town'"),
+        ({"Urban": 111}, "needs a non-empty list"),
+        ({"Urban": []}, "needs a non-empty list"),
+        ({}, "must be a JSON object"),
+    ],
+)
 def test_bad_user_mappings(mapping, message):
     with pytest.raises(OLRError, match=re.escape(message)):
         label_schemes.get_scheme(mapping)

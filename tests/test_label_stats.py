@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from olr import atomic, workspace
-from olr.data.dataset import load_dataset, write_dataset
 from olr.data import label_stats
+from olr.data.dataset import load_dataset, write_dataset
 from olr.data.label_schemes import get_scheme
 
 
@@ -40,8 +40,13 @@ def make_dataset(name, fractions, splits=None, min_fraction=0.5, tile=8, bands=3
     }
     with atomic.staged_folder(workspace.dataset_path(name)) as tmp:
         write_dataset(
-            tmp, images=images, fractions=fractions, tiles=tiles, meta=meta,
-            min_fraction=min_fraction, code_fractions=fractions,
+            tmp,
+            images=images,
+            fractions=fractions,
+            tiles=tiles,
+            meta=meta,
+            min_fraction=min_fraction,
+            code_fractions=fractions,
         )
     return load_dataset(name)
 
@@ -61,9 +66,7 @@ def test_phi_and_fraction_corr_equal_numpy_corrcoef_and_constant_labels_are_nan(
     assert np.isnan(s.fraction_corr[3]).all() and np.isnan(s.fraction_corr[4]).all()
     assert np.array_equal(s.cooc, y.T.astype(int) @ y.astype(int))
     assert np.array_equal(s.counts, y.sum(0))
-    assert s.labels_per_tile.sum() == 300 and np.array_equal(
-        s.labels_per_tile, np.bincount(y.sum(1), minlength=7)
-    )
+    assert s.labels_per_tile.sum() == 300 and np.array_equal(s.labels_per_tile, np.bincount(y.sum(1), minlength=7))
 
 
 def test_npmi_conditional_and_histogram_on_a_hand_case():
@@ -111,7 +114,9 @@ def test_dataset_stats_cached_per_split_and_recomputed_when_presence_changes():
     assert grouped.names == [lab.name for lab in level1]
     assert np.array_equal(grouped.counts, ds.presence_for(level1).sum(0))
     assert grouped.counts[0] == (ds.fractions[:, :4].sum(1) >= 0.5).sum()  # the 4 labels are all artificial (1xx)
-    assert label_stats.cache_path(ds, labels=level1).exists() and label_stats.cache_path(ds, labels=level1) != label_stats.cache_path(ds)
+    assert label_stats.cache_path(ds, labels=level1).exists() and label_stats.cache_path(
+        ds, labels=level1
+    ) != label_stats.cache_path(ds)
     assert np.array_equal(label_stats.dataset_stats(ds).counts, first.counts)
 
     # Re-prepare with different presence: the stale cache must not be served.

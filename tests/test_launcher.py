@@ -18,10 +18,16 @@ from olr.errors import OLRError
 from olr.runs import launcher, store
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 
-TINY = {"kind": "classifier", "dataset": "tiny", "width": 0.25, "depth": 1, "batch_size": 16, "learning_rate": 0.01,
-        "log_every_steps": 2, "early_stopping_patience": 0}
-
-
+TINY = {
+    "kind": "classifier",
+    "dataset": "tiny",
+    "width": 0.25,
+    "depth": 1,
+    "batch_size": 16,
+    "learning_rate": 0.01,
+    "log_every_steps": 2,
+    "early_stopping_patience": 0,
+}
 
 
 @pytest.fixture
@@ -45,8 +51,11 @@ def test_launch_runs_detached_a_repeated_key_starts_nothing_and_stop_ends_it(tin
     assert [r.id for r in store.list_runs()] == [run_id]
 
     # It really trains: the child validates the config, adopts the folder and logs metrics.
-    wait_for(lambda: store.load_run(run_id).state == "running" and store.read_metrics(run_id).shape[0] > 0,
-             180, "the run to log metrics")
+    wait_for(
+        lambda: store.load_run(run_id).state == "running" and store.read_metrics(run_id).shape[0] > 0,
+        180,
+        "the run to log metrics",
+    )
     run = store.load_run(run_id)
     assert run.config["epochs"] == 500 and run.config["dataset"] == "tiny"
     assert "train" in set(store.read_metrics(run)["split"])
@@ -91,11 +100,16 @@ def test_stop_run_kills_a_process_that_ignores_sigterm(_isolated_workspace):
     # A run folder whose process ignores SIGTERM, started the way the launcher starts runs.
     run_dir = workspace.run_path("stuck")
     run_dir.mkdir(parents=True)
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('olr stuck', flush=True); time.sleep(600)"
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('olr stuck', flush=True); time.sleep(600)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "olr stuck"  # the handler is installed
-        (run_dir / "launch.json").write_text(json.dumps({"pid": proc.pid, "pgid": proc.pid, "host": os.uname().nodename}))
+        (run_dir / "launch.json").write_text(
+            json.dumps({"pid": proc.pid, "pgid": proc.pid, "host": os.uname().nodename})
+        )
         (run_dir / "status.json").write_text(json.dumps({"state": "running", "pid": proc.pid}))
         started = time.monotonic()
         assert launcher.stop_run("stuck", grace_s=1.0, wait=True) is True

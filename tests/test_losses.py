@@ -57,6 +57,11 @@ def test_make_loss_uses_keras_builtins_with_options():
     assert (cfg["gamma"], cfg["alpha"], cfg["apply_class_balancing"]) == (3.0, 0.4, True)
     # focal with gamma > 0 down-weights easy examples: smaller than BCE on the same batch
     assert float(focal(Y, P)) < float(bce(Y, P))
-    assert losses.make_loss({"loss": "focal", "focal_gamma": 2.0, "focal_alpha": None}).get_config()["apply_class_balancing"] is False
+    assert (
+        losses.make_loss({"loss": "focal", "focal_gamma": 2.0, "focal_alpha": None}).get_config()[
+            "apply_class_balancing"
+        ]
+        is False
+    )
     assert isinstance(losses.make_loss({"loss": "weighted_bce_batch"}), losses.BatchWeightedBCE)
     assert isinstance(losses.make_loss({"loss": "weighted_bce_global"}, np.ones(4)), losses.PosWeightedBCE)

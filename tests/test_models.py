@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from olr.training import losses
-from olr.training import models
-from olr.training import pipelines
+from olr.training import losses, models, pipelines
 from olr.workspace import REPO_ROOT
 
 BANDS = [{"mean": 100.0, "std": 20.0}, {"mean": 50.0, "std": 10.0}, {"mean": 10.0, "std": 5.0}]
@@ -99,7 +97,7 @@ def _tiny_pair_setup(tmp_path):
 def test_siamese_trainer_regresses_on_occluded_classifier_products(tmp_path):
     mm, classifier, pair, trainer = _tiny_pair_setup(tmp_path)
     val = pipelines.fixed_pair_batches(mm, np.arange(32), n_pairs=8, batch_size=8, occlusion=(0.25, 0.5), seed=0)
-    (a, b, box_a, box_b), = next(iter(val))
+    ((a, b, box_a, box_b),) = next(iter(val))
     fill = np.array([b_["mean"] for b_ in BANDS], "float32")
     a2, b2 = models.occlude(a, box_a, fill), models.occlude(b, box_b, fill)
     target = classifier(a2, training=False) * classifier(b2, training=False)
@@ -133,6 +131,8 @@ def test_saved_models_load_in_a_fresh_process(tmp_path):
         "np.testing.assert_allclose(s([x, x[::-1]]), np.load(d + '/expected_s.npy'), rtol=1e-4, atol=1e-6)\n"
         "print(s.get_layer('embedder').output_shape)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(None, 3, 2)" in proc.stdout

@@ -39,8 +39,9 @@ def test_every_option_has_a_section_and_a_label_and_no_option_falls_into_other()
         assert sorted(placed) == sorted(k for k in options.options_for(kind) if k != "kind")
         labels = [options.OPTIONS[k].label for k in placed]
         assert len(labels) == len(set(labels)), labels  # a label names one widget
-        assert [s for s, _, _ in options.page_layout(kind)] == [s for s in options.SECTIONS if s in
-                                                                {options.OPTIONS[k].section for k in placed}]
+        assert [s for s, _, _ in options.page_layout(kind)] == [
+            s for s in options.SECTIONS if s in {options.OPTIONS[k].section for k in placed}
+        ]
 
 
 def test_choice_titles_are_words_for_people():
@@ -93,7 +94,12 @@ def test_option_flags_round_trip_to_a_resolved_config():
     options.add_option_flags(parser)
     args = parser.parse_args(["--loss", "focal", "--focal-gamma", "3", "--shuffle", "false", "--dataset", "d"])
     assert options.resolve(options.flag_values(args)) == {
-        **options.defaults("classifier"), "loss": "focal", "focal_gamma": 3.0, "shuffle": False, "dataset": "d"}
+        **options.defaults("classifier"),
+        "loss": "focal",
+        "focal_gamma": 3.0,
+        "shuffle": False,
+        "dataset": "d",
+    }
 
 
 # ------------------------------------------------------------------ presets
@@ -115,12 +121,18 @@ def test_the_workflows_presets_are_there():
     assert {"demo", "thesis_sweep", "bench"} <= set(presets.names())
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"epohcs": 3}, r"^In the preset p\.json:x, the config key 'epohcs' does not exist; did you mean 'epochs'\?$"),
-    ({"epochs": 0}, r"^In the preset p\.json:x, the config value epochs=0 is out of range"),
-    ({"kind": "siamese", "loss": "focal"}, r"^In the preset p\.json:x, the config key 'loss' is for classifier runs"),
-    ([1, 2], r"^The preset p\.json:x must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"epohcs": 3}, r"^In the preset p\.json:x, the config key 'epohcs' does not exist; did you mean 'epochs'\?$"),
+        ({"epochs": 0}, r"^In the preset p\.json:x, the config value epochs=0 is out of range"),
+        (
+            {"kind": "siamese", "loss": "focal"},
+            r"^In the preset p\.json:x, the config key 'loss' is for classifier runs",
+        ),
+        ([1, 2], r"^The preset p\.json:x must be a JSON object"),
+    ],
+)
 def test_a_bad_preset_fails_with_one_sentence(settings, message):
     with pytest.raises(OLRError, match=message) as e:
         options.check_preset(settings, "p.json:x")
@@ -137,13 +149,36 @@ def test_the_demo_runs_what_it_ran_before_presets_became_files():
     """The resolved demo configs equal the old inline dicts (which restated some defaults)."""
     from olr.workflows import demo
 
-    full_classifier = {"model": "resnet", "width": 1.0, "depth": 1, "dropout": 0.2, "loss": "bce", "augment": True,
-                       "epochs": 24, "batch_size": 64, "learning_rate": 2e-3, "optimizer": "adam",
-                       "lr_schedule": "cosine",
-                       "early_stopping_patience": 8, "checkpoint_metric": "val_macro_ap", "prune_below": 20}
-    quick_siamese = {"width": 0.5, "depth": 1, "embedding_dim": 8, "occlusion_min": 0.05, "occlusion_max": 0.5,
-                     "epochs": 4, "batch_size": 32, "learning_rate": 2e-3, "lr_schedule": "cosine",
-                     "early_stopping_patience": 0, "pairs_per_epoch": 1200, "self_pair_share": 0.9}
+    full_classifier = {
+        "model": "resnet",
+        "width": 1.0,
+        "depth": 1,
+        "dropout": 0.2,
+        "loss": "bce",
+        "augment": True,
+        "epochs": 24,
+        "batch_size": 64,
+        "learning_rate": 2e-3,
+        "optimizer": "adam",
+        "lr_schedule": "cosine",
+        "early_stopping_patience": 8,
+        "checkpoint_metric": "val_macro_ap",
+        "prune_below": 20,
+    }
+    quick_siamese = {
+        "width": 0.5,
+        "depth": 1,
+        "embedding_dim": 8,
+        "occlusion_min": 0.05,
+        "occlusion_max": 0.5,
+        "epochs": 4,
+        "batch_size": 32,
+        "learning_rate": 2e-3,
+        "lr_schedule": "cosine",
+        "early_stopping_patience": 0,
+        "pairs_per_epoch": 1200,
+        "self_pair_share": 0.9,
+    }
     run = {"dataset": "demo"}
     assert options.resolve({**run, **demo.CLASSIFIER["full"]}) == options.resolve({**run, **full_classifier})
     siamese = {"kind": "siamese", "classifier_run": "c"}
@@ -204,18 +239,64 @@ def test_prepare_flags_round_trip_to_the_options_object():
     parser = argparse.ArgumentParser()
     prepare_options.add_flags(parser)
     assert PrepareOptions.from_args(parser.parse_args([])) == PrepareOptions()
-    args = parser.parse_args(["--tile", "16", "--stride", "8", "--scheme", "level2", "--min-fraction", "0.1",
-                              "--min-labels", "0", "--max-nodata", "0.5", "--prune-below", "2", "--split-block", "3",
-                              "--split-fractions", "0.6", "0.2", "0.2", "--seed", "4", "--label-encoding", "grid",
-                              "--overwrite"])
+    args = parser.parse_args(
+        [
+            "--tile",
+            "16",
+            "--stride",
+            "8",
+            "--scheme",
+            "level2",
+            "--min-fraction",
+            "0.1",
+            "--min-labels",
+            "0",
+            "--max-nodata",
+            "0.5",
+            "--prune-below",
+            "2",
+            "--split-block",
+            "3",
+            "--split-fractions",
+            "0.6",
+            "0.2",
+            "0.2",
+            "--seed",
+            "4",
+            "--label-encoding",
+            "grid",
+            "--overwrite",
+        ]
+    )
     assert PrepareOptions.from_args(args) == PrepareOptions(
-        tile=16, stride=8, scheme="level2", min_fraction=0.1, min_labels=0, max_nodata=0.5, prune_below=2,
-        split_block=3, split_fractions=(0.6, 0.2, 0.2), seed=4, label_encoding="grid", overwrite=True)
+        tile=16,
+        stride=8,
+        scheme="level2",
+        min_fraction=0.1,
+        min_labels=0,
+        max_nodata=0.5,
+        prune_below=2,
+        split_block=3,
+        split_fractions=(0.6, 0.2, 0.2),
+        seed=4,
+        label_encoding="grid",
+        overwrite=True,
+    )
 
 
 def test_prepare_cli_flags_reach_the_library_call(_isolated_workspace, tiny_rasters, capsys):
-    flags = {"tile": 16, "stride": 16, "scheme": "level2", "min_fraction": 0.1, "min_labels": 0, "max_nodata": 0.5,
-             "prune_below": 0, "split_block": 3, "seed": 4, "label_encoding": "grid"}
+    flags = {
+        "tile": 16,
+        "stride": 16,
+        "scheme": "level2",
+        "min_fraction": 0.1,
+        "min_labels": 0,
+        "max_nodata": 0.5,
+        "prune_below": 0,
+        "split_block": 3,
+        "seed": 4,
+        "label_encoding": "grid",
+    }
     argv = ["prepare", "--image", str(tiny_rasters.image), "--labels", str(tiny_rasters.labels), "--out", "data/rt"]
     for key, value in flags.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -226,20 +307,24 @@ def test_prepare_cli_flags_reach_the_library_call(_isolated_workspace, tiny_rast
     assert {k: meta["parameters"][k] for k in expected} == expected
     assert meta["tile"] == 16 and meta["split"]["block"] == 3 and meta["scheme"]["name"] == "level2"
     # The keyword call of existing callers gives the same options.
-    out = prepare.prepare_dataset(tiny_rasters.image, tiny_rasters.labels, workspace.dataset_path("kw"), **flags,
-                                  split_fractions=(0.6, 0.2, 0.2))
+    out = prepare.prepare_dataset(
+        tiny_rasters.image, tiny_rasters.labels, workspace.dataset_path("kw"), **flags, split_fractions=(0.6, 0.2, 0.2)
+    )
     assert {k: load_dataset(out).meta["parameters"][k] for k in expected} == expected
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"tile": 4}, "The tile size 4 is not valid; use a whole number of pixels, at least 8."),
-    ({"stride": 0}, "The stride 0 is not valid; use a whole number of pixels, at least 1."),
-    ({"min_fraction": 0}, "The min fraction 0 is not valid; use a number above 0 and at most 1 (e.g. 0.05)."),
-    ({"min_labels": -1}, "The min labels -1 is not valid; use 0 or more."),
-    ({"max_nodata": 1.5}, "The max nodata share 1.5 is not valid; use a number from 0 to 1 (e.g. 0.1)."),
-    ({"prune_below": -1}, "The prune threshold -1 is not valid; use 0 (no pruning) or more tiles."),
-    ({"split_block": 2.0}, "The split block size 2.0 is not valid; use a whole number of tiles, at least 1."),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"tile": 4}, "The tile size 4 is not valid; use a whole number of pixels, at least 8."),
+        ({"stride": 0}, "The stride 0 is not valid; use a whole number of pixels, at least 1."),
+        ({"min_fraction": 0}, "The min fraction 0 is not valid; use a number above 0 and at most 1 (e.g. 0.05)."),
+        ({"min_labels": -1}, "The min labels -1 is not valid; use 0 or more."),
+        ({"max_nodata": 1.5}, "The max nodata share 1.5 is not valid; use a number from 0 to 1 (e.g. 0.1)."),
+        ({"prune_below": -1}, "The prune threshold -1 is not valid; use 0 (no pruning) or more tiles."),
+        ({"split_block": 2.0}, "The split block size 2.0 is not valid; use a whole number of tiles, at least 1."),
+    ],
+)
 def test_prepare_options_check_says_what_is_wrong_in_one_sentence(kwargs, message):
     with pytest.raises(OLRError) as e:
         PrepareOptions(**kwargs).check()

@@ -90,13 +90,15 @@ def test_random_boxes_respect_the_size_range_and_stay_inside():
 def test_pair_batches_give_two_random_batches_with_fresh_boxes(tiles):
     ds = pipelines.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5)
     steps = [batch[0] for batch in ds.take(3)]
-    for a, b, box_a, box_b in steps:
+    for a, b, box_a, _box_b in steps:
         assert a.shape == (6, 4, 4, 1) and box_a.shape == (6, 4)
         ids = _ids(a) + _ids(b)
         assert len(set(ids)) == 12  # 2B distinct tiles per step
     assert not np.array_equal(steps[0][2].numpy(), steps[1][2].numpy())  # new occlusions every step
     # boxes are keyed by (seed, step): a run resumed at step 1 draws what step 1 drew before
-    resumed = next(iter(pipelines.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5, start_step=1)))[0]
+    resumed = next(
+        iter(pipelines.pair_batches(tiles, np.arange(40), batch_size=6, occlusion=(0.5, 1.0), seed=5, start_step=1))
+    )[0]
     np.testing.assert_array_equal(resumed[2].numpy(), steps[1][2].numpy())
 
 

@@ -32,8 +32,22 @@ from tests.fixtures.data import (
     write_raster,
 )
 
-TILE_COLUMNS = ["tile_id", "row_off", "col_off", "split", "block_id", "nodata_share", "x_min", "y_min", "x_max",
-                "y_max", "lon_min", "lat_min", "lon_max", "lat_max"]
+TILE_COLUMNS = [
+    "tile_id",
+    "row_off",
+    "col_off",
+    "split",
+    "block_id",
+    "nodata_share",
+    "x_min",
+    "y_min",
+    "x_max",
+    "y_max",
+    "lon_min",
+    "lat_min",
+    "lon_max",
+    "lat_max",
+]
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +196,7 @@ def test_label_values_outside_1_to_44_are_unlabelled(tmp_path):
     scene = make_scene(tmp_path / "scene", size=128, seed=7)
     grid = codes_to_grid(scene.codes)
     codes = scene.codes.copy()
-    h, w = grid.shape
+    _h, _w = grid.shape
     for k, value in enumerate((48, 49, 50, 255)):  # four stripes of "no label"
         rows = slice(3 + 4 * k, 5 + 4 * k)
         grid[rows] = value
@@ -230,8 +244,9 @@ def test_every_scheme_aggregates_code_fractions(scene, tmp_path, scheme):
 def test_ben19_tiles_covered_only_by_dropped_codes_have_no_labels(tmp_path):
     # 122 (road and rail) and 131 (mineral extraction) are among BigEarthNet-19's dropped codes.
     scene = make_scene(tmp_path / "scene", size=128, codes=(122, 131, 211, 312), patch=8, seed=2)
-    ds = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16, scheme="ben19",
-                                      min_labels=0))
+    ds = load_dataset(
+        prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16, scheme="ben19", min_labels=0)
+    )
     cf = all_code_fractions(ds)
     dropped_only = cf[:, [label_schemes.ALL_CODES.index(122), label_schemes.ALL_CODES.index(131)]].sum(1) == 1.0
     assert dropped_only.sum() >= 3
@@ -247,8 +262,9 @@ def test_pruning_drops_rare_labels_and_the_tiles_left_without_labels(tmp_path):
     full = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "full", tile=16))
     freq = full.presence.sum(0)
     threshold = int(np.sort(freq)[len(freq) // 2])  # prune about half the labels
-    pruned = load_dataset(prepare_dataset(scene.image, scene.labels, tmp_path / "pruned", tile=16,
-                                          prune_below=threshold))
+    pruned = load_dataset(
+        prepare_dataset(scene.image, scene.labels, tmp_path / "pruned", tile=16, prune_below=threshold)
+    )
     keep = freq >= threshold
     assert 0 < keep.sum() < len(keep)
     assert pruned.label_names == [n for n, k in zip(full.label_names, keep) if k]
@@ -287,8 +303,11 @@ def test_split_is_spatial_reproducible_and_balanced(scene, tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=60), seed=st.integers(0, 2**31),
-       fractions=st.tuples(st.floats(0.1, 1), st.floats(0, 1), st.floats(0, 1)))
+@given(
+    sizes=st.lists(st.integers(1, 30), min_size=1, max_size=60),
+    seed=st.integers(0, 2**31),
+    fractions=st.tuples(st.floats(0.1, 1), st.floats(0, 1), st.floats(0, 1)),
+)
 def test_block_assignment_is_deterministic_and_close_to_the_fractions(sizes, seed, fractions):
     block_ids = np.repeat(np.arange(len(sizes)) * 7 + 3, sizes)  # arbitrary ids
     first = splits.assign_blocks(block_ids, fractions, seed)
@@ -381,24 +400,27 @@ def test_permission_denied_leaves_nothing(scene, tmp_path):
     if undo is None:
         pytest.skip("cannot make a folder read-only on this machine")
     try:
-        with pytest.raises(OLRError, match="(?i)cannot write|permission denied"):
+        with pytest.raises(OLRError, match=r"(?i)cannot write|permission denied"):
             prepare_dataset(scene.image, scene.labels, parent / "ds", tile=16)
         assert list(parent.iterdir()) == []
     finally:
         undo()
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"tile": 4}, "tile size 4 is not valid"),
-    ({"tile": 256}, "larger than the image"),
-    ({"stride": 0}, "stride"),
-    ({"scheme": "level4"}, "Unknown label scheme"),
-    ({"scheme": {"Urban": [111, 999]}}, "unknown CLC code 999"),
-    ({"min_fraction": 0}, "min fraction"),
-    ({"max_nodata": 1.5}, "max nodata"),
-    ({"split_fractions": (0, 1, 1)}, "split fractions"),
-    ({"label_encoding": "utf8"}, "Unknown label encoding"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"tile": 4}, "tile size 4 is not valid"),
+        ({"tile": 256}, "larger than the image"),
+        ({"stride": 0}, "stride"),
+        ({"scheme": "level4"}, "Unknown label scheme"),
+        ({"scheme": {"Urban": [111, 999]}}, "unknown CLC code 999"),
+        ({"min_fraction": 0}, "min fraction"),
+        ({"max_nodata": 1.5}, "max nodata"),
+        ({"split_fractions": (0, 1, 1)}, "split fractions"),
+        ({"label_encoding": "utf8"}, "Unknown label encoding"),
+    ],
+)
 def test_bad_parameters(scene, tmp_path, kwargs, message):
     with pytest.raises(OLRError, match=message):
         prepare_dataset(scene.image, scene.labels, tmp_path / "ds", **{"tile": 16, **kwargs})
@@ -417,17 +439,24 @@ def cli(tmp_path_factory, scene):
     text = files / "notes.tif"
     text.write_text("this is not a raster")
     no_crs = files / "no_crs.tif"
-    with rasterio.open(no_crs, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8",
-                       transform=scene.image_transform) as dst:
+    with rasterio.open(
+        no_crs, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", transform=scene.image_transform
+    ) as dst:
         dst.write(np.ones((1, 64, 64), np.uint8))
     no_transform = files / "no_transform.tif"
-    with rasterio.open(no_transform, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8",
-                       crs=IMAGE_CRS) as dst:
+    with rasterio.open(
+        no_transform, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs=IMAGE_CRS
+    ) as dst:
         dst.write(np.ones((1, 64, 64), np.uint8))
-    far = write_raster(files / "far.tif", codes_to_grid(scene.codes), LABEL_CRS,
-                       rasterio.transform.from_origin(2_000_000, 5_000_000, 100, 100))
-    empty = write_raster(files / "empty.tif", np.full(scene.codes.shape, 255, np.uint8), LABEL_CRS,
-                         scene.label_transform)
+    far = write_raster(
+        files / "far.tif",
+        codes_to_grid(scene.codes),
+        LABEL_CRS,
+        rasterio.transform.from_origin(2_000_000, 5_000_000, 100, 100),
+    )
+    empty = write_raster(
+        files / "empty.tif", np.full(scene.codes.shape, 255, np.uint8), LABEL_CRS, scene.label_transform
+    )
     mapping = files / "mapping.json"
     mapping.write_text(json.dumps({"Urban": [111, 112], "Ghost": [999]}))
     ok = ["prepare", "--image", scene.image, "--labels", scene.labels, "--tile", "16"]
@@ -444,13 +473,19 @@ def cli(tmp_path_factory, scene):
     locks: list = []
     cases = {
         "ok": ([*ok, "--out", "data/ds", "--split-block", "2"], None),
-        "missing_image": (["prepare", "--image", files / "nope.tif", "--labels", scene.labels, "--tile", "16",
-                           "--out", "data/ds"], None),
-        "not_raster": (["prepare", "--image", text, "--labels", scene.labels, "--tile", "16",
-                        "--out", "data/ds"], None),
+        "missing_image": (
+            ["prepare", "--image", files / "nope.tif", "--labels", scene.labels, "--tile", "16", "--out", "data/ds"],
+            None,
+        ),
+        "not_raster": (
+            ["prepare", "--image", text, "--labels", scene.labels, "--tile", "16", "--out", "data/ds"],
+            None,
+        ),
         "no_crs": (["prepare", "--image", no_crs, "--labels", scene.labels, "--tile", "16", "--out", "data/ds"], None),
-        "no_transform": (["prepare", "--image", no_transform, "--labels", scene.labels, "--tile", "16",
-                          "--out", "data/ds"], None),
+        "no_transform": (
+            ["prepare", "--image", no_transform, "--labels", scene.labels, "--tile", "16", "--out", "data/ds"],
+            None,
+        ),
         "no_overlap": (["prepare", "--image", scene.image, "--labels", far, "--tile", "16", "--out", "data/ds"], None),
         "no_class": (["prepare", "--image", scene.image, "--labels", empty, "--tile", "16", "--out", "data/ds"], None),
         "tile_too_large": ([*ok[:-1], "512", "--out", "data/ds"], None),
@@ -467,8 +502,16 @@ def cli(tmp_path_factory, scene):
     try:
         results = run_cli_concurrently(cases, root / "homes")
         probe = subprocess.run(
-            [os.sys.executable, "-c", "import sys, olr.data.prepare, olr.data.thesis_import, olr.workflows.bench, olr.cli; "
-             "print('tensorflow' in sys.modules)"], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+            [
+                os.sys.executable,
+                "-c",
+                "import sys, olr.data.prepare, olr.data.thesis_import, olr.workflows.bench, olr.cli; "
+                "print('tensorflow' in sys.modules)",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parents[1],
+        )
     finally:
         for undo in locks:
             undo()
@@ -484,23 +527,26 @@ def test_cli_prepares_a_dataset_and_prints_tile_counts(cli):
     assert ds.meta["split"]["block"] == 2
 
 
-@pytest.mark.parametrize("case,message", [
-    ("missing_image", "does not exist"),
-    ("not_raster", "is not a raster"),
-    ("no_crs", "no coordinate reference system"),
-    ("no_transform", "no geotransform"),
-    ("no_overlap", "do not overlap"),
-    ("no_class", "no valid land-cover class"),
-    ("tile_too_large", "larger than the image"),
-    ("tile_too_small", "tile size 4 is not valid"),
-    ("unknown_scheme", "Unknown label scheme 'corine9'"),
-    ("unknown_code", "unknown CLC code 999"),
-    ("name_with_slash", "not allowed"),
-    ("name_with_dotdot", "not allowed"),
-    ("name_escaping", "not allowed"),
-    ("exists", "already exists"),
-    ("read_only", "(?i)cannot write|permission denied"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing_image", "does not exist"),
+        ("not_raster", "is not a raster"),
+        ("no_crs", "no coordinate reference system"),
+        ("no_transform", "no geotransform"),
+        ("no_overlap", "do not overlap"),
+        ("no_class", "no valid land-cover class"),
+        ("tile_too_large", "larger than the image"),
+        ("tile_too_small", "tile size 4 is not valid"),
+        ("unknown_scheme", "Unknown label scheme 'corine9'"),
+        ("unknown_code", "unknown CLC code 999"),
+        ("name_with_slash", "not allowed"),
+        ("name_with_dotdot", "not allowed"),
+        ("name_escaping", "not allowed"),
+        ("exists", "already exists"),
+        ("read_only", "(?i)cannot write|permission denied"),
+    ],
+)
 def test_cli_bad_input_is_one_sentence_exit_2_and_writes_nothing(cli, case, message):
     import re
 

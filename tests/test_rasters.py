@@ -6,8 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from olr.data import label_schemes
-from olr.data import rasters
+from olr.data import label_schemes, rasters
 from olr.errors import OLRError
 from tests.fixtures.data import (
     IMAGE_CRS,
@@ -57,7 +56,7 @@ def test_raster_labels_match_an_independent_per_pixel_projection(scene, tile, st
 def test_counts_leave_out_excluded_pixels(scene):
     tile = 16
     with rasters.open_image(scene.image) as src, rasters.open_labels(scene.labels, src) as labels:
-        window, rows, cols = window_tiles(6, 8, tile, tile, r0=1, c0=1)
+        window, _rows, _cols = window_tiles(6, 8, tile, tile, r0=1, c0=1)
         codes = labels.read_tiles(window, 6, 8, tile, tile)
         exclude = np.random.default_rng(0).random(codes.shape) < 0.3
         exclude[0] = True  # a tile with no valid pixel at all
@@ -78,7 +77,7 @@ def test_labels_finer_than_the_image_take_the_general_path(tmp_path):
     write_raster(tmp_path / "labels.tif", codes, IMAGE_CRS, label_t)
     with rasters.open_image(tmp_path / "image.tif") as src, rasters.open_labels(tmp_path / "labels.tif", src) as labels:
         assert labels.encoding == "clc"
-        window, rows, cols = window_tiles(2, 2, 32, 32)
+        window, _rows, _cols = window_tiles(2, 2, 32, 32)
         counts = labels.read_counts(window, 2, 2, 32, 32)
         tiles = labels.read_tiles(window, 2, 2, 32, 32)
     # Image pixel centres (same CRS) lie in the middle of label pixels 35 + 10 * i.
@@ -88,7 +87,8 @@ def test_labels_finer_than_the_image_take_the_general_path(tmp_path):
     got_image = tiles.reshape(2, 2, 32, 32).transpose(0, 2, 1, 3).reshape(64, 64)
     assert np.array_equal(got_image, want_index)
     assert counts.sum() == 4 * 32 * 32 and np.array_equal(
-        counts, np.stack([np.bincount(t.ravel(), minlength=rasters.N_CODE_INDEX) for t in tiles]))
+        counts, np.stack([np.bincount(t.ravel(), minlength=rasters.N_CODE_INDEX) for t in tiles])
+    )
 
 
 def test_grid_and_clc_rasters_give_the_same_codes(scene, tmp_path):
@@ -106,11 +106,14 @@ def test_grid_and_clc_rasters_give_the_same_codes(scene, tmp_path):
 def test_vector_labels_match_the_raster_away_from_borders(scene, tmp_path):
     gpkg = write_label_vector(tmp_path / "clc.gpkg", scene.codes, scene.label_transform)
     window, _, _ = window_tiles(10, 10, 16, 16)
-    with rasters.open_image(scene.image) as src:
-        with rasters.open_labels(gpkg, src) as vec, rasters.open_labels(scene.labels, src) as ras:
-            assert (vec.kind, vec.encoding) == ("vector", "clc")
-            v, r = vec.read_tiles(window, 10, 10, 16, 16), ras.read_tiles(window, 10, 10, 16, 16)
-    interior = (r.reshape(100, -1).min(1) == r.reshape(100, -1).max(1))
+    with (
+        rasters.open_image(scene.image) as src,
+        rasters.open_labels(gpkg, src) as vec,
+        rasters.open_labels(scene.labels, src) as ras,
+    ):
+        assert (vec.kind, vec.encoding) == ("vector", "clc")
+        v, r = vec.read_tiles(window, 10, 10, 16, 16), ras.read_tiles(window, 10, 10, 16, 16)
+    interior = r.reshape(100, -1).min(1) == r.reshape(100, -1).max(1)
     assert interior.sum() > 10
     assert np.array_equal(v[interior], r[interior])
     # Elsewhere only pixels on a polygon edge may differ (edges are straight in the image CRS).
@@ -185,8 +188,9 @@ def test_missing_and_unreadable_images(tmp_path):
 
 def test_image_without_crs_or_geotransform(tmp_path):
     no_crs = tmp_path / "no_crs.tif"
-    with rasterio.open(no_crs, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
-                       transform=from_origin(0, 0, 1, 1)) as dst:
+    with rasterio.open(
+        no_crs, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8", transform=from_origin(0, 0, 1, 1)
+    ) as dst:
         dst.write(np.ones((1, 8, 8), np.uint8))
     with pytest.raises(OLRError, match="no coordinate reference system"):
         rasters.open_image(no_crs)
@@ -198,10 +202,12 @@ def test_image_without_crs_or_geotransform(tmp_path):
 
 
 def test_labels_that_do_not_overlap_or_hold_no_class(scene, tmp_path):
-    far = write_raster(tmp_path / "far.tif", codes_to_grid(scene.codes), LABEL_CRS,
-                       from_origin(2_000_000, 5_000_000, 100, 100))
-    empty = write_raster(tmp_path / "empty.tif", np.full(scene.codes.shape, 48, np.uint8), LABEL_CRS,
-                         scene.label_transform)
+    far = write_raster(
+        tmp_path / "far.tif", codes_to_grid(scene.codes), LABEL_CRS, from_origin(2_000_000, 5_000_000, 100, 100)
+    )
+    empty = write_raster(
+        tmp_path / "empty.tif", np.full(scene.codes.shape, 48, np.uint8), LABEL_CRS, scene.label_transform
+    )
     (tmp_path / "text.gpkg").write_text("nothing")
     with rasters.open_image(scene.image) as src:
         with pytest.raises(OLRError, match="do not overlap"):
@@ -222,7 +228,9 @@ def test_vector_without_code_field(scene, tmp_path):
 
     path = tmp_path / "other.gpkg"
     schema = {"geometry": "Polygon", "properties": {"name": "str"}}
-    with fiona.open(path, "w", driver="GPKG", crs=CRS.from_user_input(LABEL_CRS), schema=schema, **NO_SPATIAL_INDEX) as dst:
+    with fiona.open(
+        path, "w", driver="GPKG", crs=CRS.from_user_input(LABEL_CRS), schema=schema, **NO_SPATIAL_INDEX
+    ) as dst:
         x0, y0 = scene.label_transform * (0, 0)
         ring = [(x0, y0), (x0 + 5000, y0), (x0 + 5000, y0 - 5000), (x0, y0 - 5000), (x0, y0)]
         dst.write({"geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"name": "x"}})
@@ -240,9 +248,11 @@ def test_indexed_geopackage_reads_after_tensorflow_was_imported(scene, tmp_path)
 
     path = tmp_path / "indexed.gpkg"
     write = (
-        "import sys, numpy as np; from affine import Affine; from tests.fixtures.data import write_label_vector, NO_SPATIAL_INDEX;"
+        "import sys, numpy as np; from affine import Affine; "
+        "from tests.fixtures.data import write_label_vector, NO_SPATIAL_INDEX;"
         "NO_SPATIAL_INDEX.clear();"  # this clean process (no TensorFlow) can build the index
-        f"write_label_vector({str(path)!r}, np.load({str(tmp_path / 'codes.npy')!r}), Affine(*{tuple(scene.label_transform)[:6]!r}))"
+        f"write_label_vector({str(path)!r}, np.load({str(tmp_path / 'codes.npy')!r}), "
+        f"Affine(*{tuple(scene.label_transform)[:6]!r}))"
     )
     np.save(tmp_path / "codes.npy", scene.codes)
     subprocess.run([sys.executable, "-c", write], check=True, cwd=workspace.REPO_ROOT, timeout=120)
@@ -252,6 +262,8 @@ def test_indexed_geopackage_reads_after_tensorflow_was_imported(scene, tmp_path)
         f"src = rasters.open_image({str(scene.image)!r}); labels = rasters.open_labels({str(path)!r}, src);"
         "print('shapes', len(labels.shapes))"
     )
-    proc = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, cwd=workspace.REPO_ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", read], capture_output=True, text=True, cwd=workspace.REPO_ROOT, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout.split("shapes")[-1]) > 0

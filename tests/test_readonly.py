@@ -9,15 +9,14 @@ import sys
 import pytest
 
 from olr import workspace
-from olr.workflows import demo
-from olr.runs import launcher
-from olr.workflows import sweep
 from olr.data.dataset import load_dataset
 from olr.data.demo_scene import ensure_demo_dataset
-from olr.errors import OLRError
-from olr.data.prepare import prepare_dataset
 from olr.data.label_stats import dataset_stats
+from olr.data.prepare import prepare_dataset
 from olr.data.thesis_import import import_batches
+from olr.errors import OLRError
+from olr.runs import launcher
+from olr.workflows import demo, sweep
 from tests.fixtures.data import write_batches
 
 
@@ -37,7 +36,9 @@ def readonly_home(_isolated_workspace, tiny_dataset, monkeypatch):
 def test_every_mutating_entry_point_refuses(readonly_home, tiny_rasters, tmp_path):
     before = _tree(readonly_home)
     attempts = {
-        "prepare": lambda: prepare_dataset(tiny_rasters.image, tiny_rasters.labels, readonly_home / "data" / "new", tile=16),
+        "prepare": lambda: prepare_dataset(
+            tiny_rasters.image, tiny_rasters.labels, readonly_home / "data" / "new", tile=16
+        ),
         "import": lambda: import_batches(write_batches(tmp_path / "batches"), readonly_home / "data" / "imported"),
         "demo dataset": lambda: ensure_demo_dataset(),
         "launch": lambda: launcher.launch_training({"kind": "classifier", "dataset": "tiny", "epochs": 1}, "cpu"),
@@ -46,7 +47,7 @@ def test_every_mutating_entry_point_refuses(readonly_home, tiny_rasters, tmp_pat
         "demo pipeline": lambda: demo.run_demo(quick=True),
         "sweep": lambda: sweep.run_sweep("thesis", "tiny", ["cpu"], quick=True),
     }
-    for name, attempt in attempts.items():
+    for _name, attempt in attempts.items():
         with pytest.raises(OLRError, match="read-only demo"):
             attempt()
     assert _tree(readonly_home) == before, "a refused action wrote into the workspace"
@@ -54,8 +55,14 @@ def test_every_mutating_entry_point_refuses(readonly_home, tiny_rasters, tmp_pat
 
 def test_training_cli_refuses_with_exit_code_2(readonly_home):
     env = {**os.environ, "OLR_HOME": str(readonly_home), "OLR_READONLY": "1"}
-    proc = subprocess.run([sys.executable, "-m", "olr", "train", "--set", "dataset=tiny", "--set", "epochs=1"],
-                          cwd=workspace.REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "olr", "train", "--set", "dataset=tiny", "--set", "epochs=1"],
+        cwd=workspace.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "read-only demo" in proc.stderr and "Traceback" not in proc.stderr
     assert list((readonly_home / "models").iterdir()) == []

@@ -96,7 +96,7 @@ def test_tail_log_and_unknown_runs(tmp_path):
     assert store.tail_log(d, 3) == ["line 97", "line 98", "line 99"]
     with pytest.raises(OLRError, match="no run 'missing'"):
         store.load_run("missing")
-    with pytest.raises(OLRError, match="no best.keras"):
+    with pytest.raises(OLRError, match=r"no best\.keras"):
         models.load_model(store.RunLayout(d).best)
 
 

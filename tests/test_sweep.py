@@ -36,14 +36,24 @@ def test_thesis_preset_has_tables_3_and_5_plus_our_default():
     options.resolve({"kind": "siamese", "classifier_run": "x", **sweep.SIAMESE_SETTINGS})
 
 
-def test_sweep_table_reads_the_runs(_isolated_workspace, training_workspace, trained_classifier_run, trained_siamese_run):
+def test_sweep_table_reads_the_runs(
+    _isolated_workspace, training_workspace, trained_classifier_run, trained_siamese_run
+):
     home = _isolated_workspace
     shutil.copytree(training_workspace / "models", home / "models")
     shutil.copytree(training_workspace / "data", home / "data")
-    job = sweep.Job("T3 run 1", "pruned=yes", {}, classifier_run=trained_classifier_run.name,
-                    siamese_run=trained_siamese_run.name, state="finished")
+    job = sweep.Job(
+        "T3 run 1",
+        "pruned=yes",
+        {},
+        classifier_run=trained_classifier_run.name,
+        siamese_run=trained_siamese_run.name,
+        state="finished",
+    )
     missing = sweep.Job("T3 run 2", "never launched", {})
-    sweep._save_manifest("s1", {"id": "s1", "preset": "thesis", "dataset": "tiny", "jobs": [job.__dict__, missing.__dict__]})
+    sweep._save_manifest(
+        "s1", {"id": "s1", "preset": "thesis", "dataset": "tiny", "jobs": [job.__dict__, missing.__dict__]}
+    )
     assert sweep.list_sweeps() == ["s1"]
 
     table = sweep.sweep_table("s1")

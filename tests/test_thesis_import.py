@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from olr.data import label_schemes
-from olr.data import thesis_import
+from olr.data import label_schemes, thesis_import
 from olr.data.dataset import band_statistics, load_dataset
-from olr.errors import OLRError
 from olr.data.thesis_import import import_batches
+from olr.errors import OLRError
 from tests.fixtures.data import run_cli_concurrently, write_batches
 
 
@@ -28,16 +27,24 @@ def test_import_streams_batches_into_the_dataset_format(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("Urban\nNon-irrigated arable land\n\nSclerophyllous vegetation\nOlive groves\nclouds\n")
     calls = []
-    ds = load_dataset(import_batches(folder, tmp_path / "ds", label_names=names, seed=0,
-                                     progress=lambda d, t, m: calls.append((d, t))))
+    ds = load_dataset(
+        import_batches(
+            folder, tmp_path / "ds", label_names=names, seed=0, progress=lambda d, t, m: calls.append((d, t))
+        )
+    )
     images, labels = batches(folder)
     assert np.array_equal(ds.images, images) and ds.images.dtype == np.uint8
     assert ds.fractions.dtype == np.float32 and np.array_equal(ds.fractions, labels.astype(np.float32))
     assert np.array_equal(ds.presence, labels)
     assert ds.code_fractions is None and ds.codes == []
     assert ds.meta["kind"] == "thesis_batches"
-    assert ds.label_names == ["Urban", "Non-irrigated arable land", "Sclerophyllous vegetation", "Olive groves",
-                              "clouds"]
+    assert ds.label_names == [
+        "Urban",
+        "Non-irrigated arable land",
+        "Sclerophyllous vegetation",
+        "Olive groves",
+        "clouds",
+    ]
     legend = label_schemes.by_code()
     assert ds.meta["labels"][1] == {"name": "Non-irrigated arable land", "codes": [211], "color": legend[211].color}
     assert ds.meta["labels"][3]["codes"] == [223] and ds.meta["labels"][2]["codes"] == [323]
@@ -53,7 +60,8 @@ def test_import_streams_batches_into_the_dataset_format(tmp_path):
     for got, want in zip(ds.meta["bands"], exact):
         assert got["mean"] == pytest.approx(want["mean"], rel=1e-6) and got["max"] == want["max"]
     assert [f["size"] for f in ds.meta["sources"]["files"]] == [
-        (folder / n).stat().st_size for n in ("0.npy", "1.npy", "2.npy", "labels0.npy", "labels1.npy", "labels2.npy")]
+        (folder / n).stat().st_size for n in ("0.npy", "1.npy", "2.npy", "labels0.npy", "labels1.npy", "labels2.npy")
+    ]
 
 
 def test_split_blocks_of_consecutive_tiles_are_reproducible(tmp_path):
@@ -128,8 +136,10 @@ def test_bad_names_and_folders(tmp_path):
     (tmp_path / "broken.json").write_text("[1, 2")
     (tmp_path / "empty").mkdir()
     cases = [
-        (lambda: import_batches(folder, tmp_path / "x", label_names=tmp_path / "two.txt"),
-         "names 2 labels but the batches hold 3"),
+        (
+            lambda: import_batches(folder, tmp_path / "x", label_names=tmp_path / "two.txt"),
+            "names 2 labels but the batches hold 3",
+        ),
         (lambda: import_batches(folder, tmp_path / "x", label_names=tmp_path / "dup.txt"), "names 'a' more than once"),
         (lambda: import_batches(folder, tmp_path / "x", label_names=tmp_path / "broken.json"), "not a valid JSON list"),
         (lambda: import_batches(folder, tmp_path / "x", label_names=tmp_path / "none.txt"), "does not exist"),
@@ -163,8 +173,9 @@ def test_cli_import_and_bad_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_batches")
     good = write_batches(root / "good", sizes=(4, 4))
     (root / "names.txt").write_text("\n".join(f"n{i}" for i in range(5)))
-    cases = {"ok": (["import-batches", "--folder", good, "--out", "data/imp", "--label-names", root / "names.txt"],
-                    None)}
+    cases = {
+        "ok": (["import-batches", "--folder", good, "--out", "data/imp", "--label-names", root / "names.txt"], None)
+    }
     for case in ("labels_missing", "n_differs", "shape_differs", "non_binary"):
         folder = corrupt(write_batches(root / case, sizes=(6, 6, 4), n_labels=5), case)
         cases[case] = (["import-batches", "--folder", folder, "--out", "data/imp"], None)

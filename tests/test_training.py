@@ -38,13 +38,20 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
-
 # --- end to end ------------------------------------------------------------------------------
 
 
 def test_classifier_run_folder_is_complete(trained_classifier_run):
     run_dir = trained_classifier_run
-    for name in ("config.json", "status.json", "metrics.jsonl", "console.log", "best.keras", "last.keras", "train_state.json"):
+    for name in (
+        "config.json",
+        "status.json",
+        "metrics.jsonl",
+        "console.log",
+        "best.keras",
+        "last.keras",
+        "train_state.json",
+    ):
         assert (run_dir / name).is_file(), name
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary files left
     cfg = json.loads((run_dir / "config.json").read_text())
@@ -91,8 +98,18 @@ def test_siamese_run_folder_is_complete(trained_siamese_run, trained_classifier_
 
 def test_metrics_appear_live_then_sigterm_stops_cleanly_and_resume_continues(workspace_with_runs):
     training_workspace = workspace_with_runs  # a private copy: the shared workspace keeps only cls and siam
-    proc = start_train_cli(training_workspace, *TINY_CLASSIFIER, "--epochs", "50", "--log-every-steps", "1",
-                           "--run-id", "live", "--no-evaluate", OLR_HEARTBEAT_S="0.5")
+    proc = start_train_cli(
+        training_workspace,
+        *TINY_CLASSIFIER,
+        "--epochs",
+        "50",
+        "--log-every-steps",
+        "1",
+        "--run-id",
+        "live",
+        "--no-evaluate",
+        OLR_HEARTBEAT_S="0.5",
+    )
     run_dir = training_workspace / "models" / "live"
     try:
         # metrics lines are readable by another process while training runs
@@ -135,8 +152,16 @@ def test_metrics_appear_live_then_sigterm_stops_cleanly_and_resume_continues(wor
 
 def test_run_killed_with_sigkill_is_reported_dead(workspace_with_runs):
     training_workspace = workspace_with_runs
-    proc = start_train_cli(training_workspace, *TINY_CLASSIFIER, "--epochs", "50", "--run-id", "killed",
-                           "--no-evaluate", OLR_HEARTBEAT_S="0.2")
+    proc = start_train_cli(
+        training_workspace,
+        *TINY_CLASSIFIER,
+        "--epochs",
+        "50",
+        "--run-id",
+        "killed",
+        "--no-evaluate",
+        OLR_HEARTBEAT_S="0.2",
+    )
     run_dir = training_workspace / "models" / "killed"
     try:
         wait_for(lambda: store.read_json(run_dir / "status.json").get("state") == "running", 120, "state running", 0.1)
@@ -160,9 +185,23 @@ def test_run_killed_with_sigkill_is_reported_dead(workspace_with_runs):
 def test_two_logical_cpus_train_with_mirrored_strategy(workspace_with_runs):
     training_workspace = workspace_with_runs
     # odd batch size and an odd number of validation tiles: both must split between the replicas
-    proc = train_cli(training_workspace, *TINY_CLASSIFIER, "--epochs", "1", "--batch-size", "15", "--max-train-tiles", "32",
-                     "--max-val-tiles", "37",
-                     "--run-id", "mirrored", "--no-evaluate", "--logical-cpus", "2")
+    proc = train_cli(
+        training_workspace,
+        *TINY_CLASSIFIER,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "15",
+        "--max-train-tiles",
+        "32",
+        "--max-val-tiles",
+        "37",
+        "--run-id",
+        "mirrored",
+        "--no-evaluate",
+        "--logical-cpus",
+        "2",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = training_workspace / "models" / "mirrored"
     status = json.loads((run_dir / "status.json").read_text())
@@ -170,8 +209,24 @@ def test_two_logical_cpus_train_with_mirrored_strategy(workspace_with_runs):
     assert [r["split"] for r in _metrics(run_dir) if r["scope"] == "epoch"] == ["train", "val"]
     assert (run_dir / "best.keras").is_file()
 
-    proc = train_cli(training_workspace, *TINY_SIAMESE, "--epochs", "1", "--batch-size", "15", "--pairs-per-epoch", "30", "--val-pairs", "33", "--classifier-run", "cls",
-                     "--run-id", "mirrored-siamese", "--no-evaluate", OLR_LOGICAL_CPUS="2")
+    proc = train_cli(
+        training_workspace,
+        *TINY_SIAMESE,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "15",
+        "--pairs-per-epoch",
+        "30",
+        "--val-pairs",
+        "33",
+        "--classifier-run",
+        "cls",
+        "--run-id",
+        "mirrored-siamese",
+        "--no-evaluate",
+        OLR_LOGICAL_CPUS="2",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     status = json.loads((training_workspace / "models" / "mirrored-siamese" / "status.json").read_text())
     assert status["state"] == "finished" and "MirroredStrategy" in status["device"]
@@ -187,7 +242,11 @@ def test_config_defaults_and_sources(tmp_path):
     assert siamese["kind"] == "siamese" and siamese["checkpoint_metric"] == "val_loss" and "loss" not in siamese
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"dataset": "d", "epochs": 3, "labels": [{"name": "x"}], "dataset_checksum": "old"}))
-    args = type("A", (), {"config": str(path), "set": ["epochs=4", "shuffle=false"], **{f"opt_{k}": None for k in options.OPTIONS}})()
+    args = type(
+        "A",
+        (),
+        {"config": str(path), "set": ["epochs=4", "shuffle=false"], **{f"opt_{k}": None for k in options.OPTIONS}},
+    )()
     args.opt_loss = "focal"
     raw = train.raw_config(args)
     assert raw == {"dataset": "d", "epochs": 4, "shuffle": False, "loss": "focal"}  # derived keys of an old run dropped
@@ -208,7 +267,10 @@ def test_config_defaults_and_sources(tmp_path):
         ({"dataset": "d", "checkpoint_metric": "val_macro_f3"}, ["checkpoint_metric", "val_macro_f2"]),
         ({}, ["No dataset given"]),
         ({"kind": "siamese"}, ["classifier run"]),
-        ({"classifier_run": "r", "occlusion_min": 0.8, "occlusion_max": 0.5}, ["occlusion_min=0.8", "occlusion_max=0.5"]),
+        (
+            {"classifier_run": "r", "occlusion_min": 0.8, "occlusion_max": 0.5},
+            ["occlusion_min=0.8", "occlusion_max=0.5"],
+        ),
         ({"classifier_run": "r", "occlusion_max": 0}, ["occlusion_max=0", "greater than 0"]),
     ],
 )
@@ -257,10 +319,19 @@ def test_unknown_dataset_and_unknown_runs(workspace_with_runs, capsys):
 
 
 def test_bad_input_from_the_real_command_line(workspace_with_runs):
-    proc = subprocess.run([sys.executable, "-m", "olr", "train", "--dataset", "tiny", "--epochs", "-3"], cwd=REPO_ROOT,
-                          env=olr_env(workspace_with_runs), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "olr", "train", "--dataset", "tiny", "--epochs", "-3"],
+        cwd=REPO_ROOT,
+        env=olr_env(workspace_with_runs),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: The config value epochs=-3 is out of range; use a number at least 1 and at most 100000."
+    assert (
+        proc.stderr.strip()
+        == "error: The config value epochs=-3 is out of range; use a number at least 1 and at most 100000."
+    )
     assert sorted(p.name for p in (workspace_with_runs / "models").iterdir()) == ["cls"]
 
 
@@ -273,17 +344,23 @@ def test_siamese_needs_a_finished_matching_classifier(workspace_with_runs, capsy
     _fails(["--kind", "siamese", "--classifier-run", "unfinished"], capsys, "unfinished", "stopped, not finished")
     # a dataset with another tile size or band count
     make_tiny_dataset(home / "data" / "tiny32", n_tiles=48, tile=32)
-    _fails(["--kind", "siamese", "--classifier-run", "cls", "--dataset", "tiny32"], capsys, "(32, 32, 3)", "(16, 16, 3)")
+    _fails(
+        ["--kind", "siamese", "--classifier-run", "cls", "--dataset", "tiny32"], capsys, "(32, 32, 3)", "(16, 16, 3)"
+    )
     make_tiny_dataset(home / "data" / "nir", n_tiles=48, bands=4)
     _fails(["--kind", "siamese", "--classifier-run", "cls", "--dataset", "nir"], capsys, "(16, 16, 4)", "(16, 16, 3)")
     # a dataset with other labels (and no per-code fractions to regroup)
     make_tiny_dataset(home / "data" / "other", codes=(112, 211, 311, 512), with_code_fractions=False)
-    _fails(["--kind", "siamese", "--classifier-run", "cls", "--dataset", "other"], capsys, "'Sea and ocean'", "same labels")
+    _fails(
+        ["--kind", "siamese", "--classifier-run", "cls", "--dataset", "other"], capsys, "'Sea and ocean'", "same labels"
+    )
     # a run that is not a classifier run
     shutil.copytree(home / "models" / "cls", home / "models" / "not-a-classifier")
     cfg = json.loads((home / "models" / "not-a-classifier" / "config.json").read_text())
     (home / "models" / "not-a-classifier" / "config.json").write_text(json.dumps({**cfg, "kind": "siamese"}))
-    _fails(["--kind", "siamese", "--classifier-run", "not-a-classifier"], capsys, "is a siamese run, not a classifier run")
+    _fails(
+        ["--kind", "siamese", "--classifier-run", "not-a-classifier"], capsys, "is a siamese run, not a classifier run"
+    )
 
 
 def test_resume_refuses_changes_and_finished_runs(workspace_with_runs, capsys):
@@ -294,9 +371,15 @@ def test_resume_refuses_changes_and_finished_runs(workspace_with_runs, capsys):
 def test_label_missing_from_training_split(_isolated_workspace, capsys):
     home = _isolated_workspace
     make_tiny_dataset(home / "data" / "gap", absent_in_train=523)
-    _fails(["--dataset", "gap", "--on-missing-label", "error"], capsys, "'Sea and ocean'", "never occurs", "training split")
+    _fails(
+        ["--dataset", "gap", "--on-missing-label", "error"], capsys, "'Sea and ocean'", "never occurs", "training split"
+    )
     pruned = training_plan.prepare({"dataset": "gap"})  # default: prune
-    assert [d["name"] for d in pruned.cfg["labels"]] == ["Discontinuous urban fabric", "Non-irrigated arable land", "Broad-leaved forest"]
+    assert [d["name"] for d in pruned.cfg["labels"]] == [
+        "Discontinuous urban fabric",
+        "Non-irrigated arable land",
+        "Broad-leaved forest",
+    ]
     assert pruned.cfg["pruned_labels"] == ["Sea and ocean"] and pruned.y_train.shape[1] == 3
     assert any("Sea and ocean" in note for note in pruned.notes)
     warned = training_plan.prepare({"dataset": "gap", "on_missing_label": "warn"})
@@ -325,9 +408,28 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     epoch 1, so patience 1 stops after epoch 2 of 5; best.keras stays the epoch-1 model."""
     home = _isolated_workspace
     make_tiny_dataset(home / "data" / "tiny")
-    code = cli.main(["train", "--dataset", "tiny", "--model", "thesis", "--width", "0.0625", "--epochs", "5",
-                     "--learning-rate", "1e-12", "--early-stopping-patience", "1", "--augment", "false",
-                     "--run-id", "early", "--no-evaluate"])
+    code = cli.main(
+        [
+            "train",
+            "--dataset",
+            "tiny",
+            "--model",
+            "thesis",
+            "--width",
+            "0.0625",
+            "--epochs",
+            "5",
+            "--learning-rate",
+            "1e-12",
+            "--early-stopping-patience",
+            "1",
+            "--augment",
+            "false",
+            "--run-id",
+            "early",
+            "--no-evaluate",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     run_dir = home / "models" / "early"
     state = json.loads((run_dir / "train_state.json").read_text())
@@ -337,7 +439,7 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     log = (run_dir / "console.log").read_text()  # stdout was copied into the run's console log
     assert "early stopping: val_macro_ap did not improve for 1 epochs" in log
     best, last = models.load_model(store.RunLayout(run_dir).best), models.load_model(store.RunLayout(run_dir).last)
-    assert all(np.allclose(b, l, atol=1e-6) for b, l in zip(best.get_weights(), last.get_weights()))
+    assert all(np.allclose(b, w, atol=1e-6) for b, w in zip(best.get_weights(), last.get_weights()))
 
 
 def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_workspace, tiny_dataset):
@@ -361,10 +463,17 @@ def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_worksp
     crun = home / "models" / "c3"
     crun.mkdir(parents=True)
     (crun / "best.keras").write_bytes(b"not read by the plan")
-    (crun / "config.json").write_text(json.dumps({
-        "kind": "classifier", "dataset": "tiny", "labels": [lab.to_json() for lab in labels],
-        "tile_shape": list(ds.tile_shape), "model": "resnet",
-    }))
+    (crun / "config.json").write_text(
+        json.dumps(
+            {
+                "kind": "classifier",
+                "dataset": "tiny",
+                "labels": [lab.to_json() for lab in labels],
+                "tile_shape": list(ds.tile_shape),
+                "model": "resnet",
+            }
+        )
+    )
     (crun / "status.json").write_text(json.dumps({"state": "finished"}))
 
     plan = prepare_siamese(options.resolve({"kind": "siamese", "classifier_run": "c3"}))

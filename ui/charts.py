@@ -28,7 +28,11 @@ def label_frequency_chart(freq: pd.DataFrame, title: str = "") -> alt.Chart:
     base = alt.Chart(freq, title=title or alt.Undefined).encode(
         y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=280, labelOverlap=False)),
         x=alt.X("count:Q", title="tiles with the label"),
-        tooltip=[alt.Tooltip("label:N", title="label"), alt.Tooltip("count:Q", title="tiles"), alt.Tooltip("share:N", title="share of tiles")],
+        tooltip=[
+            alt.Tooltip("label:N", title="label"),
+            alt.Tooltip("count:Q", title="tiles"),
+            alt.Tooltip("share:N", title="share of tiles"),
+        ],
     )
     bars = base.mark_bar(stroke="#666", strokeWidth=0.8).encode(
         color=alt.Color("label:N", scale=alt.Scale(domain=list(freq["label"]), range=list(freq["color"])), legend=None)
@@ -54,11 +58,19 @@ def labels_per_tile_chart(labels_per_tile: np.ndarray) -> alt.Chart:
     )
 
 
-def matrix_frame(matrix: np.ndarray, names: list[str], value: str = "value", extra: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def matrix_frame(
+    matrix: np.ndarray, names: list[str], value: str = "value", extra: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
     """Long form of an (L, L) matrix: row, column, value (+ extra matrices as columns)."""
     n = len(names)
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    df = pd.DataFrame({"row": np.asarray(names)[i.ravel()], "column": np.asarray(names)[j.ravel()], value: np.asarray(matrix, dtype=float).ravel()})
+    df = pd.DataFrame(
+        {
+            "row": np.asarray(names)[i.ravel()],
+            "column": np.asarray(names)[j.ravel()],
+            value: np.asarray(matrix, dtype=float).ravel(),
+        }
+    )
     for key, m in (extra or {}).items():
         df[key] = np.asarray(m).ravel()
     return df
@@ -87,17 +99,33 @@ def heatmap(
         scale = alt.Scale(scheme=SIGNED_SCHEME, domain=list(domain or (-1.0, 1.0)), reverse=True, clamp=True)
     else:
         scale = alt.Scale(scheme="blues", domain=list(domain) if domain else alt.Undefined, clamp=True)
-    tooltip = [alt.Tooltip("row:N", title="row label"), alt.Tooltip("column:N", title="column label"),
-               alt.Tooltip("value:Q", title=value_title, format=".3f")]
+    tooltip = [
+        alt.Tooltip("row:N", title="row label"),
+        alt.Tooltip("column:N", title="column label"),
+        alt.Tooltip("value:Q", title=value_title, format=".3f"),
+    ]
     tooltip += [alt.Tooltip(f"{k}:Q", format=".3~f") for k in (extra or {})]
     font = 10 if step < 16 else 11
     base = alt.Chart(df, title=title).encode(
-        x=alt.X("column:N", sort=list(names), title=None,
-                axis=alt.Axis(labelLimit=200, labelFontSize=font, labelAngle=-50, labelOverlap=False)),
-        y=alt.Y("row:N", sort=list(names), title=None, axis=alt.Axis(labelLimit=260, labelFontSize=font, labelOverlap=False)),
+        x=alt.X(
+            "column:N",
+            sort=list(names),
+            title=None,
+            axis=alt.Axis(labelLimit=200, labelFontSize=font, labelAngle=-50, labelOverlap=False),
+        ),
+        y=alt.Y(
+            "row:N", sort=list(names), title=None, axis=alt.Axis(labelLimit=260, labelFontSize=font, labelOverlap=False)
+        ),
         tooltip=tooltip,
     )
-    cells = base.mark_rect().encode(color=alt.Color("value:Q", scale=scale, title=value_title, legend=alt.Legend(orient="right", gradientLength=min(step * len(names), 300))))
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "value:Q",
+            scale=scale,
+            title=value_title,
+            legend=alt.Legend(orient="right", gradientLength=min(step * len(names), 300)),
+        )
+    )
     missing = base.transform_filter("isValid(datum.value) == false || isNaN(datum.value)").mark_rect(color="#d9d9d9")
     # Step sizes: a fixed cell size; Streamlit's "fit" autosize would squeeze the cells to make room for the labels.
     return (missing + cells).properties(width=alt.Step(step), height=alt.Step(step))
@@ -110,7 +138,9 @@ def ema(values: pd.Series, alpha: float) -> pd.Series:
     return values.ewm(alpha=1.0 - alpha, adjust=False).mean()
 
 
-def curves_chart(df: pd.DataFrame, *, metric: str, x: str, log_scale: bool, smoothing: float, color_by: str = "run") -> alt.Chart:
+def curves_chart(
+    df: pd.DataFrame, *, metric: str, x: str, log_scale: bool, smoothing: float, color_by: str = "run"
+) -> alt.Chart:
     """Lines of `metric` against `x` for each run and split (solid train, dashed validation).
 
     `df` columns: run, split, x, metric. Smoothing is an EMA per run and split; the raw
@@ -128,15 +158,28 @@ def curves_chart(df: pd.DataFrame, *, metric: str, x: str, log_scale: bool, smoo
     base = alt.Chart(df).encode(
         x=alt.X(f"{x}:Q", title=x, axis=alt.Axis(format="d", tickMinStep=1) if integer_x else alt.Undefined),
         color=alt.Color(f"{color_by}:N", title=color_by, scale=alt.Scale(scheme="tableau10")),
-        strokeDash=alt.StrokeDash("split:N", title="split", scale=alt.Scale(domain=["train", "val"], range=[[1, 0], [5, 3]])),
+        strokeDash=alt.StrokeDash(
+            "split:N", title="split", scale=alt.Scale(domain=["train", "val"], range=[[1, 0], [5, 3]])
+        ),
     )
     smooth = base.mark_line(strokeWidth=2).encode(
         y=alt.Y("smoothed:Q", title=metric, scale=y_scale),
-        tooltip=[color_by, "split", alt.Tooltip(f"{x}:Q"), alt.Tooltip(f"{metric}:Q", format=".4f"), alt.Tooltip("smoothed:Q", format=".4f")],
+        tooltip=[
+            color_by,
+            "split",
+            alt.Tooltip(f"{x}:Q"),
+            alt.Tooltip(f"{metric}:Q", format=".4f"),
+            alt.Tooltip("smoothed:Q", format=".4f"),
+        ],
     )
     # Validation is logged once per epoch: mark its points, so a first single value is visible too.
-    val_points = base.transform_filter(alt.datum.split == "val").mark_point(filled=True, size=30).encode(
-        y=alt.Y("smoothed:Q", scale=y_scale), tooltip=[color_by, "split", alt.Tooltip(f"{x}:Q"), alt.Tooltip(f"{metric}:Q", format=".4f")]
+    val_points = (
+        base.transform_filter(alt.datum.split == "val")
+        .mark_point(filled=True, size=30)
+        .encode(
+            y=alt.Y("smoothed:Q", scale=y_scale),
+            tooltip=[color_by, "split", alt.Tooltip(f"{x}:Q"), alt.Tooltip(f"{metric}:Q", format=".4f")],
+        )
     )
     layers = [smooth, val_points]
     if smoothing > 0:
@@ -152,7 +195,11 @@ def pair_scatter(df: pd.DataFrame, *, x: str, y: str, x_title: str, y_title: str
         .encode(
             x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(domain=[-1, 1])),
             y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
-            tooltip=[alt.Tooltip("pair:N"), alt.Tooltip(f"{x}:Q", format=".3f", title=x_title), alt.Tooltip(f"{y}:Q", format=".3f", title=y_title)],
+            tooltip=[
+                alt.Tooltip("pair:N"),
+                alt.Tooltip(f"{x}:Q", format=".3f", title=x_title),
+                alt.Tooltip(f"{y}:Q", format=".3f", title=y_title),
+            ],
         )
     )
     fit = points.transform_regression(x, y).mark_line(color="#e45756", strokeDash=[4, 3])

@@ -42,7 +42,7 @@ def ensure_demo() -> None:
         bar = ProgressBar("Preparing the demo dataset")
     try:
         demo_scene.ensure_demo_dataset(progress=bar.update, size_px=int(size) if size else None)
-    except Exception as error:  # noqa: BLE001 - shown, the app stays usable without the demo
+    except Exception as error:
         with box:
             show_exception(error, "Preparing the demo dataset")
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -42,7 +42,7 @@ def guarded(what: str = "This page") -> Callable:
         def wrapper(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except Exception as error:  # noqa: BLE001 - the point is to catch everything
+            except Exception as error:
                 show_exception(error, what)
                 return None
 

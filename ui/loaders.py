@@ -49,7 +49,10 @@ def _dataset_stats(path: str, stamp: float, split: str | None, labels_json: str 
     labels = [Label.from_json(d) for d in json.loads(labels_json)]
     rows = ds.split_indices(split) if split else slice(None)
     return label_stats.label_stats(
-        ds.presence_for(labels)[rows], ds.fractions_for(labels)[rows], [lab.name for lab in labels], [lab.color for lab in labels]
+        ds.presence_for(labels)[rows],
+        ds.fractions_for(labels)[rows],
+        [lab.name for lab in labels],
+        [lab.color for lab in labels],
     )
 
 
@@ -91,7 +94,9 @@ def dataset_summaries() -> list[dict]:
 
 def require_dataset(name: str | None) -> Dataset:
     if not name:
-        raise OLRError("No dataset is selected; prepare or import one on the Datasets page, then pick it in the sidebar.")
+        raise OLRError(
+            "No dataset is selected; prepare or import one on the Datasets page, then pick it in the sidebar."
+        )
     return dataset(name)
 
 
@@ -114,7 +119,9 @@ def run_metrics(run):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _metrics_at(run_path: str, stamp: float, thresholds: tuple[float, ...] | float, beta: float):
-    return evaluation.metrics_at(run_path, np.asarray(thresholds) if isinstance(thresholds, tuple) else thresholds, beta)
+    return evaluation.metrics_at(
+        run_path, np.asarray(thresholds) if isinstance(thresholds, tuple) else thresholds, beta
+    )
 
 
 def metrics_at(run, thresholds, beta: float):

@@ -78,7 +78,9 @@ class Legend(MacroElement):
         """
     )
 
-    def __init__(self, title: str, stops: list[str], vmin: float, vmax: float, note: str = "", position: str = "bottomright"):
+    def __init__(
+        self, title: str, stops: list[str], vmin: float, vmax: float, note: str = "", position: str = "bottomright"
+    ):
         super().__init__()
         self._name = "Legend"
         self.position = position
@@ -110,8 +112,10 @@ def _bounds_latlon(bounds) -> list[list[float]]:
 
 def tiles_bounds(tiles: pd.DataFrame) -> list[list[float]]:
     """[[south, west], [north, east]] around all tiles (Leaflet order)."""
-    return [[float(tiles["lat_min"].min()), float(tiles["lon_min"].min())],
-            [float(tiles["lat_max"].max()), float(tiles["lon_max"].max())]]
+    return [
+        [float(tiles["lat_min"].min()), float(tiles["lon_min"].min())],
+        [float(tiles["lat_max"].max()), float(tiles["lon_max"].max())],
+    ]
 
 
 def base_map(bounds, *, basemap: bool = False, preview_png: Path | None = None, preview_bounds=None) -> folium.Map:
@@ -138,14 +142,18 @@ def add_preview(m, preview_png: Path | None, preview_bounds) -> None:
 
 def tiles_geojson(tiles: pd.DataFrame, properties: dict[str, list], colours: list[str], opacities: list[float]) -> dict:
     """A GeoJSON FeatureCollection of tile rectangles (lon/lat, 6 decimals ~ 0.1 m) with style and properties."""
-    lon0, lat0, lon1, lat1 = (np.round(tiles[c].to_numpy(float), 6).tolist() for c in ("lon_min", "lat_min", "lon_max", "lat_max"))
+    lon0, lat0, lon1, lat1 = (
+        np.round(tiles[c].to_numpy(float), 6).tolist() for c in ("lon_min", "lat_min", "lon_max", "lat_max")
+    )
     features = []
     for k in range(len(tiles)):
         ring = [[lon0[k], lat0[k]], [lon1[k], lat0[k]], [lon1[k], lat1[k]], [lon0[k], lat1[k]], [lon0[k], lat0[k]]]
         props = {name: values[k] for name, values in properties.items()}
         props["_fill"] = colours[k]
         props["_opacity"] = opacities[k]
-        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props})
+        features.append(
+            {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -162,11 +170,14 @@ class TileGrid(MacroElement):
         var {{ this.get_name() }} = L.geoJson({{ this.data|tojson }}, {
             renderer: L.canvas(),
             style: function (f) {
-                return {fillColor: f.properties._fill, fillOpacity: f.properties._opacity, color: "#333333", weight: 0.3};
+                return {fillColor: f.properties._fill, fillOpacity: f.properties._opacity,
+                        color: "#333333", weight: 0.3};
             },
             onEachFeature: function (f, layer) {
                 function rows(fields) {
-                    return fields.map(function (p) { return "<b>" + p[1] + "</b>: " + f.properties[p[0]]; }).join("<br>");
+                    return fields.map(function (p) {
+                        return "<b>" + p[1] + "</b>: " + f.properties[p[0]];
+                    }).join("<br>");
                 }
                 layer.bindTooltip(rows({{ this.tooltip|tojson }}), {sticky: true});
                 layer.bindPopup(rows({{ this.popup|tojson }}), {maxWidth: 360});
@@ -188,7 +199,9 @@ class TileGrid(MacroElement):
         self.popup = [[f, html.escape(a)] for f, a in popup_fields]
 
 
-def add_tile_layer(m, geojson: dict, *, tooltip_fields: list[tuple[str, str]], popup_fields: list[tuple[str, str]]) -> None:
+def add_tile_layer(
+    m, geojson: dict, *, tooltip_fields: list[tuple[str, str]], popup_fields: list[tuple[str, str]]
+) -> None:
     """Draw tile rectangles styled by their `_fill`/`_opacity` properties, with tooltip and click popup."""
     TileGrid(geojson, tooltip_fields, popup_fields).add_to(m)
 
@@ -228,8 +241,12 @@ def fraction_map(
         colours,
         opacities,
     )
-    add_tile_layer(m, geojson, tooltip_fields=[("tile", "Tile"), ("value", title)],
-                   popup_fields=[("tile", "Tile"), ("split", "Split"), ("value", title), ("labels", "Labels")])
+    add_tile_layer(
+        m,
+        geojson,
+        tooltip_fields=[("tile", "Tile"), ("value", title)],
+        popup_fields=[("tile", "Tile"), ("split", "Split"), ("value", title), ("labels", "Labels")],
+    )
     Legend(title, VIRIDIS, 0.0, 1.0, note="outline only = 0").add_to(m)
     if basemap:
         folium.LayerControl(collapsed=True).add_to(m)
@@ -259,15 +276,26 @@ def dual_map(
         if basemap:
             folium.TileLayer("OpenStreetMap").add_to(pane)
         add_preview(pane, preview_png, preview_bounds)
-    props = {"tile": [int(t) for t in tiles["tile_id"]], "labels": label_text,
-             "left": [f"{v:.3f}" for v in left], "right": [f"{v:.3f}" for v in right]}
-    for pane, values, title, (lo, hi) in ((dm.m1, left, left_title, left_range), (dm.m2, right, right_title, right_range)):
+    props = {
+        "tile": [int(t) for t in tiles["tile_id"]],
+        "labels": label_text,
+        "left": [f"{v:.3f}" for v in left],
+        "right": [f"{v:.3f}" for v in right],
+    }
+    for pane, values, title, (lo, hi) in (
+        (dm.m1, left, left_title, left_range),
+        (dm.m2, right, right_title, right_range),
+    ):
         values = np.asarray(values, dtype=float)
         stops = DIVERGING if lo < 0 else VIRIDIS
         colours = ramp(values, stops, lo, hi)
         geojson = tiles_geojson(tiles, props, colours, [0.75] * len(values))
-        add_tile_layer(pane, geojson, tooltip_fields=[("tile", "Tile"), ("left", left_title), ("right", right_title)],
-                       popup_fields=[("tile", "Tile"), ("left", left_title), ("right", right_title), ("labels", "Labels")])
+        add_tile_layer(
+            pane,
+            geojson,
+            tooltip_fields=[("tile", "Tile"), ("left", left_title), ("right", right_title)],
+            popup_fields=[("tile", "Tile"), ("left", left_title), ("right", right_title), ("labels", "Labels")],
+        )
         Legend(title, stops, lo, hi).add_to(pane)
     dm.fit_bounds(_bounds_latlon(bounds))
     return dm

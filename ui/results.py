@@ -28,7 +28,10 @@ def selected_run(page: str):
         runs_panel.describe_failure(run)
         return None
     if run.is_live:
-        st.info(f"Run {run.id} is still {run.state} ({runs_panel.progress_text(run)}); its results appear here when it "
-                "finishes. Follow it on the Live page.", icon=":material/hourglass_top:")
+        st.info(
+            f"Run {run.id} is still {run.state} ({runs_panel.progress_text(run)}); its results appear here when it "
+            "finishes. Follow it on the Live page.",
+            icon=":material/hourglass_top:",
+        )
         return None
     return run

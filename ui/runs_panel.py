@@ -16,8 +16,12 @@ from ui.guard import guarded
 
 REFRESH_S = 3.0
 STATE_ICONS = {
-    RunState.QUEUED: ":material/schedule:", RunState.RUNNING: ":material/play_circle:", RunState.FINISHED: ":material/check_circle:",
-    RunState.FAILED: ":material/error:", RunState.STOPPED: ":material/stop_circle:", RunState.DEAD: ":material/heart_broken:",
+    RunState.QUEUED: ":material/schedule:",
+    RunState.RUNNING: ":material/play_circle:",
+    RunState.FINISHED: ":material/check_circle:",
+    RunState.FAILED: ":material/error:",
+    RunState.STOPPED: ":material/stop_circle:",
+    RunState.DEAD: ":material/heart_broken:",
     RunState.INCOMPLETE: ":material/help:",
 }
 
@@ -48,8 +52,10 @@ def describe_failure(run) -> None:
     """A failed, dead or stopped run: its error sentence, a Resume action and the end of its console log."""
     error = run.status.get("error")
     if run.state == RunState.DEAD:
-        st.error(f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing; "
-                 f"it got to {progress_text(run)}.")
+        st.error(
+            f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing; "
+            f"it got to {progress_text(run)}."
+        )
     elif error:
         first = str(error).strip().splitlines()
         st.error(f"Run {run.id} failed: {first[-1] if first else 'see the log below'}")
@@ -73,10 +79,18 @@ def resume_action(run) -> None:
         return
     done = run.train_state.get("epoch", 0)
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
-    c2.caption(f"Continues from the checkpoint after epoch {done} of {run.config.get('epochs')} in the same run folder "
-               f"(`python -m olr train --resume {run.id}`).")
-    c1.button(f"Resume from epoch {done}", key=f"resume.{run.id}", icon=":material/replay:", on_click=_resume, args=(run.id,),
-              disabled=workspace.is_readonly())
+    c2.caption(
+        f"Continues from the checkpoint after epoch {done} of {run.config.get('epochs')} in the same run folder "
+        f"(`python -m olr train --resume {run.id}`)."
+    )
+    c1.button(
+        f"Resume from epoch {done}",
+        key=f"resume.{run.id}",
+        icon=":material/replay:",
+        on_click=_resume,
+        args=(run.id,),
+        disabled=workspace.is_readonly(),
+    )
 
 
 def _resume(run_id: str) -> None:
@@ -87,7 +101,9 @@ def _resume(run_id: str) -> None:
         state.flash("error", f"Could not resume {run_id}: {error}")
         return
     st.session_state.pop(f"resume.key.{run_id}", None)
-    state.flash("success", f"Resuming **{run_id}** from its last checkpoint; it is live again on the Train and Live pages.")
+    state.flash(
+        "success", f"Resuming **{run_id}** from its last checkpoint; it is live again on the Train and Live pages."
+    )
 
 
 def _stop(run_id: str) -> None:
@@ -97,7 +113,8 @@ def _stop(run_id: str) -> None:
         st.session_state["runs.stop_error"] = str(error)
         return
     st.session_state["runs.stop_note"] = (
-        f"Stopping {run_id}: it saves a checkpoint and ends (forced after 10 s)." if stopped
+        f"Stopping {run_id}: it saves a checkpoint and ends (forced after 10 s)."
+        if stopped
         else f"{run_id} has no live process on this machine; nothing to stop."
     )
 
@@ -120,7 +137,10 @@ def active_runs() -> None:
             if key in st.session_state:
                 show(st.session_state.pop(key))
         if not live:
-            st.caption("No run is active. Launched runs appear here with their log; they keep running if you close the browser.")
+            st.caption(
+                "No run is active. Launched runs appear here with their log; "
+                "they keep running if you close the browser."
+            )
             return
         for run in live:
             with st.container(border=True):
@@ -129,8 +149,15 @@ def active_runs() -> None:
                 c2.metric("State", run.state)
                 c3.metric("Device", run.status.get("device") or _device_of(run))
                 c4.metric("Elapsed", elapsed(run), help=progress_text(run))
-                c5.button("Stop", key=f"stop.{run.id}", icon=":material/stop:", on_click=_stop, args=(run.id,),
-                          disabled=workspace.is_readonly(), help="SIGTERM: the run saves a checkpoint and stops (killed after 10 s).")
+                c5.button(
+                    "Stop",
+                    key=f"stop.{run.id}",
+                    icon=":material/stop:",
+                    on_click=_stop,
+                    args=(run.id,),
+                    disabled=workspace.is_readonly(),
+                    help="SIGTERM: the run saves a checkpoint and stops (killed after 10 s).",
+                )
                 st.caption(progress_text(run))
                 lines = store.tail_log(run, 6)
                 st.code("\n".join(lines) if lines else "(no output yet)", language="text")
@@ -149,8 +176,17 @@ def recent_runs(limit: int = 8) -> None:
     if not ended:
         return
     df = pd.DataFrame(
-        [{"run": r.id, "kind": r.kind, "dataset": r.dataset, "state": r.state, "duration": elapsed(r),
-          "progress": progress_text(r)} for r in ended]
+        [
+            {
+                "run": r.id,
+                "kind": r.kind,
+                "dataset": r.dataset,
+                "state": r.state,
+                "duration": elapsed(r),
+                "progress": progress_text(r),
+            }
+            for r in ended
+        ]
     )
     st.dataframe(df, hide_index=True)
     for r in ended:
@@ -174,9 +210,18 @@ def offer_demo_pipeline(where: str) -> None:
     gpus = launcher.list_gpus()
     c1, c2 = st.columns([2, 3], vertical_alignment="center")
     quick = c2.toggle("Quick version (small models, a few minutes on a CPU)", value=not gpus, key=f"demo.quick.{where}")
-    if c1.button("Launch the demo classifier + Siamese pipeline", type="primary", icon=":material/rocket_launch:", key=f"demo.{where}"):
+    if c1.button(
+        "Launch the demo classifier + Siamese pipeline",
+        type="primary",
+        icon=":material/rocket_launch:",
+        key=f"demo.{where}",
+    ):
         device = gpus[0].id if gpus else "cpu"
         run_id = launcher.launch_demo(device, key=key, extra_args=["--quick"] if quick else [])
         st.session_state["demo.key"] = launcher.new_key()
-        state.flash("success", f"Demo pipeline started (log in models/{run_id}/{RunLayout.CONSOLE}). Its runs appear on the Train and Live pages.")
+        state.flash(
+            "success",
+            f"Demo pipeline started (log in models/{run_id}/{RunLayout.CONSOLE}). "
+            "Its runs appear on the Train and Live pages.",
+        )
         st.rerun()

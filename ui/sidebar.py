@@ -28,11 +28,20 @@ def render(page_title: str) -> None:
 
     names = list_datasets()
     if names:
-        chosen = state.pick_one(bar, "Dataset", names, state.DATASET, default=DEMO_DATASET,
-                                help="The dataset the Datasets explorer and the Train form use.")
+        chosen = state.pick_one(
+            bar,
+            "Dataset",
+            names,
+            state.DATASET,
+            default=DEMO_DATASET,
+            help="The dataset the Datasets explorer and the Train form use.",
+        )
         if chosen == DEMO_DATASET:
-            bar.warning("The demo scene is **synthetic**: a generated Cyprus-like landscape, not real imagery or real CORINE data.",
-                        icon=":material/science:")
+            bar.warning(
+                "The demo scene is **synthetic**: a generated Cyprus-like landscape, "
+                "not real imagery or real CORINE data.",
+                icon=":material/science:",
+            )
     else:
         state.choose_dataset(None)
         bar.caption("No datasets yet.")
@@ -48,9 +57,23 @@ def render(page_title: str) -> None:
             # With no choice yet, open each page on the kind of run it is made for.
             wanted = "siamese" if page_title == "Correlations & map" else "classifier"
             default = next((r.id for r in finished if r.kind == wanted), finished[0].id if finished else None)
-            state.pick_one(bar, "Run", options, state.RUN, format_func=lambda i: labels.get(i, i), default=default,
-                           help="The run the Evaluate and Correlations pages show.")
+            state.pick_one(
+                bar,
+                "Run",
+                options,
+                state.RUN,
+                format_func=lambda i: labels.get(i, i),
+                default=default,
+                help="The run the Evaluate and Correlations pages show.",
+            )
         else:
             active = [r.id for r in listing if r.is_live]
-            state.pick_many(bar, "Runs", ids, state.RUNS, format_func=lambda i: labels.get(i, i),
-                            default=active or ids[:2], help="Runs whose curves the Live and Compare pages overlay.")
+            state.pick_many(
+                bar,
+                "Runs",
+                ids,
+                state.RUNS,
+                format_func=lambda i: labels.get(i, i),
+                default=active or ids[:2],
+                help="Runs whose curves the Live and Compare pages overlay.",
+            )

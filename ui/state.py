@@ -48,7 +48,16 @@ def choose_runs(run_ids: list[str]) -> None:
     _choose(RUNS, list(run_ids))
 
 
-def pick_one(container, label: str, options: list[str], key: str, *, format_func=str, help: str | None = None, default: str | None = None):
+def pick_one(
+    container,
+    label: str,
+    options: list[str],
+    key: str,
+    *,
+    format_func=str,
+    help: str | None = None,
+    default: str | None = None,
+):
     """A selectbox bound to the choice `key`: keeps it when still valid, else falls back to `default`/first."""
     current = st.session_state.get(key)
     if current not in options:
@@ -62,7 +71,16 @@ def pick_one(container, label: str, options: list[str], key: str, *, format_func
     return value
 
 
-def pick_many(container, label: str, options: list[str], key: str, *, format_func=str, help: str | None = None, default: list[str] | None = None):
+def pick_many(
+    container,
+    label: str,
+    options: list[str],
+    key: str,
+    *,
+    format_func=str,
+    help: str | None = None,
+    default: list[str] | None = None,
+):
     """A multiselect bound to the choice `key`; choices that vanished are dropped."""
     stored = st.session_state.get(key)
     current = [o for o in (stored if stored is not None else (default or [])) if o in options]
@@ -70,7 +88,14 @@ def pick_many(container, label: str, options: list[str], key: str, *, format_fun
     widget_value = st.session_state.get(wkey)
     if widget_value is not None and any(v not in options for v in widget_value):
         st.session_state.pop(wkey, None)
-    value = container.multiselect(label, options, default=current if wkey not in st.session_state else None, key=wkey, format_func=format_func, help=help)
+    value = container.multiselect(
+        label,
+        options,
+        default=current if wkey not in st.session_state else None,
+        key=wkey,
+        format_func=format_func,
+        help=help,
+    )
     st.session_state[key] = list(value)
     return list(value)
 

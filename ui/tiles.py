@@ -10,7 +10,9 @@ import streamlit as st
 
 def chip(name: str, color: str, share: float | None = None) -> str:
     """An HTML label chip in the label's colour (text dark or light for contrast)."""
-    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5)) if color.startswith("#") and len(color) == 7 else (136, 136, 136)
+    r, g, b = (
+        (int(color[i : i + 2], 16) for i in (1, 3, 5)) if color.startswith("#") and len(color) == 7 else (136, 136, 136)
+    )
     text = "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#fff"
     label = html.escape(name) + (f" {share * 100:.0f}%" if share is not None else "")
     return (

@@ -92,4 +92,6 @@ def best_model(run):
 
 def predict_run(run, dataset, indices, batch_size) -> np.ndarray:
     """(n, L) float32 probabilities of the run's best checkpoint for the tiles `indices`."""
-    return np.asarray(inference.predict_probabilities(best_model(run), dataset, indices, batch_size=batch_size), dtype=np.float32)
+    return np.asarray(
+        inference.predict_probabilities(best_model(run), dataset, indices, batch_size=batch_size), dtype=np.float32
+    )

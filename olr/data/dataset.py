@@ -145,8 +145,12 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     except (OSError, ValueError, json.JSONDecodeError) as e:
         raise OLRError(f"The dataset {p} could not be read ({e}); prepare it again.") from None
     n = images.shape[0]
-    if not (fractions.shape[0] == presence.shape[0] == len(tiles) == n) or fractions.shape[1] != len(meta.get("labels", [])):
-        raise OLRError(f"The dataset {p} is inconsistent (tile or label counts differ between files); prepare it again.")
+    if not (fractions.shape[0] == presence.shape[0] == len(tiles) == n) or fractions.shape[1] != len(
+        meta.get("labels", [])
+    ):
+        raise OLRError(
+            f"The dataset {p} is inconsistent (tile or label counts differ between files); prepare it again."
+        )
     return Dataset(p, meta, images, fractions, presence, tiles)
 
 
@@ -193,7 +197,7 @@ def write_dataset(
     tiles.to_parquet(folder / "tiles.parquet", index=False)
     meta = dict(meta)
     meta.setdefault("format_version", FORMAT_VERSION)
-    meta["n_tiles"] = int(len(tiles))
+    meta["n_tiles"] = len(tiles)
     meta["min_fraction"] = float(min_fraction)
     meta["split_counts"] = {s: int((tiles["split"] == s).sum()) for s in SPLITS}
     if "bands" not in meta or any("mean" not in b for b in meta["bands"]):

@@ -106,7 +106,7 @@ THESIS_C3 = {
 }
 THESIS_C5 = {
     "Urban": _URBAN + _SPECIAL,
-    "Agriculture": [211] + _AGRI_OTHER,
+    "Agriculture": [211, *_AGRI_OTHER],
     "Forests": _FOREST,
     "Rocky / Mountainous areas": _ROCKY,
     "Bodies of water": _WATER,
@@ -135,7 +135,7 @@ class Label:
         return {"name": self.name, "codes": list(self.codes), "color": self.color}
 
     @staticmethod
-    def from_json(d: dict) -> "Label":
+    def from_json(d: dict) -> Label:
         return Label(d["name"], tuple(int(c) for c in d.get("codes", ())), d.get("color", "#888888"))
 
 
@@ -182,13 +182,17 @@ def _group(key) -> tuple[Label, ...]:
 
 def _from_mapping(name: str, mapping: dict) -> Scheme:
     if not isinstance(mapping, dict) or not mapping:
-        raise OLRError(f"The label mapping {name!r} must be a JSON object like {{\"Urban\": [111, 112]}}; fix it and try again.")
+        raise OLRError(
+            f'The label mapping {name!r} must be a JSON object like {{"Urban": [111, 112]}}; fix it and try again.'
+        )
     labels = []
     known = by_code()
     seen: dict[int, str] = {}
     for label, codes in mapping.items():
         if not isinstance(codes, (list, tuple)) or not codes:
-            raise OLRError(f"Label {label!r} in mapping {name!r} needs a non-empty list of CLC codes (e.g. [111, 112]).")
+            raise OLRError(
+                f"Label {label!r} in mapping {name!r} needs a non-empty list of CLC codes (e.g. [111, 112])."
+            )
         clean = []
         for c in codes:
             try:
@@ -203,7 +207,9 @@ def _from_mapping(name: str, mapping: dict) -> Scheme:
                     "use three-digit CORINE codes from 111 to 523 (see the legend)."
                 )
             if ci in seen:
-                raise OLRError(f"CLC code {ci} is mapped to both {seen[ci]!r} and {label!r} in {name!r}; map each code once.")
+                raise OLRError(
+                    f"CLC code {ci} is mapped to both {seen[ci]!r} and {label!r} in {name!r}; map each code once."
+                )
             seen[ci] = str(label)
             clean.append(ci)
         clean.sort()
@@ -211,7 +217,7 @@ def _from_mapping(name: str, mapping: dict) -> Scheme:
     return Scheme(name, tuple(labels), mapping={k: sorted(int(c) for c in v) for k, v in mapping.items()})
 
 
-def get_scheme(spec: "str | dict | Path") -> Scheme:
+def get_scheme(spec: str | dict | Path) -> Scheme:
     """Resolve a scheme name, a mapping dict, or a path to a JSON mapping file."""
     if isinstance(spec, dict):
         return _from_mapping("custom", spec)
@@ -231,15 +237,13 @@ def get_scheme(spec: "str | dict | Path") -> Scheme:
     p = Path(s)
     if p.suffix.lower() == ".json":
         if not p.is_file():
-            raise OLRError(f"The label mapping file {s} does not exist; give a JSON file like {{\"Urban\": [111, 112]}}.")
+            raise OLRError(f'The label mapping file {s} does not exist; give a JSON file like {{"Urban": [111, 112]}}.')
         try:
             mapping = json.loads(p.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise OLRError(f"The label mapping file {s} is not valid JSON ({e}); fix it and try again.") from None
         return _from_mapping(p.stem, mapping)
-    raise OLRError(
-        f"Unknown label scheme {s!r}; use one of {', '.join(SCHEME_NAMES)} or a JSON mapping file (*.json)."
-    )
+    raise OLRError(f"Unknown label scheme {s!r}; use one of {', '.join(SCHEME_NAMES)} or a JSON mapping file (*.json).")
 
 
 def prune_mask(presence: np.ndarray, min_count: int) -> np.ndarray:

@@ -20,6 +20,7 @@ and the split's tile indices, so it is cheap to call on every page render.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from dataclasses import dataclass, fields
@@ -58,7 +59,7 @@ class LabelStats:
         return d
 
     @staticmethod
-    def from_arrays(d) -> "LabelStats":
+    def from_arrays(d) -> LabelStats:
         kw = {f.name: np.asarray(d[f.name]) for f in fields(LabelStats)}
         kw["names"] = [str(s) for s in kw["names"]]
         kw["colors"] = [str(s) for s in kw["colors"]]
@@ -232,10 +233,8 @@ def dataset_stats(dataset, split: str | None = None, labels=None) -> LabelStats:
         return stats  # a read-only demo writes nothing, caches included
     buf = io.BytesIO()
     np.savez(buf, key=np.array(key), **stats.to_arrays())
-    try:
+    with contextlib.suppress(OSError):  # read-only dataset folder: serve uncached
         atomic.write_bytes(path, buf.getvalue())
-    except OSError:
-        pass  # read-only dataset folder: serve uncached
     return stats
 
 

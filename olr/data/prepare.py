@@ -26,9 +26,9 @@ import hashlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -160,8 +160,9 @@ def prepare_dataset(
         digests = {key: hasher.submit(file_digest, path, stop) for key, path in (("image", image), ("labels", labels))}
         extra = lambda: {  # noqa: E731 - resolved at the end, once the hashes are done
             "name": out.name,
-            "sources": {k: dict(f.result(), **(label_source.describe() if k == "labels" else {}))
-                        for k, f in digests.items()},
+            "sources": {
+                k: dict(f.result(), **(label_source.describe() if k == "labels" else {})) for k, f in digests.items()
+            },
             "label_encoding": label_source.encoding,
             "parameters": parameters,
         }
@@ -170,8 +171,16 @@ def prepare_dataset(
     return out
 
 
-def _build(src, label_source, folder: Path, scheme: label_schemes.Scheme, opts: PrepareOptions, *, progress: Progress,
-           extra_meta: Callable[[], dict]) -> None:
+def _build(
+    src,
+    label_source,
+    folder: Path,
+    scheme: label_schemes.Scheme,
+    opts: PrepareOptions,
+    *,
+    progress: Progress,
+    extra_meta: Callable[[], dict],
+) -> None:
     tile, stride, min_fraction, min_labels = opts.tile, opts.stride_px, opts.min_fraction, opts.min_labels
     bands = rasters.image_bands(src)
     names = rasters.band_names(src, bands)
@@ -270,23 +279,25 @@ def _build(src, label_source, folder: Path, scheme: label_schemes.Scheme, opts: 
     row_off, col_off = tile_row * stride, tile_col * stride
     block_id = splits.spatial_blocks(tile_row, tile_col, opts.split_block)
     split = splits.assign_blocks(block_id, opts.split_fractions, opts.seed)
-    table = pd.DataFrame({
-        "tile_id": np.arange(n, dtype=np.int64),
-        "row_off": row_off.astype(np.int64),
-        "col_off": col_off.astype(np.int64),
-        "tile_row": tile_row.astype(np.int64),
-        "tile_col": tile_col.astype(np.int64),
-        "split": split.astype(str),
-        "block_id": block_id,
-        "nodata_share": np.concatenate(kept.nodata_share)[tile_keep].astype(np.float32),
-        "unlabelled_share": np.concatenate(kept.unlabelled_share)[tile_keep].astype(np.float32),
-        **_tile_bounds(src.transform, row_off, col_off, tile, src.crs),
-    })
+    table = pd.DataFrame(
+        {
+            "tile_id": np.arange(n, dtype=np.int64),
+            "row_off": row_off.astype(np.int64),
+            "col_off": col_off.astype(np.int64),
+            "tile_row": tile_row.astype(np.int64),
+            "tile_col": tile_col.astype(np.int64),
+            "split": split.astype(str),
+            "block_id": block_id,
+            "nodata_share": np.concatenate(kept.nodata_share)[tile_keep].astype(np.float32),
+            "unlabelled_share": np.concatenate(kept.unlabelled_share)[tile_keep].astype(np.float32),
+            **_tile_bounds(src.transform, row_off, col_off, tile, src.crs),
+        }
+    )
     progress(grid.n_tiles, grid.n_tiles, f"writing labels, tile table and preview ({n} tiles)")
     band_json = stats.to_json(names) if tile_keep.all() else [{"name": nm} for nm in names]
     meta = {
         "kind": "raster",
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "crs": _crs_json(src.crs),
         "resolution": [float(src.res[0]), float(src.res[1])],
         "width": src.width,
@@ -321,8 +332,15 @@ def _build(src, label_source, folder: Path, scheme: label_schemes.Scheme, opts: 
         "preview": preview.write(folder / "preview.png"),
         **extra_meta(),
     }
-    write_dataset(folder, images=None, fractions=fractions, tiles=table, meta=meta, min_fraction=min_fraction,
-                  code_fractions=code_fractions[:, present_codes])
+    write_dataset(
+        folder,
+        images=None,
+        fractions=fractions,
+        tiles=table,
+        meta=meta,
+        min_fraction=min_fraction,
+        code_fractions=code_fractions[:, present_codes],
+    )
 
 
 # --------------------------------------------------------------------------- CLI
@@ -331,7 +349,7 @@ def _build(src, label_source, folder: Path, scheme: label_schemes.Scheme, opts: 
 def output_folder(value: str) -> Path:
     """`data/NAME` (or `NAME`) -> the dataset folder in the workspace; NAME is validated."""
     text = str(value)
-    name = text[len("data/"):] if text.startswith("data/") else text
+    name = text[len("data/") :] if text.startswith("data/") else text
     return workspace.dataset_path(name)
 
 
@@ -365,6 +383,8 @@ def prepare_command(args: argparse.Namespace) -> int:
     from olr.data.dataset import load_dataset
 
     ds = load_dataset(path)
-    print(f"prepared {path}: {ds.n_tiles} tiles of {ds.tile_shape}, {len(ds.meta['labels'])} labels, "
-          f"split {ds.meta['split_counts']}, dropped {ds.meta['dropped']}")
+    print(
+        f"prepared {path}: {ds.n_tiles} tiles of {ds.tile_shape}, {len(ds.meta['labels'])} labels, "
+        f"split {ds.meta['split_counts']}, dropped {ds.meta['dropped']}"
+    )
     return 0

@@ -49,42 +49,119 @@ def _spec(**spec) -> dict:
 class PrepareOptions:
     """How `prepare_dataset` tiles a scene; every field is also a `--flag` and an input of the page's form."""
 
-    tile: int = field(default=64, metadata=_spec(
-        help="tile size in pixels", label="Tile size (px)", what="tile size",
-        fix=f"use a whole number of pixels, at least {MIN_TILE}", whole=True, min=MIN_TILE, page_max=1024, step=8))
-    stride: int | None = field(default=None, metadata=_spec(
-        help="step between tiles in pixels (default: the tile size)", label="Stride (px, 0 = tile size)", what="stride",
-        fix="use a whole number of pixels, at least 1", whole=True, min=1, page_max=1024, step=8))
-    scheme: str | dict | os.PathLike = field(default="level3", metadata=_spec(
-        help=f"label scheme: {', '.join(label_schemes.SCHEME_NAMES)} or a JSON mapping file", label="Label scheme",
-        titles=label_schemes.SCHEME_TITLES))
-    min_fraction: float = field(default=0.05, metadata=_spec(
-        help="area fraction for a label to count as present", label="Min. area fraction for presence",
-        what="min fraction", fix="use a number above 0 and at most 1 (e.g. 0.05)", min=0.0, min_exclusive=True, max=1.0,
-        step=0.01))
-    min_labels: int = field(default=1, metadata=_spec(
-        help="drop tiles with fewer present labels", label="Min. labels per tile", what="min labels",
-        fix="use 0 or more", min=0, page_max=50))
-    max_nodata: float = field(default=0.1, metadata=_spec(
-        help="drop tiles with a larger image-nodata share", label="Max. nodata share", what="max nodata share",
-        fix="use a number from 0 to 1 (e.g. 0.1)", min=0.0, max=1.0, step=0.05))
-    prune_below: int = field(default=0, metadata=_spec(
-        help="drop labels present in fewer tiles", label="Drop labels in fewer tiles than", what="prune threshold",
-        fix="use 0 (no pruning) or more tiles", min=0, page_max=100000))
-    split_block: int = field(default=8, metadata=_spec(
-        help="side of the square split blocks, in tiles (a block goes to one split, so neighbours do not leak)",
-        label="Split block (tiles per side)", what="split block size", fix="use a whole number of tiles, at least 1",
-        whole=True, min=1, page_max=1000))
-    split_fractions: tuple[float, float, float] = field(default=(0.7, 0.15, 0.15), metadata=_spec(
-        help="target share of tiles per split", label="Train / validation / test share", step=0.05))
-    seed: int = field(default=0, metadata=_spec(
-        help="seed of the block split", label="Split seed", min=0, page_max=2**31 - 1))
-    label_encoding: str = field(default="auto", metadata=_spec(
-        help="label raster values: grid codes 1..44, CLC codes 111..523, or auto-detect", label="Label raster values",
-        choices=rasters.ENCODINGS,
-        titles={"auto": "auto-detect", "grid": "grid codes 1..44", "clc": "CLC codes 111..523"}))
-    overwrite: bool = field(default=False, metadata=_spec(
-        help="replace an existing dataset of that name", label="Replace a dataset of that name"))
+    tile: int = field(
+        default=64,
+        metadata=_spec(
+            help="tile size in pixels",
+            label="Tile size (px)",
+            what="tile size",
+            fix=f"use a whole number of pixels, at least {MIN_TILE}",
+            whole=True,
+            min=MIN_TILE,
+            page_max=1024,
+            step=8,
+        ),
+    )
+    stride: int | None = field(
+        default=None,
+        metadata=_spec(
+            help="step between tiles in pixels (default: the tile size)",
+            label="Stride (px, 0 = tile size)",
+            what="stride",
+            fix="use a whole number of pixels, at least 1",
+            whole=True,
+            min=1,
+            page_max=1024,
+            step=8,
+        ),
+    )
+    scheme: str | dict | os.PathLike = field(
+        default="level3",
+        metadata=_spec(
+            help=f"label scheme: {', '.join(label_schemes.SCHEME_NAMES)} or a JSON mapping file",
+            label="Label scheme",
+            titles=label_schemes.SCHEME_TITLES,
+        ),
+    )
+    min_fraction: float = field(
+        default=0.05,
+        metadata=_spec(
+            help="area fraction for a label to count as present",
+            label="Min. area fraction for presence",
+            what="min fraction",
+            fix="use a number above 0 and at most 1 (e.g. 0.05)",
+            min=0.0,
+            min_exclusive=True,
+            max=1.0,
+            step=0.01,
+        ),
+    )
+    min_labels: int = field(
+        default=1,
+        metadata=_spec(
+            help="drop tiles with fewer present labels",
+            label="Min. labels per tile",
+            what="min labels",
+            fix="use 0 or more",
+            min=0,
+            page_max=50,
+        ),
+    )
+    max_nodata: float = field(
+        default=0.1,
+        metadata=_spec(
+            help="drop tiles with a larger image-nodata share",
+            label="Max. nodata share",
+            what="max nodata share",
+            fix="use a number from 0 to 1 (e.g. 0.1)",
+            min=0.0,
+            max=1.0,
+            step=0.05,
+        ),
+    )
+    prune_below: int = field(
+        default=0,
+        metadata=_spec(
+            help="drop labels present in fewer tiles",
+            label="Drop labels in fewer tiles than",
+            what="prune threshold",
+            fix="use 0 (no pruning) or more tiles",
+            min=0,
+            page_max=100000,
+        ),
+    )
+    split_block: int = field(
+        default=8,
+        metadata=_spec(
+            help="side of the square split blocks, in tiles (a block goes to one split, so neighbours do not leak)",
+            label="Split block (tiles per side)",
+            what="split block size",
+            fix="use a whole number of tiles, at least 1",
+            whole=True,
+            min=1,
+            page_max=1000,
+        ),
+    )
+    split_fractions: tuple[float, float, float] = field(
+        default=(0.7, 0.15, 0.15),
+        metadata=_spec(help="target share of tiles per split", label="Train / validation / test share", step=0.05),
+    )
+    seed: int = field(
+        default=0, metadata=_spec(help="seed of the block split", label="Split seed", min=0, page_max=2**31 - 1)
+    )
+    label_encoding: str = field(
+        default="auto",
+        metadata=_spec(
+            help="label raster values: grid codes 1..44, CLC codes 111..523, or auto-detect",
+            label="Label raster values",
+            choices=rasters.ENCODINGS,
+            titles={"auto": "auto-detect", "grid": "grid codes 1..44", "clc": "CLC codes 111..523"},
+        ),
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata=_spec(help="replace an existing dataset of that name", label="Replace a dataset of that name"),
+    )
 
     @property
     def stride_px(self) -> int:
@@ -103,11 +180,17 @@ class PrepareOptions:
     def parameters(self) -> dict:
         """The options as meta.json records them under "parameters" (stride resolved, scheme as text or mapping)."""
         return {
-            "tile": self.tile, "stride": self.stride_px,
+            "tile": self.tile,
+            "stride": self.stride_px,
             "scheme": self.scheme if isinstance(self.scheme, dict) else str(self.scheme),
-            "min_fraction": self.min_fraction, "min_labels": self.min_labels, "max_nodata": self.max_nodata,
-            "prune_below": self.prune_below, "split_block": self.split_block,
-            "split_fractions": list(self.split_fractions), "seed": self.seed, "label_encoding": self.label_encoding,
+            "min_fraction": self.min_fraction,
+            "min_labels": self.min_labels,
+            "max_nodata": self.max_nodata,
+            "prune_below": self.prune_below,
+            "split_block": self.split_block,
+            "split_fractions": list(self.split_fractions),
+            "seed": self.seed,
+            "label_encoding": self.label_encoding,
             "overwrite": self.overwrite,
         }
 
@@ -145,12 +228,23 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         if value_type(f) is bool:
             parser.add_argument(flag, action="store_true", help=s.help)
         elif f.name == "split_fractions":
-            parser.add_argument(flag, type=float, nargs=3, default=f.default, metavar=("TRAIN", "VAL", "TEST"),
-                                help=f"{s.help} (default {' '.join(map(str, f.default))})")
+            parser.add_argument(
+                flag,
+                type=float,
+                nargs=3,
+                default=f.default,
+                metavar=("TRAIN", "VAL", "TEST"),
+                help=f"{s.help} (default {' '.join(map(str, f.default))})",
+            )
         else:
             default = "" if f.default is None else f" (default {f.default})"
-            parser.add_argument(flag, type=value_type(f), default=f.default, choices=s.choices or None,
-                                help=(s.help + default).replace("%", "%%"))
+            parser.add_argument(
+                flag,
+                type=value_type(f),
+                default=f.default,
+                choices=s.choices or None,
+                help=(s.help + default).replace("%", "%%"),
+            )
 
 
 def _check_value(value: Any, spec: Spec, cast: type) -> None:

@@ -23,13 +23,12 @@ import numpy as np
 import pandas as pd
 
 from olr import atomic, workspace
-from olr.data import label_schemes
-from olr.data import splits
+from olr.data import label_schemes, splits
 from olr.data.dataset import write_dataset
-from olr.errors import OLRError
 from olr.data.prepare import Progress, file_digest, output_folder
-from olr.data.tile_writer import BandStats, TileWriter
 from olr.data.rasters import DEFAULT_BAND_NAMES
+from olr.data.tile_writer import BandStats, TileWriter
+from olr.errors import OLRError
 
 #: Colours for labels that are not CORINE classes (Tableau 10).
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
@@ -42,8 +41,7 @@ def read_label_names(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise OLRError(
-            f"The label-name file {path} does not exist; "
-            "give a text file with one name per line or a JSON list."
+            f"The label-name file {path} does not exist; give a text file with one name per line or a JSON list."
         )
     try:
         text = path.read_text(encoding="utf-8")
@@ -54,11 +52,10 @@ def read_label_names(path: str | os.PathLike) -> list[str]:
             names = json.loads(text)
         except json.JSONDecodeError as e:
             raise OLRError(
-                f"The label-name file {path} is not a valid JSON list ({e}); "
-                "fix it or use one name per line."
+                f"The label-name file {path} is not a valid JSON list ({e}); fix it or use one name per line."
             ) from None
         if not all(isinstance(n, str) for n in names):
-            raise OLRError(f"The label-name file {path} must list names as strings, like [\"Urban\", \"Forest\"].")
+            raise OLRError(f'The label-name file {path} must list names as strings, like ["Urban", "Forest"].')
     else:
         names = [line.strip() for line in text.splitlines() if line.strip()]
     names = [n.strip() for n in names]
@@ -88,10 +85,9 @@ def label_entries(names: list[str]) -> list[dict]:
 def _open_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - numpy's header parser raises many types on a damaged file
+    except Exception as e:
         raise OLRError(
-            f"The batch file {path} is not a readable .npy array ({e}); "
-            "re-export it with numpy.save."
+            f"The batch file {path} is not a readable .npy array ({e}); re-export it with numpy.save."
         ) from None
 
 
@@ -119,13 +115,11 @@ def scan_batches(folder: str | os.PathLike) -> tuple[list[Path], list[Path], tup
     for k in range(max(count, max(labels, default=-1) + 1)):
         if k not in images:
             raise OLRError(
-                f"The batch folder {folder} has labels{k}.npy but no {k}.npy; "
-                "add the image batch or remove its labels."
+                f"The batch folder {folder} has labels{k}.npy but no {k}.npy; add the image batch or remove its labels."
             )
         if k not in labels:
             raise OLRError(
-                f"The batch folder {folder} has {k}.npy but no labels{k}.npy; "
-                "add the label batch or remove the images."
+                f"The batch folder {folder} has {k}.npy but no labels{k}.npy; add the label batch or remove the images."
             )
     shape = dtype = n_labels = None
     for k in range(count):
@@ -155,8 +149,7 @@ def scan_batches(folder: str | os.PathLike) -> tuple[list[Path], list[Path], tup
         bad = values[~np.isin(values, (0, 1))]
         if len(bad):
             raise OLRError(
-                f"The label batch {labels[k]} holds the value {bad[0].item()!r}; "
-                "labels must be binary (0 or 1)."
+                f"The label batch {labels[k]} holds the value {bad[0].item()!r}; labels must be binary (0 or 1)."
             )
     return [images[k] for k in range(count)], [labels[k] for k in range(count)], shape, np.dtype(dtype), int(n_labels)
 
@@ -178,10 +171,18 @@ def import_batches(
     split_block: tiles per split block, consecutive in batch order; default one block per batch.
     Raises OLRError (nothing written) for missing or mismatched batches and non-binary labels.
     """
-    names_given = None if label_names is None else (
-        list(label_names) if isinstance(label_names, list) else str(label_names))
-    parameters = {"folder": str(folder), "out": str(out), "label_names": names_given, "split_block": split_block,
-                  "split_fractions": list(split_fractions), "seed": seed, "overwrite": overwrite}
+    names_given = (
+        None if label_names is None else (list(label_names) if isinstance(label_names, list) else str(label_names))
+    )
+    parameters = {
+        "folder": str(folder),
+        "out": str(out),
+        "label_names": names_given,
+        "split_block": split_block,
+        "split_fractions": list(split_fractions),
+        "seed": seed,
+        "overwrite": overwrite,
+    }
     workspace.require_writable("import a dataset")
     split_fractions = splits.check_fractions(split_fractions)
     if split_block is not None and (not isinstance(split_block, (int, np.integer)) or split_block < 1):
@@ -194,8 +195,7 @@ def import_batches(
         if len(names) != n_labels:
             where = "the list" if isinstance(label_names, list) else str(label_names)
             raise OLRError(
-                f"{where} names {len(names)} labels but the batches hold {n_labels}; "
-                "give one name per label column."
+                f"{where} names {len(names)} labels but the batches hold {n_labels}; give one name per label column."
             )
     out = Path(out)
     if out.exists() and not overwrite:
@@ -237,43 +237,66 @@ def import_batches(
                 block_id, method = splits.contiguous_blocks(total, split_block), "contiguous_blocks"
             split = splits.assign_blocks(block_id, split_fractions, seed)
             nan = np.full(total, np.nan)
-            tiles = pd.DataFrame({
-                "tile_id": np.arange(total, dtype=np.int64),
-                "row_off": np.full(total, -1, dtype=np.int64),
-                "col_off": np.full(total, -1, dtype=np.int64),
-                "split": split.astype(str),
-                "block_id": block_id,
-                "nodata_share": np.zeros(total, dtype=np.float32),
-                "batch": batch.astype(np.int64),
-                "index_in_batch": np.concatenate(index_in_batch).astype(np.int64),
-                **{c: nan for c in ("x_min", "y_min", "x_max", "y_max", "lon_min", "lat_min", "lon_max", "lat_max")},
-            })
+            tiles = pd.DataFrame(
+                {
+                    "tile_id": np.arange(total, dtype=np.int64),
+                    "row_off": np.full(total, -1, dtype=np.int64),
+                    "col_off": np.full(total, -1, dtype=np.int64),
+                    "split": split.astype(str),
+                    "block_id": block_id,
+                    "nodata_share": np.zeros(total, dtype=np.float32),
+                    "batch": batch.astype(np.int64),
+                    "index_in_batch": np.concatenate(index_in_batch).astype(np.int64),
+                    **{
+                        c: nan for c in ("x_min", "y_min", "x_max", "y_max", "lon_min", "lat_min", "lon_max", "lat_max")
+                    },
+                }
+            )
             labels = label_entries(names)
             band_names = DEFAULT_BAND_NAMES.get(b, [f"band {i + 1}" for i in range(b)])
             meta = {
                 "kind": "thesis_batches",
                 "name": out.name,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "sources": {"folder": str(Path(folder).resolve()), "files": [f.result() for f in digests],
-                            "label_names": parameters["label_names"]},
+                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "sources": {
+                    "folder": str(Path(folder).resolve()),
+                    "files": [f.result() for f in digests],
+                    "label_names": parameters["label_names"],
+                },
                 "tile": int(h) if h == w else [int(h), int(w)],
                 "tile_shape": [int(h), int(w), int(b)],
-                "scheme": {"name": "imported", "labels": labels, "n_labels": n_labels, "dropped_codes": [],
-                           "absent": []},
+                "scheme": {
+                    "name": "imported",
+                    "labels": labels,
+                    "n_labels": n_labels,
+                    "dropped_codes": [],
+                    "absent": [],
+                },
                 "labels": labels,
                 "bands": stats.to_json(band_names),
                 "dtype": dtype.name,
                 "nodata": None,
                 "crs": None,
-                "split": {"method": method, "block": split_block, "fractions": list(split_fractions), "seed": int(seed),
-                          "counts": splits.split_counts(split)},
+                "split": {
+                    "method": method,
+                    "block": split_block,
+                    "fractions": list(split_fractions),
+                    "seed": int(seed),
+                    "counts": splits.split_counts(split),
+                },
                 "batches": {"count": len(image_files), "sizes": sizes},
                 "dropped": {},
                 "preview": None,
                 "parameters": parameters,
             }
-            write_dataset(staging, images=None, fractions=np.concatenate(fractions), tiles=tiles, meta=meta,
-                          min_fraction=MIN_FRACTION)
+            write_dataset(
+                staging,
+                images=None,
+                fractions=np.concatenate(fractions),
+                tiles=tiles,
+                meta=meta,
+                min_fraction=MIN_FRACTION,
+            )
     progress(total, total, f"dataset written to {out}")
     return out
 
@@ -282,10 +305,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", required=True, help="folder with 0.npy, labels0.npy, 1.npy, labels1.npy, ...")
     parser.add_argument("--out", required=True, metavar="data/NAME", help="dataset folder in the workspace")
     parser.add_argument("--label-names", default=None, help="file with the label names (one per line, or a JSON list)")
-    parser.add_argument("--split-block", type=int, default=None,
-                        help="tiles per split block (default: one block per batch)")
-    parser.add_argument("--split-fractions", type=float, nargs=3, default=(0.7, 0.15, 0.15),
-                        metavar=("TRAIN", "VAL", "TEST"), help="target share of tiles per split")
+    parser.add_argument(
+        "--split-block", type=int, default=None, help="tiles per split block (default: one block per batch)"
+    )
+    parser.add_argument(
+        "--split-fractions",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="target share of tiles per split",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the block split")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
 
@@ -293,9 +323,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def import_batches_command(args: argparse.Namespace) -> int:
     from olr.data.prepare import cli_progress
 
-    path = import_batches(args.folder, output_folder(args.out), label_names=args.label_names,
-                          split_block=args.split_block, split_fractions=tuple(args.split_fractions), seed=args.seed,
-                          overwrite=args.overwrite, progress=cli_progress())
+    path = import_batches(
+        args.folder,
+        output_folder(args.out),
+        label_names=args.label_names,
+        split_block=args.split_block,
+        split_fractions=tuple(args.split_fractions),
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=cli_progress(),
+    )
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     print(f"imported {path}: {meta['n_tiles']} tiles, {len(meta['labels'])} labels, split {meta['split_counts']}")
     return 0

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from rasterio.windows import Window
@@ -54,8 +54,9 @@ class TileGrid:
         s, t = self.stride, self.tile
         return Window(c0 * s, r0 * s, (c1 - c0 - 1) * s + t, (r1 - r0 - 1) * s + t)
 
-    def windows(self, block_shape: tuple[int, int], bytes_per_pixel: int,
-                budget: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+    def windows(
+        self, block_shape: tuple[int, int], bytes_per_pixel: int, budget: int | None = None
+    ) -> Iterator[tuple[int, int, int, int]]:
         """Tile ranges (r0, r1, c0, c1) of the reading windows, row by row.
 
         A window is a few tile rows high (about one raster block, at least 256 pixels)
@@ -94,8 +95,14 @@ class WindowData:
     counts: np.ndarray  # (n_rows * n_cols, N_CODE_INDEX) pixels per code index, valid pixels only
 
 
-def read_windows(src, bands: list[int], mask: rasters.ImageMask, label_source: rasters.LabelSource,
-                 grid: TileGrid, lookahead: int = 2) -> Iterator[WindowData]:
+def read_windows(
+    src,
+    bands: list[int],
+    mask: rasters.ImageMask,
+    label_source: rasters.LabelSource,
+    grid: TileGrid,
+    lookahead: int = 2,
+) -> Iterator[WindowData]:
     """The windows of `grid` in order, read ahead on two threads (GDAL and numpy release the GIL).
 
     One thread reads pixels (decoding blocks), another counts labels of the window read

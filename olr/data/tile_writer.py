@@ -1,4 +1,5 @@
-"""What the tiling pass writes: the tile array (`TileWriter`), band statistics (`BandStats`) and the preview (`PreviewSampler`).
+"""What the tiling pass writes: the tile array (`TileWriter`), band statistics (`BandStats`)
+and the preview (`PreviewSampler`).
 
 Tiles are (n, h, w, b) in the image's dtype; the preview is an RGBA PNG in EPSG:4326.
 """
@@ -228,8 +229,13 @@ class BandStats:
         mean = shift + mean_d
         finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
         return [
-            {"name": names[i], "mean": float(mean[i]), "std": float(std[i]),
-             "min": finite(self.lo[i]), "max": finite(self.hi[i])}
+            {
+                "name": names[i],
+                "mean": float(mean[i]),
+                "std": float(std[i]),
+                "min": finite(self.lo[i]),
+                "max": finite(self.hi[i]),
+            }
             for i in range(self.b)
         ]
 
@@ -274,20 +280,36 @@ class PreviewSampler:
         left, top = src_transform * (0, 0)
         right, bottom = src_transform * (w, h)
         dst_transform, dw, dh = calculate_default_transform(
-            self.src.crs, "EPSG:4326", w, h, left=min(left, right), bottom=min(top, bottom),
-            right=max(left, right), top=max(top, bottom))
+            self.src.crs,
+            "EPSG:4326",
+            w,
+            h,
+            left=min(left, right),
+            bottom=min(top, bottom),
+            right=max(left, right),
+            top=max(top, bottom),
+        )
         scale = max(dw, dh) / PREVIEW_SIDE
         if scale > 1:
             dw, dh = math.ceil(dw / scale), math.ceil(dh / scale)
             dst_transform = dst_transform * dst_transform.scale(scale, scale)
         out = np.full((3, dh, dw), np.nan, dtype=np.float32)
-        reproject(data, out, src_transform=src_transform, src_crs=self.src.crs, src_nodata=np.nan,
-                  dst_transform=dst_transform, dst_crs="EPSG:4326", dst_nodata=np.nan, resampling=Resampling.nearest)
+        reproject(
+            data,
+            out,
+            src_transform=src_transform,
+            src_crs=self.src.crs,
+            src_nodata=np.nan,
+            dst_transform=dst_transform,
+            dst_crs="EPSG:4326",
+            dst_nodata=np.nan,
+            resampling=Resampling.nearest,
+        )
         ok = np.isfinite(out).all(0)
         rgba = np.zeros((4, dh, dw), dtype=np.uint8)
         for i in range(3):
             v = out[i][ok]
-            lo, hi = (np.percentile(v, [2, 98]) if v.size else (0.0, 1.0))
+            lo, hi = np.percentile(v, [2, 98]) if v.size else (0.0, 1.0)
             scaled = (np.nan_to_num(out[i]) - lo) / max(hi - lo, 1e-12) * 255
             rgba[i] = np.clip(scaled, 0, 255).astype(np.uint8)
         rgba[3] = ok * 255

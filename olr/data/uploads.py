@@ -47,7 +47,10 @@ def save_uploads(files, submission: str, allowed: tuple[str, ...]) -> list[Path]
         name = safe_filename(f.name)
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         if ext not in allowed:
-            raise OLRError(f"The upload {f.name!r} is not one of the accepted file types ({', '.join(allowed)}); upload a GeoTIFF or a CORINE vector.")
+            raise OLRError(
+                f"The upload {f.name!r} is not one of the accepted file types ({', '.join(allowed)}); "
+                "upload a GeoTIFF or a CORINE vector."
+            )
         if f.size > cap * 2**20:
             raise OLRError(
                 f"The upload {f.name!r} is {f.size / 2**20:.0f} MB, above the {cap} MB limit; copy it into "
@@ -65,7 +68,10 @@ def main_label_file(paths: list[Path]) -> Path:
         for p in paths:
             if p.suffix.lower() == suffix:
                 return p
-    raise OLRError("No label file among the uploads; upload a CORINE GeoTIFF, a GeoPackage, or a shapefile (.shp with its .shx, .dbf, .prj).")
+    raise OLRError(
+        "No label file among the uploads; upload a CORINE GeoTIFF, a GeoPackage, "
+        "or a shapefile (.shp with its .shx, .dbf, .prj)."
+    )
 
 
 def server_path(text: str, what: str) -> Path:
@@ -78,7 +84,10 @@ def server_path(text: str, what: str) -> Path:
         p = workspace.data_dir() / p  # paths are typed relative to the data folder
     resolved = workspace.resolve_inside(p, [workspace.data_dir()])
     if not resolved.exists():
-        raise OLRError(f"The {what} {raw!r} does not exist in {workspace.data_dir()}; check the path (it is relative to that folder).")
+        raise OLRError(
+            f"The {what} {raw!r} does not exist in {workspace.data_dir()}; "
+            "check the path (it is relative to that folder)."
+        )
     return resolved
 
 
@@ -90,7 +99,9 @@ def candidate_files(suffixes: tuple[str, ...], limit: int = 50) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         # Prepared datasets hold only arrays; skip them and hidden staging folders.
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d / "meta.json").exists())
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d / "meta.json").exists()
+        )
         for fn in sorted(filenames):
             if fn.lower().endswith(suffixes):
                 found.append(str((Path(dirpath) / fn).relative_to(root)))

@@ -100,8 +100,10 @@ def hold_devices(
                 continue
             queue = _open(_lock_path(name).with_suffix(".queue"))
             try:
-                if not (_wait_exclusive(queue, on_wait, should_stop, poll_s)
-                        and _wait_exclusive(use, on_wait, should_stop, poll_s)):
+                if not (
+                    _wait_exclusive(queue, on_wait, should_stop, poll_s)
+                    and _wait_exclusive(use, on_wait, should_stop, poll_s)
+                ):
                     yield False
                     return
                 # Only the queue holder asks for the use lock exclusively, so turning it shared

@@ -98,8 +98,14 @@ def new_key() -> str:
     return secrets.token_hex(8)
 
 
-def launch_training(config: dict, device: str = "cpu", *, key: str | None = None, run_id: str | None = None,
-                    wait_for_device: bool = False) -> str:
+def launch_training(
+    config: dict,
+    device: str = "cpu",
+    *,
+    key: str | None = None,
+    run_id: str | None = None,
+    wait_for_device: bool = False,
+) -> str:
     """Start `python -m olr train` for `config` on `device` in a detached process; return its run id.
 
     `config` holds training options as `olr.training.options` names them (kind, dataset, ...). The same
@@ -117,10 +123,23 @@ def launch_training(config: dict, device: str = "cpu", *, key: str | None = None
     def command(run_dir: Path) -> list[str]:
         request = RunLayout(run_dir).launch_config
         atomic.write_json(request, config)
-        return ["train", "--config", str(request), "--run-id", run_id, *(["--wait-for-device"] if wait_for_device else [])]
+        return [
+            "train",
+            "--config",
+            str(request),
+            "--run-id",
+            run_id,
+            *(["--wait-for-device"] if wait_for_device else []),
+        ]
 
-    return _launch(command, device=device, key=key, run_id=run_id, what="start a training run",
-                   fingerprint=_fingerprint("train", config, device))
+    return _launch(
+        command,
+        device=device,
+        key=key,
+        run_id=run_id,
+        what="start a training run",
+        fingerprint=_fingerprint("train", config, device),
+    )
 
 
 def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list[str] | None = None) -> str:
@@ -132,9 +151,14 @@ def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list
     instead of starting another.
     """
     run_id = store.new_run_id("demo-pipeline")
-    return _launch(lambda run_dir: ["demo", *(extra_args or []), "--json", str(RunLayout(run_dir).demo_summary)],
-                   device=device, key=key, run_id=run_id, what="start the demo pipeline",
-                   fingerprint=_fingerprint("demo", extra_args or [], device))
+    return _launch(
+        lambda run_dir: ["demo", *(extra_args or []), "--json", str(RunLayout(run_dir).demo_summary)],
+        device=device,
+        key=key,
+        run_id=run_id,
+        what="start the demo pipeline",
+        fingerprint=_fingerprint("demo", extra_args or [], device),
+    )
 
 
 def resumable(run) -> str | None:
@@ -170,9 +194,15 @@ def resume_run(run_id: str, device: str | None = None, *, key: str | None = None
     if device is None:
         device = read_json(run.files.launch).get("device") or _device_from_env(run.status.get("cuda_visible_devices"))
     run.files.stop_request.unlink(missing_ok=True)  # an earlier stop must not mark this process stopped
-    return _launch(lambda run_dir: ["train", "--resume", run.id, *(["--wait-for-device"] if wait_for_device else [])],
-                   device=device, key=key, run_id=run.id, what="resume a training run", existing=True,
-                   fingerprint=_fingerprint("resume", run.id, device))
+    return _launch(
+        lambda run_dir: ["train", "--resume", run.id, *(["--wait-for-device"] if wait_for_device else [])],
+        device=device,
+        key=key,
+        run_id=run.id,
+        what="resume a training run",
+        existing=True,
+        fingerprint=_fingerprint("resume", run.id, device),
+    )
 
 
 def _device_from_env(visible) -> str:
@@ -207,8 +237,9 @@ def _launch_lock():
         os.close(fd)
 
 
-def _launch(command, *, device: str, key: str | None, run_id: str, what: str, fingerprint: str,
-            existing: bool = False) -> str:
+def _launch(
+    command, *, device: str, key: str | None, run_id: str, what: str, fingerprint: str, existing: bool = False
+) -> str:
     workspace.require_writable(what)
     env_devices = cuda_visible_devices(device)
     key = workspace.check_name(key or new_key(), "launch key")
@@ -219,8 +250,15 @@ def _launch(command, *, device: str, key: str | None, run_id: str, what: str, fi
             return marker
         if twin is not None:  # the same thing is already running: show it instead of a duplicate
             return twin
-        return _start(command, device=device, env_devices=env_devices, key=key, run_id=run_id,
-                      fingerprint=fingerprint, existing=existing)
+        return _start(
+            command,
+            device=device,
+            env_devices=env_devices,
+            key=key,
+            run_id=run_id,
+            fingerprint=fingerprint,
+            existing=existing,
+        )
 
 
 def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fingerprint: str, existing: bool) -> str:
@@ -248,7 +286,9 @@ def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fin
             )
     except OSError as e:
         _release(key)
-        raise OLRError(f"Could not start the run {run_id} ({e.strerror or e}); check that the workspace is writable.") from None
+        raise OLRError(
+            f"Could not start the run {run_id} ({e.strerror or e}); check that the workspace is writable."
+        ) from None
     launch = {
         "run_id": run_id,
         "key": key,
@@ -263,7 +303,13 @@ def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fin
         "start_ticks": store.process_start_ticks(proc.pid),
     }
     atomic.write_json(RunLayout(run_dir).launch, launch)
-    queued = {"state": RunState.QUEUED, "pid": proc.pid, "host": launch["host"], "device": device, "heartbeat": launch["launched"]}
+    queued = {
+        "state": RunState.QUEUED,
+        "pid": proc.pid,
+        "host": launch["host"],
+        "device": device,
+        "heartbeat": launch["launched"],
+    }
     if existing:  # a resumed run: live again from now on, not dead until its process writes
         store.merge_status(run_dir, {**queued, "ended": None, "error": None})
     elif not RunLayout(run_dir).status.exists():
@@ -370,10 +416,17 @@ def run_process(run_id: str) -> int | None:
     if host not in (None, socket.gethostname()):
         return None
     # Only an olr process counts: a pid the system reused for something else is not the run.
-    if isinstance(launch.get("pgid"), int) and store.process_alive(launch["pgid"], launch.get("start_ticks"), olr_only=True):
+    if isinstance(launch.get("pgid"), int) and store.process_alive(
+        launch["pgid"], launch.get("start_ticks"), olr_only=True
+    ):
         return launch["pgid"]
     pid = status.get("pid")
-    if isinstance(pid, int) and pid > 0 and status.get("state") not in FINAL_STATES and store.process_alive(pid, olr_only=True):
+    if (
+        isinstance(pid, int)
+        and pid > 0
+        and status.get("state") not in FINAL_STATES
+        and store.process_alive(pid, olr_only=True)
+    ):
         return pid
     return None
 

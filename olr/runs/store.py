@@ -215,7 +215,9 @@ def write_status(run_dir: str | os.PathLike, status: dict) -> None:
     atomic.write_json(RunLayout(run_dir).status, status)
 
 
-def merge_status(run_dir: str | os.PathLike, fields: dict, *, only_if_missing: bool = False, unless_final: bool = False) -> None:
+def merge_status(
+    run_dir: str | os.PathLike, fields: dict, *, only_if_missing: bool = False, unless_final: bool = False
+) -> None:
     """Write `fields` over the current status; skipped when a status exists and `only_if_missing`,
     or when the run already reached a final state and `unless_final`."""
     current = read_status(run_dir)
@@ -305,7 +307,9 @@ def check_new_run_id(run_id: str) -> None:
     """OLRError if `run_id` is not a valid name or names a run that already has a config."""
     path = workspace.run_path(run_id)  # validates the name
     if RunLayout(path).config.exists():
-        raise OLRError(f"The run {run_id} already exists; choose another --run-id, or continue it with --resume {run_id}.")
+        raise OLRError(
+            f"The run {run_id} already exists; choose another --run-id, or continue it with --resume {run_id}."
+        )
 
 
 def create_run_folder(run_id: str | None, kind: str) -> Path:
@@ -488,7 +492,11 @@ def runs_command(args) -> int:
     runs = list_runs()
     if args.json:
         for r in runs:
-            print(json.dumps({"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}))
+            print(
+                json.dumps(
+                    {"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}
+                )
+            )
         return 0
     if not runs:
         print(f"No runs in {workspace.models_dir()}; start one with python -m olr train --help.")

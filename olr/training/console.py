@@ -48,7 +48,8 @@ def start_console_log(run_dir: Path):
             return lambda: None
     except (OSError, ValueError, AttributeError):
         pass
-    file = open(path, "a", encoding="utf-8")
+    # stays open until undo() (for the rest of the run), so no with-block can hold it
+    file = open(path, "a", encoding="utf-8")  # noqa: SIM115
     old = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Tee(sys.stdout, file), _Tee(sys.stderr, file)
 

@@ -60,7 +60,10 @@ def _logical_cpu_strategy(tf, logical_cpus: int):
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
     except RuntimeError:
-        raise OLRError("The CPU can only be split into logical devices before TensorFlow starts; run the training in a fresh process.") from None
+        raise OLRError(
+            "The CPU can only be split into logical devices before TensorFlow starts; "
+            "run the training in a fresh process."
+        ) from None
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices), f"CPU x{len(devices)} (logical devices, MirroredStrategy)"
 
@@ -123,10 +126,16 @@ def _classifier_model(plan: Plan, batch: int):
         return keras.models.load_model(RunLayout(plan.run_dir).last)  # compiled, with optimizer state
     n_labels = len(cfg["labels"])
     model = models.classifier(cfg, ds.tile_shape, n_labels, ds.meta["bands"])
-    pos_weight = losses.pos_weights(plan.y_train, cfg["pos_weight_max"]) if cfg["loss"] == "weighted_bce_global" else None
+    pos_weight = (
+        losses.pos_weights(plan.y_train, cfg["pos_weight_max"]) if cfg["loss"] == "weighted_bce_global" else None
+    )
     total_steps = cfg["epochs"] * max(1, len(plan.train_idx) // batch)
-    model.compile(optimizer=make_optimizer(cfg, total_steps), loss=losses.make_loss(cfg, pos_weight),
-                  metrics=classifier_metrics(n_labels, cfg["threshold"]), jit_compile=cfg["jit_compile"])
+    model.compile(
+        optimizer=make_optimizer(cfg, total_steps),
+        loss=losses.make_loss(cfg, pos_weight),
+        metrics=classifier_metrics(n_labels, cfg["threshold"]),
+        jit_compile=cfg["jit_compile"],
+    )
     return model
 
 
@@ -147,12 +156,27 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
         log(f"batch size {batch}: a multiple of the {replicas} replicas")
     with strategy.scope():
         model = _classifier_model(plan, batch)
-    log(f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; batches {'shuffled' if cfg['shuffle'] else 'in order'}")
-    train_data = pipelines.tile_batches(ds.images, plan.train_idx, plan.y_train, batch_size=batch, shuffle=cfg["shuffle"],
-                                        augment=cfg["augment"], seed=cfg["seed"], drop_remainder=True)
-    val_data = pipelines.tile_batches(ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas))
+    log(
+        f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; "
+        f"batches {'shuffled' if cfg['shuffle'] else 'in order'}"
+    )
+    train_data = pipelines.tile_batches(
+        ds.images,
+        plan.train_idx,
+        plan.y_train,
+        batch_size=batch,
+        shuffle=cfg["shuffle"],
+        augment=cfg["augment"],
+        seed=cfg["seed"],
+        drop_remainder=True,
+    )
+    val_data = pipelines.tile_batches(
+        ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas)
+    )
     callback = RunCallback(plan, model, val_data, status, stop)
-    model.fit(train_data, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
+    model.fit(
+        train_data, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False
+    )
     return _outcome(stop)
 
 
@@ -179,12 +203,22 @@ def _siamese_model(plan: Plan, classifier, batch: int):
     cfg, ds = plan.cfg, plan.dataset
     if plan.resuming:
         return keras.models.load_model(RunLayout(plan.run_dir).last)  # compiled, with optimizer state
-    embedder = models.siamese_embedder(ds.tile_shape, len(cfg["labels"]), cfg["embedding_dim"], ds.meta["bands"],
-                                       cfg["trunk"], cfg["width"], cfg["depth"])
+    embedder = models.siamese_embedder(
+        ds.tile_shape,
+        len(cfg["labels"]),
+        cfg["embedding_dim"],
+        ds.meta["bands"],
+        cfg["trunk"],
+        cfg["width"],
+        cfg["depth"],
+    )
     if cfg["init_from_classifier"]:
         copied = models.copy_trunk_weights(classifier, embedder)
-        log(f"Siamese trunk initialised from the classifier: {copied} layers copied" if copied > 1 else
-            "Siamese trunk trained from scratch: its architecture differs from the classifier's")
+        log(
+            f"Siamese trunk initialised from the classifier: {copied} layers copied"
+            if copied > 1
+            else "Siamese trunk trained from scratch: its architecture differs from the classifier's"
+        )
     siamese = models.siamese_pair_model(embedder)
     total_steps = cfg["epochs"] * max(1, (cfg["pairs_per_epoch"] or len(plan.train_idx)) // batch)
     siamese.compile(optimizer=make_optimizer(cfg, total_steps), loss="mse")  # so checkpoints carry the optimizer state
@@ -219,12 +253,37 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
     pairs = cfg["pairs_per_epoch"] or len(plan.train_idx)
     steps = max(1, pairs // batch)
     occlusion = (cfg["occlusion_min"], cfg["occlusion_max"])
-    log(f"Siamese {cfg['trunk']} trunk, k={cfg['embedding_dim']}: {siamese.count_params():,} parameters; "
-        f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, fill {cfg['occlusion_fill']}")
-    train_data = pipelines.pair_batches(ds.images, plan.train_idx, batch_size=batch, occlusion=occlusion, seed=cfg["seed"],
-                                        start_step=state.get("step", 0), self_pair_share=cfg["self_pair_share"])
-    val_data = pipelines.fixed_pair_batches(ds.images, plan.val_idx, n_pairs=val_pairs, batch_size=_per_replica_multiple(max(batch, 64), replicas),
-                                            occlusion=occlusion, seed=cfg["seed"] + 1, self_pair_share=cfg["self_pair_share"])
+    log(
+        f"Siamese {cfg['trunk']} trunk, k={cfg['embedding_dim']}: {siamese.count_params():,} parameters; "
+        f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, "
+        f"fill {cfg['occlusion_fill']}"
+    )
+    train_data = pipelines.pair_batches(
+        ds.images,
+        plan.train_idx,
+        batch_size=batch,
+        occlusion=occlusion,
+        seed=cfg["seed"],
+        start_step=state.get("step", 0),
+        self_pair_share=cfg["self_pair_share"],
+    )
+    val_data = pipelines.fixed_pair_batches(
+        ds.images,
+        plan.val_idx,
+        n_pairs=val_pairs,
+        batch_size=_per_replica_multiple(max(batch, 64), replicas),
+        occlusion=occlusion,
+        seed=cfg["seed"] + 1,
+        self_pair_share=cfg["self_pair_share"],
+    )
     callback = RunCallback(plan, siamese, val_data, status, stop)
-    trainer.fit(train_data, steps_per_epoch=steps, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False)
+    trainer.fit(
+        train_data,
+        steps_per_epoch=steps,
+        epochs=cfg["epochs"],
+        initial_epoch=initial_epoch,
+        callbacks=[callback],
+        verbose=0,
+        shuffle=False,
+    )
     return _outcome(stop)

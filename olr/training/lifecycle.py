@@ -110,9 +110,14 @@ def _first_status(plan: Plan, wait_for_device: bool) -> dict:
     status = {
         **previous,
         "state": RunState.QUEUED if wait_for_device else RunState.RUNNING,
-        "pid": os.getpid(), "host": socket.gethostname(), "device": None,
-        "started": previous.get("started", now) if plan.resuming else now, "ended": None, "error": None,
-        "epoch": state.get("epoch", 0), "step": state.get("step", 0),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "device": None,
+        "started": previous.get("started", now) if plan.resuming else now,
+        "ended": None,
+        "error": None,
+        "epoch": state.get("epoch", 0),
+        "step": state.get("step", 0),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     if plan.resuming:
@@ -121,8 +126,14 @@ def _first_status(plan: Plan, wait_for_device: bool) -> dict:
     return status
 
 
-def execute(plan: Plan, *, heartbeat_s: float = 2.0, logical_cpus: int = 0, wait_for_device: bool = False,
-            after_training: AfterTraining | None = None) -> int:
+def execute(
+    plan: Plan,
+    *,
+    heartbeat_s: float = 2.0,
+    logical_cpus: int = 0,
+    wait_for_device: bool = False,
+    after_training: AfterTraining | None = None,
+) -> int:
     """Train the planned run (its folder and config.json exist) and record its life; returns the exit code."""
     status = StatusFile(plan.run_dir, _first_status(plan, wait_for_device))
     status.update()
@@ -146,7 +157,9 @@ def execute(plan: Plan, *, heartbeat_s: float = 2.0, logical_cpus: int = 0, wait
         undo_console()
 
 
-def _run_recorded(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int, after_training: AfterTraining | None) -> int:
+def _run_recorded(
+    plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int, after_training: AfterTraining | None
+) -> int:
     """Train, then record how it ended in status.json (every failure too)."""
     try:
         outcome = _train(plan, status, stop, logical_cpus)
@@ -175,9 +188,15 @@ def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) ->
     if status.data["state"] == RunState.QUEUED:
         status.update(state=RunState.RUNNING, started=status.data["started"] if plan.resuming else time.time())
     cfg = plan.cfg
-    log(f"{'resuming' if plan.resuming else 'starting'} {cfg['kind']} run {plan.run_dir.name} (olr {__version__}, pid {os.getpid()})")
-    log(f"dataset {plan.dataset.name}: {len(plan.train_idx)} train / {len(plan.val_idx)} val tiles of {tuple(plan.dataset.tile_shape)}; "
-        f"{len(cfg['labels'])} labels: {', '.join(d['name'] for d in cfg['labels'])}")
+    log(
+        f"{'resuming' if plan.resuming else 'starting'} {cfg['kind']} run {plan.run_dir.name} "
+        f"(olr {__version__}, pid {os.getpid()})"
+    )
+    log(
+        f"dataset {plan.dataset.name}: {len(plan.train_idx)} train / {len(plan.val_idx)} val tiles "
+        f"of {tuple(plan.dataset.tile_shape)}; "
+        f"{len(cfg['labels'])} labels: {', '.join(d['name'] for d in cfg['labels'])}"
+    )
     for note in plan.notes:
         log(note)
     strategy, device = setup_devices(logical_cpus)

@@ -48,7 +48,7 @@ BN_MOMENTUM = 0.9
 
 
 def _scaled(n: int, width: float) -> int:
-    return max(1, int(round(n * width)))
+    return max(1, round(n * width))
 
 
 def normalization(bands: list[dict]) -> layers.Normalization:
@@ -73,7 +73,9 @@ def thesis_trunk(x, width: float = 1.0):
         if padding == "valid":
             size -= 4
         for _ in range(2):
-            x = layers.Conv2D(_scaled(filters, width), 3, padding=padding, activation="relu", kernel_initializer="he_normal")(x)
+            x = layers.Conv2D(
+                _scaled(filters, width), 3, padding=padding, activation="relu", kernel_initializer="he_normal"
+            )(x)
         if i < 4 and size >= 4:
             x = layers.MaxPooling2D(2)(x)
             size //= 2
@@ -101,7 +103,7 @@ def resnet_trunk(x, width: float = 1.0, depth: int = 2):
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.ReLU()(x)
     side = math.ceil(side / stem_stride)
-    n_stages = max(1, min(len(RESNET_FILTERS), int(math.floor(math.log2(max(side, 1) / 4))) + 1))
+    n_stages = max(1, min(len(RESNET_FILTERS), math.floor(math.log2(max(side, 1) / 4)) + 1))
     for stage in range(n_stages):
         for block in range(depth):
             stride = 2 if stage > 0 and block == 0 else 1
@@ -120,7 +122,9 @@ def _trunk(family: str, x, width: float, depth: int):
 # --- classifiers ---------------------------------------------------------------------------
 
 
-def thesis_classifier(tile_shape, n_labels: int, bands: list[dict], width: float = 1.0, dropout: float = 0.5) -> keras.Model:
+def thesis_classifier(
+    tile_shape, n_labels: int, bands: list[dict], width: float = 1.0, dropout: float = 0.5
+) -> keras.Model:
     """Appendix-A classifier for (h, w, b) tiles -> (B, n_labels) probabilities."""
     inputs = _tile_input(tile_shape)
     x = thesis_trunk(normalization(bands)(inputs), width)
@@ -272,8 +276,12 @@ def load_model(checkpoint: str | os.PathLike) -> keras.Model:
     keras.Model; for a Siamese run the pair model, whose "embedder" maps tiles to (B, L, k)."""
     path = Path(checkpoint)
     if not path.is_file():
-        raise OLRError(f"The run {path.parent.name} has no {path.name} yet; wait for its first epoch to end or pick another run.")
+        raise OLRError(
+            f"The run {path.parent.name} has no {path.name} yet; wait for its first epoch to end or pick another run."
+        )
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # a corrupt or foreign file
-        raise OLRError(f"The checkpoint {path} could not be loaded ({type(e).__name__}: {e}); retrain the run.") from None
+        raise OLRError(
+            f"The checkpoint {path} could not be loaded ({type(e).__name__}: {e}); retrain the run."
+        ) from None

@@ -42,7 +42,11 @@ MODEL_TITLES = {"resnet": "Residual network", "thesis": "Thesis network (appendi
 #: The Train page's form sections, in order ("kind" is chosen above the form).
 KIND_SECTION = "What to train"
 DATA, ARCHITECTURE, LOSS, BATCHES, PAIRS, OPTIMISATION = (
-    "Data and labels", "Architecture", "Loss and decision", "Batches and augmentation", "Siamese pairs and occlusion",
+    "Data and labels",
+    "Architecture",
+    "Loss and decision",
+    "Batches and augmentation",
+    "Siamese pairs and occlusion",
     "Optimisation",
 )
 SECTIONS = (DATA, ARCHITECTURE, LOSS, BATCHES, PAIRS, OPTIMISATION)
@@ -77,125 +81,359 @@ C, S = ("classifier",), ("siamese",)
 
 OPTIONS: dict[str, Option] = {
     "kind": Option(
-        "classifier", "str", "what to train", section=KIND_SECTION, label="What to train", choices=KINDS,
-        titles={"classifier": "Multi-label classifier", "siamese": "Siamese network (OLR)"}),
+        "classifier",
+        "str",
+        "what to train",
+        section=KIND_SECTION,
+        label="What to train",
+        choices=KINDS,
+        titles={"classifier": "Multi-label classifier", "siamese": "Siamese network (OLR)"},
+    ),
     "dataset": Option(
-        None, "str", "dataset name (or folder); a Siamese run defaults to its classifier's", section=DATA,
-        label="Dataset", nullable=True),
+        None,
+        "str",
+        "dataset name (or folder); a Siamese run defaults to its classifier's",
+        section=DATA,
+        label="Dataset",
+        nullable=True,
+    ),
     "classifier_run": Option(
-        None, "str", "the finished classifier run whose probabilities the Siamese imitates", S, section=DATA,
-        label="Classifier run", nullable=True),
+        None,
+        "str",
+        "the finished classifier run whose probabilities the Siamese imitates",
+        S,
+        section=DATA,
+        label="Classifier run",
+        nullable=True,
+    ),
     "model": Option(
-        "resnet", "str", "classifier family: resnet (compact residual) or thesis (appendix A)", C, section=ARCHITECTURE,
-        label="Model", choices=MODELS, titles=MODEL_TITLES),
+        "resnet",
+        "str",
+        "classifier family: resnet (compact residual) or thesis (appendix A)",
+        C,
+        section=ARCHITECTURE,
+        label="Model",
+        choices=MODELS,
+        titles=MODEL_TITLES,
+    ),
     "trunk": Option(
-        None, "str", "Siamese trunk family; default: the classifier's family", S, section=ARCHITECTURE,
-        label="Trunk (blank: classifier's)", choices=MODELS, titles=MODEL_TITLES, nullable=True),
+        None,
+        "str",
+        "Siamese trunk family; default: the classifier's family",
+        S,
+        section=ARCHITECTURE,
+        label="Trunk (blank: classifier's)",
+        choices=MODELS,
+        titles=MODEL_TITLES,
+        nullable=True,
+    ),
     "width": Option(
-        1.0, "float", "channel-width multiplier", section=ARCHITECTURE, label="Width", min=0.01, max=16, step=0.25),
+        1.0, "float", "channel-width multiplier", section=ARCHITECTURE, label="Width", min=0.01, max=16, step=0.25
+    ),
     "depth": Option(
-        2, "int", "residual blocks per stage (resnet family)", section=ARCHITECTURE, label="Depth", min=1, max=16),
+        2, "int", "residual blocks per stage (resnet family)", section=ARCHITECTURE, label="Depth", min=1, max=16
+    ),
     "dropout": Option(
-        0.5, "float", "dropout before the classifier output", C, section=ARCHITECTURE, label="Dropout", min=0.0,
-        max=0.95),
+        0.5,
+        "float",
+        "dropout before the classifier output",
+        C,
+        section=ARCHITECTURE,
+        label="Dropout",
+        min=0.0,
+        max=0.95,
+    ),
     "embedding_dim": Option(
-        16, "int", "k: embedding size per label", S, section=ARCHITECTURE, label="Embedding size k per label", min=1,
-        max=4096),
+        16,
+        "int",
+        "k: embedding size per label",
+        S,
+        section=ARCHITECTURE,
+        label="Embedding size k per label",
+        min=1,
+        max=4096,
+    ),
     "scheme": Option(
-        None, "scheme",
-        "label scheme (level3/level2/level1/ben19/thesis_c3/thesis_c5, a JSON file or a mapping); default: the dataset's labels",
-        C, section=DATA, label="Label scheme", nullable=True),
+        None,
+        "scheme",
+        "label scheme (level3/level2/level1/ben19/thesis_c3/thesis_c5, a JSON file or a mapping); "
+        "default: the dataset's labels",
+        C,
+        section=DATA,
+        label="Label scheme",
+        nullable=True,
+    ),
     "min_fraction": Option(
-        None, "float", "area fraction from which a label counts as present; default: the dataset's", C, section=DATA,
-        label="Min. area fraction (blank: dataset's)", min=0.0, max=1.0, min_exclusive=True, nullable=True),
+        None,
+        "float",
+        "area fraction from which a label counts as present; default: the dataset's",
+        C,
+        section=DATA,
+        label="Min. area fraction (blank: dataset's)",
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+        nullable=True,
+    ),
     "prune_below": Option(
-        0, "int", "drop labels present in fewer than this many training tiles", C, section=DATA,
-        label="Prune labels in fewer training tiles than", min=0),
+        0,
+        "int",
+        "drop labels present in fewer than this many training tiles",
+        C,
+        section=DATA,
+        label="Prune labels in fewer training tiles than",
+        min=0,
+    ),
     "on_missing_label": Option(
-        "prune", "str", "a label absent from the training split is pruned, warned about, or an error", C, section=DATA,
-        label="Label absent from training split", advanced=True, choices=("prune", "warn", "error")),
+        "prune",
+        "str",
+        "a label absent from the training split is pruned, warned about, or an error",
+        C,
+        section=DATA,
+        label="Label absent from training split",
+        advanced=True,
+        choices=("prune", "warn", "error"),
+    ),
     "loss": Option(
-        "bce", "str", "training loss", C, section=LOSS, label="Loss", choices=LOSSES,
-        titles={"bce": "Binary cross-entropy", "focal": "Focal loss", "weighted_bce_batch": "Weighted BCE (per batch)", "weighted_bce_global": "Weighted BCE (global positive weights)"}),
+        "bce",
+        "str",
+        "training loss",
+        C,
+        section=LOSS,
+        label="Loss",
+        choices=LOSSES,
+        titles={
+            "bce": "Binary cross-entropy",
+            "focal": "Focal loss",
+            "weighted_bce_batch": "Weighted BCE (per batch)",
+            "weighted_bce_global": "Weighted BCE (global positive weights)",
+        },
+    ),
     "focal_gamma": Option(
-        2.0, "float", "focal loss focusing parameter gamma", C, section=LOSS, label="Focal gamma", min=0.0, max=10.0),
+        2.0, "float", "focal loss focusing parameter gamma", C, section=LOSS, label="Focal gamma", min=0.0, max=10.0
+    ),
     "focal_alpha": Option(
-        None, "float", "focal loss class balance alpha (unset: no balancing)", C, section=LOSS,
-        label="Focal alpha (blank: none)", min=0.0, max=1.0, nullable=True),
+        None,
+        "float",
+        "focal loss class balance alpha (unset: no balancing)",
+        C,
+        section=LOSS,
+        label="Focal alpha (blank: none)",
+        min=0.0,
+        max=1.0,
+        nullable=True,
+    ),
     "pos_weight_max": Option(
-        100.0, "float", "clip of the global positive weights (weighted_bce_global)", C, section=LOSS,
-        label="Max. positive weight", advanced=True, min=1.0, max=1e6),
+        100.0,
+        "float",
+        "clip of the global positive weights (weighted_bce_global)",
+        C,
+        section=LOSS,
+        label="Max. positive weight",
+        advanced=True,
+        min=1.0,
+        max=1e6,
+    ),
     "shuffle": Option(
-        True, "bool", "randomized batches (false: batches of consecutive tiles, the thesis's in-order contrast)", C,
-        section=BATCHES, label="Randomized batches"),
+        True,
+        "bool",
+        "randomized batches (false: batches of consecutive tiles, the thesis's in-order contrast)",
+        C,
+        section=BATCHES,
+        label="Randomized batches",
+    ),
     "augment": Option(
-        True, "bool", "random flips and 90-degree rotations", C, section=BATCHES, label="Flips and 90° rotations"),
+        True, "bool", "random flips and 90-degree rotations", C, section=BATCHES, label="Flips and 90° rotations"
+    ),
     "threshold": Option(
-        0.5, "float", "decision threshold for the binary metrics", C, section=LOSS, label="Threshold", min=0.0, max=1.0,
-        min_exclusive=True),
+        0.5,
+        "float",
+        "decision threshold for the binary metrics",
+        C,
+        section=LOSS,
+        label="Threshold",
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+    ),
     "occlusion_min": Option(
-        0.05, "float", "smallest occlusion rectangle side, as a fraction of the tile side", S, section=PAIRS,
-        label="Occlusion min. side", min=0.0, max=1.0, min_exclusive=True),
+        0.05,
+        "float",
+        "smallest occlusion rectangle side, as a fraction of the tile side",
+        S,
+        section=PAIRS,
+        label="Occlusion min. side",
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+    ),
     "occlusion_max": Option(
-        0.5, "float", "largest occlusion rectangle side, as a fraction of the tile side", S, section=PAIRS,
-        label="Occlusion max. side", min=0.0, max=1.0, min_exclusive=True),
+        0.5,
+        "float",
+        "largest occlusion rectangle side, as a fraction of the tile side",
+        S,
+        section=PAIRS,
+        label="Occlusion max. side",
+        min=0.0,
+        max=1.0,
+        min_exclusive=True,
+    ),
     "occlusion_fill": Option(
-        "mean", "str", "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)", S,
-        section=PAIRS, label="Occluded pixels", advanced=True, choices=("mean", "zero"),
-        titles={"mean": "Band mean", "zero": "Zero (the thesis's black)"}),
+        "mean",
+        "str",
+        "occluded pixels: band mean (= 0 after normalisation) or raw zero (the thesis's black)",
+        S,
+        section=PAIRS,
+        label="Occluded pixels",
+        advanced=True,
+        choices=("mean", "zero"),
+        titles={"mean": "Band mean", "zero": "Zero (the thesis's black)"},
+    ),
     "init_from_classifier": Option(
-        True, "bool", "start the Siamese trunk from the classifier's trained trunk (when trunk, width and depth match)",
-        S, section=PAIRS, label="Start the trunk from the classifier's"),
+        True,
+        "bool",
+        "start the Siamese trunk from the classifier's trained trunk (when trunk, width and depth match)",
+        S,
+        section=PAIRS,
+        label="Start the trunk from the classifier's",
+    ),
     "self_pair_share": Option(
-        0.9, "float",
-        "share of pairs that pair a tile with an independently occluded copy of itself (teaches the self-score the correlations use)",
-        S, section=PAIRS, label="Self-pair share", min=0.0, max=1.0),
+        0.9,
+        "float",
+        "share of pairs that pair a tile with an independently occluded copy of itself "
+        "(teaches the self-score the correlations use)",
+        S,
+        section=PAIRS,
+        label="Self-pair share",
+        min=0.0,
+        max=1.0,
+    ),
     "pairs_per_epoch": Option(
-        0, "int", "training pairs per epoch (0: one per training tile)", S, section=PAIRS,
-        label="Pairs per epoch (0: one per tile)", min=0),
+        0,
+        "int",
+        "training pairs per epoch (0: one per training tile)",
+        S,
+        section=PAIRS,
+        label="Pairs per epoch (0: one per tile)",
+        min=0,
+    ),
     "val_pairs": Option(
-        512, "int", "fixed validation pairs (fixed occlusions)", S, section=PAIRS, label="Validation pairs",
-        advanced=True, min=1),
+        512,
+        "int",
+        "fixed validation pairs (fixed occlusions)",
+        S,
+        section=PAIRS,
+        label="Validation pairs",
+        advanced=True,
+        min=1,
+    ),
     "epochs": Option(10, "int", "number of epochs", section=OPTIMISATION, label="Epochs", min=1, max=100000),
     "batch_size": Option(
-        64, "int", "batch size (tiles per batch; pairs per batch for Siamese)", section=BATCHES, label="Batch size",
-        min=1, max=65536),
+        64,
+        "int",
+        "batch size (tiles per batch; pairs per batch for Siamese)",
+        section=BATCHES,
+        label="Batch size",
+        min=1,
+        max=65536,
+    ),
     "learning_rate": Option(
-        1e-3, "float", "learning rate", section=OPTIMISATION, label="Learning rate", min=0.0, max=10.0,
-        min_exclusive=True, step=1e-4),
+        1e-3,
+        "float",
+        "learning rate",
+        section=OPTIMISATION,
+        label="Learning rate",
+        min=0.0,
+        max=10.0,
+        min_exclusive=True,
+        step=1e-4,
+    ),
     "optimizer": Option(
-        "adam", "str", "optimizer", section=OPTIMISATION, label="Optimizer", choices=OPTIMIZERS,
-        titles={"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"}),
+        "adam",
+        "str",
+        "optimizer",
+        section=OPTIMISATION,
+        label="Optimizer",
+        choices=OPTIMIZERS,
+        titles={"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "sgd": "SGD"},
+    ),
     "lr_schedule": Option(
-        "cosine", "str", "learning rate over the run: constant, or cosine decay to 5% of it", section=OPTIMISATION,
-        label="Learning-rate schedule", choices=("constant", "cosine"),
-        titles={"constant": "Constant", "cosine": "Cosine decay to 5%"}),
+        "cosine",
+        "str",
+        "learning rate over the run: constant, or cosine decay to 5% of it",
+        section=OPTIMISATION,
+        label="Learning-rate schedule",
+        choices=("constant", "cosine"),
+        titles={"constant": "Constant", "cosine": "Cosine decay to 5%"},
+    ),
     "early_stopping_patience": Option(
-        5, "int", "epochs without improvement before stopping (0: never)", section=OPTIMISATION,
-        label="Early-stopping patience (0: off)", min=0),
+        5,
+        "int",
+        "epochs without improvement before stopping (0: never)",
+        section=OPTIMISATION,
+        label="Early-stopping patience (0: off)",
+        min=0,
+    ),
     "checkpoint_metric": Option(
-        "val_macro_ap", "str", "validation metric that selects best.keras (Siamese: val_loss)", section=OPTIMISATION,
-        label="Best checkpoint by", choices=CHECKPOINT_METRICS),
+        "val_macro_ap",
+        "str",
+        "validation metric that selects best.keras (Siamese: val_loss)",
+        section=OPTIMISATION,
+        label="Best checkpoint by",
+        choices=CHECKPOINT_METRICS,
+    ),
     "jit_compile": Option(
-        "auto", "auto_bool",
+        "auto",
+        "auto_bool",
         "XLA-compile the training step: auto (Siamese: on for one device; classifier: on GPU only), true or false",
-        section=OPTIMISATION, label="XLA-compile the step", advanced=True),
+        section=OPTIMISATION,
+        label="XLA-compile the step",
+        advanced=True,
+    ),
     "log_every_steps": Option(
-        20, "int", "a metrics line every this many training steps", section=OPTIMISATION, label="Log every n steps",
-        advanced=True, min=1),
+        20,
+        "int",
+        "a metrics line every this many training steps",
+        section=OPTIMISATION,
+        label="Log every n steps",
+        advanced=True,
+        min=1,
+    ),
     "seed": Option(0, "int", "random seed", section=OPTIMISATION, label="Seed", min=0, max=2**31 - 1),
     "max_train_tiles": Option(
-        0, "int", "use at most this many training tiles (0: all)", section=DATA, label="Max. training tiles (0: all)",
-        advanced=True, min=0),
+        0,
+        "int",
+        "use at most this many training tiles (0: all)",
+        section=DATA,
+        label="Max. training tiles (0: all)",
+        advanced=True,
+        min=0,
+    ),
     "max_val_tiles": Option(
-        0, "int", "use at most this many validation tiles (0: all)", section=DATA,
-        label="Max. validation tiles (0: all)", advanced=True, min=0),
+        0,
+        "int",
+        "use at most this many validation tiles (0: all)",
+        section=DATA,
+        label="Max. validation tiles (0: all)",
+        advanced=True,
+        min=0,
+    ),
 }
 
 #: Keys written into config.json at start-up; ignored (recomputed) when read as input.
 DERIVED_KEYS = (
-    "labels", "dataset_path", "dataset_checksum", "tile_shape", "n_train", "n_val", "pruned_labels",
-    "created", "olr_version", "run_id", "classifier_labels", "val_all_absent_accuracy",
+    "labels",
+    "dataset_path",
+    "dataset_checksum",
+    "tile_shape",
+    "n_train",
+    "n_val",
+    "pruned_labels",
+    "created",
+    "olr_version",
+    "run_id",
+    "classifier_labels",
+    "val_all_absent_accuracy",
 )
 
 
@@ -288,7 +526,7 @@ def load_file(path: str | Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise OLRError(f"The config file {p} is not valid JSON ({e}); fix it and try again.") from None
     if not isinstance(data, dict):
-        raise OLRError(f"The config file {p} must hold a JSON object of options like {{\"epochs\": 5}}.")
+        raise OLRError(f'The config file {p} must hold a JSON object of options like {{"epochs": 5}}.')
     return {k: v for k, v in data.items() if k not in DERIVED_KEYS}
 
 
@@ -307,7 +545,10 @@ def resolve(raw: dict, *, complete: bool = True) -> dict:
     for key in raw:
         if key not in valid:
             if key in OPTIONS:
-                raise OLRError(f"The config key {key!r} is for {' and '.join(OPTIONS[key].kinds)} runs, not {kind} runs; remove it or set kind accordingly.")
+                raise OLRError(
+                    f"The config key {key!r} is for {' and '.join(OPTIONS[key].kinds)} runs, not {kind} runs; "
+                    "remove it or set kind accordingly."
+                )
             close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(valid)}."
             raise OLRError(f"The config key {key!r} does not exist; {hint}")
@@ -318,14 +559,19 @@ def resolve(raw: dict, *, complete: bool = True) -> dict:
         raise OLRError("No dataset given; set dataset=<name> (see python -m olr datasets).")
     if kind == "siamese":
         if complete and not cfg["classifier_run"]:
-            raise OLRError("A Siamese run needs a classifier run; set classifier_run=<run id> of a finished classifier run.")
+            raise OLRError(
+                "A Siamese run needs a classifier run; set classifier_run=<run id> of a finished classifier run."
+            )
         if cfg["occlusion_min"] > cfg["occlusion_max"]:
             raise OLRError(
                 f"occlusion_min={cfg['occlusion_min']} is larger than occlusion_max={cfg['occlusion_max']}; "
                 "make the minimum at most the maximum."
             )
         if cfg["checkpoint_metric"] != "val_loss":
-            raise OLRError(f"A Siamese run selects its best checkpoint by val_loss (MSE), not {cfg['checkpoint_metric']!r}; remove checkpoint_metric.")
+            raise OLRError(
+                f"A Siamese run selects its best checkpoint by val_loss (MSE), not {cfg['checkpoint_metric']!r}; "
+                "remove checkpoint_metric."
+            )
     return cfg
 
 
@@ -336,7 +582,7 @@ def check_preset(settings: Any, name: str) -> dict:
     with one sentence naming the preset.
     """
     if not isinstance(settings, dict):
-        raise OLRError(f"The preset {name} must be a JSON object of options like {{\"epochs\": 5}}.")
+        raise OLRError(f'The preset {name} must be a JSON object of options like {{"epochs": 5}}.')
     try:
         resolve(settings, complete=False)
     except OLRError as e:
@@ -381,7 +627,10 @@ def _check(key: str, value: Any, opt: Option) -> Any:
         if isinstance(value, str):
             value = parse_value(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise OLRError(f"The config value {key}={value!r} is not a number; give e.g. {key}={opt.default if opt.default is not None else 1}.")
+            raise OLRError(
+                f"The config value {key}={value!r} is not a number; "
+                f"give e.g. {key}={opt.default if opt.default is not None else 1}."
+            )
         if opt.type == "int":
             if float(value) != int(value):
                 raise OLRError(f"The config value {key}={value!r} is not a whole number; give e.g. {key}={int(value)}.")
@@ -393,7 +642,10 @@ def _check(key: str, value: Any, opt: Option) -> Any:
         if not (low_ok and high_ok):
             lo = "" if opt.min is None else f"{'greater than' if opt.min_exclusive else 'at least'} {opt.min:g}"
             hi = "" if opt.max is None else f"at most {opt.max:g}"
-            raise OLRError(f"The config value {key}={value!r} is out of range; use a number {' and '.join(x for x in (lo, hi) if x)}.")
+            raise OLRError(
+                f"The config value {key}={value!r} is out of range; "
+                f"use a number {' and '.join(x for x in (lo, hi) if x)}."
+            )
         return value
     if opt.type == "auto_bool":
         if isinstance(value, str) and value.strip().lower() != "auto":
@@ -404,11 +656,15 @@ def _check(key: str, value: Any, opt: Option) -> Any:
     if opt.type == "scheme":
         if isinstance(value, (str, dict)) and value:
             return value
-        raise OLRError(f"The config value {key}={value!r} is not a scheme name, JSON file or mapping; use e.g. {key}=level2.")
+        raise OLRError(
+            f"The config value {key}={value!r} is not a scheme name, JSON file or mapping; use e.g. {key}=level2."
+        )
     if not isinstance(value, str):
         raise OLRError(f"The config value {key}={value!r} is not text; give e.g. {key}={opt.default or 'NAME'}.")
     if opt.choices and value not in opt.choices:
         close = difflib.get_close_matches(value, [str(c) for c in opt.choices], n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise OLRError(f"The config value {key}={value!r} is not one of {', '.join(opt.choices)}{hint}; pick one of them.")
+        raise OLRError(
+            f"The config value {key}={value!r} is not one of {', '.join(opt.choices)}{hint}; pick one of them."
+        )
     return value

@@ -26,7 +26,7 @@ def read_rows(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """images[idx] for a memmap, reading rows in ascending order; result in `idx` order."""
     idx = np.asarray(idx, dtype=np.int64)
     order = np.argsort(idx, kind="stable")
-    out = np.empty((len(idx),) + images.shape[1:], dtype=images.dtype)
+    out = np.empty((len(idx), *images.shape[1:]), dtype=images.dtype)
     out[order] = images[idx[order]]
     return out
 
@@ -115,8 +115,8 @@ def random_boxes(n, h: int, w: int, min_frac: float, max_frac: float, seed) -> t
 
 
 def _side_range(side: int, min_frac: float, max_frac: float) -> tuple[int, int]:
-    lo = min(side, max(1, int(round(min_frac * side))))
-    hi = min(side, max(lo, int(round(max_frac * side))))
+    lo = min(side, max(1, round(min_frac * side)))
+    hi = min(side, max(lo, round(max_frac * side)))
     return lo, hi
 
 
@@ -150,7 +150,7 @@ def pair_batches(
     )
     steps = tf.data.Dataset.counter(start=start_step)
 
-    n_self = int(round(self_pair_share * batch_size))
+    n_self = round(self_pair_share * batch_size)
 
     def load(idx, step):
         x = read(idx)
@@ -180,7 +180,7 @@ def fixed_pair_batches(
     rng = np.random.default_rng(seed)
     pick_a = indices[rng.integers(0, len(indices), n_pairs)]
     pick_b = indices[rng.integers(0, len(indices), n_pairs)]
-    n_self = int(round(self_pair_share * n_pairs))
+    n_self = round(self_pair_share * n_pairs)
     pick_b[:n_self] = pick_a[:n_self]
     boxes = random_boxes(2 * n_pairs, h, w, *occlusion, seed=tf.constant([seed, 2**30], tf.int64)).numpy()
     read = _reader(images)

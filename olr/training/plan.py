@@ -93,7 +93,9 @@ def _derived(ds: Dataset, train_idx, val_idx) -> dict:
     }
 
 
-def _labels_to_keep(ds: Dataset, labels: list[Label], train_counts: np.ndarray, cfg: dict, notes: list[str]) -> np.ndarray:
+def _labels_to_keep(
+    ds: Dataset, labels: list[Label], train_counts: np.ndarray, cfg: dict, notes: list[str]
+) -> np.ndarray:
     """(L,) bool: the labels kept after `on_missing_label` and `prune_below`; why others go is added to `notes`."""
     keep = np.ones(len(labels), dtype=bool)
     missing = [lab.name for lab, c in zip(labels, train_counts, strict=True) if c == 0]
@@ -101,7 +103,8 @@ def _labels_to_keep(ds: Dataset, labels: list[Label], train_counts: np.ndarray, 
         where = f"the training split of dataset {ds.name}"
         if cfg["on_missing_label"] == "error":
             raise OLRError(
-                f"The label{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} never occur{'' if len(missing) > 1 else 's'} "
+                f"The label{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+                f"never occur{'' if len(missing) > 1 else 's'} "
                 f"in {where}; set on_missing_label=prune or warn, or choose another scheme."
             )
         if cfg["on_missing_label"] == "prune":
@@ -116,7 +119,8 @@ def _labels_to_keep(ds: Dataset, labels: list[Label], train_counts: np.ndarray, 
             notes.append(f"pruned labels in fewer than {cfg['prune_below']} training tiles: {', '.join(rare)}")
     if not keep.any():
         raise OLRError(
-            f"No label of dataset {ds.name} is left after pruning (prune_below={cfg['prune_below']}); lower prune_below or choose another scheme."
+            f"No label of dataset {ds.name} is left after pruning (prune_below={cfg['prune_below']}); "
+            "lower prune_below or choose another scheme."
         )
     return keep
 
@@ -146,16 +150,23 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     cfg["pruned_labels"] = pruned
     cfg["val_all_absent_accuracy"] = float(1.0 - y[val_idx].mean())
     if cfg["batch_size"] > len(train_idx):
-        notes.append(f"batch_size {cfg['batch_size']} is larger than the {len(train_idx)} training tiles; using {len(train_idx)}")
+        notes.append(
+            f"batch_size {cfg['batch_size']} is larger than the {len(train_idx)} training tiles; using {len(train_idx)}"
+        )
     return Plan(cfg, ds, train_idx, val_idx, y[train_idx], y[val_idx], notes=notes)
 
 
 def _finished_classifier(run_id: str) -> store.Run:
     crun = store.load_run(run_id)
     if crun.kind != "classifier":
-        raise OLRError(f"The run {crun.id} is a {crun.kind} run, not a classifier run; set classifier_run to a classifier run.")
+        raise OLRError(
+            f"The run {crun.id} is a {crun.kind} run, not a classifier run; set classifier_run to a classifier run."
+        )
     if crun.state != RunState.FINISHED:
-        raise OLRError(f"The classifier run {crun.id} is {crun.state}, not finished; wait for it to finish or pick a finished classifier run.")
+        raise OLRError(
+            f"The classifier run {crun.id} is {crun.state}, not finished; "
+            "wait for it to finish or pick a finished classifier run."
+        )
     if not crun.files.best.is_file() or not crun.config.get("labels") or not crun.config.get("tile_shape"):
         raise OLRError(f"The classifier run {crun.id} has no best.keras or no label list; train the classifier again.")
     return crun
@@ -177,7 +188,8 @@ def _check_fits_classifier(ds: Dataset, crun: store.Run, labels: list[Label]) ->
     missing = [lab.name for lab in labels if lab.name not in own]
     if missing and not codes_ok:
         raise OLRError(
-            f"The dataset {ds.name} does not have the labels {', '.join(map(repr, missing))} of the classifier run {crun.id}; "
+            f"The dataset {ds.name} does not have the labels {', '.join(map(repr, missing))} "
+            f"of the classifier run {crun.id}; "
             "use a dataset prepared with the same labels."
         )
 
@@ -210,7 +222,9 @@ def _resumable_run(run_id: str) -> tuple[store.Run, dict]:
         raise OLRError(f"The run {run.id} has no config.json, so it cannot be resumed; start a new run.")
     state = run.train_state
     if not state or not run.files.last.is_file():
-        raise OLRError(f"The run {run.id} has no checkpoint yet (last.keras), so it cannot be resumed; start a new run.")
+        raise OLRError(
+            f"The run {run.id} has no checkpoint yet (last.keras), so it cannot be resumed; start a new run."
+        )
     return run, state
 
 
@@ -220,12 +234,14 @@ def _resumed_config(run: store.Run, state: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
         if key not in RESUMABLE_KEYS and stored.get(key) != value:
             raise OLRError(
-                f"The option {key} cannot change when resuming run {run.id}; only {', '.join(RESUMABLE_KEYS)} can (start a new run for other changes)."
+                f"The option {key} cannot change when resuming run {run.id}; "
+                f"only {', '.join(RESUMABLE_KEYS)} can (start a new run for other changes)."
             )
     cfg = options.resolve({**options.upgrade(stored), **overrides})
     if state.get("epoch", 0) >= cfg["epochs"]:
         raise OLRError(
-            f"The run {run.id} has already trained {state.get('epoch')} of {cfg['epochs']} epochs; resume with --set epochs=N (N > {state.get('epoch')})."
+            f"The run {run.id} has already trained {state.get('epoch')} of {cfg['epochs']} epochs; "
+            f"resume with --set epochs=N (N > {state.get('epoch')})."
         )
     return cfg
 
@@ -240,7 +256,9 @@ def prepare_resume(run_id: str, overrides: dict) -> Plan:
     cfg = _resumed_config(run, state, overrides)
     dataset = run.config.get("dataset_path") or cfg["dataset"]
     if cfg["kind"] == "classifier":
-        plan = prepare_classifier({**cfg, "dataset": dataset}, fixed_labels=[Label.from_json(d) for d in run.config["labels"]])
+        plan = prepare_classifier(
+            {**cfg, "dataset": dataset}, fixed_labels=[Label.from_json(d) for d in run.config["labels"]]
+        )
     else:
         plan = prepare_siamese({**cfg, "dataset": dataset}, resuming=True)
     if meta_checksum(plan.dataset) != run.config.get("dataset_checksum"):

@@ -57,15 +57,28 @@ class RunCallback(keras.callbacks.Callback):
         self.minimize = self.monitor.endswith("loss")
         self.patience = cfg["early_stopping_patience"]
         self.log_every = cfg["log_every_steps"]
-        self.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "wait": 0, "monitor": self.monitor,
-                      **(plan.train_state or {})}
+        self.state = {
+            "epoch": 0,
+            "step": 0,
+            "best": None,
+            "best_epoch": None,
+            "wait": 0,
+            "monitor": self.monitor,
+            **(plan.train_state or {}),
+        }
         if self.state.get("early_stopped"):  # resumed after early stopping: the user wants more epochs
             self.state.update(early_stopped=False, wait=0)
         self.epoch = self.state["epoch"]
         self.metrics_log = store.MetricsLog(plan.run_dir)
 
     def write(self, split: str, values: dict, scope: str) -> None:
-        line = {"step": self.state["step"], "epoch": self.epoch + 1, "split": split, "time": time.time(), "scope": scope}
+        line = {
+            "step": self.state["step"],
+            "epoch": self.epoch + 1,
+            "split": split,
+            "time": time.time(),
+            "scope": scope,
+        }
         line.update(_clean(values))
         self.metrics_log.append(line)
 
@@ -79,7 +92,10 @@ class RunCallback(keras.callbacks.Callback):
         if self.state["step"] % self.log_every == 0:
             values = _clean(logs)
             self.write("train", values, "step")
-            log(f"epoch {self.epoch + 1} step {self.state['step']}: " + " ".join(f"{k} {v:.4f}" for k, v in values.items() if v is not None))
+            log(
+                f"epoch {self.epoch + 1} step {self.state['step']}: "
+                + " ".join(f"{k} {v:.4f}" for k, v in values.items() if v is not None)
+            )
         if self.stop.requested:
             self.model.stop_training = True
 
@@ -102,7 +118,10 @@ class RunCallback(keras.callbacks.Callback):
         shown = " ".join(f"{k} {v:.4f}" for k, v in _clean(logs).items() if v is not None)
         log(f"epoch {epoch + 1}/{self.epochs} done: {shown}{'  * best' if improved else ''}")
         if self.state.get("early_stopped"):
-            log(f"early stopping: {self.monitor} did not improve for {self.patience} epochs (best {self.state['best']} at epoch {self.state['best_epoch']})")
+            log(
+                f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
+                f"(best {self.state['best']} at epoch {self.state['best_epoch']})"
+            )
 
     def _checkpoint(self, epoch: int, score) -> bool:
         """best.keras when `score` improved, last.keras always; returns whether it improved."""

@@ -40,11 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=12000, help="scene side in pixels (default 12000)")
-    parser.add_argument("--tile", type=int, default=PrepareOptions.tile, help=f"tile size in pixels (default {PrepareOptions.tile})")
-    parser.add_argument("--workdir", default=None,
-                        help="folder for the generated scene (kept and reused) and the output; default: a temp folder")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="timed rounds of (read, prepare); the fastest of each is compared (default 1)")
+    parser.add_argument(
+        "--tile", type=int, default=PrepareOptions.tile, help=f"tile size in pixels (default {PrepareOptions.tile})"
+    )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="folder for the generated scene (kept and reused) and the output; default: a temp folder",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="timed rounds of (read, prepare); the fastest of each is compared (default 1)",
+    )
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -62,8 +71,10 @@ def bench_command(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as e:
         if e.name != "olr.workflows.bench_training":
             raise
-        raise OLRError(f"The {args.benchmark} benchmark is not part of this installation (olr/workflows/bench_training.py "
-                       "is missing); update OLR Studio or run `python -m olr bench prepare`.") from None
+        raise OLRError(
+            f"The {args.benchmark} benchmark is not part of this installation (olr/workflows/bench_training.py "
+            "is missing); update OLR Studio or run `python -m olr bench prepare`."
+        ) from None
     add = getattr(training, f"add_{args.benchmark}_arguments", None)
     if add is not None:
         parser = argparse.ArgumentParser(prog=prog)
@@ -125,15 +136,38 @@ def make_scene(workdir: Path, size: int, window: int = 1024) -> tuple[Path, Path
     cover[lh // 2 : lh // 2 + 3, : lw // 3] = 49
     profile = dict(driver="GTiff", tiled=True, blockxsize=512, blockysize=512, compress="deflate", predictor=2)
     tmp_labels = labels.with_suffix(".tmp.tif")
-    with rasterio.open(tmp_labels, "w", width=lw, height=lh, count=1, dtype="uint8", crs="EPSG:3035",
-                       transform=label_transform, nodata=48, **profile) as dst:
+    with rasterio.open(
+        tmp_labels,
+        "w",
+        width=lw,
+        height=lh,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:3035",
+        transform=label_transform,
+        nodata=48,
+        **profile,
+    ) as dst:
         dst.write(cover, 1)
     spectra = np.random.default_rng(1).uniform(200, 4000, (256, 4)).astype(np.float32)
     tmp_image = image.with_suffix(".tmp.tif")
-    with rasterio.open(tmp_labels) as lab, WarpedVRT(lab, crs="EPSG:32636", transform=image_transform, width=size,
-                                                     height=size, resampling=Resampling.nearest) as vrt, \
-            rasterio.open(tmp_image, "w", width=size, height=size, count=4, dtype="uint16", crs="EPSG:32636",
-                          transform=image_transform, **profile) as dst:
+    with (
+        rasterio.open(tmp_labels) as lab,
+        WarpedVRT(
+            lab, crs="EPSG:32636", transform=image_transform, width=size, height=size, resampling=Resampling.nearest
+        ) as vrt,
+        rasterio.open(
+            tmp_image,
+            "w",
+            width=size,
+            height=size,
+            count=4,
+            dtype="uint16",
+            crs="EPSG:32636",
+            transform=image_transform,
+            **profile,
+        ) as dst,
+    ):
         for r0 in range(0, size, window):
             h = min(window, size - r0)
             win = Window(0, r0, size, h)
@@ -181,8 +215,11 @@ def _child_read(image: str, tile: int) -> dict:
             shape = (int(window.height), int(window.width), len(bands))
             buf = buffers.setdefault(shape, np.empty(shape, dtype=dtype))
             src.read(bands, window=window, out=buf.transpose(2, 0, 1))
-    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
-            "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def _child_prepare(image: str, labels: str, out: str, tile: int) -> dict:
@@ -193,8 +230,13 @@ def _child_prepare(image: str, labels: str, out: str, tile: int) -> dict:
     prepare_dataset(image, labels, out, tile=tile, overwrite=True)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     ds = load_dataset(out)
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": _peak_rss_mb(), "tiles": ds.n_tiles,
-            "grid_tiles": ds.meta["tile_grid"]["tiles"]}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "tiles": ds.n_tiles,
+        "grid_tiles": ds.meta["tile_grid"]["tiles"],
+    }
 
 
 def _in_child(fn, *args) -> dict:
@@ -237,14 +279,18 @@ def bench_prepare(args: argparse.Namespace) -> int:
     grid_tiles, kept = preps[0]["grid_tiles"], preps[0]["tiles"]
     gb = args.size * args.size * 4 * 2 / 1e9
     runs = lambda rs: ", ".join(f"{r['seconds']:.3f}" for r in rs)  # noqa: E731
-    print(f"scene: {args.size} x {args.size} px x 4 bands uint16 ({gb:.2f} GB raw), tile {args.tile}, "
-          f"{grid_tiles} grid tiles, {kept} kept; {args.repeat} round(s), fastest of each compared")
+    print(
+        f"scene: {args.size} x {args.size} px x 4 bands uint16 ({gb:.2f} GB raw), tile {args.tile}, "
+        f"{grid_tiles} grid tiles, {kept} kept; {args.repeat} round(s), fastest of each compared"
+    )
     print(f"read (I/O floor):   {read:8.3f} s   [{runs(reads)}]")
     print(f"prepare:            {prep:8.3f} s   [{runs(preps)}]")
     verdict = lambda ok: "OK" if ok else "MISSED"  # noqa: E731
     print(f"ratio prepare/read: {ratio:8.2f}     (target <= {TARGET_RATIO:g}) {verdict(ratio <= TARGET_RATIO)}")
-    print(f"peak RSS prepare:   {peak:8.0f} MB  (target < {TARGET_PEAK_MB:g}) {verdict(peak < TARGET_PEAK_MB)}; "
-          f"read alone {max(r['peak_rss_mb'] for r in reads):.0f} MB; ru_maxrss over children {children_peak:.0f} MB")
+    print(
+        f"peak RSS prepare:   {peak:8.0f} MB  (target < {TARGET_PEAK_MB:g}) {verdict(peak < TARGET_PEAK_MB)}; "
+        f"read alone {max(r['peak_rss_mb'] for r in reads):.0f} MB; ru_maxrss over children {children_peak:.0f} MB"
+    )
     cpu_ratio = min(p["cpu_seconds"] for p in preps) / min(r["cpu_seconds"] for r in reads)
     print(f"cpu time ratio:     {cpu_ratio:8.2f}     (all threads; what the ratio tends to when no core is free)")
     print(f"tiles/s:            {grid_tiles / prep:8.0f}")

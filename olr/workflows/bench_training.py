@@ -69,6 +69,7 @@ def _report(title: str, unit: str, rows: list[tuple[str, list[Timed]]], target: 
     Two figures: throughput in wall time (what a user waits for; noisy when other processes
     share the CPU) and CPU time per item of this process (the work done; stable under load).
     """
+
     def med(timings, attr):
         return statistics.median(getattr(t, attr) for t in timings)
 
@@ -76,11 +77,17 @@ def _report(title: str, unit: str, rows: list[tuple[str, list[Timed]]], target: 
     print(title)
     for name, timings in rows:
         runs = ", ".join(f"{t.rate:.1f}" for t in timings)
-        print(f"  {name:<58} {med(timings, 'rate'):8.1f} {unit} (runs {runs}); {med(timings, 'cpu_ms'):6.2f} CPU ms per item")
+        print(
+            f"  {name:<58} {med(timings, 'rate'):8.1f} {unit} (runs {runs}); "
+            f"{med(timings, 'cpu_ms'):6.2f} CPU ms per item"
+        )
     for name, timings in rows[:-1]:
         wall, cpu = med(timings, "rate") / base_rate, base_cpu / med(timings, "cpu_ms")
         verdict = "met" if wall >= target else "NOT met"
-        print(f"  {name}: {wall:.2f}x the baseline's {unit} (target >= {target}x: {verdict}); {cpu:.2f}x less CPU per item")
+        print(
+            f"  {name}: {wall:.2f}x the baseline's {unit} (target >= {target}x: {verdict}); "
+            f"{cpu:.2f}x less CPU per item"
+        )
     return 0
 
 
@@ -92,8 +99,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, default=32, help="tile side in pixels (default 32)")
     parser.add_argument("--bands", type=int, default=4)
     parser.add_argument("--labels", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=CLASSIFIER["batch_size"], help=f"default {CLASSIFIER['batch_size']}")
-    parser.add_argument("--width", type=float, default=CLASSIFIER["width"], help=f"resnet width multiplier (default {CLASSIFIER['width']})")
+    parser.add_argument(
+        "--batch-size", type=int, default=CLASSIFIER["batch_size"], help=f"default {CLASSIFIER['batch_size']}"
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=CLASSIFIER["width"],
+        help=f"resnet width multiplier (default {CLASSIFIER['width']})",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per path (default 3)")
 
 
@@ -106,18 +120,23 @@ def bench_classifier(args) -> int:
         images, labels, bands = _tiles(Path(tmp), args.tiles, args.tile, args.bands, args.labels)
         in_memory = np.asarray(images, dtype=np.float32)  # the baseline holds every tile in RAM
         n_used = (args.tiles // args.batch_size) * args.batch_size
-        print(f"{args.tiles} tiles of {args.tile}x{args.tile}x{args.bands}, batch {args.batch_size}, "
-              f"resnet width {args.width}, {args.labels} labels")
+        print(
+            f"{args.tiles} tiles of {args.tile}x{args.tile}x{args.bands}, batch {args.batch_size}, "
+            f"resnet width {args.width}, {args.labels} labels"
+        )
 
         def make_model():
             keras.utils.set_random_seed(0)
-            model = models.resnet_classifier(images.shape[1:], args.labels, bands, width=args.width, depth=CLASSIFIER["depth"])
+            model = models.resnet_classifier(
+                images.shape[1:], args.labels, bands, width=args.width, depth=CLASSIFIER["depth"]
+            )
             model.compile(optimizer=keras.optimizers.Adam(CLASSIFIER["learning_rate"]), loss="binary_crossentropy")
             return model
 
         piped, plain = make_model(), make_model()
-        pipeline = pipelines.tile_batches(images, np.arange(args.tiles), labels, batch_size=args.batch_size, shuffle=True,
-                                       drop_remainder=True)
+        pipeline = pipelines.tile_batches(
+            images, np.arange(args.tiles), labels, batch_size=args.batch_size, shuffle=True, drop_remainder=True
+        )
 
         def epoch_pipeline():
             with Timed(n_used) as t:
@@ -126,7 +145,9 @@ def bench_classifier(args) -> int:
 
         def epoch_in_memory():
             with Timed(n_used) as t:
-                plain.fit(in_memory[:n_used], labels[:n_used], batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True)
+                plain.fit(
+                    in_memory[:n_used], labels[:n_used], batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True
+                )
             return t
 
         epoch_pipeline(), epoch_in_memory()  # warm-up: tracing and compilation
@@ -134,9 +155,15 @@ def bench_classifier(args) -> int:
         for _ in range(args.repeats):
             ours.append(epoch_pipeline())
             base.append(epoch_in_memory())
-    return _report("classifier training throughput", "tiles/s", [
-        ("model.fit on the memory-mapped tf.data pipeline", ours),
-        ("model.fit on in-memory float32 arrays (baseline)", base)], CLASSIFIER_TARGET)
+    return _report(
+        "classifier training throughput",
+        "tiles/s",
+        [
+            ("model.fit on the memory-mapped tf.data pipeline", ours),
+            ("model.fit on in-memory float32 arrays (baseline)", base),
+        ],
+        CLASSIFIER_TARGET,
+    )
 
 
 # --- Siamese ---------------------------------------------------------------------------------
@@ -147,14 +174,31 @@ def add_siamese_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, default=32, help="tile side in pixels (default 32)")
     parser.add_argument("--bands", type=int, default=3)
     parser.add_argument("--labels", type=int, default=8)
-    parser.add_argument("--embedding-dim", type=int, default=SIAMESE["embedding_dim"], help=f"default {SIAMESE['embedding_dim']}")
-    parser.add_argument("--batch-size", type=int, default=SIAMESE["batch_size"], help=f"pairs per step (default {SIAMESE['batch_size']})")
-    parser.add_argument("--width", type=float, default=SIAMESE["width"],
-                        help=f"resnet width of classifier and trunk (default {SIAMESE['width']})")
+    parser.add_argument(
+        "--embedding-dim", type=int, default=SIAMESE["embedding_dim"], help=f"default {SIAMESE['embedding_dim']}"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=SIAMESE["batch_size"],
+        help=f"pairs per step (default {SIAMESE['batch_size']})",
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=SIAMESE["width"],
+        help=f"resnet width of classifier and trunk (default {SIAMESE['width']})",
+    )
     parser.add_argument("--steps", type=int, default=50, help="steps per timed repetition (default 50)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--occlusion", type=float, nargs=2, default=(SIAMESE["occlusion_min"], SIAMESE["occlusion_max"]),
-                        metavar=("MIN", "MAX"), help=f"default {SIAMESE['occlusion_min']} {SIAMESE['occlusion_max']}")
+    parser.add_argument(
+        "--occlusion",
+        type=float,
+        nargs=2,
+        default=(SIAMESE["occlusion_min"], SIAMESE["occlusion_max"]),
+        metavar=("MIN", "MAX"),
+        help=f"default {SIAMESE['occlusion_min']} {SIAMESE['occlusion_max']}",
+    )
 
 
 def bench_siamese(args) -> int:
@@ -167,16 +211,21 @@ def bench_siamese(args) -> int:
         images, _, bands = _tiles(Path(tmp), args.tiles, side, args.bands, args.labels)
         data = np.asarray(images, dtype=np.float32)  # the thesis loop holds the data in RAM
         fill = np.array([b["mean"] for b in bands], dtype=np.float32)
-        print(f"{args.tiles} tiles of {side}x{side}x{args.bands}, {bs} pairs per step, {args.labels} labels, "
-              f"k={args.embedding_dim}, occlusion {args.occlusion[0]}-{args.occlusion[1]} of the side")
+        print(
+            f"{args.tiles} tiles of {side}x{side}x{args.bands}, {bs} pairs per step, {args.labels} labels, "
+            f"k={args.embedding_dim}, occlusion {args.occlusion[0]}-{args.occlusion[1]} of the side"
+        )
         keras.utils.set_random_seed(0)
-        classifier = models.resnet_classifier(images.shape[1:], args.labels, bands, width=args.width, depth=SIAMESE["depth"])
+        classifier = models.resnet_classifier(
+            images.shape[1:], args.labels, bands, width=args.width, depth=SIAMESE["depth"]
+        )
         classifier.trainable = False
 
         def make_pair():
             keras.utils.set_random_seed(1)
-            embedder = models.siamese_embedder(images.shape[1:], args.labels, args.embedding_dim, bands, "resnet", args.width,
-                                               SIAMESE["depth"])
+            embedder = models.siamese_embedder(
+                images.shape[1:], args.labels, args.embedding_dim, bands, "resnet", args.width, SIAMESE["depth"]
+            )
             pair = models.siamese_pair_model(embedder)
             # RMSprop as the thesis's loop (appendix B) trains the pair model
             pair.compile(optimizer=keras.optimizers.RMSprop(SIAMESE["learning_rate"]), loss="mse")
@@ -189,7 +238,9 @@ def bench_siamese(args) -> int:
             trainer = models.SiameseTrainer(pair, classifier, fill)
             trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=jit)
             trainers[f"{name} (occlusion + targets inside)"] = trainer
-        pairs = pipelines.pair_batches(images, np.arange(args.tiles), batch_size=bs, occlusion=tuple(args.occlusion), seed=0)
+        pairs = pipelines.pair_batches(
+            images, np.arange(args.tiles), batch_size=bs, occlusion=tuple(args.occlusion), seed=0
+        )
         lo, hi = pipelines._side_range(side, *args.occlusion)
         rng = np.random.default_rng(0)
 

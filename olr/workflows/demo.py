@@ -145,15 +145,22 @@ def report(result: DemoResult) -> str:
     ok = {True: "ok", False: "BELOW TARGET"}
     lines = [
         f"OLR demo — classifier {result.classifier_run}, Siamese {result.siamese_run} ({f['minutes']} min)",
-        f"  test micro-F2 (per-label thresholds) {f['micro_f2']:.3f}  target >= {TARGETS['micro_f2']}  {ok[result.checks['micro_f2']]}",
-        f"  test macro AP                        {f['macro_ap']:.3f}  target >= {TARGETS['macro_ap']}  {ok[result.checks['macro_ap']]}",
-        f"  binary accuracy at the configured threshold {f['binary_accuracy']:.3f} vs all-absent baseline {f['all_absent_baseline']:.3f}",
+        f"  test micro-F2 (per-label thresholds) {f['micro_f2']:.3f}  target >= {TARGETS['micro_f2']}  "
+        f"{ok[result.checks['micro_f2']]}",
+        f"  test macro AP                        {f['macro_ap']:.3f}  target >= {TARGETS['macro_ap']}  "
+        f"{ok[result.checks['macro_ap']]}",
+        f"  binary accuracy at the configured threshold {f['binary_accuracy']:.3f} "
+        f"vs all-absent baseline {f['all_absent_baseline']:.3f}",
         f"  labels with >= {MIN_SUPPORT_FOR_TP} test positives and no true positive: "
-        + (", ".join(f["labels_without_tp"]) or "none") + f"  {ok[result.checks['no_starved_label']]}",
+        + (", ".join(f["labels_without_tp"]) or "none")
+        + f"  {ok[result.checks['no_starved_label']]}",
         f"  Siamese agreement with ground-truth phi: Spearman {f['siamese_spearman']:.3f} "
-        f"(Pearson {f['siamese_pearson']:.3f})  target >= {TARGETS['siamese_spearman']}  {ok[result.checks['siamese_spearman']]}",
+        f"(Pearson {f['siamese_pearson']:.3f})  target >= {TARGETS['siamese_spearman']}  "
+        f"{ok[result.checks['siamese_spearman']]}",
     ]
-    lines.append(f"  untrained Siamese network on the same tiles (chance level): Spearman {f['untrained_spearman']:.3f}")
+    lines.append(
+        f"  untrained Siamese network on the same tiles (chance level): Spearman {f['untrained_spearman']:.3f}"
+    )
     if f.get("classifier_spearman") is not None:
         lines.append(f"  classifier probability correlation vs phi: Spearman {f['classifier_spearman']:.3f}")
     lines.append("  all targets met" if result.passed else "  some targets not met (see above)")
@@ -161,7 +168,11 @@ def report(result: DemoResult) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="small models and few epochs (a few minutes; for tests and first impressions)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small models and few epochs (a few minutes; for tests and first impressions)",
+    )
     parser.add_argument("--run-prefix", metavar="NAME", help="prefix of the two run ids (default demo-<UTC time>)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
 
@@ -170,8 +181,16 @@ def demo_command(args) -> int:
     result = run_demo(quick=args.quick, run_prefix=args.run_prefix)
     print(report(result), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "classifier_run": result.classifier_run, "siamese_run": result.siamese_run,
-            "figures": result.figures, "checks": result.checks, "quick": bool(args.quick),
-        }, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "classifier_run": result.classifier_run,
+                    "siamese_run": result.siamese_run,
+                    "figures": result.figures,
+                    "checks": result.checks,
+                    "quick": bool(args.quick),
+                },
+                indent=2,
+            )
+        )
     return 0

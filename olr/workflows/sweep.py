@@ -65,16 +65,22 @@ def thesis_jobs(n_train_tiles: int, quick: bool = False) -> list[Job]:
                     settings["loss"] = "weighted_bce_batch"
                 if not randomized:
                     settings["shuffle"] = False
-                jobs.append(Job(
-                    f"T3 run {run}",
-                    f"pruned={'yes' if pruned else 'no'}, weighted={'yes' if weighted else 'no'}, "
-                    f"randomized={'yes' if randomized else 'no'}",
-                    settings,
-                ))
-    jobs.append(Job("T5 combined labels", "combined labels (appendix C3), randomized", {**THESIS_BASE, "scheme": "thesis_c3"}))
+                jobs.append(
+                    Job(
+                        f"T3 run {run}",
+                        f"pruned={'yes' if pruned else 'no'}, weighted={'yes' if weighted else 'no'}, "
+                        f"randomized={'yes' if randomized else 'no'}",
+                        settings,
+                    )
+                )
+    jobs.append(
+        Job("T5 combined labels", "combined labels (appendix C3), randomized", {**THESIS_BASE, "scheme": "thesis_c3"})
+    )
     jobs.append(Job("T5 lowered threshold", "threshold 0.2, randomized", {**THESIS_BASE, "threshold": 0.2}))
     jobs.append(Job("T5 focal loss", "focal loss, randomized", {**THESIS_BASE, "loss": "focal"}))
-    jobs.append(Job("OLR Studio default", "residual network, BCE, augmentation, macro-AP checkpoint", dict(OUR_DEFAULT)))
+    jobs.append(
+        Job("OLR Studio default", "residual network, BCE, augmentation, macro-AP checkpoint", dict(OUR_DEFAULT))
+    )
     if quick:
         for job in jobs:
             job.settings.update(PRESET["quick"])
@@ -106,8 +112,17 @@ def load_manifest(sweep_id: str) -> dict:
         raise OLRError(f"There is no sweep {sweep_id!r}; list them with `python -m olr sweep --list`.") from None
 
 
-def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = False, siamese: bool = True,
-              sweep_id: str | None = None, poll_s: float = 2.0, echo=print) -> str:
+def run_sweep(
+    preset: str,
+    dataset: str,
+    devices: list[str],
+    *,
+    quick: bool = False,
+    siamese: bool = True,
+    sweep_id: str | None = None,
+    poll_s: float = 2.0,
+    echo=print,
+) -> str:
     """Launch every job of `preset` (classifier, then its Siamese) and wait for all; return the sweep id."""
     from olr.data.dataset import load_dataset
     from olr.runs import launcher, store
@@ -116,13 +131,21 @@ def run_sweep(preset: str, dataset: str, devices: list[str], *, quick: bool = Fa
     if preset not in PRESETS:
         raise OLRError(f"Unknown sweep preset {preset!r}; use one of {', '.join(PRESETS)}.")
     ds = load_dataset(dataset)
-    sweep_id = workspace.check_name(sweep_id or f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}", "sweep id")
+    sweep_id = workspace.check_name(
+        sweep_id or f"sweep-{preset}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}", "sweep id"
+    )
     jobs = PRESETS[preset](len(ds.split_indices("train")), quick=quick)
     siamese_settings = {**SIAMESE_SETTINGS, **(PRESET["siamese_quick"] if quick else {})}
 
     def manifest() -> dict:
-        return {"id": sweep_id, "preset": preset, "dataset": ds.name, "devices": devices, "quick": quick,
-                "jobs": [job.__dict__ for job in jobs]}
+        return {
+            "id": sweep_id,
+            "preset": preset,
+            "dataset": ds.name,
+            "devices": devices,
+            "quick": quick,
+            "jobs": [job.__dict__ for job in jobs],
+        }
 
     _save_manifest(sweep_id, manifest())
     free = list(devices)
@@ -210,7 +233,9 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="thesis", choices=sorted(PRESETS), help="which series of runs")
     parser.add_argument("--dataset", default="demo", help="dataset name (default: demo)")
-    parser.add_argument("--devices", default="cpu", help="comma-separated devices to run on in parallel, e.g. cpu or gpu:0,gpu:1")
+    parser.add_argument(
+        "--devices", default="cpu", help="comma-separated devices to run on in parallel, e.g. cpu or gpu:0,gpu:1"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny models and few epochs (minutes; for tests)")
     parser.add_argument("--no-siamese", action="store_true", help="classifiers only")
     parser.add_argument("--sweep-id", help="name of the sweep (default sweep-<preset>-<UTC time>)")
@@ -225,7 +250,9 @@ def _print_table(df: pd.DataFrame, args) -> None:
     if args.markdown:
         print(df.to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else df.to_string(index=False))
     else:
-        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        with pd.option_context(
+            "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3f}".format
+        ):
             print(df.to_string(index=False))
 
 
@@ -244,8 +271,9 @@ def sweep_command(args) -> int:
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     if not devices:
         raise OLRError("--devices is empty; give cpu or GPU ids such as gpu:0,gpu:1.")
-    sweep_id = run_sweep(args.preset, args.dataset, devices, quick=args.quick, siamese=not args.no_siamese,
-                         sweep_id=args.sweep_id)
+    sweep_id = run_sweep(
+        args.preset, args.dataset, devices, quick=args.quick, siamese=not args.no_siamese, sweep_id=args.sweep_id
+    )
     print(f"sweep {sweep_id} finished")
     _print_table(sweep_table(sweep_id), args)
     return 0

@@ -41,13 +41,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", metavar="NAME", help="name of the run folder (default: <UTC time>-<kind>-<random>)")
     parser.add_argument("--resume", metavar="RUN", help="continue a stopped/failed run from its last checkpoint")
     parser.add_argument(
-        "--logical-cpus", type=int, default=_env_number("OLR_LOGICAL_CPUS", 0, int), metavar="N",
+        "--logical-cpus",
+        type=int,
+        default=_env_number("OLR_LOGICAL_CPUS", 0, int),
+        metavar="N",
         help="split the CPU into N logical devices and train mirrored over them (env OLR_LOGICAL_CPUS)",
     )
-    parser.add_argument("--heartbeat-s", type=float, default=_env_number("OLR_HEARTBEAT_S", 2.0, float), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--heartbeat-s", type=float, default=_env_number("OLR_HEARTBEAT_S", 2.0, float), help=argparse.SUPPRESS
+    )
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluation and correlations at the end")
-    parser.add_argument("--wait-for-device", action="store_true",
-                        help="stay queued until no other run trains on this run's device (one run per device)")
+    parser.add_argument(
+        "--wait-for-device",
+        action="store_true",
+        help="stay queued until no other run trains on this run's device (one run per device)",
+    )
     options.add_option_flags(parser.add_argument_group("options (also settable with --set or in --config)"))
 
 
@@ -56,7 +64,9 @@ def _env_number(name: str, default, kind):
     try:
         return kind(text) if text else default
     except ValueError:
-        raise OLRError(f"The environment variable {name}={text!r} is not a number; unset it or give e.g. {default}.") from None
+        raise OLRError(
+            f"The environment variable {name}={text!r} is not a number; unset it or give e.g. {default}."
+        ) from None
 
 
 def raw_config(args) -> dict:
@@ -71,10 +81,14 @@ def planned_run(args) -> plan.Plan:
     """The validated run of the command line; a new run's folder and config.json are created last."""
     overrides = raw_config(args)
     if args.logical_cpus < 0:
-        raise OLRError(f"--logical-cpus {args.logical_cpus} is negative; give 0 (off) or a number of devices such as 2.")
+        raise OLRError(
+            f"--logical-cpus {args.logical_cpus} is negative; give 0 (off) or a number of devices such as 2."
+        )
     if args.resume:
         if args.run_id:
-            raise OLRError("--run-id and --resume cannot be combined; --resume continues the named run in its own folder.")
+            raise OLRError(
+                "--run-id and --resume cannot be combined; --resume continues the named run in its own folder."
+            )
         return plan.prepare_resume(args.resume, overrides)
     if args.run_id:
         store.check_new_run_id(args.run_id)
@@ -99,10 +113,18 @@ def evaluate_and_correlate(run_dir: Path) -> list[str]:
     Called before the status says "finished" (hence check_finished=False). Correlations run
     only if evaluation did not already write them (it does for Siamese runs).
     """
-    failed = [_followup("olr.analysis.evaluation.evaluate_run", lambda: evaluation.evaluate_run(run_dir, check_finished=False))]
+    failed = [
+        _followup(
+            "olr.analysis.evaluation.evaluate_run", lambda: evaluation.evaluate_run(run_dir, check_finished=False)
+        )
+    ]
     if not RunLayout(run_dir).agreement.exists():
-        failed.append(_followup("olr.analysis.correlations.compute_for_run",
-                                lambda: correlations.compute_for_run(run_dir, check_finished=False)))
+        failed.append(
+            _followup(
+                "olr.analysis.correlations.compute_for_run",
+                lambda: correlations.compute_for_run(run_dir, check_finished=False),
+            )
+        )
     return [message for message in failed if message]
 
 

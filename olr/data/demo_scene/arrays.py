@@ -155,4 +155,3 @@ def patch_labels(mask: np.ndarray) -> np.ndarray:
         if np.array_equal(spread, ids):
             return np.where(mask, ids, 0)
         ids = spread
-

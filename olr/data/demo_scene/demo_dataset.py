@@ -64,8 +64,12 @@ def tile_presence(
     with rasterio.open(image) as im, rasterio.open(labels) as lb:
         grid = np.full((im.height, im.width), NODATA_GRID, np.uint8)
         reproject(
-            rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs,
-            resampling=Resampling.nearest, dst_nodata=NODATA_GRID,
+            rasterio.band(lb, 1),
+            grid,
+            dst_transform=im.transform,
+            dst_crs=im.crs,
+            resampling=Resampling.nearest,
+            dst_nodata=NODATA_GRID,
         )
     nr, nc = grid.shape[0] // tile, grid.shape[1] // tile
     codes = label_schemes.grid_to_code_lut()[grid[: nr * tile, : nc * tile]]
@@ -153,6 +157,15 @@ def _prepare(scene_dir: Path, out: Path, progress: Progress | None) -> None:
     image, labels = scene_dir / "image.tif", scene_dir / "clc.tif"
     chosen = split_seed(tile_presence(image, labels)[0], block=DEMO_SPLIT_BLOCK)
     prepare_dataset(
-        image, labels, out, tile=DEMO_TILE, scheme="level3", min_fraction=DEMO_MIN_FRACTION,
-        split_block=DEMO_SPLIT_BLOCK, split_fractions=DEMO_SPLIT, seed=chosen, overwrite=True, progress=progress,
+        image,
+        labels,
+        out,
+        tile=DEMO_TILE,
+        scheme="level3",
+        min_fraction=DEMO_MIN_FRACTION,
+        split_block=DEMO_SPLIT_BLOCK,
+        split_fractions=DEMO_SPLIT,
+        seed=chosen,
+        overwrite=True,
+        progress=progress,
     )

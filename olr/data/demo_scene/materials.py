@@ -184,7 +184,7 @@ def _r_urban_discontinuous(px):
     garden = (1 - house) * (1 - street)
     trees = garden * (0.25 + 0.4 * (px.rand(4) > 0.6))
     parts = [(m, f * house) for m, f in roofs] + [("asphalt", street), ("broadleaf", trees)]
-    return mix(px, parts + [("grass_dry", garden * 0.35), ("soil_light", garden * 0.2)])
+    return mix(px, [*parts, ("grass_dry", garden * 0.35), ("soil_light", garden * 0.2)])
 
 
 def _r_industrial(px):
@@ -203,8 +203,13 @@ def _r_road(px):
     verge = 1 - lanes
     return mix(
         px,
-        [("asphalt", lanes), ("concrete", 0.15 * lanes * (d < 2.5)), ("grass_dry", 0.6 * verge),
-         ("soil_light", 0.3 * verge), ("shrub", 0.25 * verge * (px.blob > 0.5))],
+        [
+            ("asphalt", lanes),
+            ("concrete", 0.15 * lanes * (d < 2.5)),
+            ("grass_dry", 0.6 * verge),
+            ("soil_light", 0.3 * verge),
+            ("shrub", 0.25 * verge * (px.blob > 0.5)),
+        ],
     )
 
 
@@ -228,10 +233,15 @@ def _r_airport(px):
     planes = apron * (px.dots(45.0, 14.0, ang, 0.3, 191) > 0.5)
     return mix(
         px,
-        [("asphalt", paved * (1 - marks)), ("concrete", marks + apron * (1 - planes)),
-         ("roof_metal", planes + terminal * 0.6), ("roof_grey", terminal * 0.4),
-         ("grass_dry", grass * (0.75 - 0.25 * mown)), ("grass_green", grass * 0.25 * mown),
-         ("soil_light", grass * 0.15)],
+        [
+            ("asphalt", paved * (1 - marks)),
+            ("concrete", marks + apron * (1 - planes)),
+            ("roof_metal", planes + terminal * 0.6),
+            ("roof_grey", terminal * 0.4),
+            ("grass_dry", grass * (0.75 - 0.25 * mown)),
+            ("grass_green", grass * 0.25 * mown),
+            ("soil_light", grass * 0.15),
+        ],
     )
 
 
@@ -253,7 +263,7 @@ def _r_green_urban(px):
     paths = np.clip(px.stripes(90.0, 0.6, 0.08) + px.stripes(110.0, 2.1, 0.08), 0, 1)
     lawn = (1 - crowns) * (1 - paths)
     parts = [("broadleaf", crowns), ("turf", lawn * 0.6), ("grass_green", lawn * 0.4)]
-    return mix(px, parts + [("concrete", paths * (1 - crowns))])
+    return mix(px, [*parts, ("concrete", paths * (1 - crowns))])
 
 
 def _r_sport(px):
@@ -266,12 +276,18 @@ def _r_sport(px):
 
 def _r_arable(px):
     pid, edge, angle = px.parcels(260.0, 71)
-    stages = [("soil_light", 0.2), ("soil_red", 0.12), ("soil_dark", 0.08), ("crop", 0.3), ("stubble", 0.22),
-              ("grass_dry", 0.08)]
+    stages = [
+        ("soil_light", 0.2),
+        ("soil_red", 0.12),
+        ("soil_dark", 0.08),
+        ("crop", 0.3),
+        ("stubble", 0.22),
+        ("grass_dry", 0.08),
+    ]
     vigour = 0.85 + 0.3 * hash01(np.floor(pid * 1e6), 3, px.seed)
     rows = 0.06 * px.stripes(20.0, angle, 0.5)
     parts = [(m, f * vigour * (1 - edge) * (1 - rows)) for m, f in pick_material(pid, stages)]
-    return mix(px, parts + [("soil_dark", rows), ("grass_dry", edge * 0.7), ("shrub", edge * 0.3)])
+    return mix(px, [*parts, ("soil_dark", rows), ("grass_dry", edge * 0.7), ("shrub", edge * 0.3)])
 
 
 def _r_irrigated(px):
@@ -287,7 +303,7 @@ def _r_vineyard(px):
     soil = pick_material(pid, [("soil_red", 0.5), ("soil_light", 0.5)])
     inner = 1 - edge
     parts = [("vine", rows * 0.7 * inner)] + [(m, f * (1 - 0.7 * rows) * inner) for m, f in soil]
-    return mix(px, parts + [("grass_dry", edge)])
+    return mix(px, [*parts, ("grass_dry", edge)])
 
 
 def _r_orchard(px):
@@ -296,7 +312,7 @@ def _r_orchard(px):
     ground = pick_material(pid, [("grass_dry", 0.4), ("soil_dark", 0.4), ("grass_green", 0.2)])
     inner = 1 - edge
     parts = [("orchard", crowns * inner)] + [(m, f * (1 - crowns) * inner) for m, f in ground]
-    return mix(px, parts + [("shrub", edge)])
+    return mix(px, [*parts, ("shrub", edge)])
 
 
 def _r_olive(px):
@@ -305,7 +321,7 @@ def _r_olive(px):
     ground = pick_material(pid, [("soil_light", 0.5), ("soil_red", 0.3), ("grass_dry", 0.2)])
     inner = 1 - edge
     parts = [("olive", crowns * inner)] + [(m, f * (1 - crowns) * inner) for m, f in ground]
-    return mix(px, parts + [("shrub", edge * 0.5), ("rock", edge * 0.5)])
+    return mix(px, [*parts, ("shrub", edge * 0.5), ("rock", edge * 0.5)])
 
 
 def _r_pasture(px):
@@ -317,8 +333,15 @@ def _r_pasture(px):
 
 def _r_complex(px):
     pid, edge, angle = px.parcels(85.0, 131)
-    kinds = [("crop", 0.22), ("soil_red", 0.14), ("stubble", 0.14), ("orchard", 0.18), ("vine", 0.12),
-             ("grass_green", 0.1), ("olive", 0.1)]
+    kinds = [
+        ("crop", 0.22),
+        ("soil_red", 0.14),
+        ("stubble", 0.14),
+        ("orchard", 0.18),
+        ("vine", 0.12),
+        ("grass_green", 0.1),
+        ("olive", 0.1),
+    ]
     crowns = px.dots(20.0, 6.5, angle, 0.2, 132)
     parts = []
     for m, f in pick_material(pid, kinds):
@@ -356,7 +379,7 @@ def _r_grassland(px):
     rocks = (px.blob > 1.1).astype(np.float32)
     shrubs = px.dots(28.0, 5.0, 0.7, 0.9, 151) * (px.rand(14) > 0.65)
     parts = [("grass_dry", 0.7 * (1 - rocks)), ("grass_green", 0.15), ("soil_light", 0.2), ("rock", rocks * 0.6)]
-    return mix(px, parts + [("shrub", shrubs)])
+    return mix(px, [*parts, ("shrub", shrubs)])
 
 
 def _r_sclerophyllous(px):
@@ -369,7 +392,7 @@ def _r_transitional(px):
     shrub = np.clip(0.5 + 0.2 * px.blob, 0.15, 0.9)
     kind = px.blob > 0.0
     parts = [("conifer", trees * kind), ("broadleaf", trees * ~kind)]
-    return mix(px, parts + [("shrub", (1 - trees) * shrub), ("grass_dry", (1 - trees) * (1 - shrub))])
+    return mix(px, [*parts, ("shrub", (1 - trees) * shrub), ("grass_dry", (1 - trees) * (1 - shrub))])
 
 
 def _r_bare_rock(px):
@@ -381,7 +404,7 @@ def _r_bare_rock(px):
 def _r_sparse(px):
     veg = px.dots(22.0, 4.5, 1.1, 0.9, 171) * (px.rand(18) > 0.5)
     parts = [("rock", 0.45), ("soil_light", 0.3), ("grass_dry", 0.2), ("shrub", veg * 0.8)]
-    return mix(px, parts + [("rock_dark", 0.15 * (px.blob > 0.8))])
+    return mix(px, [*parts, ("rock_dark", 0.15 * (px.blob > 0.8))])
 
 
 def _r_burnt(px):
@@ -390,15 +413,37 @@ def _r_burnt(px):
 
 
 RECIPES: dict[int, Callable[[Pixels], np.ndarray]] = {
-    111: _r_urban_continuous, 112: _r_urban_discontinuous, 121: _r_industrial, 122: _r_road,
-    123: _r_port, 124: _r_airport, 131: _r_quarry, 141: _r_green_urban, 142: _r_sport,
-    211: _r_arable, 212: _r_irrigated, 221: _r_vineyard, 222: _r_orchard, 223: _r_olive,
-    231: _r_pasture, 242: _r_complex, 243: _r_agri_natural,
-    312: _r_conifer, 313: _r_mixed, 321: _r_grassland, 323: _r_sclerophyllous,
-    324: _r_transitional, 331: _r_beach, 332: _r_bare_rock, 333: _r_sparse, 334: _r_burnt,
-    421: _r_salt_marsh, 512: _r_reservoir, 521: _r_lagoon, 523: _r_sea,
+    111: _r_urban_continuous,
+    112: _r_urban_discontinuous,
+    121: _r_industrial,
+    122: _r_road,
+    123: _r_port,
+    124: _r_airport,
+    131: _r_quarry,
+    141: _r_green_urban,
+    142: _r_sport,
+    211: _r_arable,
+    212: _r_irrigated,
+    221: _r_vineyard,
+    222: _r_orchard,
+    223: _r_olive,
+    231: _r_pasture,
+    242: _r_complex,
+    243: _r_agri_natural,
+    312: _r_conifer,
+    313: _r_mixed,
+    321: _r_grassland,
+    323: _r_sclerophyllous,
+    324: _r_transitional,
+    331: _r_beach,
+    332: _r_bare_rock,
+    333: _r_sparse,
+    334: _r_burnt,
+    421: _r_salt_marsh,
+    512: _r_reservoir,
+    521: _r_lagoon,
+    523: _r_sea,
 }
-
 
 
 def recipe_for(code: int) -> Callable[[Pixels], np.ndarray]:

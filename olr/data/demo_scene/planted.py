@@ -8,6 +8,7 @@ must satisfy are `PLANTED_STRUCTURE` (olr.data.demo_scene.spec).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -93,8 +94,11 @@ def _town_sites(c: Canvas) -> list:
     land, d_sea, elev = c.land, c.d_sea, c.elev
     lag_x, lag_y, lag_a = c.lagoons[0]
     return [
-        (0.095, land & (d_sea > 1200) & (d_sea < 3200) & (elev < 120),
-         -np.abs(c.dist(lag_x, lag_y) - (0.095 * c.L + 1.5 * lag_a)) / 1000.0),
+        (
+            0.095,
+            land & (d_sea > 1200) & (d_sea < 3200) & (elev < 120),
+            -np.abs(c.dist(lag_x, lag_y) - (0.095 * c.L + 1.5 * lag_a)) / 1000.0,
+        ),
         (0.07, land & (d_sea >= 6000) & (elev < 220), None),
         (0.05, land & (elev > 120) & (elev < 450), None),
         (0.045, land & (d_sea > 2500) & (elev < 200), None),
@@ -189,7 +193,7 @@ def route_motorways(c: Canvas) -> np.ndarray:
             jx, jy = c.rng.uniform(-jitter, jitter, size=2)
             pts.append((x1 + t * (x2 - x1) + jx, y1 + t * (y2 - y1) + jy))
         pts.append((x2, y2))
-        c.feats.roads += [(p[0], p[1], q[0], q[1]) for p, q in zip(pts[:-1], pts[1:])]
+        c.feats.roads += [(p[0], p[1], q[0], q[1]) for p, q in itertools.pairwise(pts)]
     return segment_distance(c.xs, c.ys, c.feats.road_array())
 
 

@@ -39,9 +39,7 @@ class _Strip:
     shallow: np.ndarray
 
 
-def render(
-    g: Grids, codes: np.ndarray, feats: Features, fields: dict, seed: int, write_strip, progress
-) -> np.ndarray:
+def render(g: Grids, codes: np.ndarray, feats: Features, fields: dict, seed: int, write_strip, progress) -> np.ndarray:
     """Render the image in strips of 256 rows, each passed to `write_strip(r0, r1, (h, w, 4)
     uint16)`; returns the pixel count of every class (600,) int64, indexed by CLC code."""
     rng = np.random.default_rng([seed, 2])
@@ -127,7 +125,12 @@ def _paint(strip: _Strip, feats: Features, seed: int, code_salt: dict) -> np.nda
         px = Pixels(
             ((cc + 0.5) * PIXEL_M).astype(np.float32),
             ((rows + 0.5) * PIXEL_M).astype(np.float32),
-            cc, rows, blob_f[idx], shallow_f[idx], seed, feats,
+            cc,
+            rows,
+            blob_f[idx],
+            shallow_f[idx],
+            seed,
+            feats,
         )
         refl = recipe_for(int(code))(px)
         theta = code_salt.get(int(code), 0) % 628 / 100.0

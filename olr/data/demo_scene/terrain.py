@@ -54,8 +54,8 @@ class Grids:
         margin = 3 * CELL_M
         self.lx0 = math.floor((min(fx) - margin) / CELL_M) * CELL_M
         self.ly1 = math.ceil((max(fy) + margin) / CELL_M) * CELL_M
-        self.label_w = int(math.ceil((max(fx) + margin - self.lx0) / CELL_M))
-        self.label_h = int(math.ceil((self.ly1 - (min(fy) - margin)) / CELL_M))
+        self.label_w = math.ceil((max(fx) + margin - self.lx0) / CELL_M)
+        self.label_h = math.ceil((self.ly1 - (min(fy) - margin)) / CELL_M)
         self.label_transform = Affine(CELL_M, 0.0, self.lx0, 0.0, -CELL_M, self.ly1)
 
     def _locate_cells(self) -> None:
@@ -81,7 +81,7 @@ class Grids:
     def _place_fields(self) -> None:
         """Field grid covering the label grid, in scene metres: f_n cells a side from -f_margin."""
         self.f_margin = 0.2 * self.L + 1000.0
-        self.f_n = int(math.ceil((self.L + 2 * self.f_margin) / FIELD_M)) + 1
+        self.f_n = math.ceil((self.L + 2 * self.f_margin) / FIELD_M) + 1
 
     def _locate_pixel_nodes(self) -> None:
         """Label-grid (column, row) of image pixels at nodes every NODE_PX pixels (interpolated later)."""
@@ -157,4 +157,3 @@ def hillshade(elev: np.ndarray) -> np.ndarray:
     nx, ny = -dzdx, -dzdy
     cos_i = (nx * sx + ny * sy + sz) / np.sqrt(nx * nx + ny * ny + 1)
     return np.clip(0.35 + 0.65 * cos_i / sz, 0.45, 1.3).astype(np.float32)
-

@@ -53,4 +53,3 @@ def detect_encoding(values: np.ndarray, nodata: float | None = None) -> str | No
     if n_grid == 0 and n_clc == 0:
         return None
     return "clc" if n_clc > n_grid else "grid"
-

@@ -77,7 +77,7 @@ class ImageMask:
     value: float | None = None
 
     @staticmethod
-    def of(src: rasterio.DatasetReader, bands: list[int]) -> "ImageMask":
+    def of(src: rasterio.DatasetReader, bands: list[int]) -> ImageMask:
         if src.nodata is not None:
             return ImageMask("value", float(src.nodata))
         flags = src.mask_flag_enums[bands[0] - 1]
@@ -115,4 +115,3 @@ class ImageMask:
         for k in range(1, b):
             out &= pixels[..., k] == value
         return out
-

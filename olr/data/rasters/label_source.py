@@ -66,8 +66,9 @@ class LabelSource:
     def read_tiles(self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int) -> np.ndarray:
         raise NotImplementedError
 
-    def read_counts(self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int,
-                    exclude: np.ndarray | None = None) -> np.ndarray:
+    def read_counts(
+        self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int, exclude: np.ndarray | None = None
+    ) -> np.ndarray:
         codes = self.read_tiles(window, n_rows, n_cols, tile, stride)
         if exclude is not None:
             codes[exclude] = N_CODE_INDEX  # an extra bin, dropped below
@@ -98,7 +99,5 @@ def overlap_in(src_crs, src_bounds, image_crs, image_bounds):
 
 def no_overlap(path: Path, image) -> OLRError:
     return OLRError(
-        f"The labels {path} do not overlap the image {image.name}; "
-        "give a label map that covers the image area."
+        f"The labels {path} do not overlap the image {image.name}; give a label map that covers the image area."
     )
-

@@ -24,6 +24,7 @@ def _box_is_uniform(block: np.ndarray, r0: np.ndarray, c0: np.ndarray, r1: np.nd
 
     Integral images of the horizontal and vertical value changes answer each box in O(1).
     """
+
     def integral(changes: np.ndarray) -> np.ndarray:
         out = np.zeros((changes.shape[0] + 1, changes.shape[1] + 1), dtype=np.int32)
         np.cumsum(np.cumsum(changes, 0, dtype=np.int32), 1, out=out[1:, 1:])
@@ -158,8 +159,9 @@ class RasterLabels(LabelSource):
             out[tiles] = fp.block.ravel().take(r)
         return out
 
-    def read_counts(self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int,
-                    exclude: np.ndarray | None = None) -> np.ndarray:
+    def read_counts(
+        self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int, exclude: np.ndarray | None = None
+    ) -> np.ndarray:
         fp = self._footprints(window, n_rows, n_cols, tile, stride)
         n = fp.fc.shape[1]
         cells = fp.k_rows * fp.k_cols
@@ -193,8 +195,13 @@ class RasterLabels(LabelSource):
         return counts
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "encoding": self.encoding, "crs": self.src.crs.to_wkt(),
-                "resolution": list(self.src.res), "nodata": self.nodata}
+        return {
+            "kind": self.kind,
+            "encoding": self.encoding,
+            "crs": self.src.crs.to_wkt(),
+            "resolution": list(self.src.res),
+            "nodata": self.nodata,
+        }
 
     def close(self) -> None:
         self.src.close()
@@ -215,8 +222,11 @@ def open_raster_labels(path: Path, src, image, encoding: str) -> RasterLabels:
         found = None
     if found is None or encoding is None:
         src.close()
-        what = "CORINE grid codes 1..44 or CLC codes 111..523" if encoding in (None, "auto") else (
-            "CORINE grid codes 1..44" if encoding == "grid" else "CLC codes 111..523")
+        what = (
+            "CORINE grid codes 1..44 or CLC codes 111..523"
+            if encoding in (None, "auto")
+            else ("CORINE grid codes 1..44" if encoding == "grid" else "CLC codes 111..523")
+        )
         raise OLRError(
             f"The labels {path} hold no valid land-cover class ({what}) where they overlap the image; "
             "check that this is the CORINE map for this area (and the --label-encoding)."

@@ -40,9 +40,9 @@ def read_failure(error: BaseException, *paths: str | os.PathLike) -> OLRError:
     detail = next((m for m in reversed(messages) if "See previous exception" not in m), messages[0] if messages else "")
     named = [Path(p) for p in paths if Path(p).name in " ".join(messages)]
     which = f"The file {named[0]}" if len(named) == 1 else "One of the files " + ", ".join(map(str, paths))
-    return OLRError(f"{which} could not be read to the end ({detail[:200]}): it is truncated or corrupted; "
-                    "copy or export it again.")
-
+    return OLRError(
+        f"{which} could not be read to the end ({detail[:200]}): it is truncated or corrupted; copy or export it again."
+    )
 
 
 def check_exists(path: Path, what: str) -> None:
@@ -50,4 +50,3 @@ def check_exists(path: Path, what: str) -> None:
         raise OLRError(f"The {what} file {path} does not exist; check the path and try again.")
     if path.is_dir():
         raise OLRError(f"The {what} path {path} is a folder, not a file; give the raster file itself.")
-

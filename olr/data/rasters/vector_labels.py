@@ -84,12 +84,18 @@ class VectorLabels(LabelSource):
         ]
         if not inside:
             return np.zeros((h, w), dtype=np.uint8)
-        return rasterize(inside, out_shape=(h, w), transform=window_transform(window, self.image_transform),
-                         fill=0, dtype=np.uint8)
+        return rasterize(
+            inside, out_shape=(h, w), transform=window_transform(window, self.image_transform), fill=0, dtype=np.uint8
+        )
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "encoding": self.encoding, "crs": self.crs_wkt, "field": self.field_name,
-                "features": len(self.shapes)}
+        return {
+            "kind": self.kind,
+            "encoding": self.encoding,
+            "crs": self.crs_wkt,
+            "field": self.field_name,
+            "features": len(self.shapes),
+        }
 
 
 def _features_in(layer, bbox) -> list:
@@ -186,19 +192,32 @@ def _read_vector_isolated(path: Path, image) -> dict:
     request = json.dumps({"path": str(path), "crs": image.crs.to_wkt(), "bounds": list(image.bounds)})
     code = "from olr.data.rasters.vector_labels import _vector_child; _vector_child()"
     try:
-        proc = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
-                              timeout=VECTOR_READ_TIMEOUT_S, cwd=workspace.REPO_ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=VECTOR_READ_TIMEOUT_S,
+            cwd=workspace.REPO_ROOT,
+        )
     except subprocess.TimeoutExpired:
-        raise OLRError(f"Reading the vector labels {path} took over {VECTOR_READ_TIMEOUT_S} s; "
-                       "clip the CORINE file to the image area and try again.") from None
+        raise OLRError(
+            f"Reading the vector labels {path} took over {VECTOR_READ_TIMEOUT_S} s; "
+            "clip the CORINE file to the image area and try again."
+        ) from None
     if proc.returncode < 0:
-        raise OLRError(f"Reading the vector labels {path} crashed GDAL (signal {-proc.returncode}): the file is damaged; "
-                       "export or download it again.")
+        raise OLRError(
+            f"Reading the vector labels {path} crashed GDAL (signal {-proc.returncode}): the file is damaged; "
+            "export or download it again."
+        )
     try:
         reply = json.loads(proc.stdout)
     except ValueError:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise OLRError(f"Reading the vector labels {path} failed ({last[:200]}); check that it is a CORINE GeoPackage or Shapefile.") from None
+        raise OLRError(
+            f"Reading the vector labels {path} failed ({last[:200]}); "
+            "check that it is a CORINE GeoPackage or Shapefile."
+        ) from None
     if "error" in reply:
         raise OLRError(reply["error"])
     return reply["layer"]
@@ -214,9 +233,11 @@ def _vector_child() -> None:
         reply = {"layer": read_vector_layer(request["path"], request["crs"], request["bounds"])}
     except OLRError as e:
         reply = {"error": str(e)}
-    except Exception as e:  # noqa: BLE001 - a damaged file: any fiona/GDAL error becomes a sentence
-        reply = {"error": f"The vector labels {request['path']} could not be read ({type(e).__name__}: "
-                          f"{' '.join(str(e).split())[:200]}); the file is damaged: export or download it again."}
+    except Exception as e:
+        reply = {
+            "error": f"The vector labels {request['path']} could not be read ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]}); the file is damaged: export or download it again."
+        }
     sys.stdout.write(json.dumps(reply))
 
 
@@ -237,11 +258,12 @@ def open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
             geom = transform_geom(layer["crs"], image.crs, geometry)
             shapes.append(_Shape(geom, index[code], _geometry_bounds(geom)))
     ib = image.bounds
-    if not any(s.bounds[0] <= ib.right and s.bounds[2] >= ib.left and s.bounds[1] <= ib.top and s.bounds[3] >= ib.bottom
-               for s in shapes):
+    if not any(
+        s.bounds[0] <= ib.right and s.bounds[2] >= ib.left and s.bounds[1] <= ib.top and s.bounds[3] >= ib.bottom
+        for s in shapes
+    ):
         raise OLRError(
             f"The labels {path} hold no valid land-cover class (Code_18 in 111..523) where they overlap the image; "
             "check that this is the CORINE map for this area."
         )
     return VectorLabels(path, image.transform, shapes, layer["crs"], layer["field"])
-
