@@ -282,17 +282,21 @@ def test_failed_half_written_and_corrupt_runs_are_explained(results_home, _isola
 # ------------------------------------------------------------------ train: launch and stop
 
 
+#: the Train page's number inputs for a tiny classifier that trains until stopped
+TINY_FORM = (
+    ("Width", 0.25),
+    ("Depth", 1),
+    ("Batch size", 16),
+    ("Epochs", 500),
+    ("Log every n steps", 2),
+    ("Early-stopping patience (0: off)", 0),
+)
+
+
 def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_demo):
     make_tiny_dataset(_isolated_workspace / "data" / "tiny", n_tiles=96)
     at = open_page("pages/train.py")
-    for label, value in (
-        ("Width", 0.25),
-        ("Depth", 1),
-        ("Batch size", 16),
-        ("Epochs", 500),
-        ("Log every n steps", 2),
-        ("Early-stopping patience (0: off)", 0),
-    ):
+    for label, value in TINY_FORM:
         labelled(at.number_input, label).set_value(value)
     labelled(at.button, "Launch training").click().run()
     assert not at.exception and not at.error, texts(at, "error")
@@ -315,14 +319,7 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
     assert any(run.id in str(m.value) for m in at.markdown)
     # A second browser session submitting the same settings is shown the live run, not a duplicate.
     other = open_page("pages/train.py")
-    for label, value in (
-        ("Width", 0.25),
-        ("Depth", 1),
-        ("Batch size", 16),
-        ("Epochs", 500),
-        ("Log every n steps", 2),
-        ("Early-stopping patience (0: off)", 0),
-    ):
+    for label, value in TINY_FORM:
         labelled(other.number_input, label).set_value(value)
     labelled(other.button, "Launch training").click().run()
     assert not other.exception and f"already running on cpu as **{run.id}**" in texts(other, "info")

@@ -15,18 +15,9 @@ import pytest
 
 from olr.runs import device_queue, launcher, store
 from olr.workspace import REPO_ROOT
-from tests.fixtures.runs import make_tiny_dataset, wait_for
+from tests.fixtures.runs import TINY_LAUNCH, make_tiny_dataset, wait_for
 
-TINY = {
-    "kind": "classifier",
-    "dataset": "tiny",
-    "width": 0.25,
-    "depth": 1,
-    "batch_size": 16,
-    "learning_rate": 0.01,
-    "log_every_steps": 1,
-    "early_stopping_patience": 0,
-}
+TINY = {**TINY_LAUNCH, "log_every_steps": 1}
 
 
 def state_of(run_id: str) -> str:

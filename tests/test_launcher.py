@@ -16,18 +16,9 @@ import pytest
 from olr import workspace
 from olr.errors import OLRError
 from olr.runs import launcher, store
-from tests.fixtures.runs import make_tiny_dataset, wait_for
+from tests.fixtures.runs import TINY_LAUNCH, make_tiny_dataset, wait_for
 
-TINY = {
-    "kind": "classifier",
-    "dataset": "tiny",
-    "width": 0.25,
-    "depth": 1,
-    "batch_size": 16,
-    "learning_rate": 0.01,
-    "log_every_steps": 2,
-    "early_stopping_patience": 0,
-}
+TINY = TINY_LAUNCH
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from olr.analysis import correlations, evaluation
 from olr.errors import OLRError
 
 TRUTHS = ("product", "both")
@@ -86,7 +87,6 @@ def pair_map(
     `matrices` (`correlations.load_matrices`) and `dataset` (`evaluation.run_dataset`) may be
     passed when the caller already holds them; they are loaded otherwise.
     """
-    from olr.analysis import correlations, evaluation
 
     run = evaluation.as_run(run)
     mats = correlations.load_matrices(run) if matrices is None else matrices

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from olr import atomic, workspace
-from olr.data.label_schemes import Label
+from olr.data.label_schemes import Label, Scheme
 from olr.errors import OLRError
 
 FORMAT_VERSION = 1
@@ -112,7 +112,6 @@ class Dataset:
                 f"The dataset {self.name} has no per-code fractions (it was imported), so its labels "
                 "cannot be regrouped; train with its own labels instead."
             )
-        from olr.data.label_schemes import Scheme
 
         matrix = Scheme("run", tuple(labels)).code_matrix(self.codes)
         return np.asarray(self.code_fractions, dtype=np.float32) @ matrix

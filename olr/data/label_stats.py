@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from olr import atomic, workspace
+from olr.data.dataset import SPLITS, list_datasets, load_dataset
+from olr.data.label_schemes import get_scheme
 from olr.errors import OLRError
 
 #: Bump when the statistics or their file layout change; old caches are then recomputed.
@@ -252,8 +254,6 @@ def add_arguments(parser) -> None:
 
 
 def datasets_command(args) -> int:
-    from olr import workspace
-    from olr.data.dataset import SPLITS, list_datasets, load_dataset
 
     if not args.name:
         names = list_datasets()
@@ -273,8 +273,6 @@ def datasets_command(args) -> int:
     ds = load_dataset(args.name)
     labels = None
     if args.scheme:
-        from olr.data.label_schemes import get_scheme
-
         labels = list(get_scheme(args.scheme).labels)
     stats = dataset_stats(ds, args.split, labels)
     where = f"split {args.split}" if args.split else "all tiles"

@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ import rasterio
 
 from olr import atomic, workspace
 from olr.data import label_schemes, prepare_options, rasters, splits
-from olr.data.dataset import write_dataset
+from olr.data.dataset import load_dataset, write_dataset
 from olr.data.prepare_options import PrepareOptions
 from olr.data.tile_reader import READ_ENV, TileGrid, read_windows, tiles_view
 from olr.data.tile_writer import BandStats, PreviewSampler, TileWriter
@@ -181,102 +181,192 @@ def _build(
     progress: Progress,
     extra_meta: Callable[[], dict],
 ) -> None:
-    tile, stride, min_fraction, min_labels = opts.tile, opts.stride_px, opts.min_fraction, opts.min_labels
+    """Tile the image into `folder` (a staging folder), prune labels, then write the labels, tile table and meta."""
     bands = rasters.image_bands(src)
     names = rasters.band_names(src, bands)
-    dtype = np.dtype(src.dtypes[bands[0] - 1])
-    b = len(bands)
-    grid = TileGrid(src.height, src.width, tile, stride)
+    grid = TileGrid(src.height, src.width, opts.tile, opts.stride_px)
     mask = rasters.ImageMask.of(src, bands)
-    code_matrix = scheme.code_matrix(label_schemes.ALL_CODES)  # (44, L_all)
-    writer = TileWriter(folder / "images.npy", (tile, tile, b), dtype)
-    stats = BandStats(b, row_step=tile // 16)
-    preview = PreviewSampler(src, _rgb_positions(names))
-    kept = _Kept([], [], [], [], [])
-    dropped = {"nodata": 0, "too_few_labels": 0, "too_few_labels_after_pruning": 0}
-    labelled_pixels = 0
-    done = 0
-    area = float(tile * tile)
+    tiling = _Tiling.start(src, bands, names, folder, scheme, opts)
     progress(0, grid.n_tiles, "tiling")
     try:
         with contextlib.closing(read_windows(src, bands, mask, label_source, grid)) as windows:
             for win in windows:
-                nr, nc = win.n_rows, win.n_cols
-                counts = win.counts
-                labelled = counts[:, 1:].sum(1)
-                labelled_pixels += int(labelled.sum())
-                code_fractions = (counts[:, 1:] / np.maximum(labelled, 1)[:, None]).astype(np.float32)
-                n_present = (_label_fractions(code_fractions, code_matrix) >= min_fraction).sum(1)
-                tile_nodata = None
-                nodata_share = np.zeros(nr * nc)
-                if win.nodata is not None:
-                    tile_nodata = tiles_view(win.nodata, nr, nc, tile, stride).reshape(nr * nc, tile, tile)
-                    nodata_share = tile_nodata.reshape(nr * nc, -1).sum(1) / area
-                ok_nodata = nodata_share <= opts.max_nodata
-                keep = ok_nodata & (n_present >= min_labels)
-                dropped["nodata"] += int((~ok_nodata).sum())
-                dropped["too_few_labels"] += int((ok_nodata & ~keep).sum())
+                tiling.add(win)
+                progress(tiling.done, grid.n_tiles, f"tiling ({tiling.writer.count} kept)")
+        tiling.require_labels(label_source)
+        selection = _Selection.of(tiling)
+        n = tiling.writer.close()
+    except BaseException:
+        tiling.writer.abort()
+        raise
+    tiling.require_tiles(n, src)
+    table, split = _tile_table(src, tiling.kept, selection.tiles, opts, n)
+    progress(grid.n_tiles, grid.n_tiles, f"writing labels, tile table and preview ({n} tiles)")
+    codes, code_fractions = selection.present_codes()
+    meta = _meta(src, grid, scheme, tiling, selection, codes, split) | extra_meta()
+    write_dataset(
+        folder,
+        images=None,
+        fractions=selection.fractions(),
+        tiles=table,
+        meta=meta,
+        min_fraction=opts.min_fraction,
+        code_fractions=code_fractions,
+    )
 
-                # Gather the window's tiles into the writer's buffer, close the gaps of dropped tiles.
-                out = writer.region(nr * nc)
-                np.copyto(out.reshape(nr, nc, tile, tile, b), tiles_view(win.pixels, nr, nc, tile, stride))
-                k = int(keep.sum())
-                if k < nr * nc:
-                    out[:k] = out[keep]
-                stats.update(out[:k], None if tile_nodata is None else tile_nodata[keep])
-                writer.commit(k)
-                preview.update(win.window, win.pixels, win.nodata)
 
-                rr, cc = np.divmod(np.flatnonzero(keep), nc)
-                kept.tile_row.append(rr + win.r0)
-                kept.tile_col.append(cc + win.c0)
-                kept.nodata_share.append(nodata_share[keep])
-                kept.unlabelled_share.append(counts[keep, 0] / area)
-                kept.code_fractions.append(code_fractions[keep])
-                done += nr * nc
-                progress(done, grid.n_tiles, f"tiling ({writer.count} kept)")
-        if labelled_pixels == 0:
+@dataclass
+class _Tiling:
+    """The streaming pass: where kept tiles go (images.npy, band statistics, preview) and its accumulators."""
+
+    folder: Path
+    opts: PrepareOptions
+    names: list[str]
+    dtype: np.dtype
+    code_matrix: np.ndarray  # (44, L_all)
+    writer: TileWriter
+    stats: BandStats
+    preview: PreviewSampler
+    kept: _Kept = field(default_factory=lambda: _Kept([], [], [], [], []))
+    dropped: dict = field(default_factory=lambda: {"nodata": 0, "too_few_labels": 0, "too_few_labels_after_pruning": 0})
+    labelled_pixels: int = 0
+    done: int = 0  # tiles seen
+
+    @classmethod
+    def start(
+        cls, src, bands: list[int], names: list[str], folder: Path, scheme: label_schemes.Scheme, opts: PrepareOptions
+    ) -> _Tiling:
+        dtype = np.dtype(src.dtypes[bands[0] - 1])
+        tile, b = opts.tile, len(bands)
+        code_matrix = scheme.code_matrix(label_schemes.ALL_CODES)
+        writer = TileWriter(folder / "images.npy", (tile, tile, b), dtype)
+        stats = BandStats(b, row_step=tile // 16)
+        return cls(folder, opts, names, dtype, code_matrix, writer, stats, PreviewSampler(src, _rgb_positions(names)))
+
+    @property
+    def area(self) -> float:
+        return float(self.opts.tile * self.opts.tile)
+
+    def add(self, win) -> None:
+        """Filter one window's tiles, write the kept ones and remember their numbers."""
+        code_fractions, nodata_share, tile_nodata, keep = self._filter(win)
+        self._write(win, keep, tile_nodata)
+        self._remember(win, keep, code_fractions, nodata_share)
+        self.done += win.n_rows * win.n_cols
+
+    def _filter(self, win):
+        """(code fractions (n, 44) float32, nodata share (n,), tile nodata (n, tile, tile) bool or None,
+        keep (n,) bool) of the window's n tiles; counts the dropped ones."""
+        nr, nc, tile, stride = win.n_rows, win.n_cols, self.opts.tile, self.opts.stride_px
+        counts = win.counts
+        labelled = counts[:, 1:].sum(1)
+        self.labelled_pixels += int(labelled.sum())
+        code_fractions = (counts[:, 1:] / np.maximum(labelled, 1)[:, None]).astype(np.float32)
+        n_present = (_label_fractions(code_fractions, self.code_matrix) >= self.opts.min_fraction).sum(1)
+        tile_nodata = None
+        nodata_share = np.zeros(nr * nc)
+        if win.nodata is not None:
+            tile_nodata = tiles_view(win.nodata, nr, nc, tile, stride).reshape(nr * nc, tile, tile)
+            nodata_share = tile_nodata.reshape(nr * nc, -1).sum(1) / self.area
+        ok_nodata = nodata_share <= self.opts.max_nodata
+        keep = ok_nodata & (n_present >= self.opts.min_labels)
+        self.dropped["nodata"] += int((~ok_nodata).sum())
+        self.dropped["too_few_labels"] += int((ok_nodata & ~keep).sum())
+        return code_fractions, nodata_share, tile_nodata, keep
+
+    def _write(self, win, keep: np.ndarray, tile_nodata: np.ndarray | None) -> None:
+        """Gather the window's tiles into the writer's buffer, close the gaps of dropped tiles."""
+        nr, nc, tile, stride = win.n_rows, win.n_cols, self.opts.tile, self.opts.stride_px
+        out = self.writer.region(nr * nc)
+        np.copyto(out.reshape(nr, nc, *self.writer.tile_shape), tiles_view(win.pixels, nr, nc, tile, stride))
+        k = int(keep.sum())
+        if k < nr * nc:
+            out[:k] = out[keep]
+        self.stats.update(out[:k], None if tile_nodata is None else tile_nodata[keep])
+        self.writer.commit(k)
+        self.preview.update(win.window, win.pixels, win.nodata)
+
+    def _remember(self, win, keep: np.ndarray, code_fractions: np.ndarray, nodata_share: np.ndarray) -> None:
+        rr, cc = np.divmod(np.flatnonzero(keep), win.n_cols)
+        self.kept.tile_row.append(rr + win.r0)
+        self.kept.tile_col.append(cc + win.c0)
+        self.kept.nodata_share.append(nodata_share[keep])
+        self.kept.unlabelled_share.append(win.counts[keep, 0] / self.area)
+        self.kept.code_fractions.append(code_fractions[keep])
+
+    def require_labels(self, label_source) -> None:
+        if self.labelled_pixels == 0:
             raise OLRError(
                 f"The labels {label_source.path} hold no valid land-cover class on the image's tiles; "
                 "check that the label map covers the image and uses CORINE codes."
             )
-        code_fractions = np.concatenate(kept.code_fractions)
-        label_fractions = _label_fractions(code_fractions, code_matrix)
-        present = label_fractions >= min_fraction
-        # Labels that occur at all and survive pruning; pruning may leave tiles with too few
-        # labels, which go too (repeat until stable: dropping tiles can prune more labels).
-        tile_keep = np.ones(len(code_fractions), dtype=bool)
-        while True:
-            counts_per_label = present[tile_keep].sum(0)
-            label_keep = (counts_per_label > 0) & (counts_per_label >= opts.prune_below)
-            new_keep = tile_keep & (present[:, label_keep].sum(1) >= min_labels)
-            if (new_keep == tile_keep).all():
-                break
-            tile_keep = new_keep
-        dropped["too_few_labels_after_pruning"] = int((~tile_keep).sum())
-        if not tile_keep.all():
-            writer.keep_only(tile_keep)
-        n = writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    if n == 0:
-        raise OLRError(
-            f"No tile of {src.name} was kept ({dropped['nodata']} had too much nodata, "
-            f"{dropped['too_few_labels'] + dropped['too_few_labels_after_pruning']} too few labels); "
-            "lower --min-labels, --min-fraction or --prune-below, or raise --max-nodata."
-        )
 
-    occurring = counts_per_label > 0
-    labels = [lab for lab, k in zip(scheme.labels, label_keep) if k]
-    code_fractions = code_fractions[tile_keep]
-    present_codes = code_fractions.max(0) > 0
-    codes = [c for c, k in zip(label_schemes.ALL_CODES, present_codes) if k]
-    fractions = label_fractions[tile_keep][:, label_keep]
+    def require_tiles(self, n: int, src) -> None:
+        if n == 0:
+            raise OLRError(
+                f"No tile of {src.name} was kept ({self.dropped['nodata']} had too much nodata, "
+                f"{self.dropped['too_few_labels'] + self.dropped['too_few_labels_after_pruning']} too few labels); "
+                "lower --min-labels, --min-fraction or --prune-below, or raise --max-nodata."
+            )
 
+    def band_json(self, complete: bool) -> list[dict]:
+        """Band statistics of the pass, or only band names when pruning dropped tiles it counted."""
+        return self.stats.to_json(self.names) if complete else [{"name": nm} for nm in self.names]
+
+
+@dataclass
+class _Selection:
+    """The tiles and labels that survive pruning, over the tiles kept by the pass."""
+
+    code_fractions: np.ndarray  # (n, 44) float32
+    label_fractions: np.ndarray  # (n, L_all)
+    tiles: np.ndarray  # (n,) bool
+    labels: np.ndarray  # (L_all,) bool
+    occurring: np.ndarray  # (L_all,) bool: present in some surviving tile
+
+    @classmethod
+    def of(cls, tiling: _Tiling) -> _Selection:
+        """Prune rare labels, drop the tiles left with too few labels, compact images.npy to match."""
+        opts = tiling.opts
+        code_fractions = np.concatenate(tiling.kept.code_fractions)
+        label_fractions = _label_fractions(code_fractions, tiling.code_matrix)
+        tiles, labels, occurring = _prune(label_fractions >= opts.min_fraction, opts.prune_below, opts.min_labels)
+        tiling.dropped["too_few_labels_after_pruning"] = int((~tiles).sum())
+        if not tiles.all():
+            tiling.writer.keep_only(tiles)
+        return cls(code_fractions, label_fractions, tiles, labels, occurring)
+
+    def fractions(self) -> np.ndarray:
+        """(N, L) fractions of the surviving tiles and labels."""
+        return self.label_fractions[self.tiles][:, self.labels]
+
+    def present_codes(self) -> tuple[list[int], np.ndarray]:
+        """(codes occurring in a surviving tile, their (N, C) fractions)."""
+        code_fractions = self.code_fractions[self.tiles]
+        present = code_fractions.max(0) > 0
+        return [c for c, k in zip(label_schemes.ALL_CODES, present) if k], code_fractions[:, present]
+
+
+def _prune(present: np.ndarray, prune_below: int, min_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tile keep (n,), label keep (L,), label occurs (L,)) for presence (n, L) bool.
+
+    Labels that occur at all and survive pruning; pruning may leave tiles with too few labels,
+    which go too (repeat until stable: dropping tiles can prune more labels)."""
+    tile_keep = np.ones(len(present), dtype=bool)
+    while True:
+        counts_per_label = present[tile_keep].sum(0)
+        label_keep = (counts_per_label > 0) & (counts_per_label >= prune_below)
+        new_keep = tile_keep & (present[:, label_keep].sum(1) >= min_labels)
+        if (new_keep == tile_keep).all():
+            return tile_keep, label_keep, counts_per_label > 0
+        tile_keep = new_keep
+
+
+def _tile_table(src, kept: _Kept, tile_keep: np.ndarray, opts: PrepareOptions, n: int):
+    """(tile table, split (N,)) of the N surviving tiles; tile_id is the position in images.npy."""
     tile_row = np.concatenate(kept.tile_row)[tile_keep]
     tile_col = np.concatenate(kept.tile_col)[tile_keep]
-    row_off, col_off = tile_row * stride, tile_col * stride
+    row_off, col_off = tile_row * opts.stride_px, tile_col * opts.stride_px
     block_id = splits.spatial_blocks(tile_row, tile_col, opts.split_block)
     split = splits.assign_blocks(block_id, opts.split_fractions, opts.seed)
     table = pd.DataFrame(
@@ -290,37 +380,37 @@ def _build(
             "block_id": block_id,
             "nodata_share": np.concatenate(kept.nodata_share)[tile_keep].astype(np.float32),
             "unlabelled_share": np.concatenate(kept.unlabelled_share)[tile_keep].astype(np.float32),
-            **_tile_bounds(src.transform, row_off, col_off, tile, src.crs),
+            **_tile_bounds(src.transform, row_off, col_off, opts.tile, src.crs),
         }
     )
-    progress(grid.n_tiles, grid.n_tiles, f"writing labels, tile table and preview ({n} tiles)")
-    band_json = stats.to_json(names) if tile_keep.all() else [{"name": nm} for nm in names]
-    meta = {
+    return table, split
+
+
+def _meta(
+    src, grid: TileGrid, scheme: label_schemes.Scheme, tiling: _Tiling, selection: _Selection, codes: list[int], split
+) -> dict:
+    """meta.json of a prepared raster dataset, less the sources (write_dataset adds the counts)."""
+    opts, kept_labels, occurring = tiling.opts, selection.labels, selection.occurring
+    band_json = tiling.band_json(complete=selection.tiles.all())
+    return {
         "kind": "raster",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "crs": _crs_json(src.crs),
-        "resolution": [float(src.res[0]), float(src.res[1])],
-        "width": src.width,
-        "height": src.height,
-        "transform": list(src.transform)[:6],
-        "tile": tile,
-        "stride": stride,
-        "tile_grid": {"rows": grid.rows, "cols": grid.cols, "tiles": grid.n_tiles},
+        **_grid_meta(src, grid, opts),
         "scheme": {
             **scheme.to_json(),
             "n_labels": len(scheme.labels),
             "dropped_codes": list(scheme.dropped_codes),
             "absent": [lab.name for lab, k in zip(scheme.labels, occurring) if not k],
         },
-        "labels": [lab.to_json() for lab in labels],
+        "labels": [lab.to_json() for lab, k in zip(scheme.labels, kept_labels) if k],
         "code_fractions": {"codes": codes},
         "bands": band_json,
-        "dtype": dtype.name,
+        "dtype": tiling.dtype.name,
         "nodata": src.nodata,
-        "min_labels": int(min_labels),
+        "min_labels": int(opts.min_labels),
         "max_nodata": float(opts.max_nodata),
         "prune_below": int(opts.prune_below),
-        "pruned": [lab.name for lab, o, k in zip(scheme.labels, occurring, label_keep) if o and not k],
+        "pruned": [lab.name for lab, o, k in zip(scheme.labels, occurring, kept_labels) if o and not k],
         "split": {
             "method": "spatial_blocks",
             "block": int(opts.split_block),
@@ -328,19 +418,23 @@ def _build(
             "seed": int(opts.seed),
             "counts": splits.split_counts(split),
         },
-        "dropped": dropped,
-        "preview": preview.write(folder / "preview.png"),
-        **extra_meta(),
+        "dropped": tiling.dropped,
+        "preview": tiling.preview.write(tiling.folder / "preview.png"),
     }
-    write_dataset(
-        folder,
-        images=None,
-        fractions=fractions,
-        tiles=table,
-        meta=meta,
-        min_fraction=min_fraction,
-        code_fractions=code_fractions[:, present_codes],
-    )
+
+
+def _grid_meta(src, grid: TileGrid, opts: PrepareOptions) -> dict:
+    """The image grid and the tile grid over it."""
+    return {
+        "crs": _crs_json(src.crs),
+        "resolution": [float(src.res[0]), float(src.res[1])],
+        "width": src.width,
+        "height": src.height,
+        "transform": list(src.transform)[:6],
+        "tile": opts.tile,
+        "stride": opts.stride_px,
+        "tile_grid": {"rows": grid.rows, "cols": grid.cols, "tiles": grid.n_tiles},
+    }
 
 
 # --------------------------------------------------------------------------- CLI
@@ -380,7 +474,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare_command(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     path = prepare_dataset(args.image, args.labels, out, PrepareOptions.from_args(args), progress=cli_progress())
-    from olr.data.dataset import load_dataset
 
     ds = load_dataset(path)
     print(

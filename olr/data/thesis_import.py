@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ import pandas as pd
 from olr import atomic, workspace
 from olr.data import label_schemes, splits
 from olr.data.dataset import write_dataset
-from olr.data.prepare import Progress, file_digest, output_folder
+from olr.data.prepare import Progress, cli_progress, file_digest, output_folder
 from olr.data.rasters import DEFAULT_BAND_NAMES
 from olr.data.tile_writer import BandStats, TileWriter
 from olr.errors import OLRError
@@ -171,37 +172,17 @@ def import_batches(
     split_block: tiles per split block, consecutive in batch order; default one block per batch.
     Raises OLRError (nothing written) for missing or mismatched batches and non-binary labels.
     """
-    names_given = (
-        None if label_names is None else (list(label_names) if isinstance(label_names, list) else str(label_names))
-    )
-    parameters = {
-        "folder": str(folder),
-        "out": str(out),
-        "label_names": names_given,
-        "split_block": split_block,
-        "split_fractions": list(split_fractions),
-        "seed": seed,
-        "overwrite": overwrite,
-    }
+    parameters = _parameters(folder, out, label_names, split_block, split_fractions, seed, overwrite)
     workspace.require_writable("import a dataset")
     split_fractions = splits.check_fractions(split_fractions)
     if split_block is not None and (not isinstance(split_block, (int, np.integer)) or split_block < 1):
         raise OLRError(f"The split block size {split_block!r} is not valid; use a whole number of tiles, at least 1.")
     image_files, label_files, shape, dtype, n_labels = scan_batches(folder)
-    if label_names is None:
-        names = [f"label {i + 1}" for i in range(n_labels)]
-    else:
-        names = list(label_names) if isinstance(label_names, list) else read_label_names(label_names)
-        if len(names) != n_labels:
-            where = "the list" if isinstance(label_names, list) else str(label_names)
-            raise OLRError(
-                f"{where} names {len(names)} labels but the batches hold {n_labels}; give one name per label column."
-            )
+    names = _label_names(label_names, n_labels)
     out = Path(out)
     if out.exists() and not overwrite:
         raise OLRError(f"{out} already exists; choose another name or pass --overwrite to replace it.")
     progress = progress or (lambda done, total, message: None)
-    h, w, b = shape
     sizes = [int(_open_npy(p).shape[0]) for p in image_files]
     total = sum(sizes)
     if total == 0:
@@ -210,95 +191,145 @@ def import_batches(
     with concurrent.futures.ThreadPoolExecutor(1) as hasher:
         digests = [hasher.submit(file_digest, p) for p in image_files + label_files]
         with atomic.staged_folder(out, overwrite) as staging:
-            writer = TileWriter(staging / "images.npy", shape, dtype)
-            stats = BandStats(b)
-            fractions, batch_of, index_in_batch = [], [], []
-            try:
-                done = 0
-                for k, (image_file, label_file) in enumerate(zip(image_files, label_files)):
-                    images = _open_npy(image_file)
-                    for i in range(0, len(images), CHUNK):
-                        chunk = np.asarray(images[i : i + CHUNK])
-                        writer.append(chunk)
-                        stats.update(chunk)
-                    fractions.append(np.asarray(_open_npy(label_file), dtype=np.float32))
-                    batch_of.append(np.full(len(images), k))
-                    index_in_batch.append(np.arange(len(images)))
-                    done += len(images)
-                    progress(done, total, f"importing batch {k + 1}/{len(image_files)}")
-                writer.close()
-            except BaseException:
-                writer.abort()
-                raise
-            batch = np.concatenate(batch_of)
-            if split_block is None:
-                block_id, method = batch.astype(np.int64), "contiguous_blocks (one per batch)"
-            else:
-                block_id, method = splits.contiguous_blocks(total, split_block), "contiguous_blocks"
-            split = splits.assign_blocks(block_id, split_fractions, seed)
-            nan = np.full(total, np.nan)
-            tiles = pd.DataFrame(
-                {
-                    "tile_id": np.arange(total, dtype=np.int64),
-                    "row_off": np.full(total, -1, dtype=np.int64),
-                    "col_off": np.full(total, -1, dtype=np.int64),
-                    "split": split.astype(str),
-                    "block_id": block_id,
-                    "nodata_share": np.zeros(total, dtype=np.float32),
-                    "batch": batch.astype(np.int64),
-                    "index_in_batch": np.concatenate(index_in_batch).astype(np.int64),
-                    **{
-                        c: nan for c in ("x_min", "y_min", "x_max", "y_max", "lon_min", "lat_min", "lon_max", "lat_max")
-                    },
-                }
-            )
-            labels = label_entries(names)
-            band_names = DEFAULT_BAND_NAMES.get(b, [f"band {i + 1}" for i in range(b)])
-            meta = {
-                "kind": "thesis_batches",
-                "name": out.name,
-                "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "sources": {
-                    "folder": str(Path(folder).resolve()),
-                    "files": [f.result() for f in digests],
-                    "label_names": parameters["label_names"],
-                },
-                "tile": int(h) if h == w else [int(h), int(w)],
-                "tile_shape": [int(h), int(w), int(b)],
-                "scheme": {
-                    "name": "imported",
-                    "labels": labels,
-                    "n_labels": n_labels,
-                    "dropped_codes": [],
-                    "absent": [],
-                },
-                "labels": labels,
-                "bands": stats.to_json(band_names),
-                "dtype": dtype.name,
-                "nodata": None,
-                "crs": None,
-                "split": {
-                    "method": method,
-                    "block": split_block,
-                    "fractions": list(split_fractions),
-                    "seed": int(seed),
-                    "counts": splits.split_counts(split),
-                },
-                "batches": {"count": len(image_files), "sizes": sizes},
-                "dropped": {},
-                "preview": None,
-                "parameters": parameters,
-            }
+            imported = _stream_batches(image_files, label_files, staging / "images.npy", shape, dtype, total, progress)
+            block_id, split, split_meta = _split(imported.batch, split_block, split_fractions, seed)
+            tiles = _tile_table(imported, block_id, split)
+            meta = _meta(out, folder, digests, parameters, shape, dtype, names, imported.stats, split_meta, sizes)
             write_dataset(
-                staging,
-                images=None,
-                fractions=np.concatenate(fractions),
-                tiles=tiles,
-                meta=meta,
-                min_fraction=MIN_FRACTION,
+                staging, images=None, fractions=imported.fractions, tiles=tiles, meta=meta, min_fraction=MIN_FRACTION
             )
     progress(total, total, f"dataset written to {out}")
     return out
+
+
+def _parameters(folder, out, label_names, split_block, split_fractions, seed, overwrite) -> dict:
+    """The call, as meta.json records it."""
+    names_given = (
+        None if label_names is None else (list(label_names) if isinstance(label_names, list) else str(label_names))
+    )
+    return {
+        "folder": str(folder),
+        "out": str(out),
+        "label_names": names_given,
+        "split_block": split_block,
+        "split_fractions": list(split_fractions),
+        "seed": seed,
+        "overwrite": overwrite,
+    }
+
+
+def _label_names(label_names: str | os.PathLike | list[str] | None, n_labels: int) -> list[str]:
+    """The L label names: given as a list or a file, else "label 1".."label L"."""
+    if label_names is None:
+        return [f"label {i + 1}" for i in range(n_labels)]
+    names = list(label_names) if isinstance(label_names, list) else read_label_names(label_names)
+    if len(names) != n_labels:
+        where = "the list" if isinstance(label_names, list) else str(label_names)
+        raise OLRError(
+            f"{where} names {len(names)} labels but the batches hold {n_labels}; give one name per label column."
+        )
+    return names
+
+
+@dataclass
+class _Imported:
+    """What streaming the batches gives besides images.npy, per tile in batch order."""
+
+    fractions: np.ndarray  # (N, L) float32, the binary labels
+    batch: np.ndarray  # (N,) int64, the batch number
+    index_in_batch: np.ndarray  # (N,) int
+    stats: BandStats
+
+
+def _stream_batches(image_files, label_files, path: Path, shape, dtype, total: int, progress: Progress) -> _Imported:
+    """Copy the image batches into `path` (images.npy) a CHUNK at a time; read the label batches."""
+    writer = TileWriter(path, shape, dtype)
+    stats = BandStats(shape[2])
+    fractions, batch_of, index_in_batch = [], [], []
+    try:
+        done = 0
+        for k, (image_file, label_file) in enumerate(zip(image_files, label_files)):
+            images = _open_npy(image_file)
+            for i in range(0, len(images), CHUNK):
+                chunk = np.asarray(images[i : i + CHUNK])
+                writer.append(chunk)
+                stats.update(chunk)
+            fractions.append(np.asarray(_open_npy(label_file), dtype=np.float32))
+            batch_of.append(np.full(len(images), k))
+            index_in_batch.append(np.arange(len(images)))
+            done += len(images)
+            progress(done, total, f"importing batch {k + 1}/{len(image_files)}")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return _Imported(np.concatenate(fractions), np.concatenate(batch_of), np.concatenate(index_in_batch), stats)
+
+
+def _split(batch: np.ndarray, split_block: int | None, split_fractions, seed: int):
+    """(block id (N,), split (N,), meta["split"]): blocks of consecutive tiles, by default one per batch."""
+    if split_block is None:
+        block_id, method = batch.astype(np.int64), "contiguous_blocks (one per batch)"
+    else:
+        block_id, method = splits.contiguous_blocks(len(batch), split_block), "contiguous_blocks"
+    split = splits.assign_blocks(block_id, split_fractions, seed)
+    split_meta = {
+        "method": method,
+        "block": split_block,
+        "fractions": list(split_fractions),
+        "seed": int(seed),
+        "counts": splits.split_counts(split),
+    }
+    return block_id, split, split_meta
+
+
+def _tile_table(imported: _Imported, block_id: np.ndarray, split: np.ndarray) -> pd.DataFrame:
+    """The tile table: no coordinates (row_off = col_off = -1, bounds NaN), but each tile's batch and index."""
+    total = len(imported.batch)
+    nan = np.full(total, np.nan)
+    return pd.DataFrame(
+        {
+            "tile_id": np.arange(total, dtype=np.int64),
+            "row_off": np.full(total, -1, dtype=np.int64),
+            "col_off": np.full(total, -1, dtype=np.int64),
+            "split": split.astype(str),
+            "block_id": block_id,
+            "nodata_share": np.zeros(total, dtype=np.float32),
+            "batch": imported.batch.astype(np.int64),
+            "index_in_batch": imported.index_in_batch.astype(np.int64),
+            **{c: nan for c in ("x_min", "y_min", "x_max", "y_max", "lon_min", "lat_min", "lon_max", "lat_max")},
+        }
+    )
+
+
+def _meta(out: Path, folder, digests, parameters: dict, shape, dtype, names, bands: BandStats, split, sizes) -> dict:
+    """meta.json of an imported dataset (write_dataset adds the counts); waits for the source hashes."""
+    h, w, b = shape
+    labels = label_entries(names)
+    band_names = DEFAULT_BAND_NAMES.get(b, [f"band {i + 1}" for i in range(b)])
+    return {
+        "kind": "thesis_batches",
+        "name": out.name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "sources": {
+            "folder": str(Path(folder).resolve()),
+            "files": [f.result() for f in digests],
+            "label_names": parameters["label_names"],
+        },
+        "tile": int(h) if h == w else [int(h), int(w)],
+        "tile_shape": [int(h), int(w), int(b)],
+        "scheme": {"name": "imported", "labels": labels, "n_labels": len(labels), "dropped_codes": [], "absent": []},
+        "labels": labels,
+        "bands": bands.to_json(band_names),
+        "dtype": dtype.name,
+        "nodata": None,
+        "crs": None,
+        "split": split,
+        "batches": {"count": len(sizes), "sizes": sizes},
+        "dropped": {},
+        "preview": None,
+        "parameters": parameters,
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -321,7 +352,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def import_batches_command(args: argparse.Namespace) -> int:
-    from olr.data.prepare import cli_progress
 
     path = import_batches(
         args.folder,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olr import workspace
+from olr.analysis.correlations import untrained_agreement
+from olr.data.demo_scene import DEMO_DATASET, ensure_demo_dataset
 from olr.errors import OLRError
 from olr.runs.store import RunLayout
 from olr.workflows import presets
@@ -109,7 +111,6 @@ def collect_figures(classifier_dir: Path, siamese_dir: Path) -> tuple[dict, dict
 def run_demo(quick: bool = False, run_prefix: str | None = None) -> DemoResult:
     """Dataset -> classifier -> Siamese -> evaluation -> agreement; returns the figures."""
     workspace.require_writable("run the demo pipeline")
-    from olr.data.demo_scene import DEMO_DATASET, ensure_demo_dataset
 
     mode = "quick" if quick else "full"
     prefix = run_prefix or f"demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -133,7 +134,6 @@ def run_demo(quick: bool = False, run_prefix: str | None = None) -> DemoResult:
     siamese_dir = _train(siamese_id, {"kind": "siamese", "classifier_run": classifier_id, **SIAMESE[mode]})
     figures, checks = collect_figures(classifier_dir, siamese_dir)
     # Chance level: an untrained network of the same architecture on the same tiles.
-    from olr.analysis.correlations import untrained_agreement
 
     figures["untrained_spearman"] = untrained_agreement(siamese_id)["siamese_self"]["spearman"]
     figures["minutes"] = round((time.time() - started) / 60, 1)

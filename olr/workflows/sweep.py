@@ -24,7 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from olr import atomic, workspace
+from olr.data.dataset import load_dataset
 from olr.errors import OLRError
+from olr.runs import launcher, store
 from olr.runs.store import ENDED_STATES, RunLayout, RunState
 from olr.workflows import presets
 
@@ -124,8 +126,6 @@ def run_sweep(
     echo=print,
 ) -> str:
     """Launch every job of `preset` (classifier, then its Siamese) and wait for all; return the sweep id."""
-    from olr.data.dataset import load_dataset
-    from olr.runs import launcher, store
 
     workspace.require_writable("launch a sweep")
     if preset not in PRESETS:
@@ -198,7 +198,6 @@ def _confusion_totals(run_dir: Path) -> dict:
 
 def sweep_table(sweep_id: str) -> pd.DataFrame:
     """The thesis-style table of a sweep: one row per configuration."""
-    from olr.runs import store
 
     m = load_manifest(sweep_id)
     rows = []

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from olr.data.dataset import load_dataset
 from olr.data.demo_scene.demo_dataset import ensure_demo_dataset
 from olr.data.demo_scene.scene_files import demo_scene_dir, scene_complete
 from olr.data.demo_scene.spec import DEFAULT_SEED, DEFAULT_SIZE_PX
@@ -19,7 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_data_command(args: argparse.Namespace) -> int:
-    from olr.data.dataset import load_dataset
 
     last = [0.0, ""]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from olr import workspace
-from olr.data import label_schemes
+from olr.data import label_schemes, splits
+from olr.data.dataset import REQUIRED_FILES
 from olr.data.demo_scene.scene_files import demo_scene_dir, generate_scene, scene_complete
 from olr.data.demo_scene.spec import (
     DEFAULT_SEED,
@@ -28,11 +29,11 @@ from olr.data.demo_scene.spec import (
     Progress,
     check_params,
 )
+from olr.data.prepare import prepare_dataset
 
 
 def _dataset_complete(folder: Path) -> bool:
     """Whether `folder` holds every file of a prepared dataset."""
-    from olr.data.dataset import REQUIRED_FILES
 
     return folder.is_dir() and all((folder / f).exists() for f in REQUIRED_FILES)
 
@@ -91,7 +92,6 @@ def split_seed(presence: np.ndarray, *, block: int, fractions=DEMO_SPLIT, n_seed
     worst label (of those in at least 20 tiles) gets the largest share of its expected
     validation and test positives. presence: (tile rows, tile cols, C) bool.
     """
-    from olr.data import splits
 
     nr, nc, n_labels = presence.shape
     rows, cols = np.divmod(np.arange(nr * nc), nc)
@@ -152,7 +152,6 @@ def ensure_demo_dataset(
 
 def _prepare(scene_dir: Path, out: Path, progress: Progress | None) -> None:
     """Prepare the scene in `scene_dir` into the dataset `out` with the demo's settings."""
-    from olr.data.prepare import prepare_dataset
 
     image, labels = scene_dir / "image.tif", scene_dir / "clc.tif"
     chosen = split_seed(tile_presence(image, labels)[0], block=DEMO_SPLIT_BLOCK)
