@@ -20,6 +20,8 @@ arguments are `olr.training.lifecycle`'s StatusFile and StopFlag.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 
 from olr.errors import OLRError
 from olr.runs.store import RunLayout, RunState
@@ -29,6 +31,10 @@ from olr.training.plan import Plan
 
 def setup_devices(logical_cpus: int = 0):
     """(strategy, device description). Must run before TensorFlow executes anything."""
+    if logical_cpus > 1 and "tensorflow" not in sys.modules:
+        # oneDNN's CPU kernels crash the process (SIGSEGV) under MirroredStrategy over logical
+        # CPUs on AVX-512 machines (TensorFlow 2.21); TensorFlow reads this switch at import.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
