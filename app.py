@@ -6,10 +6,11 @@ from the `olr` library and renders. Errors never reach the browser as tracebacks
 
 import streamlit as st
 
-from ui import first_launch, sidebar, state
+from ui import first_launch, server_limits, sidebar, state
 from ui.guard import show_exception
 
 st.set_page_config(layout="wide", page_title="OLR Studio", page_icon="🛰️")
+server_limits.refuse_unsafe_launch()  # before anything renders: a launch that takes larger uploads than allowed
 
 PAGES = {
     "Data": [

@@ -125,19 +125,8 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
         raise OLRError(f"Cannot write in {final.parent} ({e.strerror}); choose a folder you can write to.") from None
     try:
         yield tmp
-        if final.exists():
-            old = Path(stem + OLD)
-            old.mkdir()
-            os.replace(final, old / "x")
-            try:
-                os.replace(tmp, final)
-            except BaseException:
-                os.replace(old / "x", final)  # put the previous version back
-                shutil.rmtree(old, ignore_errors=True)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        with _folder_lock(final.parent):
+            _move_into_place(tmp, final, Path(stem + OLD), overwrite)
         _fsync_dir(final.parent)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -157,6 +146,41 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
         with contextlib.suppress(OSError):
             os.unlink(stem + LOCK)
         os.close(lock_fd)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `folder` itself: builds of the same parent rename one at a time."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _move_into_place(tmp: Path, final: Path, old: Path, overwrite: bool) -> None:
+    """Rename the complete `tmp` to `final`; call under `_folder_lock` so the existence check holds.
+
+    Without `overwrite`, a `final` that appeared while `tmp` was being built (another build of
+    the same name) is an error: it is never replaced silently.
+    """
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    if not overwrite:
+        raise OLRError(
+            f"{final} was created meanwhile by another build; choose another name or pass --overwrite to replace it."
+        )
+    old.mkdir()
+    os.replace(final, old / "x")
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        os.replace(old / "x", final)  # put the previous version back
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 PARTIAL, OLD, LOCK = ".partial", ".old", ".lock"

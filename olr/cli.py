@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from olr import workspace
 from olr.errors import OLRError
 
 
@@ -21,45 +22,72 @@ class Command(NamedTuple):
     module: str  # imported only when the subcommand runs
     function: str  # function(args) -> exit code
     help: str
+    # What the command does to the workspace, for the read-only refusal ("" = writes nothing there).
+    # Checked here, before the command runs, so no writing command slips past read-only mode.
+    writes: str = ""
 
 
 #: subcommand -> where it lives and what it does
 COMMANDS: dict[str, Command] = {
     "prepare": Command(
-        "olr.data.prepare", "prepare_command", "turn an image raster + CORINE labels into a tile dataset"
+        "olr.data.prepare",
+        "prepare_command",
+        "turn an image raster + CORINE labels into a tile dataset",
+        "prepare a dataset",
     ),
     "import-batches": Command(
         "olr.data.thesis_import",
         "import_batches_command",
         "import a folder in the thesis batch format (0.npy, labels0.npy, ...)",
+        "import a dataset",
     ),
     "demo-data": Command(
         "olr.data.demo_scene.command",
         "demo_data_command",
         "generate the synthetic demo scene and prepare the demo dataset",
+        "prepare the demo dataset",
     ),
     "datasets": Command(
         "olr.data.label_stats", "datasets_command", "list datasets, or print the label statistics of one"
     ),
     "train": Command(
-        "olr.workflows.train", "train_command", "train a classifier or a Siamese network into models/<run-id>/"
+        "olr.workflows.train",
+        "train_command",
+        "train a classifier or a Siamese network into models/<run-id>/",
+        "start a training run",
     ),
-    "evaluate": Command("olr.analysis.evaluation", "evaluate_command", "evaluate a finished run on its test split"),
+    "evaluate": Command(
+        "olr.analysis.evaluation",
+        "evaluate_command",
+        "evaluate a finished run on its test split",
+        "write an evaluation into a run folder",
+    ),
     "correlations": Command(
         "olr.analysis.correlations",
         "correlations_command",
         "compute label correlation matrices and their agreement for a run",
+        "write correlations into a run folder",
     ),
     "embed": Command(
-        "olr.analysis.embeddings", "embed_command", "export the (N, L, k) label embeddings of a Siamese run"
+        "olr.analysis.embeddings",
+        "embed_command",
+        "export the (N, L, k) label embeddings of a Siamese run",
+        "export embeddings",
     ),
     "runs": Command("olr.runs.store", "runs_command", "list runs and their state"),
     "demo": Command(
-        "olr.workflows.demo", "demo_command", "one command: demo dataset, classifier, Siamese, evaluation, agreement"
+        "olr.workflows.demo",
+        "demo_command",
+        "one command: demo dataset, classifier, Siamese, evaluation, agreement",
+        "run the demo pipeline",
     ),
     "sweep": Command(
-        "olr.workflows.sweep", "sweep_command", "launch a preset series of runs (e.g. the thesis's study)"
+        "olr.workflows.sweep",
+        "sweep_command",
+        "launch a preset series of runs (e.g. the thesis's study)",
+        # run_sweep refuses on a read-only workspace; `sweep --table` only reads, so it stays allowed
     ),
+    # bench writes only into a temporary folder or its own --workdir, never into the workspace
     "bench": Command("olr.workflows.bench", "bench_command", "benchmarks: prepare, classifier, siamese"),
 }
 
@@ -98,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(command.module)
         parser = argparse.ArgumentParser(prog=f"{_program()} {name}", description=command.help)
         module.add_arguments(parser)
-        args = parser.parse_args(rest)
+        args = parser.parse_args(rest)  # --help still answers on a read-only workspace
+        if command.writes:
+            workspace.require_writable(command.writes)
         return int(getattr(module, command.function)(args) or 0)
     except OLRError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -137,6 +137,8 @@ if not everything:
     st.stop()
 selected_ids = [i for i in state.runs() if i in {r.id for r in everything}]
 table = comparison_table(everything, selected_ids)
+for damaged in (r for r in everything if r.problem):
+    st.warning(damaged.problem, icon=":material/warning:")
 st.download_button(
     "Download the table as CSV",
     table.to_csv(index=False).encode("utf-8"),

@@ -9,6 +9,7 @@ from olr.analysis import correlations, pair_maps
 from olr.data import summary
 from ui import charts, loaders, maps, results
 from ui.entry import ensure_entrypoint
+from ui.text import plain, plain_list
 
 ensure_entrypoint()
 st.title("Correlations & map")
@@ -85,7 +86,7 @@ def agreement_cards(agreement: dict) -> None:
     if excluded:
         st.caption(
             f"Left out (no variance in these {agreement.get('info', {}).get('n_tiles', '?')} tiles): "
-            f"{', '.join(excluded)}."
+            f"{plain_list(excluded)}."
         )
 
 
@@ -186,7 +187,7 @@ def pair_map(run, mats: dict, names: list[str]) -> None:
         basemap=basemap,
     )
     st.caption(
-        f"Test tiles, **{label_i}** with **{label_j}**. "
+        f"Test tiles, **{plain(label_i)}** with **{plain(label_j)}**. "
         "Left: the ground truth; right: the network's score for the pair, "
         "both 0…1. The panes move together; hover a tile for both values, click it for its labels. "
         + (

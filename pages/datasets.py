@@ -18,6 +18,7 @@ from ui import charts, loaders, maps, state, tiles
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 from ui.progress import ProgressBar
+from ui.text import plain
 
 ensure_entrypoint()
 st.title("Datasets")
@@ -98,6 +99,81 @@ def _number_input(f, column):
     )
 
 
+def _upload_inputs():
+    """The two uploaders (outside the form, so the label file used shows as soon as it is uploaded)."""
+    c1, c2 = st.columns(2)
+    image_file = c1.file_uploader(
+        "Image raster (GeoTIFF)",
+        type=list(uploads.RASTER_TYPES),
+        key="prep.image_upload",
+        max_upload_size=uploads.max_upload_mb(),
+    )
+    label_files = c2.file_uploader(
+        "CORINE labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
+        type=list(uploads.LABEL_TYPES),
+        accept_multiple_files=True,
+        key="prep.labels_upload",
+        max_upload_size=uploads.max_upload_mb(),
+    )
+    used = uploads.LabelUpload.of(label_files)
+    if used.used is not None:
+        replaced = f" (replaces {', '.join(used.replaced)}, which will not be used)" if used.replaced else ""
+        c2.caption(f"Labels used: **{used.used.name}**{replaced}")
+    return image_file, label_files
+
+
+def _server_inputs():
+    """The two path inputs and the files found in the data folder."""
+    rasters_found = uploads.candidate_files((".tif", ".tiff", ".gpkg", ".shp"))
+    c1, c2 = st.columns(2)
+    image_path = c1.text_input(
+        "Image raster",
+        key="prep.image",
+        placeholder="uploads/scene.tif",
+        help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.",
+    )
+    label_path = c2.text_input(
+        "CORINE labels",
+        key="prep.labels",
+        placeholder="uploads/clc.tif",
+        help="CORINE raster (grid codes 1..44 or CLC codes 111..523) or vector (GeoPackage/Shapefile with Code_18).",
+    )
+    if rasters_found:
+        st.caption(
+            "Files found in the data folder: "
+            + ", ".join(f"`{f}`" for f in rasters_found[:12])
+            + (" …" if len(rasters_found) > 12 else "")
+        )
+    return image_path, label_path
+
+
+def _scheme_value(scheme: str, mapping: str):
+    if scheme != "custom":
+        return scheme
+    try:
+        return json.loads(mapping or "")
+    except json.JSONDecodeError as e:
+        raise OLRError(
+            f'The custom mapping is not valid JSON ({e.msg}); write it like {{"Urban": [111, 112]}}.'
+        ) from None
+
+
+def _show_estimate(source: str, image_path: str, name: str, opts: PrepareOptions) -> None:
+    """The size of the dataset these inputs would make, and whether it fits, before anything is written."""
+    from olr.data import prepare_estimate
+
+    if source != "On the server":
+        st.info(
+            "The size of an uploaded scene is checked when you press Prepare: a dataset larger than the free "
+            "disk or the size limit is refused before anything is written.",
+            icon=":material/straighten:",
+        )
+        return
+    estimate = prepare_estimate.estimate_dataset(uploads.server_path(image_path, "image raster"), opts)
+    st.info(f"This preparation would write {estimate.describe()} (at most).", icon=":material/straighten:")
+    prepare_estimate.require_room(estimate, workspace.data_dir() / ((name or "").strip() or "new"))
+
+
 @guarded("Preparing the dataset")
 def prepare_form() -> None:
     source = st.radio(
@@ -107,47 +183,12 @@ def prepare_form() -> None:
         key="prep.source",
         captions=[f"Paths inside {workspace.data_dir()}", f"At most {uploads.max_upload_mb()} MB per file"],
     )
+    image_path = label_path = image_file = label_files = None
+    if source == "Upload":
+        image_file, label_files = _upload_inputs()
     with st.form("prepare", border=True):
         if source == "On the server":
-            rasters_found = uploads.candidate_files((".tif", ".tiff", ".gpkg", ".shp"))
-            c1, c2 = st.columns(2)
-            image_path = c1.text_input(
-                "Image raster",
-                key="prep.image",
-                placeholder="uploads/scene.tif",
-                help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.",
-            )
-            label_path = c2.text_input(
-                "CORINE labels",
-                key="prep.labels",
-                placeholder="uploads/clc.tif",
-                help="CORINE raster (grid codes 1..44 or CLC codes 111..523) "
-                "or vector (GeoPackage/Shapefile with Code_18).",
-            )
-            if rasters_found:
-                st.caption(
-                    "Files found in the data folder: "
-                    + ", ".join(f"`{f}`" for f in rasters_found[:12])
-                    + (" …" if len(rasters_found) > 12 else "")
-                )
-            image_files = label_files = None
-        else:
-            c1, c2 = st.columns(2)
-            image_files = c1.file_uploader(
-                "Image raster (GeoTIFF)",
-                type=list(uploads.RASTER_TYPES),
-                key="prep.image_upload",
-                max_upload_size=uploads.max_upload_mb(),
-            )
-            label_files = c2.file_uploader(
-                "CORINE labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
-                type=list(uploads.LABEL_TYPES),
-                accept_multiple_files=True,
-                key="prep.labels_upload",
-                max_upload_size=uploads.max_upload_mb(),
-            )
-            image_path = label_path = None
-
+            image_path, label_path = _server_inputs()
         c1, c2, c3 = st.columns(3)
         name = c1.text_input(
             "Dataset name", key="prep.name", placeholder="my-scene", help="Letters, digits, '.', '_' or '-'."
@@ -202,44 +243,31 @@ def prepare_form() -> None:
         overwrite = c4.checkbox(
             prepare_options.spec("overwrite").label, key="prep.overwrite", help=prepare_options.spec("overwrite").help
         )
-        submitted = st.form_submit_button("Prepare dataset", type="primary", icon=":material/grid_on:")
+        b1, b2 = st.columns(2)
+        estimate = b1.form_submit_button("Estimate the size", icon=":material/straighten:")
+        submitted = b2.form_submit_button("Prepare dataset", type="primary", icon=":material/grid_on:")
 
-    if not submitted:
+    if not (submitted or estimate):
         return
-    workspace.require_writable("prepare a dataset")
-    out = workspace.dataset_path((name or "").strip())
-    if scheme == "custom":
-        try:
-            scheme_value = json.loads(mapping or "")
-        except json.JSONDecodeError as e:
-            raise OLRError(
-                f'The custom mapping is not valid JSON ({e.msg}); write it like {{"Urban": [111, 112]}}.'
-            ) from None
-    else:
-        scheme_value = scheme
-    if source == "On the server":
-        image = uploads.server_path(image_path, "image raster")
-        labels = uploads.server_path(label_path, "label file")
-    else:
-        if not image_files or not label_files:
-            raise OLRError("Upload both files: the image raster and the CORINE labels.")
-        submission = f"{out.name}-{st.session_state.get('prep.nonce', 0)}"
-        image = uploads.save_uploads([image_files], submission, uploads.RASTER_TYPES)[0]
-        labels = uploads.main_label_file(uploads.save_uploads(label_files, submission, uploads.LABEL_TYPES))
-        st.session_state["prep.nonce"] = st.session_state.get("prep.nonce", 0) + 1
-
-    from olr.data.prepare import prepare_dataset
-
-    bar = ProgressBar("Preparing", unit="tiles")
     opts = PrepareOptions(
         **{f.name: _number_value(f, numbers[f.name]) for f in NUMBER_OPTIONS},
-        scheme=scheme_value,
+        scheme=_scheme_value(scheme, mapping),
         split_fractions=tuple(float(x) for x in fractions),
         label_encoding=encoding,
         overwrite=bool(overwrite),
     )
-    path = prepare_dataset(image, labels, out, opts, progress=bar.update)
-    bar.done()
+    if estimate:
+        _show_estimate(source, image_path, name, opts)
+        return
+    workspace.require_writable("prepare a dataset")
+    out = workspace.dataset_path((name or "").strip())
+    if source == "On the server":
+        path = _prepare(
+            uploads.server_path(image_path, "image raster"), uploads.server_path(label_path, "label file"), out, opts
+        )
+    else:
+        with uploads.saved_uploads(image_file, label_files, out.name) as (image, labels):
+            path = _prepare(image, labels, out, opts)
     ds = load_dataset(path)
     state.choose_dataset(ds.name)
     state.flash(
@@ -248,6 +276,15 @@ def prepare_form() -> None:
         f"{len(ds.label_names)} labels. It is selected in the sidebar.",
     )
     st.rerun()
+
+
+def _prepare(image, labels, out, opts: PrepareOptions):
+    from olr.data.prepare import prepare_dataset
+
+    bar = ProgressBar("Preparing", unit="tiles")
+    path = prepare_dataset(image, labels, out, opts, progress=bar.update)
+    bar.done()
+    return path
 
 
 @guarded("Importing the batches")
@@ -518,7 +555,7 @@ def map_view(ds: Dataset) -> None:
     )
     st.caption(
         f"Each rectangle is a tile over the scene preview, coloured by the share of its labelled area that is "
-        f"**{label}**. Hover for the value, click a tile for all its labels."
+        f"**{plain(label)}**. Hover for the value, click a tile for all its labels."
     )
     maps.show(m, key=f"ds.map.{ds.name}")
 

@@ -10,6 +10,7 @@ from olr.analysis import evaluation, metrics
 from olr.data import composites
 from ui import charts, loaders, results, tiles
 from ui.entry import ensure_entrypoint
+from ui.text import plain
 
 ensure_entrypoint()
 st.title("Evaluate")
@@ -129,7 +130,7 @@ def examples(run, m: metrics.MultilabelMetrics, thresholds) -> None:
     for tab, (kind, (idx, probs)) in zip(tabs, groups.items()):
         with tab:
             if len(idx) == 0:
-                st.caption(f"No {kind.lower()} for {label} at threshold {t:.2f}.")
+                st.caption(f"No {kind.lower()} for {plain(label)} at threshold {t:.2f}.")
                 continue
             st.caption(
                 {
@@ -200,7 +201,7 @@ if run is not None:
     if diagnostics:
         with st.expander(f"Diagnostics from the evaluation ({len(diagnostics)})", expanded=not m.beats_baseline):
             for d in diagnostics:
-                st.markdown(f"- {d.get('message')}")
+                st.markdown(f"- {plain(d.get('message'))}")
     st.subheader("Per label")
     st.caption("Sortable: click a column header. Labels without test positives have undefined recall and F-scores.")
     per_label_table(m)

@@ -141,7 +141,9 @@ def curves() -> None:
     if live:
         st.caption(f"Refreshing every {REFRESH_S:g} s · last update {time.strftime('%H:%M:%S')}")
     for run in selected:
-        if run.state in store.FAILED_STATES:
+        if run.problem:
+            st.warning(run.problem, icon=":material/warning:")
+        elif run.state in store.FAILED_STATES:
             runs_panel.describe_failure(run)
 
 

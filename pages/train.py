@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from olr import workspace
@@ -191,12 +189,8 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
     workspace.require_writable("start a training run")
     raw = {"kind": kind, **{k: v for k, v in values.items() if v is not None}}
     if isinstance(raw.get("scheme"), str) and raw["scheme"].lstrip().startswith("{"):
-        try:
-            raw["scheme"] = json.loads(raw["scheme"])
-        except json.JSONDecodeError as e:
-            raise OLRError(
-                f'The custom label mapping is not valid JSON ({e.msg}); write it like {{"Urban": [111, 112]}}.'
-            ) from None
+        # strictly: json.loads would keep the last of two equal label names silently
+        raw["scheme"] = label_schemes.parse_json_strictly(raw["scheme"], "The custom label mapping")
     if kind == "siamese" and not raw.get("classifier_run"):
         raise OLRError("Pick the finished classifier run the Siamese network should imitate.")
     cfg = options.resolve(raw)  # bad options are reported here, before any process starts

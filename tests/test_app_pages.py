@@ -16,6 +16,7 @@ from olr import workspace
 from olr.analysis import correlations, evaluation
 from olr.runs import store
 from olr.workspace import REPO_ROOT
+from tests.fixtures.browser import launched_with_upload_limit
 from tests.fixtures.runs import make_tiny_dataset
 
 APP = str(REPO_ROOT / "app.py")
@@ -179,6 +180,7 @@ def test_prepare_rejects_bad_paths_with_a_sentence(geo_home, image, expected):
 
 def test_uploads_that_are_not_rasters_or_too_large_are_refused(geo_home, monkeypatch, tiny_rasters):
     monkeypatch.setenv("OLR_MAX_UPLOAD_MB", "1")
+    launched_with_upload_limit(monkeypatch, 1)
     at = open_page(PAGES[0])
     at.radio(key="prep.source").set_value("Upload").run()
     at.file_uploader(key="prep.image_upload").upload("scene.tif", b"this is not a GeoTIFF", "image/tiff")
@@ -394,6 +396,7 @@ def test_read_only_workspace_hides_every_action(geo_home, monkeypatch, trained_c
     train_state = json.loads((stopped / "train_state.json").read_text())
     (stopped / "train_state.json").write_text(json.dumps({**train_state, "epoch": 1}))
     monkeypatch.setenv("OLR_READONLY", "1")
+    launched_with_upload_limit(monkeypatch, 0)  # the documented read-only launch
     at = open_page(PAGES[0])
     assert "Read-only demo" in texts(at, "info")
     assert not any(b.label == "Prepare dataset" for b in at.button)

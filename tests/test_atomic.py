@@ -84,6 +84,15 @@ def test_existing_folder_is_kept_unless_overwrite(tmp_path):
     assert listing(final) == ["new.txt"] and listing(tmp_path) == ["ds"]
 
 
+def test_a_folder_created_while_building_is_not_replaced_without_overwrite(tmp_path):
+    final = tmp_path / "ds"
+    with pytest.raises(OLRError, match="was created meanwhile"), atomic.staged_folder(final) as first:
+        (first / "first.txt").write_text("1")
+        with atomic.staged_folder(final) as second:  # another build of the same name finishes first
+            (second / "second.txt").write_text("2")
+    assert listing(final) == ["second.txt"] and listing(tmp_path) == ["ds"]
+
+
 def test_overwrite_puts_the_old_folder_back_if_the_final_rename_fails(tmp_path, monkeypatch):
     final = tmp_path / "ds"
     final.mkdir()

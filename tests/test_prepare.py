@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from olr.data import label_schemes, splits, tile_reader, tile_writer
 from olr.data.dataset import band_statistics, load_dataset
 from olr.data.prepare import prepare_dataset
+from olr.data.prepare_estimate import estimate_dataset
 from olr.errors import OLRError
 from tests.fixtures.data import (
     IMAGE_CRS,
+    IMAGE_ORIGIN,
     LABEL_CRS,
     Scene,
     codes_to_grid,
@@ -336,6 +338,35 @@ def test_existing_dataset_is_kept_unless_overwrite(scene, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no leftovers
 
 
+def test_two_prepares_of_one_name_at_once_never_replace_each_other(tmp_path, _isolated_workspace):
+    """Two real `prepare` processes on one name, neither with --overwrite: one wins, the other refuses."""
+    import sys
+
+    big = make_scene(tmp_path / "big", size=384, seed=4)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OLR_HOME=str(_isolated_workspace), PYTHONPATH=str(repo))
+    command = [sys.executable, "-m", "olr", "prepare", "--image", big.image, "--labels", big.labels, "--out", "data/ds"]
+    procs = {
+        tile: subprocess.Popen(
+            [*command, "--tile", str(tile)],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tile in (16, 32)
+    }
+    results = {tile: (p.wait(300), p.stderr.read()) for tile, p in procs.items()}
+    winners = [tile for tile, (code, _) in results.items() if code == 0]
+    assert len(winners) == 1, results
+    loser_code, loser_err = results[({16, 32} - set(winners)).pop()]
+    lines = loser_err.strip().splitlines()
+    assert loser_code == 2 and "was created meanwhile" in lines[-1] and "--overwrite" in lines[-1], loser_err
+    assert load_dataset(_isolated_workspace / "data" / "ds").tile_shape[0] == winners[0]
+    assert sorted(p.name for p in (_isolated_workspace / "data").iterdir()) == ["ds"]
+
+
 def test_disk_full_mid_write_leaves_nothing(scene, tmp_path, monkeypatch):
     monkeypatch.setattr(tile_reader, "WINDOW_BYTES", 1)  # one tile column per window: many writes
     calls = []
@@ -405,6 +436,71 @@ def test_permission_denied_leaves_nothing(scene, tmp_path):
         assert list(parent.iterdir()) == []
     finally:
         undo()
+
+
+# ---------------------------------------------------------------- size estimate before writing
+
+
+def no_tile_written(done: int, total: int, message: str) -> None:
+    """A progress callback that fails the test as soon as a tile has been written."""
+    if done > 0:
+        raise AssertionError(f"a tile was written ({message}: {done}/{total})")
+
+
+def test_a_sparse_geotiff_declaring_a_huge_size_is_refused_before_any_tile(scene, tmp_path, _isolated_workspace):
+    huge = tmp_path / "huge.tif"
+    side = 10**6  # 10^12 pixels at 1 mm over the scene: a terabyte of tiles from a file of a few MB
+    transform = rasterio.transform.from_origin(*IMAGE_ORIGIN, 0.001, 0.001)
+    with rasterio.open(
+        huge, "w", driver="GTiff", width=side, height=side, count=1, dtype="uint8", crs=IMAGE_CRS,
+        transform=transform, tiled=True, blockxsize=1024, blockysize=1024, sparse_ok=True, bigtiff="YES",
+    ):  # fmt: skip
+        pass
+    assert huge.stat().st_size < 50 * 2**20
+    out = _isolated_workspace / "data" / "huge"
+    refused = r"would take up to 2\.\d TB \(3,906,250,000 tiles\), above the limit of 20 GB"
+    with pytest.raises(OLRError, match=refused) as info:
+        prepare_dataset(huge, scene.labels, out, tile=16, progress=no_tile_written)
+    assert len(str(info.value).splitlines()) == 1
+    data = _isolated_workspace / "data"
+    assert not data.exists() or list(data.iterdir()) == []
+
+
+def test_the_size_cap_refuses_a_normal_scene(scene, tmp_path, monkeypatch):
+    monkeypatch.setenv("OLR_MAX_DATASET_GB", "0.0001")  # 105 KB; the scene's tiles take 128 KB
+    with pytest.raises(OLRError, match=r"above the limit of 0\.0001 GB \(OLR_MAX_DATASET_GB\)"):
+        prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16, progress=no_tile_written)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("OLR_MAX_DATASET_GB", "lots")
+    with pytest.raises(OLRError, match="OLR_MAX_DATASET_GB='lots' is not a positive number"):
+        prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MB file system (tmpfs), unmounted afterwards."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_dataset_larger_than_the_free_disk_is_refused_before_writing(small_disk, tmp_path):
+    big = make_scene(tmp_path / "big", size=512, seed=2)  # 2 MB of uint16 pixels, more with the tile table
+    with pytest.raises(OLRError, match=r"would take up to 2\.\d MB \(1,024 tiles\), more than the 2\.0 MB free"):
+        prepare_dataset(big.image, big.labels, small_disk / "ds", tile=16, progress=no_tile_written)
+    assert list(small_disk.iterdir()) == []
+
+
+def test_the_estimate_is_close_to_the_real_size(scene, tmp_path):
+    estimate = estimate_dataset(scene.image, tile=16)
+    out = prepare_dataset(scene.image, scene.labels, tmp_path / "ds", tile=16, min_labels=0)
+    real = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert estimate.tiles == 64 and estimate.tile_bytes == 16 * 16 * 4 * 2
+    assert 0.5 < real / estimate.bytes < 2, (real, estimate)
+    assert estimate.describe().startswith("about 64 tiles, ") and estimate.seconds > 0
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Read-only demo mode (OLR_READONLY=1): every mutating library entry point refuses, and
 reading datasets and runs still works without writing anything."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ import sys
 
 import pytest
 
-from olr import workspace
+from olr import cli, workspace
 from olr.data.dataset import load_dataset
 from olr.data.demo_scene import ensure_demo_dataset
 from olr.data.label_stats import dataset_stats
@@ -74,3 +75,42 @@ def test_reading_still_works_and_writes_nothing(readonly_home):
     stats = dataset_stats(ds)
     assert stats.cooc.shape == (len(ds.labels), len(ds.labels))
     assert _tree(readonly_home) == before, "statistics were cached to disk in read-only mode"
+
+
+def _hashes(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+#: every command that writes into the workspace, with arguments that would make it write
+WRITING_COMMANDS = {
+    "prepare": ["--image", "IMAGE.tif", "--labels", "LABELS.tif", "--out", "data/new"],
+    "import-batches": ["--folder", "batches", "--out", "data/imported"],
+    "demo-data": [],
+    "train": ["--dataset", "tiny", "--epochs", "1"],
+    "evaluate": ["cls"],
+    "correlations": ["siam"],
+    "embed": ["siam"],
+    "demo": ["--quick"],
+    "sweep": ["--preset", "thesis", "--dataset", "tiny", "--quick"],
+}
+
+
+def test_every_writing_cli_command_refuses_and_changes_nothing(trained_siamese_run, tmp_path):
+    """Read-only mode covers the command line: no command rewrites a run folder or a dataset."""
+    home = tmp_path / "home"
+    shutil.copytree(trained_siamese_run.parent.parent, home)
+    assert {name for name, command in cli.COMMANDS.items() if command.writes} <= set(WRITING_COMMANDS)
+    before = _hashes(home)
+    env = {**os.environ, "OLR_HOME": str(home), "OLR_READONLY": "1"}
+    for name, args in WRITING_COMMANDS.items():
+        proc = subprocess.run(
+            [sys.executable, "-m", "olr", name, *args],
+            cwd=workspace.REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert proc.returncode == 2, f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+        assert "read-only demo" in proc.stderr and "Traceback" not in proc.stderr, f"{name}: {proc.stderr[-2000:]}"
+        assert _hashes(home) == before, f"`olr {name}` changed the workspace in read-only mode"

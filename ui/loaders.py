@@ -153,6 +153,6 @@ def matrices(run) -> dict:
 def run_dataset(run) -> Dataset:
     """The dataset a run was trained on (cached when it is in the workspace)."""
     name = run.config.get("dataset")
-    if name and name in list_datasets():
-        return dataset(name)
+    if isinstance(name, str) and name in list_datasets():
+        return run_data.check_dataset(run, dataset(name))
     return run_data.run_dataset(run)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from olr.analysis import run_data
 from olr.errors import OLRError
 from olr.runs import store
 from ui import runs_panel, state
+from ui.guard import show_exception
 
 
 def selected_run(page: str):
@@ -22,7 +24,10 @@ def selected_run(page: str):
     try:
         run = store.load_run(run_id)
     except OLRError as error:
-        st.error(str(error))
+        show_exception(error)
+        return None
+    if run.problem:
+        st.error(run.problem, icon=":material/error:")
         return None
     if run.state in store.FAILED_STATES:
         runs_panel.describe_failure(run)
@@ -33,5 +38,10 @@ def selected_run(page: str):
             "finishes. Follow it on the Live page.",
             icon=":material/hourglass_top:",
         )
+        return None
+    try:
+        run_data.check_results(run)
+    except run_data.DatasetChanged as error:
+        show_exception(error)
         return None
     return run

@@ -22,8 +22,9 @@ def run_label(run) -> str:
 
 def render(page_title: str) -> None:
     bar = st.sidebar
-    bar.caption(f"Workspace: `{workspace.home()}`")
-    if workspace.is_readonly():
+    if not workspace.is_readonly():  # a shared demo does not tell visitors where it lives on the server
+        bar.caption(f"Workspace: `{workspace.home()}`")
+    else:
         bar.info("Read-only demo: browsing only, nothing can be prepared, launched or stopped.", icon=":material/lock:")
 
     names = list_datasets()

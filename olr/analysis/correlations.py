@@ -38,7 +38,6 @@ self_scores (n, L), rsa_tile_indices) and `agreement.json` ({view: {"spearman", 
 from __future__ import annotations
 
 import io
-import json
 
 import numpy as np
 
@@ -48,6 +47,7 @@ from olr.analysis.metrics import json_ready
 from olr.analysis.run_data import as_run
 from olr.data import label_stats
 from olr.errors import OLRError
+from olr.runs import store
 from olr.runs.store import RunLayout
 
 LEARNED_VIEWS = ("siamese_self", "siamese_rsa", "classifier_prob")
@@ -302,19 +302,79 @@ def untrained_agreement(
 
 
 def load_matrices(run) -> dict[str, np.ndarray]:
-    """The arrays of `<run>/correlations/matrices.npz` (OLRError if not computed yet)."""
+    """The arrays of `<run>/correlations/matrices.npz` (OLRError if not computed yet, or naming the
+    file when its arrays lack the shapes the module docstring gives)."""
     run = as_run(run)
+    run_data.check_results(run)
     path = RunLayout(run.path).matrices
     if not path.exists():
         raise OLRError(f"The run {run.id} has no correlation matrices yet; run python -m olr correlations {run.id}.")
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    arrays = store.read_npz(path, run.id, _remedy(run))
+    problem = _matrices_problem(arrays)
+    if problem:
+        raise store.damaged_result(path, run.id, problem, _remedy(run))
+    return arrays
+
+
+#: arrays of matrices.npz by shape: (L,) names, (n,) tile rows, (L, L) matrices, (n, L) per-tile scores
+SQUARE = ("gt_phi", "gt_cooc", "gt_fraction_corr", "gt_npmi", "gt_cond", *LEARNED_VIEWS)
+PER_TILE = ("classifier_probabilities", "self_scores")
+
+
+def _matrices_problem(arrays: dict) -> str | None:
+    """Why the arrays of matrices.npz cannot be shown, or None."""
+    names, rows = arrays.get("label_names"), arrays.get("tile_indices")
+    if names is None or names.ndim != 1 or names.dtype.kind != "U" or not len(names):
+        return "holds no label names"
+    if rows is None or rows.ndim != 1 or rows.dtype.kind not in "iu" or (len(rows) and rows.min() < 0):
+        return "holds no tile rows"
+    if "gt_phi" not in arrays or not any(v in arrays for v in LEARNED_VIEWS):
+        return "holds no ground-truth or learned matrix"
+    n_labels = len(names)
+    for key in SQUARE:
+        if key in arrays and (arrays[key].shape != (n_labels, n_labels) or arrays[key].dtype.kind not in "fiu"):
+            return f"holds a {key} matrix that is not {n_labels} x {n_labels} numbers"
+    for key in PER_TILE:
+        if key in arrays and (arrays[key].shape != (len(rows), n_labels) or arrays[key].dtype.kind != "f"):
+            return f"holds {key} that are not {len(rows)} x {n_labels} numbers"
+    return None
+
+
+def _remedy(run) -> str:
+    return f"compute the correlations again (python -m olr correlations {run.id})"
 
 
 def read_agreement(run) -> dict | None:
-    """`<run>/correlations/agreement.json`, or None if not computed yet."""
-    path = RunLayout(as_run(run).path).agreement
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    """`<run>/correlations/agreement.json`, or None if not computed yet (OLRError naming the file
+    when an entry is not what `compute_for_run` writes)."""
+    run = as_run(run)
+    run_data.check_results(run)
+    path = RunLayout(run.path).agreement
+    data = store.read_result_json(path, run.id, _remedy(run))
+    if data is None:
+        return None
+    entries = {k: v for k, v in data.items() if k in (*LEARNED_VIEWS, "siamese_self_vs_classifier")}
+    entries.update({f"untrained {k}": v for k, v in _as_dict(data.get("untrained")).items()})
+    bad = [k for k, v in entries.items() if not _agreement_ok(v)]
+    if bad or not isinstance(data.get("info", {}), dict) or not isinstance(data.get("untrained", {}), dict):
+        raise store.damaged_result(path, run.id, f"has malformed entries ({', '.join(bad) or 'info'})", _remedy(run))
+    return data
+
+
+def _as_dict(x) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+def _agreement_ok(entry) -> bool:
+    """An agreement entry: {"spearman", "pearson": number or null, "n_pairs": int, "excluded": [str]}."""
+    if not isinstance(entry, dict):
+        return False
+    numbers = all(
+        entry.get(k) is None or (isinstance(entry.get(k), (int, float)) and not isinstance(entry.get(k), bool))
+        for k in ("spearman", "pearson", "n_pairs")
+    )
+    excluded = entry.get("excluded", [])
+    return numbers and isinstance(excluded, list) and all(isinstance(x, str) for x in excluded)
 
 
 # ------------------------------------------------------------------ CLI: python -m olr correlations

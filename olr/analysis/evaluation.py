@@ -23,7 +23,6 @@ it computes them and writes a `summary.json` holding the agreement and the last 
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from pathlib import Path
@@ -32,7 +31,15 @@ import numpy as np
 
 from olr import atomic
 from olr.analysis import correlations, metrics
-from olr.analysis.run_data import as_run, predict_run, require_finished, run_dataset, run_labels, run_presence
+from olr.analysis.run_data import (
+    as_run,
+    check_results,
+    predict_run,
+    require_finished,
+    run_dataset,
+    run_labels,
+    run_presence,
+)
 from olr.data.label_schemes import Label
 from olr.errors import OLRError
 from olr.runs import store
@@ -229,24 +236,84 @@ def _write_npz(path: Path, **arrays) -> None:
 
 
 def load_predictions(run) -> dict[str, np.ndarray]:
-    """The arrays of `<run>/evaluation/test_predictions.npz` (OLRError if the run was not evaluated)."""
+    """The arrays of `<run>/evaluation/test_predictions.npz` (OLRError if the run was not evaluated,
+    or naming the file when it does not hold the arrays the module docstring lists)."""
     run = as_run(run)
+    check_results(run)
     path = RunLayout(run.path).test_predictions
     if not path.exists():
         raise OLRError(
             f"The run {run.id} has no test predictions yet; evaluate it first (python -m olr evaluate {run.id})."
         )
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    arrays = store.read_npz(path, run.id, _remedy(run))
+    if not _predictions_ok(arrays):
+        raise store.damaged_result(path, run.id, "does not hold test predictions of matching shapes", _remedy(run))
+    return arrays
+
+
+def _predictions_ok(arrays: dict) -> bool:
+    """True when the stored predictions hold every array with the shapes and types the module docstring gives."""
+    if any(k not in arrays for k in ("indices", "y_true", "probabilities", "label_names")):
+        return False
+    idx, y, prob, names = (arrays[k] for k in ("indices", "y_true", "probabilities", "label_names"))
+    if idx.ndim != 1 or names.ndim != 1:  # len() of a 0-d array raises
+        return False
+    n, n_labels = len(idx), len(names)
+    ok = idx.ndim == 1 and idx.dtype.kind in "iu" and (n == 0 or idx.min() >= 0)
+    ok = ok and names.ndim == 1 and names.dtype.kind == "U" and n_labels > 0
+    ok = ok and y.shape == (n, n_labels) and y.dtype.kind in "biu" and prob.shape == (n, n_labels)
+    ok = ok and prob.dtype.kind == "f" and bool(np.all((prob >= 0) & (prob <= 1)))
+    return ok
+
+
+def _remedy(run) -> str:
+    return f"evaluate the run again (python -m olr evaluate {run.id})"
 
 
 def read_summary(run) -> dict | None:
-    """`<run>/evaluation/summary.json`, or None if the run was not evaluated."""
+    """`<run>/evaluation/summary.json`, or None if the run was not evaluated (OLRError naming the
+    file when it lacks what the Evaluate page shows)."""
     run = as_run(run)
+    check_results(run)
     path = RunLayout(run.path).summary
-    if not path.exists():
+    summary = store.read_result_json(path, run.id, _remedy(run))
+    if summary is None:
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    problem = _siamese_summary_problem(summary) if run.kind == "siamese" else _summary_problem(summary)
+    if problem:
+        raise store.damaged_result(path, run.id, problem, _remedy(run))
+    return summary
+
+
+def _is_number(x, nullable: bool = False) -> bool:
+    return (x is None and nullable) or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _summary_problem(summary: dict) -> str | None:
+    """Why a classifier's summary.json cannot be shown, or None."""
+    labels = summary.get("labels")
+    thresholds = summary.get("thresholds")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        return "has no list of label names"
+    if not isinstance(thresholds, dict) or not all(_is_number(thresholds.get(k)) for k in ("configured", "uniform")):
+        return "has no configured and uniform thresholds"
+    per_label = thresholds.get("per_label")
+    if not isinstance(per_label, list) or len(per_label) != len(labels) or not all(map(_is_number, per_label)):
+        return "has no per-label threshold for each label"
+    if not _is_number(summary.get("beta")) or not summary["beta"] > 0:
+        return "has no positive beta"
+    diagnostics = summary.get("diagnostics", [])
+    if not isinstance(diagnostics, list) or not all(isinstance(d, dict) for d in diagnostics):
+        return "has diagnostics that are not a list of findings"
+    return None
+
+
+def _siamese_summary_problem(summary: dict) -> str | None:
+    if not all(_is_number(summary.get(k), nullable=True) for k in ("final_train_loss", "final_val_loss")):
+        return "has final losses that are not numbers"
+    if not isinstance(summary.get("agreement", {}), dict):
+        return "has an agreement that is not an object"
+    return None
 
 
 def metrics_at(run, thresholds=0.5, beta: float = 2.0) -> metrics.MultilabelMetrics:

@@ -14,7 +14,7 @@ from olr.data.label_schemes import Label
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
-from olr.training.plan import label_presence
+from olr.training.plan import label_presence, meta_checksum_of
 
 
 def as_run(run):
@@ -40,22 +40,73 @@ def run_labels(run) -> list[Label]:
     return [Label.from_json(d) for d in run.config["labels"]]
 
 
-def run_dataset(run):
-    """The dataset a run was trained on, looked up next to the run first.
+class DatasetChanged(OLRError):
+    """The run's dataset was prepared again (other content) after the run was trained on it."""
 
-    Order: `<workspace of the run>/data/<name>` (the run folder is `<workspace>/models/<id>`,
-    so a moved workspace keeps working), the recorded `dataset_path`, then the name in the
-    current workspace.
-    """
+
+def _dataset_folder(run) -> Path | str:
+    """Where the run's dataset is: `<workspace of the run>/data/<name>` (the run folder is
+    `<workspace>/models/<id>`, so a moved workspace keeps working), the recorded `dataset_path`,
+    else the name (looked up in the current workspace by `load_dataset`)."""
     cfg = run.config
     name = cfg.get("dataset")
-    if not name:
+    if not name or not isinstance(name, str):
         raise OLRError(f"The run {run.id} names no dataset in its config.json; train it again.")
-    beside = Path(run.path).parent.parent / "data" / str(name)
-    for candidate in (beside, Path(cfg["dataset_path"]) if cfg.get("dataset_path") else None):
+    beside = Path(run.path).parent.parent / "data" / name
+    recorded = cfg.get("dataset_path")
+    for candidate in (beside, Path(recorded) if isinstance(recorded, str) and recorded else None):
         if candidate is not None and (candidate / "meta.json").exists():
-            return load_dataset(candidate)
-    return load_dataset(name)
+            return candidate
+    return name
+
+
+def run_dataset(run):
+    """The dataset a run was trained on (see `_dataset_folder`), checked by `check_dataset`."""
+    return check_dataset(run, load_dataset(_dataset_folder(run)))
+
+
+def check_dataset(run, dataset):
+    """`dataset`, unless it is not the dataset the run was trained on (`DatasetChanged`).
+
+    Stored predictions and matrices hold rows of the run's dataset, so a dataset prepared again
+    under the same name would put other tiles beside them (or rows past its end). Compared by
+    the `dataset_checksum` training recorded (`olr.training.plan.meta_checksum`); a run from
+    before checksums cannot be checked and is taken as is. Re-evaluating is refused too: the
+    model learned the old tiles, so numbers on new ones would be another experiment.
+    """
+    _compare_checksum(run, dataset.path, dataset.name)
+    return dataset
+
+
+def check_results(run) -> None:
+    """`DatasetChanged` if the run's dataset is no longer the one its stored results were computed on.
+
+    Reads only the dataset's meta.json; a dataset that is gone is not a mismatch (the stored
+    numbers still stand; what needs its tiles says so when it opens it).
+    """
+    try:
+        folder = _dataset_folder(run)
+    except OLRError:
+        return
+    path = Path(folder) if not isinstance(folder, str) else _workspace_dataset(folder)
+    if path is not None and (path / "meta.json").is_file():
+        _compare_checksum(run, path, path.name)
+
+
+def _workspace_dataset(name: str) -> Path | None:
+    try:
+        return workspace.dataset_path(name)
+    except OLRError:  # not a valid name: there is no such dataset to compare with
+        return None
+
+
+def _compare_checksum(run, folder: Path, name: str) -> None:
+    recorded = run.config.get("dataset_checksum")
+    if recorded and meta_checksum_of(folder) != recorded:
+        raise DatasetChanged(
+            f"The dataset {name} changed after run {run.id} was trained on it, so the run's results no longer "
+            "match its tiles; restore the dataset the run was trained on, or train a new run on this one."
+        )
 
 
 def run_presence(run, dataset, min_fraction: float | None = None) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -180,6 +181,87 @@ def _group(key) -> tuple[Label, ...]:
     return tuple(Label(name, tuple(c.code for c in cs), cs[0].color) for name, cs in groups.items())
 
 
+#: Hand-written JSON (mappings, configs) larger than this is refused unread.
+MAX_JSON_BYTES = 1_000_000
+#: Longest label name accepted in a mapping (names end up in tables, charts and file names).
+MAX_LABEL_NAME = 80
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _DuplicateKey(f"the key {short_repr(k)} appears twice")
+    return dict(pairs)
+
+
+def _refuse_constant(word: str):
+    raise ValueError(f"{word} is not a JSON number")
+
+
+def short_repr(value, limit: int = 40) -> str:
+    """`repr(value)` cut to `limit` characters, so a hostile value cannot flood a message."""
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return f"a {_digits(value)}-digit number"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _digits(value: int) -> str:
+    try:
+        return str(len(str(abs(value))))
+    except ValueError:  # Python refuses to print more than sys.get_int_max_str_digits() digits
+        return f"{sys.get_int_max_str_digits()}+"
+
+
+def parse_json_strictly(text: str, what: str) -> object:
+    """The JSON value in `text`, refusing what `json.loads` would accept but a person never means.
+
+    Refused with one sentence naming `what`: more than `MAX_JSON_BYTES`, a duplicate key (json
+    keeps the last silently), NaN/Infinity, numbers too long to convert, nesting too deep for
+    the parser (RecursionError), invalid JSON.
+    """
+    if len(text) > MAX_JSON_BYTES:
+        raise OLRError(f"{what} is larger than {MAX_JSON_BYTES // 1000} kB; give a smaller JSON file.")
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise OLRError(f"{what} is nested too deeply to read; give a flat JSON object.") from None
+    except ValueError as e:  # JSONDecodeError, duplicate keys, constants, 4300+ digit numbers
+        reason = str(e).split(";")[0][:120]
+        raise OLRError(f"{what} is not valid JSON ({reason}); fix it and try again.") from None
+
+
+def _label_name(label, name: str) -> str:
+    text = str(label)
+    if not text.strip():
+        raise OLRError(f"A label in mapping {name!r} has a blank name; give every label a name.")
+    if len(text) > MAX_LABEL_NAME or any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        raise OLRError(
+            f"The label name {short_repr(text)} in mapping {name!r} is longer than {MAX_LABEL_NAME} characters "
+            "or holds control characters or lone surrogates (not writable as UTF-8); give a short one-line name."
+        )
+    return text.strip()
+
+
+def _code(c, label: str, name: str, known: dict) -> int:
+    """`c` as a known CLC code (OLRError otherwise): whole, finite, not a bool, in the legend."""
+    whole = isinstance(c, int) and not isinstance(c, bool)
+    whole |= isinstance(c, float) and c.is_integer()  # False for inf and NaN
+    whole |= isinstance(c, str) and c.strip().isdigit() and len(c.strip()) <= 3
+    ci = int(c) if whole else None
+    if ci is None or ci not in known:
+        raise OLRError(
+            f"Label {label!r} in mapping {name!r} names the unknown CLC code {short_repr(c)}; "
+            "use three-digit CORINE codes from 111 to 523 (see the legend)."
+        )
+    return ci
+
+
 def _from_mapping(name: str, mapping: dict) -> Scheme:
     if not isinstance(mapping, dict) or not mapping:
         raise OLRError(
@@ -188,24 +270,19 @@ def _from_mapping(name: str, mapping: dict) -> Scheme:
     labels = []
     known = by_code()
     seen: dict[int, str] = {}
-    for label, codes in mapping.items():
+    names: set[str] = set()
+    for raw_label, codes in mapping.items():
+        label = _label_name(raw_label, name)
+        if label in names:
+            raise OLRError(f"The label {label!r} appears twice in mapping {name!r}; give each label one entry.")
+        names.add(label)
         if not isinstance(codes, (list, tuple)) or not codes:
             raise OLRError(
                 f"Label {label!r} in mapping {name!r} needs a non-empty list of CLC codes (e.g. [111, 112])."
             )
         clean = []
         for c in codes:
-            try:
-                ci = int(c)
-            except (TypeError, ValueError):
-                ci = None
-            if isinstance(c, bool) or (isinstance(c, float) and not c.is_integer()):
-                ci = None  # int() would quietly turn True into 1 and 111.7 into 111
-            if ci is None or ci not in known:
-                raise OLRError(
-                    f"Label {label!r} in mapping {name!r} names the unknown CLC code {c!r}; "
-                    "use three-digit CORINE codes from 111 to 523 (see the legend)."
-                )
+            ci = _code(c, label, name, known)
             if ci in seen:
                 raise OLRError(
                     f"CLC code {ci} is mapped to both {seen[ci]!r} and {label!r} in {name!r}; map each code once."
@@ -213,8 +290,8 @@ def _from_mapping(name: str, mapping: dict) -> Scheme:
             seen[ci] = str(label)
             clean.append(ci)
         clean.sort()
-        labels.append(Label(str(label), tuple(clean), known[clean[0]].color))
-    return Scheme(name, tuple(labels), mapping={k: sorted(int(c) for c in v) for k, v in mapping.items()})
+        labels.append(Label(label, tuple(clean), known[clean[0]].color))
+    return Scheme(name, tuple(labels), mapping={lab.name: list(lab.codes) for lab in labels})
 
 
 def get_scheme(spec: str | dict | Path) -> Scheme:
@@ -239,11 +316,13 @@ def get_scheme(spec: str | dict | Path) -> Scheme:
         if not p.is_file():
             raise OLRError(f'The label mapping file {s} does not exist; give a JSON file like {{"Urban": [111, 112]}}.')
         try:
-            mapping = json.loads(p.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise OLRError(f"The label mapping file {s} is not valid JSON ({e}); fix it and try again.") from None
-        return _from_mapping(p.stem, mapping)
-    raise OLRError(f"Unknown label scheme {s!r}; use one of {', '.join(SCHEME_NAMES)} or a JSON mapping file (*.json).")
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise OLRError(f"The label mapping file {s} is not UTF-8 text; save it as UTF-8 JSON.") from None
+        return _from_mapping(p.stem, parse_json_strictly(text, f"The label mapping file {s}"))
+    raise OLRError(
+        f"Unknown label scheme {short_repr(s)}; use one of {', '.join(SCHEME_NAMES)} or a JSON mapping file (*.json)."
+    )
 
 
 def prune_mask(presence: np.ndarray, min_count: int) -> np.ndarray:

@@ -35,7 +35,7 @@ import pandas as pd
 import rasterio
 
 from olr import atomic, workspace
-from olr.data import label_schemes, prepare_options, rasters, splits
+from olr.data import label_schemes, prepare_estimate, prepare_options, rasters, splits
 from olr.data.dataset import load_dataset, write_dataset
 from olr.data.prepare_options import PrepareOptions
 from olr.data.tile_reader import READ_ENV, TileGrid, read_windows, tiles_view
@@ -127,7 +127,8 @@ def prepare_dataset(
     each tile's labelled pixels, and the rest of the format of `olr.data`. Tiles with a
     nodata share above `max_nodata` or fewer than `min_labels` labels with fraction >=
     `min_fraction` are dropped; labels present in fewer than `prune_below` tiles too.
-    Raises OLRError for bad input; nothing is left behind on failure.
+    Raises OLRError for bad input, and before any tile is written when the output could exceed
+    the free disk or `OLR_MAX_DATASET_GB` (`prepare_estimate`); nothing is left behind on failure.
 
     The options are `options` (default: `PrepareOptions()`) with `settings` (its field names,
     e.g. `tile=16`) replacing some.
@@ -149,6 +150,7 @@ def prepare_dataset(
                 f"The tile size {opts.tile} is larger than the image {image} ({src.width} x {src.height} pixels); "
                 "use a smaller --tile."
             )
+        prepare_estimate.require_room(prepare_estimate.estimate_for(src, opts), out)  # before any tile is written
         label_source = stack.enter_context(rasters.open_labels(labels, src, opts.label_encoding))
         if out.exists() and not opts.overwrite:
             raise OLRError(f"{out} already exists; choose another name or pass --overwrite to replace it.")

@@ -22,16 +22,20 @@ No TensorFlow here (the app's pages list runs before anything heavy is imported)
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
 import socket
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from olr import atomic, workspace
@@ -150,9 +154,126 @@ def read_json(path: Path) -> dict:
     """The JSON object in `path`, or {} when missing, unreadable or not an object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         return {}
     return data if isinstance(data, dict) else {}
+
+
+_NUMBER = (int, float)
+_TEXT = (str,)
+#: the type each known key of status.json must have when present (None is always allowed)
+STATUS_TYPES = {
+    "state": _TEXT,
+    "pid": (int,),
+    "host": _TEXT,
+    "device": _TEXT,
+    "started": _NUMBER,
+    "ended": _NUMBER,
+    "heartbeat": _NUMBER,
+    "epoch": (int,),
+    "step": (int,),
+    "error": _TEXT,
+}
+#: the same for the keys of config.json that readers use without the option schema
+CONFIG_TYPES = {
+    "kind": _TEXT,
+    "dataset": _TEXT,
+    "dataset_path": _TEXT,
+    "dataset_checksum": _TEXT,
+    "classifier_run": _TEXT,
+    "labels": (list,),
+    "tile_shape": (list,),
+    "epochs": (int,),
+    "min_fraction": _NUMBER,
+    "threshold": _NUMBER,
+}
+TRAIN_STATE_TYPES = {"epoch": (int,), "step": (int,), "best": _NUMBER, "monitor": _TEXT}
+
+
+def _type_problems(data: dict, types: dict) -> list[str]:
+    """The keys of `data` whose value is not of the type `types` gives (bools are not numbers)."""
+    bad = []
+    for key, allowed in types.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        if not wrong and isinstance(value, float) and not math.isfinite(value):
+            wrong = True
+        if wrong:
+            bad.append(key)
+    return bad
+
+
+def _label_problem(labels: list) -> str | None:
+    """Why config.json's `labels` is not a list of {name, codes, color}, or None."""
+    for d in labels:
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"].strip():
+            return "a label without a name"
+        codes = d.get("codes", [])
+        if not isinstance(codes, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+            return f"label {d['name'][:40]!r} with codes that are not whole numbers"
+        if not isinstance(d.get("color", ""), str):
+            return f"label {d['name'][:40]!r} with a colour that is not text"
+    return None
+
+
+def _read_checked(path: Path, types: dict, run_id: str) -> tuple[dict, str | None]:
+    """(content, None), ({}, None) when missing, or ({}, sentence) when damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError, RecursionError):
+        return {}, _damaged(path, run_id, "is not readable JSON")
+    if not isinstance(data, dict):
+        return {}, _damaged(path, run_id, "does not hold a JSON object")
+    bad = _type_problems(data, types)
+    if bad:
+        return {}, _damaged(path, run_id, f"has values of the wrong type ({', '.join(bad)})")
+    if isinstance(data.get("labels"), list):
+        labels = _label_problem(data["labels"])
+        if labels:
+            return {}, _damaged(path, run_id, f"lists {labels}")
+    return data, None
+
+
+def _damaged(path: Path, run_id: str, what: str) -> str:
+    return (
+        f"The file {path.name} of run {run_id} {what}, so the run cannot be shown; "
+        "restore the file or delete the run folder."
+    )
+
+
+def read_result_json(path: Path, run_id: str, remedy: str) -> dict | None:
+    """A result file's JSON object (None when missing); OLRError naming the file when it is not one.
+
+    `remedy`: what to do, e.g. "evaluate the run again (python -m olr evaluate RUN)".
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise damaged_result(path, run_id, "is not a readable JSON object", remedy)
+    return data
+
+
+def read_npz(path: Path, run_id: str, remedy: str) -> dict:
+    """Every array of an `.npz` result file (no pickles); OLRError naming the file when it is no readable npz."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        raise damaged_result(path, run_id, f"is not a readable .npz file ({type(error).__name__})", remedy) from None
+
+
+def damaged_result(path: Path, run_id: str, what: str, remedy: str) -> OLRError:
+    """The one-sentence error for a damaged result file of a run (the file named relative to the run)."""
+    name = f"{Path(path).parent.name}/{Path(path).name}"
+    return OLRError(f"The file {name} of run {run_id} {what}; {remedy}.")
 
 
 @dataclass
@@ -164,6 +285,8 @@ class Run:
     config: dict = field(default_factory=dict)
     status: dict = field(default_factory=dict)
     state: str = RunState.INCOMPLETE.value
+    #: one sentence when config.json or status.json is damaged (the damaged file then reads as {})
+    problem: str | None = None
 
     @property
     def files(self) -> RunLayout:
@@ -183,7 +306,9 @@ class Run:
 
     @property
     def train_state(self) -> dict:
-        return read_json(self.files.train_state)
+        """train_state.json; {} when missing or damaged (a damaged one cannot be resumed from)."""
+        state = read_json(self.files.train_state)
+        return state if not _type_problems(state, TRAIN_STATE_TYPES) else {}
 
     @property
     def started(self) -> float:
@@ -336,9 +461,13 @@ def create_run_folder(run_id: str | None, kind: str) -> Path:
 
 def _read_run(path: Path, stale_after_s: float | None = None) -> Run:
     files = RunLayout(path)
-    config = read_json(files.config)
-    status = read_json(files.status)
-    return Run(path=path, id=path.name, config=config, status=status, state=liveness(status, stale_after_s))
+    config, config_problem = _read_checked(files.config, CONFIG_TYPES, path.name)
+    status, status_problem = _read_checked(files.status, STATUS_TYPES, path.name)
+    state = liveness(status, stale_after_s)
+    if state not in set(RunState):
+        state, status_problem = RunState.INCOMPLETE.value, _damaged(files.status, path.name, "names no known state")
+    problem = config_problem or status_problem
+    return Run(path=path, id=path.name, config=config, status=status, state=state, problem=problem)
 
 
 def list_runs(models_dir: str | os.PathLike | None = None, stale_after_s: float | None = None) -> list[Run]:
@@ -392,7 +521,8 @@ class MetricsLog:
 def read_metrics(run: Run | str) -> pd.DataFrame:
     """metrics.jsonl as a DataFrame (one row per line, columns = union of keys).
 
-    Torn or corrupt lines are skipped; their count is in `df.attrs["skipped_lines"]`.
+    Torn or corrupt lines (not an object, or a value of the wrong type: see `_metrics_row_ok`)
+    are skipped; their count is in `df.attrs["skipped_lines"]`.
     """
     run = run if isinstance(run, Run) else load_run(run)
     rows, skipped = [], 0
@@ -407,7 +537,7 @@ def read_metrics(run: Run | str) -> pd.DataFrame:
                 except ValueError:
                     skipped += 1
                     continue
-                if isinstance(row, dict):
+                if _metrics_row_ok(row):
                     rows.append(row)
                 else:
                     skipped += 1
@@ -416,6 +546,18 @@ def read_metrics(run: Run | str) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df.attrs["skipped_lines"] = skipped
     return df
+
+
+METRICS_ROW_TYPES = {"step": (int,), "epoch": (int,), "time": _NUMBER, "split": _TEXT, "scope": _TEXT}
+
+
+def _metrics_row_ok(row) -> bool:
+    """A metrics line is an object whose bookkeeping keys have their types and whose other values are numbers."""
+    if not isinstance(row, dict) or _type_problems(row, METRICS_ROW_TYPES):
+        return False
+    # NaN and infinities stay: a diverged loss is worth seeing
+    values = (v for k, v in row.items() if k not in METRICS_ROW_TYPES)
+    return all(v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in values)
 
 
 def epoch_metrics(run: Run | str, split: str) -> pd.DataFrame:

@@ -7,6 +7,11 @@ the stop flag, the device queue, and the run's end (finished, stopped or failed)
   written, state "stopped", exit code 143. A second Ctrl-C interrupts at once.
 - Any other exception: state "failed", the traceback's last lines in status["error"],
   exit code 1 (an OLRError: its sentence, raised on to the command line: exit code 2).
+- A full disk anywhere in the run: state "failed" with the sentence "The disk is full (N MB
+  free); free space and resume the run." (no traceback), raised on as an OLRError (exit code 2);
+  half-written checkpoints are removed first, so status.json has room, and its write is retried.
+  The last complete checkpoint stays, so `--resume` continues once there is space.
+- Temporary checkpoints left by a killed process are removed when the run (re)starts.
 - `after_training(run_dir)`: work done after a finished training and before the status
   says "finished" (status["phase"] is "evaluating" meanwhile); it returns the messages of
   the steps that failed, kept in status["followup_errors"]; the run stays "finished".
@@ -29,11 +34,16 @@ from olr import __version__
 from olr.errors import OLRError
 from olr.runs import device_queue, store
 from olr.runs.store import RunLayout, RunState
+from olr.training import checkpoints
 from olr.training.console import log, start_console_log
 from olr.training.fit import setup_devices, train_classifier, train_siamese
 from olr.training.plan import Plan
 
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, cleanly (status.json says "stopped")
+# A status write that failed for lack of space is tried again this often, this far apart: other
+# processes (or the removed temporary checkpoint's blocks being released) may free room meanwhile.
+END_WRITE_ATTEMPTS = 5
+END_WRITE_PAUSE_S = 0.5
 
 AfterTraining = Callable[[Path], list[str]]
 
@@ -74,9 +84,16 @@ class StatusFile:
             self._thread.join(timeout=5)
 
     def end(self, state: RunState, **fields) -> None:
-        """The last write: no heartbeat after it."""
+        """The last write: no heartbeat after it. Retried when the disk is full; raises if it never fits."""
         self.stop_heartbeat()
-        self.update(state=state, ended=time.time(), **fields)
+        for attempt in range(END_WRITE_ATTEMPTS):
+            try:
+                self.update(state=state, ended=time.time(), **fields)
+                return
+            except OSError as e:
+                if not checkpoints.is_disk_full(e) or attempt == END_WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(END_WRITE_PAUSE_S)
 
 
 class StopFlag:
@@ -175,12 +192,26 @@ def _run_recorded(
         status.end(RunState.FAILED, error=str(e))
         raise
     except BaseException as e:  # every failure must be recorded in status.json
+        if checkpoints.is_disk_full(e):
+            _end_disk_full(plan.run_dir, status)
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
         status.end(RunState.FAILED, error="\n".join(text.strip().splitlines()[-12:]))
         if isinstance(e, KeyboardInterrupt):
             return 130
         return 1
+
+
+def _end_disk_full(run_dir: Path, status: StatusFile) -> None:
+    """Record a run that filled its disk as failed with one sentence, then raise that sentence."""
+    checkpoints.remove_stale_temp_checkpoints(run_dir)  # gives back the space a half checkpoint took
+    sentence = checkpoints.disk_full_sentence(run_dir)
+    log(sentence)
+    try:
+        status.end(RunState.FAILED, error=sentence)
+    except OSError:
+        log("status.json could not be written either: the run will show as dead")
+    raise OLRError(sentence) from None
 
 
 def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) -> RunState:
@@ -199,6 +230,8 @@ def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) ->
     )
     for note in plan.notes:
         log(note)
+    for leftover in checkpoints.remove_stale_temp_checkpoints(plan.run_dir):
+        log(f"removed {leftover.name}, a checkpoint a stopped process left half written")
     strategy, device = setup_devices(logical_cpus)
     status.update(device=device)
     log(f"device: {device}")

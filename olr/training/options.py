@@ -28,6 +28,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from olr.data.label_schemes import parse_json_strictly, short_repr
 from olr.errors import OLRError
 
 KINDS = ("classifier", "siamese")
@@ -493,8 +494,8 @@ def defaults_text(key: str) -> str:
 def parse_value(text: str) -> Any:
     """A flag value as JSON when it parses (numbers, true/false, null, objects), else the string."""
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, TypeError):
+        value = json.loads(text)
+    except (ValueError, TypeError, RecursionError):  # not JSON, a 4300+ digit number, nesting too deep
         low = str(text).strip().lower()
         if low in ("true", "yes", "on"):
             return True
@@ -503,6 +504,9 @@ def parse_value(text: str) -> Any:
         if low in ("none", "null", ""):
             return None
         return text
+    if isinstance(value, dict):  # a mapping typed as a flag: json.loads kept the last of two equal keys
+        return parse_json_strictly(text, f"The value {short_repr(text)}")
+    return value
 
 
 def parse_assignments(items: list[str] | None) -> dict:
@@ -522,9 +526,10 @@ def load_file(path: str | Path) -> dict:
     if not p.is_file():
         raise OLRError(f"The config file {p} does not exist; give the path of a JSON file.")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise OLRError(f"The config file {p} is not valid JSON ({e}); fix it and try again.") from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise OLRError(f"The config file {p} is not UTF-8 text; save it as UTF-8 JSON.") from None
+    data = parse_json_strictly(text, f"The config file {p}")
     if not isinstance(data, dict):
         raise OLRError(f'The config file {p} must hold a JSON object of options like {{"epochs": 5}}.')
     return {k: v for k, v in data.items() if k not in DERIVED_KEYS}
@@ -551,7 +556,7 @@ def resolve(raw: dict, *, complete: bool = True) -> dict:
                 )
             close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys are {', '.join(valid)}."
-            raise OLRError(f"The config key {key!r} does not exist; {hint}")
+            raise OLRError(f"The config key {short_repr(key)} does not exist; {hint}")
     cfg = defaults(kind)
     for key, value in raw.items():
         cfg[key] = _check(key, value, valid[key])
@@ -612,6 +617,19 @@ def upgrade(stored: dict) -> dict:
     return {**defaults(kind), **later, **stored}
 
 
+def _number(x: float) -> str:
+    """A range bound as written: whole numbers in full (2147483647, not 2.14748e+09)."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _finite(value: float) -> bool:
+    """math.isfinite that says False for an int too large for a float (a 400-digit seed) instead of raising."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check(key: str, value: Any, opt: Option) -> Any:
     if value is None:
         if opt.nullable:
@@ -621,29 +639,33 @@ def _check(key: str, value: Any, opt: Option) -> Any:
         if isinstance(value, str):
             value = parse_value(value)
         if not isinstance(value, bool):
-            raise OLRError(f"The config value {key}={value!r} is not true or false; write {key}=true or {key}=false.")
+            raise OLRError(
+                f"The config value {key}={short_repr(value)} is not true or false; write {key}=true or {key}=false."
+            )
         return value
     if opt.type in ("int", "float"):
         if isinstance(value, str):
             value = parse_value(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise OLRError(
-                f"The config value {key}={value!r} is not a number; "
+                f"The config value {key}={short_repr(value)} is not a number; "
                 f"give e.g. {key}={opt.default if opt.default is not None else 1}."
             )
         if opt.type == "int":
             if float(value) != int(value):
-                raise OLRError(f"The config value {key}={value!r} is not a whole number; give e.g. {key}={int(value)}.")
+                raise OLRError(
+                    f"The config value {key}={short_repr(value)} is not a whole number; give e.g. {key}={int(value)}."
+                )
             value = int(value)
         else:
             value = float(value)
         low_ok = opt.min is None or (value > opt.min if opt.min_exclusive else value >= opt.min)
         high_ok = opt.max is None or value <= opt.max
         if not (low_ok and high_ok):
-            lo = "" if opt.min is None else f"{'greater than' if opt.min_exclusive else 'at least'} {opt.min:g}"
-            hi = "" if opt.max is None else f"at most {opt.max:g}"
+            lo = "" if opt.min is None else f"{'greater than' if opt.min_exclusive else 'at least'} {_number(opt.min)}"
+            hi = "" if opt.max is None else f"at most {_number(opt.max)}"
             raise OLRError(
-                f"The config value {key}={value!r} is out of range; "
+                f"The config value {key}={short_repr(value)} is out of range; "
                 f"use a number {' and '.join(x for x in (lo, hi) if x)}."
             )
         return value
@@ -652,19 +674,23 @@ def _check(key: str, value: Any, opt: Option) -> Any:
             value = parse_value(value)
         if value == "auto" or isinstance(value, bool):
             return value
-        raise OLRError(f"The config value {key}={value!r} is not auto, true or false; write e.g. {key}=auto.")
+        raise OLRError(f"The config value {key}={short_repr(value)} is not auto, true or false; write e.g. {key}=auto.")
     if opt.type == "scheme":
         if isinstance(value, (str, dict)) and value:
             return value
         raise OLRError(
-            f"The config value {key}={value!r} is not a scheme name, JSON file or mapping; use e.g. {key}=level2."
+            f"The config value {key}={short_repr(value)} is not a scheme name, JSON file or mapping; "
+            f"use e.g. {key}=level2."
         )
     if not isinstance(value, str):
-        raise OLRError(f"The config value {key}={value!r} is not text; give e.g. {key}={opt.default or 'NAME'}.")
+        raise OLRError(
+            f"The config value {key}={short_repr(value)} is not text; give e.g. {key}={opt.default or 'NAME'}."
+        )
     if opt.choices and value not in opt.choices:
         close = difflib.get_close_matches(value, [str(c) for c in opt.choices], n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise OLRError(
-            f"The config value {key}={value!r} is not one of {', '.join(opt.choices)}{hint}; pick one of them."
+            f"The config value {key}={short_repr(value)} is not one of {', '.join(opt.choices)}{hint}; "
+            "pick one of them."
         )
     return value

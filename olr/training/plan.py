@@ -48,7 +48,13 @@ class Plan:
 
 
 def meta_checksum(ds: Dataset) -> str:
-    return "sha256:" + hashlib.sha256((ds.path / "meta.json").read_bytes()).hexdigest()
+    """The `dataset_checksum` a run records: a hash of the dataset's meta.json (which holds its sources' checksums)."""
+    return meta_checksum_of(ds.path)
+
+
+def meta_checksum_of(folder: Path) -> str:
+    """`meta_checksum` of the dataset folder `folder`, without opening its arrays."""
+    return "sha256:" + hashlib.sha256((Path(folder) / "meta.json").read_bytes()).hexdigest()
 
 
 def split_indices(ds: Dataset, split: str, cap: int, seed: int) -> np.ndarray:

@@ -6,9 +6,7 @@ Imported by `olr.training.fit` when training starts (this module imports Keras).
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,6 +14,7 @@ import numpy as np
 from olr import atomic
 from olr.runs import store
 from olr.runs.store import RunLayout
+from olr.training.checkpoints import save_atomic
 from olr.training.console import log
 from olr.training.plan import Plan
 
@@ -29,16 +28,6 @@ def _clean(values: dict) -> dict:
             continue
         out[k] = f if np.isfinite(f) else None
     return out
-
-
-def save_atomic(model, path: Path) -> None:
-    """model.save to a temporary name in the same folder, then rename over `path`."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class RunCallback(keras.callbacks.Callback):

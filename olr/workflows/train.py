@@ -31,7 +31,7 @@ from olr.analysis import correlations, evaluation
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
-from olr.training import lifecycle, options, plan
+from olr.training import checkpoints, lifecycle, options, plan
 from olr.training.console import log
 
 
@@ -134,9 +134,17 @@ def _followup(name: str, step) -> str | None:
     try:
         step()
     except Exception as e:  # training succeeded; keep it finished, report the rest
-        message = str(e) if isinstance(e, OLRError) else f"{type(e).__name__}: {e}"
+        known = isinstance(e, OLRError) or checkpoints.is_disk_full(e)
+        message = _sentence(e) if known else f"{type(e).__name__}: {e}"
         log(f"{name} failed: {message}")
-        if not isinstance(e, OLRError):
+        if not known:
             traceback.print_exc()
         return f"{name}: {message}"
     return None
+
+
+def _sentence(error: Exception) -> str:
+    """The one sentence of an OLRError, or what a full disk means for the run."""
+    if checkpoints.is_disk_full(error):
+        return checkpoints.disk_full_sentence(workspace.models_dir(), then="evaluate the run again")
+    return str(error)

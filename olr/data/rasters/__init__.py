@@ -16,7 +16,9 @@ through that grid, whatever their own CRS and resolution:
 Every label reader returns *code indices*: (h, w) uint8, 0 = no label, i = the i-th CLC
 code of `olr.data.label_schemes.ALL_CODES` (1..44) (`codes`). `images` opens the image
 and tells its bands and nodata; `read_errors` turns GDAL's errors into one sentence;
-`labels.open_labels` picks the reader.
+`labels.open_labels` picks the reader. Every user file opens through `user_files`: GeoTIFF,
+GeoPackage or Shapefile drivers only, from a local path, so a file of VRT XML cannot read other
+files of the server or fetch URLs.
 """
 
 from olr.data.rasters.codes import ENCODINGS, N_CODE_INDEX, detect_encoding, to_code_index

@@ -4,34 +4,35 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from olr.data.rasters.read_errors import check_exists
+from olr.data.rasters.user_files import check_local_path, open_raster
 from olr.errors import OLRError
 
 DEFAULT_BAND_NAMES = {1: ["gray"], 3: ["red", "green", "blue"], 4: ["red", "green", "blue", "nir"]}
 
 
 def open_image(path: str | os.PathLike) -> rasterio.DatasetReader:
-    """Open the image raster; it must be a georeferenced raster (CRS and geotransform)."""
-    path = Path(path)
+    """Open the image raster; it must be a georeferenced GeoTIFF (CRS and geotransform).
+
+    Only the GeoTIFF driver may open it (`user_files`): a ".tif" of VRT XML could read any
+    file of the server or fetch URLs."""
+    path = check_local_path(path, "image")
     check_exists(path, "image")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = rasterio.open(path)
+        src = open_raster(path)
     except RasterioIOError:
         raise OLRError(
-            f"The image {path} is not a raster GDAL can read; give a GeoTIFF (or another GDAL raster)."
+            f"The image {path} is not a raster this app reads (only GeoTIFF is accepted); "
+            "convert it with gdal_translate -of GTiff and try again."
         ) from None
     if src.crs is None:
         src.close()

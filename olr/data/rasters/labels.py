@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 
 import rasterio
 from affine import Affine
 from rasterio._err import CPLE_BaseError  # GDAL's own errors; rasterio has no public alias
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 
 from olr.data.rasters.codes import ENCODINGS
 from olr.data.rasters.label_source import LabelSource
 from olr.data.rasters.raster_labels import open_raster_labels
 from olr.data.rasters.read_errors import check_exists
+from olr.data.rasters.user_files import check_local_path, open_raster
 from olr.data.rasters.vector_labels import open_vector_labels
 from olr.errors import OLRError
 
-VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".sqlite")
+#: Suffixes read as vectors straight away (GeoPackage, Shapefile: the formats `user_files` allows).
+VECTOR_SUFFIXES = (".gpkg", ".shp")
 
 
 def open_labels(path: str | os.PathLike, image: rasterio.DatasetReader, encoding: str = "auto") -> LabelSource:
@@ -30,14 +30,12 @@ def open_labels(path: str | os.PathLike, image: rasterio.DatasetReader, encoding
     """
     if encoding not in ENCODINGS:
         raise OLRError(f"Unknown label encoding {encoding!r}; use one of {', '.join(ENCODINGS)}.")
-    path = Path(path)
+    path = check_local_path(path, "labels")
     check_exists(path, "labels")
-    if path.suffix.lower() not in VECTOR_SUFFIXES or path.suffix.lower() == ".gpkg":
+    if path.suffix.lower() not in VECTOR_SUFFIXES:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                src = rasterio.open(path)
-        except (RasterioIOError, CPLE_BaseError, UnicodeDecodeError):  # not a raster (or a damaged one): try vector
+            src = open_raster(path)
+        except (RasterioIOError, CPLE_BaseError, UnicodeDecodeError):  # not a GeoTIFF (or a damaged one): try vector
             src = None
         if src is not None:
             if src.crs is None or src.transform == Affine.identity():

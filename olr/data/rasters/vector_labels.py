@@ -17,6 +17,7 @@ from rasterio.windows import Window
 from olr import workspace
 from olr.data import label_schemes
 from olr.data.rasters.label_source import LabelSource, no_overlap, overlap_in, tiles_view
+from olr.data.rasters.user_files import open_vector
 from olr.errors import OLRError
 
 #: Seconds a child process may take to read a vector label file.
@@ -127,16 +128,17 @@ def read_vector_layer(path: str | os.PathLike, image_crs: str, image_bounds) -> 
     Returns {"crs": layer WKT, "field": the Code_18 field's name, "n_features": features in
     the overlap, "features": [[code, GeoJSON geometry in the layer CRS], ...]}; raises
     OLRError for a file that is not a readable vector, lacks Code_18 or a CRS, or misses
-    the image. Runs in a child process (`_read_vector_isolated`).
+    the image. Runs in a child process (`_read_vector_isolated`); only the GeoPackage and
+    Shapefile drivers may open the file (`user_files`).
     """
-    import fiona
-
     try:
-        layer = fiona.open(path)
+        layer = open_vector(path)
+    except OLRError:
+        raise
     except Exception:  # fiona raises several driver-specific types
         raise OLRError(
-            f"The labels {path} are neither a raster nor a vector file GDAL can read; "
-            "give a CORINE GeoTIFF or GeoPackage."
+            f"The labels {path} are neither a raster nor a vector file this app reads; "
+            "give a CORINE GeoTIFF, GeoPackage or Shapefile."
         ) from None
     with layer:
         field_name = _code_field(layer, path)

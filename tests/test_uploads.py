@@ -1,0 +1,171 @@
+"""Uploads: a failed or cancelled preparation leaves no uploaded files behind, and a re-uploaded
+label file replaces the earlier one instead of sitting beside it unused (library and the real
+Datasets page through AppTest, real GeoTIFFs)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from olr import workspace
+from olr.data import uploads
+from olr.data.prepare import prepare_dataset
+from olr.errors import OLRError
+from olr.workspace import REPO_ROOT
+from tests.fixtures.data import make_scene
+
+APP = str(REPO_ROOT / "app.py")
+
+
+@dataclass
+class Upload:
+    """What Streamlit's UploadedFile offers the library: a name, a size and the bytes."""
+
+    name: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def upload_of(path: Path, name: str | None = None) -> Upload:
+    return Upload(name or Path(path).name, Path(path).read_bytes())
+
+
+def left_in_uploads() -> list[str]:
+    root = uploads.uploads_dir()
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """A good scene, and labels that lie elsewhere (a preparation with them fails)."""
+    folder = tmp_path_factory.mktemp("upload_scenes")
+    good = make_scene(folder / "good", size=64, seed=1)
+    elsewhere = folder / "elsewhere.tif"
+    shutil.copy(good.labels, elsewhere)
+    import rasterio
+
+    with rasterio.open(elsewhere, "r+") as dst:  # shift the labels 1000 km east: no overlap
+        t = dst.transform
+        dst.transform = rasterio.Affine(t.a, t.b, t.c + 1_000_000, t.d, t.e, t.f)
+    return good, elsewhere
+
+
+def test_the_last_uploaded_label_file_is_used_and_replaces_earlier_ones():
+    files = [Upload("old.tif", b"1"), Upload("clc.shp", b"2"), Upload("clc.dbf", b"3"), Upload("other.dbf", b"4")]
+    choice = uploads.LabelUpload.of(files)
+    assert choice.used.name == "clc.shp" and choice.replaced == ["old.tif"]
+    assert [f.name for f in choice.files] == ["clc.shp", "clc.dbf"]
+
+
+def test_the_main_label_file_of_saved_uploads_is_the_last_one():
+    assert uploads.main_label_file([Path("a/old.tif"), Path("a/new.tif")]) == Path("a/new.tif")
+
+
+def test_a_failed_preparation_removes_its_uploads(scenes, tmp_path):
+    good, elsewhere = scenes
+    with (
+        pytest.raises(OLRError, match="do not overlap"),
+        uploads.saved_uploads(upload_of(good.image), [upload_of(elsewhere)], "ds") as (image, labels),
+    ):
+        assert image.exists() and labels.name == "elsewhere.tif"
+        prepare_dataset(image, labels, tmp_path / "ds", tile=16)
+    assert left_in_uploads() == []
+
+
+def test_a_cancelled_preparation_removes_its_uploads(scenes):
+    good, _ = scenes
+    with (
+        pytest.raises(KeyboardInterrupt),
+        uploads.saved_uploads(upload_of(good.image), [upload_of(good.labels)], "ds"),
+    ):
+        raise KeyboardInterrupt  # what stopping the script does to the running preparation
+    assert left_in_uploads() == []
+
+
+def test_a_successful_preparation_keeps_only_the_files_used(scenes, tmp_path):
+    good, elsewhere = scenes
+    labels_files = [upload_of(elsewhere, "clc.tif"), upload_of(good.labels, "clc.tif")]  # re-uploaded, same name
+    with uploads.saved_uploads(upload_of(good.image), labels_files, "ds") as (image, labels):
+        prepare_dataset(image, labels, tmp_path / "ds", tile=16)
+    assert [Path(p).name for p in left_in_uploads() if "/" in p] == ["clc.tif", "image.tif"]
+    assert labels.read_bytes() == Path(good.labels).read_bytes()
+
+
+def test_an_image_and_labels_of_one_name_are_refused(scenes):
+    good, _ = scenes
+    image, labels = upload_of(good.image, "scene.tif"), [upload_of(good.labels, "scene.tif")]
+    refused = pytest.raises(OLRError, match=r"both named 'scene\.tif'; rename one")
+    with refused, uploads.saved_uploads(image, labels, "ds"):
+        pass
+    assert left_in_uploads() == []
+
+
+def open_upload_form(monkeypatch) -> AppTest:
+    monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.radio(key="prep.source").set_value("Upload").run()
+    return at
+
+
+def click(at: AppTest, label: str) -> None:
+    next(b for b in at.button if b.label == label).click().run()
+
+
+def test_the_page_uses_the_re_uploaded_labels_and_says_so(scenes, monkeypatch):
+    good, elsewhere = scenes
+    at = open_upload_form(monkeypatch)
+    at.file_uploader(key="prep.image_upload").upload("scene.tif", Path(good.image).read_bytes(), "image/tiff")
+    at.file_uploader(key="prep.labels_upload").upload("clc.tif", Path(elsewhere).read_bytes(), "image/tiff")
+    at.file_uploader(key="prep.labels_upload").upload("clc_fixed.tif", Path(good.labels).read_bytes(), "image/tiff")
+    at.run()
+    captions = "\n".join(c.value for c in at.caption)
+    assert "Labels used: **clc_fixed.tif** (replaces clc.tif, which will not be used)" in captions
+    at.text_input(key="prep.name").input("fresh")
+    at.number_input(key="prep.tile").set_value(16)
+    click(at, "Prepare dataset")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert (workspace.data_dir() / "fresh" / "meta.json").exists()
+    assert sorted(Path(p).name for p in left_in_uploads() if "/" in p) == ["clc_fixed.tif", "scene.tif"]
+
+
+def test_the_page_removes_the_uploads_of_a_failed_preparation(scenes, monkeypatch):
+    good, elsewhere = scenes
+    at = open_upload_form(monkeypatch)
+    at.file_uploader(key="prep.image_upload").upload("scene.tif", Path(good.image).read_bytes(), "image/tiff")
+    at.file_uploader(key="prep.labels_upload").upload("clc.tif", Path(elsewhere).read_bytes(), "image/tiff")
+    at.text_input(key="prep.name").input("failed")
+    at.number_input(key="prep.tile").set_value(16)
+    click(at, "Prepare dataset")
+    assert not at.exception
+    assert "do not overlap" in "\n".join(e.value for e in at.error)
+    assert left_in_uploads() == [] and not (workspace.data_dir() / "failed").exists()
+
+
+def test_the_page_estimates_the_size_before_preparing(scenes, monkeypatch):
+    good, _ = scenes
+    folder = workspace.data_dir() / "uploads"
+    folder.mkdir(parents=True)
+    shutil.copy(good.image, folder / "scene.tif")
+    monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.text_input(key="prep.image").input("uploads/scene.tif")
+    at.number_input(key="prep.tile").set_value(16)
+    click(at, "Estimate the size")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "This preparation would write about 16 tiles, " in "\n".join(i.value for i in at.info)
+    monkeypatch.setenv("OLR_MAX_DATASET_GB", "0.00001")
+    click(at, "Estimate the size")
+    assert "above the limit of 1e-05 GB" in "\n".join(e.value for e in at.error)
+    assert not any(p.name != "uploads" for p in workspace.data_dir().iterdir())
