@@ -107,7 +107,7 @@ def _keras_embed(run_path, images):
 
 
 def _corrcoef_or_nan(x):
-    """np.corrcoef of the columns with NaN rows/columns for constant ones (like olr.stats)."""
+    """np.corrcoef of the columns with NaN rows/columns for constant ones (like olr.data.label_stats)."""
     x = np.asarray(x, dtype=np.float64)
     const = x.std(axis=0) == 0
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -23,7 +23,7 @@ from olr.errors import OLRError
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 512  # 5.12 km: 64 tiles of 64 px, rendered in about a second
 HAS_PREPARE = importlib.util.find_spec("olr.data.prepare") is not None
-needs_prepare = pytest.mark.skipif(not HAS_PREPARE, reason="olr.prepare is not written yet")
+needs_prepare = pytest.mark.skipif(not HAS_PREPARE, reason="olr.data.prepare is not written yet")
 
 
 def _sha(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""CORINE nomenclature and label schemes (olr.clc)."""
+"""CORINE nomenclature and label schemes (olr.data.label_schemes)."""
 
 import json
 import re

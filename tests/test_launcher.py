@@ -1,4 +1,4 @@
-"""olr.launcher: real detached `python -m olr train` processes, idempotent launches, stopping."""
+"""olr.runs.launcher: real detached `python -m olr train` processes, idempotent launches, stopping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Opening sources and aligning labels onto the image grid (olr.rasters), on real GeoTIFFs."""
+"""Opening sources and aligning labels onto the image grid (olr.data.rasters), on real GeoTIFFs."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""olr.runs (listing, liveness, metrics, compare, logs, models) and olr.inference."""
+"""olr.runs.store (listing, liveness, metrics, logs), olr.analysis.compare, model loading and olr.analysis.inference."""
 
 import json
 import os

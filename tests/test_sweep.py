@@ -30,7 +30,7 @@ def test_thesis_preset_has_tables_3_and_5_plus_our_default():
     assert by_name["T5 focal loss"]["loss"] == "focal"
     assert all(by_name[n]["shuffle"] for n in by_name if n.startswith("T5"))  # table 5 used randomized batches
     assert by_name["OLR Studio default"]["model"] == "resnet"
-    # Every configuration is a valid training config (names and ranges checked by olr.config).
+    # Every configuration is a valid training config (names and ranges checked by olr.training.options).
     for job in jobs + sweep.thesis_jobs(2184, quick=True):
         options.resolve({"kind": "classifier", "dataset": "demo", **job.settings})
     options.resolve({"kind": "siamese", "classifier_run": "x", **sweep.SIAMESE_SETTINGS})

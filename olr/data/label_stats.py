@@ -12,7 +12,7 @@ their diagonal, and every pairwise view is a function of C and N:
 - P(j|i)  = C_ij / C_ii (row i, column j); NaN rows for labels never present;
 - fraction correlation: Pearson correlation of the area-fraction columns (NaN for constants).
 
-These are the explorer's numbers and the ground truth that `olr.correlations` compares the
+These are the explorer's numbers and the ground truth that `olr.analysis.correlations` compares the
 learned matrices against (one concept, one place). `dataset_stats` caches the result inside
 the dataset folder (`stats.npz`, or `stats.<split>.npz`) keyed by a hash of the label arrays
 and the split's tile indices, so it is cheap to call on every page render.

@@ -233,7 +233,7 @@ class SiameseTrainer(keras.Model):
     """`fit`-able wrapper: occlusion and frozen-classifier targets inside the compiled step.
 
     Data: `((a, b, box_a, box_b),)` with a, b (B, h, w, b) raw tiles and boxes (B, 4) from
-    `olr.tfdata`. The forward pass occludes a and b and returns s(a', b') (B, L);
+    `olr.training.pipelines`. The forward pass occludes a and b and returns s(a', b') (B, L);
     `compute_loss` computes the targets p(a') * p(b') with the frozen classifier
     (training=False) and applies the compiled loss (MSE). Keras's own train/test step does
     the rest (gradients, distribution scaling), so the whole step is one compiled function.

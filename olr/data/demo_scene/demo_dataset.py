@@ -85,7 +85,7 @@ def tile_presence(
 
 
 def split_seed(presence: np.ndarray, *, block: int, fractions=DEMO_SPLIT, n_seeds: int = 200) -> int:
-    """The seed of the spatial block split (olr.splits) that serves every label best.
+    """The seed of the spatial block split (olr.data.splits) that serves every label best.
 
     A spatial split moves whole towns or lagoons into one split, so a clumped label can miss
     the validation or test split entirely. Among seeds 0..n_seeds-1 this picks the one whose
