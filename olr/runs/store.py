@@ -150,12 +150,22 @@ def stale_after_default() -> float:
         return 30.0
 
 
+_MISSING, _UNREADABLE = object(), object()
+
+
+def _decode(path: Path):
+    """The decoded JSON value in `path`; `_MISSING` when there is no file, `_UNREADABLE` when it cannot be decoded."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _MISSING
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
+        return _UNREADABLE
+
+
 def read_json(path: Path) -> dict:
     """The JSON object in `path`, or {} when missing, unreadable or not an object."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
-        return {}
+    data = _decode(path)
     return data if isinstance(data, dict) else {}
 
 
@@ -220,11 +230,10 @@ def _label_problem(labels: list) -> str | None:
 
 def _read_checked(path: Path, types: dict, run_id: str) -> tuple[dict, str | None]:
     """(content, None), ({}, None) when missing, or ({}, sentence) when damaged."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = _decode(path)
+    if data is _MISSING:
         return {}, None
-    except (OSError, ValueError, RecursionError):
+    if data is _UNREADABLE:
         return {}, _damaged(path, run_id, "is not readable JSON")
     if not isinstance(data, dict):
         return {}, _damaged(path, run_id, "does not hold a JSON object")
@@ -250,12 +259,9 @@ def read_result_json(path: Path, run_id: str, remedy: str) -> dict | None:
 
     `remedy`: what to do, e.g. "evaluate the run again (python -m olr evaluate RUN)".
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = _decode(path)
+    if data is _MISSING:
         return None
-    except (OSError, ValueError, RecursionError):
-        data = None
     if not isinstance(data, dict):
         raise damaged_result(path, run_id, "is not a readable JSON object", remedy)
     return data
