@@ -41,6 +41,12 @@ COMMANDS: dict[str, Command] = {
         "import a folder in the thesis batch format (0.npy, labels0.npy, ...)",
         "import a dataset",
     ),
+    "import-bigearthnet": Command(
+        "olr.data.bigearthnet",
+        "bigearthnet_command",
+        "import BigEarthNet-S2 patch folders (12 band files + labels metadata each) as one dataset",
+        "import a dataset",
+    ),
     "demo-data": Command(
         "olr.data.demo_scene.command",
         "demo_data_command",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from olr import workspace
-from olr.data import composites, label_schemes, prepare_options, summary, uploads
+from olr.data import composites, label_schemes, legends, prepare_options, summary, uploads
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.demo_scene import DEMO_DATASET
 from olr.data.prepare_options import PrepareOptions
@@ -66,6 +67,25 @@ def dataset_table() -> None:
 SCHEME_CHOICES = [*list(label_schemes.SCHEME_NAMES), "custom"]
 #: The preparation options drawn as number inputs, in their order (the rest have their own inputs below).
 NUMBER_OPTIONS = prepare_options.number_fields()
+#: The image options typed as text (bands, band-file grid, nodata, reflectance scaling, preview bands).
+IMAGE_TEXT_OPTIONS = ("bands", "grid", "image_nodata", "scale", "offset", "rgb")
+#: The label options typed as text: a legend for a map that is not CORINE (a path in the data folder).
+LABEL_TEXT_OPTIONS = ("legend", "label_field", "label_nodata")
+
+
+def _server_images(text: str):
+    """The typed image: one raster, or several band files separated by ";" (stacked onto one grid)."""
+    parts = [t.strip() for t in (text or "").split(";") if t.strip()]
+    paths = [uploads.server_path(t, "image raster") for t in parts] or [uploads.server_path(text, "image raster")]
+    return paths[0] if len(paths) == 1 else paths
+
+
+def _label_options(texts: dict) -> dict:
+    """The typed label options; a legend is a file inside the workspace data folder, like the rasters."""
+    values = {option: prepare_options.text_value(option, text) for option, text in texts.items()}
+    if values.get("legend") is not None:  # typed on the server; an uploaded one comes with the uploads
+        values["legend"] = uploads.server_path(values["legend"], "legend file")
+    return values
 
 
 def _scheme_title(name: str) -> str:
@@ -100,26 +120,40 @@ def _number_input(f, column):
 
 
 def _upload_inputs():
-    """The two uploaders (outside the form, so the label file used shows as soon as it is uploaded)."""
-    c1, c2 = st.columns(2)
-    image_file = c1.file_uploader(
-        "Image raster (GeoTIFF)",
+    """The uploaders (outside the form, so the files used show as soon as they are uploaded): the image or its
+    band files, the labels, and the legend of a map that is not CORINE."""
+    c1, c2, c3 = st.columns(3)
+    image_files = c1.file_uploader(
+        "Image raster, or its band files (GeoTIFF)",
         type=list(uploads.RASTER_TYPES),
+        accept_multiple_files=True,
         key="prep.image_upload",
         max_upload_size=uploads.max_upload_mb(),
+        help="One GeoTIFF with all bands, or one file per band (e.g. Sentinel-2's at 10, 20 and 60 m), stacked "
+        "onto one grid in the order uploaded.",
     )
+    if len(image_files or []) > 1:
+        c1.caption(f"Band files stacked in this order: {', '.join(f.name for f in image_files)}")
     label_files = c2.file_uploader(
-        "CORINE labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
+        "Labels (GeoTIFF, GeoPackage, or a shapefile with its sidecars)",
         type=list(uploads.LABEL_TYPES),
         accept_multiple_files=True,
         key="prep.labels_upload",
         max_upload_size=uploads.max_upload_mb(),
+        help="A CORINE map, or any land-cover map with its legend beside.",
     )
     used = uploads.LabelUpload.of(label_files)
     if used.used is not None:
         replaced = f" (replaces {', '.join(used.replaced)}, which will not be used)" if used.replaced else ""
         c2.caption(f"Labels used: **{used.used.name}**{replaced}")
-    return image_file, label_files
+    legend_file = c3.file_uploader(
+        "Legend (CSV or JSON; none = CORINE codes)",
+        type=list(uploads.LEGEND_TYPES),
+        key="prep.legend_upload",
+        max_upload_size=uploads.MAX_LEGEND_MB,
+        help=prepare_options.spec("legend").help,
+    )
+    return image_files, label_files, legend_file
 
 
 def _server_inputs():
@@ -130,7 +164,8 @@ def _server_inputs():
         "Image raster",
         key="prep.image",
         placeholder="uploads/scene.tif",
-        help="GeoTIFF, any CRS, 1..N bands. Relative to the workspace data folder.",
+        help="GeoTIFF, any CRS, 1..N bands; or several band files separated by ; (e.g. Sentinel-2's at 10, 20 and "
+        "60 m), stacked onto one grid. Relative to the workspace data folder.",
     )
     label_path = c2.text_input(
         "CORINE labels",
@@ -169,7 +204,7 @@ def _show_estimate(source: str, image_path: str, name: str, opts: PrepareOptions
             icon=":material/straighten:",
         )
         return
-    estimate = prepare_estimate.estimate_dataset(uploads.server_path(image_path, "image raster"), opts)
+    estimate = prepare_estimate.estimate_dataset(_server_images(image_path), opts)
     st.info(f"This preparation would write {estimate.describe()} (at most).", icon=":material/straighten:")
     prepare_estimate.require_room(estimate, workspace.data_dir() / ((name or "").strip() or "new"))
 
@@ -181,11 +216,11 @@ def prepare_form() -> None:
         ["On the server", "Upload"],
         horizontal=True,
         key="prep.source",
-        captions=[f"Paths inside {workspace.data_dir()}", f"At most {uploads.max_upload_mb()} MB per file"],
+        captions=[f"Paths inside {workspace.data_dir()}", f"At most {uploads.max_upload_mb()} MB in all"],
     )
-    image_path = label_path = image_file = label_files = None
+    image_path = label_path = image_files = label_files = legend_file = None
     if source == "Upload":
-        image_file, label_files = _upload_inputs()
+        image_files, label_files, legend_file = _upload_inputs()
     with st.form("prepare", border=True):
         if source == "On the server":
             image_path, label_path = _server_inputs()
@@ -219,6 +254,20 @@ def prepare_form() -> None:
             if n % 4 == 0:
                 columns = st.columns(4)
             numbers[f.name] = _number_input(f, columns[n % 4])
+        image_texts = {}
+        for n, option in enumerate(IMAGE_TEXT_OPTIONS):
+            if n % 3 == 0:
+                columns = st.columns(3)
+            option_spec = prepare_options.spec(option)
+            image_texts[option] = columns[n % 3].text_input(
+                option_spec.label, key=f"prep.{option}", help=option_spec.help
+            )
+        label_texts = {}
+        # uploaded, the legend has its uploader beside the labels'
+        label_options = [o for o in LABEL_TEXT_OPTIONS if source == "On the server" or o != "legend"]
+        for column, option in zip(st.columns(len(label_options)), label_options, strict=True):
+            option_spec = prepare_options.spec(option)
+            label_texts[option] = column.text_input(option_spec.label, key=f"prep.{option}", help=option_spec.help)
         c1, c2, c3, c4 = st.columns(4)
         fractions_spec = prepare_options.spec("split_fractions")
         fractions = [
@@ -251,6 +300,8 @@ def prepare_form() -> None:
         return
     opts = PrepareOptions(
         **{f.name: _number_value(f, numbers[f.name]) for f in NUMBER_OPTIONS},
+        **{option: prepare_options.text_value(option, text) for option, text in image_texts.items()},
+        **_label_options(label_texts),
         scheme=_scheme_value(scheme, mapping),
         split_fractions=tuple(float(x) for x in fractions),
         label_encoding=encoding,
@@ -262,12 +313,10 @@ def prepare_form() -> None:
     workspace.require_writable("prepare a dataset")
     out = workspace.dataset_path((name or "").strip())
     if source == "On the server":
-        path = _prepare(
-            uploads.server_path(image_path, "image raster"), uploads.server_path(label_path, "label file"), out, opts
-        )
+        path = _prepare(_server_images(image_path), uploads.server_path(label_path, "label file"), out, opts)
     else:
-        with uploads.saved_uploads(image_file, label_files, out.name) as (image, labels):
-            path = _prepare(image, labels, out, opts)
+        with uploads.saved_uploads(image_files, label_files, out.name, legend_file) as saved:
+            path = _prepare(saved.image, saved.labels, out, dataclasses.replace(opts, legend=saved.legend))
     ds = load_dataset(path)
     state.choose_dataset(ds.name)
     state.flash(
@@ -361,15 +410,17 @@ def header_metrics(ds: Dataset) -> None:
         "Train / val / test",
         f"{shares} %",
         border=True,
-        help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles, in spatial blocks",
+        help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles. " + plain(summary.split_note(ds)),
     )
+    for sentence in ds.meta.get("warnings", []):  # thin data, said at preparation (olr.data.thin_data)
+        st.warning(plain(sentence), icon=":material/warning:")
 
 
 def labels_view(ds: Dataset) -> None:
     c1, c2 = st.columns(2)
     prepared = (ds.meta.get("scheme") or {}).get("name") or "as prepared"
     options = ["(as prepared)"] + (
-        [s for s in label_schemes.SCHEME_NAMES if s != prepared] if ds.code_fractions is not None else []
+        [s for s in legends.scheme_names(ds.legend) if s != prepared] if ds.code_fractions is not None else []
     )
     scheme = c1.selectbox(
         "Label scheme",
@@ -387,7 +438,8 @@ def labels_view(ds: Dataset) -> None:
     split = c2.selectbox(
         "Tiles", ["all", *SPLITS], key="ds.split", format_func=lambda s: "all tiles" if s == "all" else f"{s} split"
     )
-    labels = None if scheme == "(as prepared)" else list(label_schemes.get_scheme(scheme).labels)
+    c1.caption(f"Label values read as {legends.encoding_text(ds.meta)}.")
+    labels = None if scheme == "(as prepared)" else list(ds.scheme(scheme).labels)
     stats = loaders.dataset_stats(ds.name, None if split == "all" else split, labels)
     if stats.n_tiles == 0:
         st.info("No tiles in this split.")
@@ -468,7 +520,7 @@ def tiles_view(ds: Dataset) -> None:
     label = c1.selectbox("Tiles with label", ["(any)", *names], key="ds.gallery_label")
     split = c2.selectbox("Split", ["all", *SPLITS], key="ds.gallery_split")
     bands = ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])]
-    default = composites.default_rgb_bands(bands)
+    default = composites.dataset_rgb_bands(ds)
     rgb = c3.multiselect(
         "Bands as R, G, B",
         bands,

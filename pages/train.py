@@ -5,12 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from olr import workspace
-from olr.data import label_schemes
+from olr.data import label_schemes, legends
 from olr.data.dataset import list_datasets
 from olr.errors import OLRError
 from olr.runs import launcher, store
 from olr.training import options
-from ui import runs_panel, state
+from ui import loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 
@@ -23,6 +23,17 @@ st.caption(
 )
 
 SCHEME_DEFAULT = "(dataset's labels)"
+
+
+def applicable_schemes(dataset: str | None) -> tuple[str, ...]:
+    """The named schemes that apply to `dataset` (all CORINE schemes, or only "legend" for a legend without
+    CLC codes), as the Datasets page offers them; all of them when no dataset is picked yet."""
+    if not dataset:
+        return label_schemes.SCHEME_NAMES
+    try:
+        return legends.scheme_names(loaders.dataset(dataset).legend)
+    except OLRError:  # an unreadable dataset: its launch says what is wrong with it
+        return label_schemes.SCHEME_NAMES
 
 
 def option_widget(
@@ -53,7 +64,9 @@ def option_widget(
             index=0 if classifiers else None,
         )
     if key == "scheme":
-        choices = [SCHEME_DEFAULT, *label_schemes.SCHEME_NAMES, "custom"]
+        # the dataset picker sits above the form, so its value here is the dataset picked now
+        schemes = applicable_schemes(st.session_state.get(f"train.{kind}.dataset"))
+        choices = [SCHEME_DEFAULT, *schemes, "custom"]
         choice = st.selectbox(
             label,
             choices,
@@ -68,7 +81,9 @@ def option_widget(
                 st.text_area(
                     "Custom mapping (JSON)",
                     key=wkey + ".json",
-                    placeholder='{"Urban": [111, 112], "Forest": [311, 312, 313]}',
+                    placeholder='{"Urban": [111, 112], "Forest": [311, 312, 313]}'
+                    if schemes == label_schemes.SCHEME_NAMES
+                    else '{"Forest": ["Conifer", "Broadleaf"]}',  # a legend's class names or values
                 )
                 or "{}"
             )
@@ -116,6 +131,11 @@ def _option_columns(keys: list[str], kind: str, defaults: dict, datasets: list[s
     return values
 
 
+def _in_form(keys: list[str]) -> list[str]:
+    """The option keys drawn inside the form: all but the dataset, drawn above it."""
+    return [k for k in keys if k != "dataset"]
+
+
 def training_form(datasets: list[str], classifiers: list[str]) -> None:
     kind_option = options.OPTIONS["kind"]
     kind = st.segmented_control(
@@ -139,17 +159,21 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
     defaults = options.defaults(kind)
     layout = options.page_layout(kind)
     devices = _devices()
-    values: dict = {}
+    # Outside the form, so that picking a dataset updates the label schemes offered for it at once.
+    with st.columns(3)[0]:
+        values = {
+            "dataset": option_widget("dataset", options.OPTIONS["dataset"], kind, defaults, datasets, classifiers)
+        }
     with st.form(f"train.form.{kind}", border=True):
         for title, shown, _ in layout:
-            if shown:
+            if _in_form(shown):
                 st.markdown(f"**{title}**")
-                values |= _option_columns(shown, kind, defaults, datasets, classifiers)
+                values |= _option_columns(_in_form(shown), kind, defaults, datasets, classifiers)
         with st.expander("More options"):
             for title, _, advanced in layout:
-                if advanced:
+                if _in_form(advanced):
                     st.markdown(f"**{title}**")
-                    values |= _option_columns(advanced, kind, defaults, datasets, classifiers)
+                    values |= _option_columns(_in_form(advanced), kind, defaults, datasets, classifiers)
         st.markdown("**Where to run**")
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         device = c1.selectbox(

@@ -130,8 +130,10 @@ def test_tiny_dataset_follows_the_contract(tiny_dataset, tiny_rasters):
     assert meta["kind"] == "raster" and meta["label_encoding"] == "grid" and meta["dtype"] == "uint16"
     assert meta["parameters"]["tile"] == 16 and meta["parameters"]["split_block"] == 3
     assert meta["created"].endswith("+00:00")
-    assert [b["name"] for b in meta["bands"]] == ["red", "green", "blue", "nir"]
-    exact = band_statistics(ds.images)
+    # The scene's bands carry no names: they are numbered, not given a guessed colour order.
+    assert [b["name"] for b in meta["bands"]] == ["band 1", "band 2", "band 3", "band 4"]
+    assert meta["band_statistics_split"] == "train"  # validation and test tiles do not shape the inputs
+    exact = band_statistics(ds.images, rows=ds.split_indices("train"))
     for got, want in zip(meta["bands"], exact):
         for k in ("mean", "std", "min", "max"):
             assert got[k] == pytest.approx(want[k], rel=1e-6)
@@ -205,7 +207,10 @@ def test_label_values_outside_1_to_44_are_unlabelled(tmp_path):
         codes[rows] = 0
     labels = write_raster(tmp_path / "labels.tif", grid, LABEL_CRS, scene.label_transform)
     truth = Scene(scene.image, labels, codes, scene.label_transform, scene.image_transform, scene.size, scene.res)
-    ds = load_dataset(prepare_dataset(scene.image, labels, tmp_path / "ds", tile=16, min_labels=0))
+    # No colour table: grid codes only when said so (auto does not guess small values).
+    ds = load_dataset(
+        prepare_dataset(scene.image, labels, tmp_path / "ds", tile=16, min_labels=0, label_encoding="grid")
+    )
     counts = expected_tile_counts(truth, ds.tiles.row_off.to_numpy(), ds.tiles.col_off.to_numpy(), 16)
     assert counts[:, 0].sum() > 0
     assert np.allclose(ds.tiles.unlabelled_share, counts[:, 0] / 256)
@@ -215,7 +220,9 @@ def test_label_values_outside_1_to_44_are_unlabelled(tmp_path):
     assert np.allclose(ds.fractions[labelled].sum(1), 1.0, atol=1e-5)
     empty = ~labelled
     assert empty.any() and (ds.fractions[empty] == 0).all()  # tiles with no label kept only because min_labels=0
-    dropped = load_dataset(prepare_dataset(scene.image, labels, tmp_path / "ds1", tile=16, min_labels=1))
+    dropped = load_dataset(
+        prepare_dataset(scene.image, labels, tmp_path / "ds1", tile=16, min_labels=1, label_encoding="grid")
+    )
     assert dropped.n_tiles == ds.n_tiles - int(empty.sum())
     assert dropped.meta["dropped"]["too_few_labels"] == int(empty.sum())
 
@@ -279,7 +286,7 @@ def test_pruning_drops_rare_labels_and_the_tiles_left_without_labels(tmp_path):
     for i, (r, c) in enumerate(zip(pruned.tiles.row_off, pruned.tiles.col_off)):
         assert np.array_equal(pruned.images[i], pixels[r : r + 16, c : c + 16])
     assert np.array_equal(pruned.fractions, full.fractions[left][:, keep])
-    exact = band_statistics(pruned.images)
+    exact = band_statistics(pruned.images, rows=pruned.split_indices("train"))
     assert [b["mean"] for b in pruned.meta["bands"]] == pytest.approx([b["mean"] for b in exact], rel=1e-9)
 
 

@@ -158,7 +158,8 @@ def test_image_mask_marks_pixels_whose_bands_all_equal_nodata():
 def test_band_names(tmp_path):
     t = from_origin(500_000, 3_880_000, 10, 10)
     with rasterio.open(write_raster(tmp_path / "a.tif", np.ones((4, 8, 8), np.uint16), IMAGE_CRS, t)) as src:
-        assert rasters.band_names(src, rasters.image_bands(src)) == ["red", "green", "blue", "nir"]
+        # No descriptions, no colour interpretation: the band order is not guessed.
+        assert rasters.band_names(src, rasters.image_bands(src)) == ["band 1", "band 2", "band 3", "band 4"]
     # GDAL flags the 4th band of a 4-band uint8 file as alpha: it stays a band.
     with rasterio.open(write_raster(tmp_path / "rgba.tif", np.ones((4, 8, 8), np.uint8), IMAGE_CRS, t)) as src:
         assert rasters.image_bands(src) == [1, 2, 3, 4]

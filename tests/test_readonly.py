@@ -85,6 +85,7 @@ def _hashes(folder):
 WRITING_COMMANDS = {
     "prepare": ["--image", "IMAGE.tif", "--labels", "LABELS.tif", "--out", "data/new"],
     "import-batches": ["--folder", "batches", "--out", "data/imported"],
+    "import-bigearthnet": ["--folder", "patches", "--out", "data/bigearthnet"],
     "demo-data": [],
     "train": ["--dataset", "tiny", "--epochs", "1"],
     "evaluate": ["cls"],

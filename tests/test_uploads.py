@@ -1,6 +1,7 @@
-"""Uploads: a failed or cancelled preparation leaves no uploaded files behind, and a re-uploaded
-label file replaces the earlier one instead of sitting beside it unused (library and the real
-Datasets page through AppTest, real GeoTIFFs)."""
+"""Uploads: a failed or cancelled preparation leaves no uploaded files behind, a re-uploaded
+label file replaces the earlier one instead of sitting beside it unused, several band files and a
+legend are saved as one submission under one size cap, and a read-only workspace saves nothing
+(library and the real Datasets page through AppTest, real GeoTIFFs)."""
 
 from __future__ import annotations
 
@@ -75,10 +76,10 @@ def test_a_failed_preparation_removes_its_uploads(scenes, tmp_path):
     good, elsewhere = scenes
     with (
         pytest.raises(OLRError, match="do not overlap"),
-        uploads.saved_uploads(upload_of(good.image), [upload_of(elsewhere)], "ds") as (image, labels),
+        uploads.saved_uploads([upload_of(good.image)], [upload_of(elsewhere)], "ds") as saved,
     ):
-        assert image.exists() and labels.name == "elsewhere.tif"
-        prepare_dataset(image, labels, tmp_path / "ds", tile=16)
+        assert saved.image.exists() and saved.labels.name == "elsewhere.tif" and saved.legend is None
+        prepare_dataset(saved.image, saved.labels, tmp_path / "ds", tile=16)
     assert left_in_uploads() == []
 
 
@@ -86,7 +87,7 @@ def test_a_cancelled_preparation_removes_its_uploads(scenes):
     good, _ = scenes
     with (
         pytest.raises(KeyboardInterrupt),
-        uploads.saved_uploads(upload_of(good.image), [upload_of(good.labels)], "ds"),
+        uploads.saved_uploads([upload_of(good.image)], [upload_of(good.labels)], "ds"),
     ):
         raise KeyboardInterrupt  # what stopping the script does to the running preparation
     assert left_in_uploads() == []
@@ -95,7 +96,7 @@ def test_a_cancelled_preparation_removes_its_uploads(scenes):
 def test_a_successful_preparation_keeps_only_the_files_used(scenes, tmp_path):
     good, elsewhere = scenes
     labels_files = [upload_of(elsewhere, "clc.tif"), upload_of(good.labels, "clc.tif")]  # re-uploaded, same name
-    with uploads.saved_uploads(upload_of(good.image), labels_files, "ds") as (image, labels):
+    with uploads.saved_uploads([upload_of(good.image)], labels_files, "ds") as (image, labels, _):
         prepare_dataset(image, labels, tmp_path / "ds", tile=16)
     assert [Path(p).name for p in left_in_uploads() if "/" in p] == ["clc.tif", "image.tif"]
     assert labels.read_bytes() == Path(good.labels).read_bytes()
@@ -103,11 +104,101 @@ def test_a_successful_preparation_keeps_only_the_files_used(scenes, tmp_path):
 
 def test_an_image_and_labels_of_one_name_are_refused(scenes):
     good, _ = scenes
-    image, labels = upload_of(good.image, "scene.tif"), [upload_of(good.labels, "scene.tif")]
-    refused = pytest.raises(OLRError, match=r"both named 'scene\.tif'; rename one")
+    image, labels = [upload_of(good.image, "scene.tif")], [upload_of(good.labels, "scene.tif")]
+    refused = pytest.raises(OLRError, match=r"The image and the label uploads are both named 'scene\.tif'; rename one")
     with refused, uploads.saved_uploads(image, labels, "ds"):
         pass
     assert left_in_uploads() == []
+
+
+def test_a_shapefile_sidecar_uploaded_twice_is_saved_once_the_last_one():
+    files = [Upload("clc.shp", b"1"), Upload("clc.dbf", b"old"), Upload("clc.dbf", b"new")]
+    assert [(f.name, f.data) for f in uploads.LabelUpload.of(files).files] == [("clc.shp", b"1"), ("clc.dbf", b"new")]
+
+
+def band_uploads(image: Path) -> list[Upload]:
+    """The bands of `image` as single-band GeoTIFF uploads named B1.tif, B2.tif, ... (real files' bytes)."""
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    with rasterio.open(image) as src:
+        profile = src.profile | {"count": 1}
+        files = []
+        for b in range(1, src.count + 1):
+            with MemoryFile() as mem:
+                with mem.open(**profile) as dst:
+                    dst.write(src.read(b), 1)
+                files.append(Upload(f"B{b}.tif", mem.read()))
+    return files
+
+
+def test_several_band_files_and_a_legend_are_saved_as_one_submission(scenes, tmp_path):
+    good, _ = scenes
+    bands = band_uploads(good.image)
+    legend = Upload("legend.csv", b"value,name,clc_code\n")
+    with uploads.saved_uploads(bands, [upload_of(good.labels, "clc.tif")], "ds", legend) as saved:
+        assert [p.name for p in saved.image] == ["B1.tif", "B2.tif", "B3.tif", "B4.tif"]  # in upload order
+        assert [p.read_bytes() for p in saved.image] == [b.data for b in bands]
+        assert saved.legend.read_bytes() == legend.data and saved.legend.parent == saved.labels.parent
+        path = prepare_dataset(saved.image, saved.labels, tmp_path / "ds", tile=16, label_encoding="grid")
+    from olr.data.dataset import load_dataset
+
+    stacked, whole = load_dataset(path), load_dataset(prepare_dataset(good.image, good.labels, tmp_path / "w", tile=16))
+    assert [b["name"] for b in stacked.meta["bands"]] == ["B1", "B2", "B3", "B4"]
+    assert (stacked.images[:] == whole.images[:]).all() and (stacked.fractions[:] == whole.fractions[:]).all()
+
+
+def test_the_upload_cap_holds_for_all_files_together_and_nothing_is_written(scenes, monkeypatch):
+    good, _ = scenes
+    monkeypatch.setenv("OLR_MAX_UPLOAD_MB", "1")
+    bands = [Upload(f"B{b}.tif", bytes(600_000)) for b in (1, 2)]  # each under the cap, together above
+    with (
+        pytest.raises(OLRError, match=r"The 3 uploads are 1\.1 MB, above the 1 MB limit; copy them into "),
+        uploads.saved_uploads(bands, [Upload("clc.tif", bytes(10))], "ds"),
+    ):
+        pass
+    with (
+        pytest.raises(OLRError, match=r"The 3 uploads are 1\.1 MB, above the 1 MB limit"),  # the legend counts too
+        uploads.saved_uploads(bands[:1], [Upload("clc.tif", bytes(10))], "ds", Upload("l.csv", bytes(600_000))),
+    ):
+        pass
+    assert left_in_uploads() == []
+    with uploads.saved_uploads(bands[:1], [upload_of(good.labels, "clc.tif")], "ds") as saved:
+        assert saved.image.stat().st_size == 600_000  # one band file under the cap is saved
+    assert [Path(p).name for p in left_in_uploads() if "/" in p] == ["B1.tif", "clc.tif"]
+
+
+def test_a_large_legend_and_two_files_of_one_name_are_refused(scenes):
+    good, _ = scenes
+    image, labels = [upload_of(good.image)], [upload_of(good.labels)]
+    big = Upload("legend.csv", b"1,a\n" * 300_000)  # 1.1 MB: no legend is that long
+    with (
+        pytest.raises(OLRError, match=r"The legend upload 'legend\.csv' is 1\.1 MB, above the 1 MB a legend may be"),
+        uploads.saved_uploads(image, labels, "ds", big),
+    ):
+        pass
+    with (
+        pytest.raises(OLRError, match=r"Two image uploads are named 'B1\.tif'; remove the duplicate"),
+        uploads.saved_uploads([Upload("B1.tif", b"1"), Upload("B1.tif", b"2")], labels, "ds"),
+    ):
+        pass
+    with (
+        pytest.raises(OLRError, match=r"The label and the legend uploads are both named 'x\.tif'"),
+        uploads.saved_uploads(image, [upload_of(good.labels, "x.tif")], "ds", Upload("x.tif", b"")),
+    ):
+        pass
+    assert left_in_uploads() == []
+
+
+def test_a_read_only_workspace_saves_no_upload(scenes, monkeypatch):
+    good, _ = scenes
+    monkeypatch.setenv("OLR_READONLY", "1")
+    with (
+        pytest.raises(OLRError, match="read-only demo, so it cannot save uploaded files"),
+        uploads.saved_uploads([upload_of(good.image)], [upload_of(good.labels)], "ds"),
+    ):
+        pass
+    assert not uploads.uploads_dir().exists()
 
 
 def open_upload_form(monkeypatch) -> AppTest:

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Band names (lower case) recognised as red, green and blue; "b4/b3/b2" are Sentinel-2's.
-RGB_NAMES = (("red", "r", "b4"), ("green", "g", "b3"), ("blue", "b", "b2"))
+from olr.data.rasters.images import rgb_positions
+
 #: Tiles sampled for a dataset's stretch limits (enough for stable percentiles, cheap to read).
 STRETCH_SAMPLE = 64
 
 
 def default_rgb_bands(band_names: list[str]) -> list[int]:
-    """Indices of the red, green, blue bands by name, else the first three (or one band as grey)."""
-    lower = [n.lower() for n in band_names]
-    picks = []
-    for aliases in RGB_NAMES:
-        found = next((i for i, n in enumerate(lower) if n in aliases), None)
-        picks.append(found)
-    if all(p is not None for p in picks):
-        return [int(p) for p in picks]
-    n = len(band_names)
-    return [0, 1, 2] if n >= 3 else [0, 0, 0]
+    """Indices of the red, green, blue bands by name (Sentinel-2's B04/B03/B02 too), else the first three
+    (or one band as grey): `rasters.images.rgb_positions`, the one place this is decided."""
+    return rgb_positions(list(band_names))["positions"]
+
+
+def dataset_rgb_bands(dataset) -> list[int]:
+    """The dataset's RGB band indices: those its preparation chose (meta["rgb"], `--rgb` included), else by name."""
+    chosen = (dataset.meta.get("rgb") or {}).get("positions")
+    b = dataset.tile_shape[2]
+    if chosen and len(chosen) == 3 and all(isinstance(i, int) and 0 <= i < b for i in chosen):
+        return [int(i) for i in chosen]
+    return default_rgb_bands(dataset.band_names or [f"band {i + 1}" for i in range(b)])
 
 
 def stretch_limits(images: np.ndarray, bands: list[int], low: float = 2.0, high: float = 98.0) -> np.ndarray:

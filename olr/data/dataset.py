@@ -6,15 +6,25 @@ A dataset is a folder `data/<name>/` holding:
 - `fractions.npy` (N, L) float32 area fraction of each label over the tile's labelled
                   pixels; column order = `meta.json["labels"]`;
 - `presence.npy`  (N, L) uint8, fraction >= meta["min_fraction"];
-- `code_fractions.npy` (N, C) float32 fractions per CLC level-3 code, columns =
+- `code_fractions.npy` (N, C) float32 fractions per class code (a CLC level-3 code, or
+                  the value of a legend without CLC codes), columns =
                   meta["code_fractions"]["codes"] (lets training switch scheme without
                   re-preparation; absent for imports that carry no CLC codes);
 - `tiles.parquet` tile table: tile_id, row_off, col_off, split ("train"/"val"/"test"),
                   block_id, nodata_share, bounds in the source CRS (x_min, y_min, x_max,
                   y_max) and in lon/lat (lon_min, lat_min, lon_max, lat_max);
 - `meta.json`     sources + checksums, CRS, resolution, tile size/stride, label scheme,
-                  labels (name, codes, color), bands (name, mean, std, min, max), split
-                  method, counts, creation time, the exact parameters;
+                  labels (name, codes, color), label_encoding ("grid", "clc" or
+                  "legend") and the legend's entries (`legend`: value, name, color,
+                  clc_code), bands (name, mean, std, min, max over the training
+                  tiles: `band_statistics_split`), split (method, block, buffer,
+                  counts, validation/test tiles dropped to keep splits apart:
+                  `dropped_overlap`, `dropped_buffer`), thin-data `warnings` (one
+                  sentence each), `rgb` (the preview bands and how they were found),
+                  `finite` (no NaN/inf pixel; nodata pixels of kept tiles filled as
+                  `nodata_fill` says), band `scale`/`offset`, `fractions_kind`
+                  ("presence" for presence-only imports such as BigEarthNet), creation
+                  time, the exact parameters;
 - `preview.png`   small RGB preview of the scene in lon/lat, bounds in meta["preview"].
 
 `fractions.npy`, `tiles.parquet` and `meta.json["labels"]` are the stable contract.
@@ -33,6 +43,8 @@ import pandas as pd
 
 from olr import atomic, workspace
 from olr.data.label_schemes import Label, Scheme
+from olr.data.legends import Legend, scheme_for
+from olr.data.thin_data import thin_data_warnings
 from olr.errors import OLRError
 
 FORMAT_VERSION = 1
@@ -98,6 +110,19 @@ class Dataset:
     def codes(self) -> list[int]:
         return list(self.meta.get("code_fractions", {}).get("codes", []))
 
+    @cached_property
+    def legend(self) -> Legend | None:
+        """The legend the labels were read through (meta["legend"]), or None (CORINE codes)."""
+        entries = self.meta.get("legend")
+        if not entries:
+            return None
+        return Legend.from_json(entries, (self.meta.get("parameters") or {}).get("legend") or f"of {self.name}")
+
+    def scheme(self, spec) -> Scheme:
+        """The scheme `spec` over this dataset's classes (`olr.data.legends.scheme_for`): CORINE schemes for
+        CORINE-coded labels, the legend's classes or a mapping grouping them for a legend without CLC codes."""
+        return scheme_for(spec, self.legend)
+
     def fractions_for(self, labels: list[Label]) -> np.ndarray:
         """(N, L') float32 area fractions for another label set (e.g. a run's scheme).
 
@@ -114,7 +139,11 @@ class Dataset:
             )
 
         matrix = Scheme("run", tuple(labels)).code_matrix(self.codes)
-        return np.asarray(self.code_fractions, dtype=np.float32) @ matrix
+        grouped = np.asarray(self.code_fractions, dtype=np.float32) @ matrix
+        if self.meta.get("fractions_kind") == "presence":
+            # Presence-only labels (BigEarthNet): a group of present codes is present (1), not 2 or 3.
+            np.minimum(grouped, 1.0, out=grouped)
+        return grouped
 
     def presence_for(self, labels: list[Label]) -> np.ndarray:
         """(N, L') uint8 presence for `labels`, with the dataset's min_fraction."""
@@ -179,7 +208,9 @@ def write_dataset(
     """Write the label files, tile table and meta of a dataset into `folder` (a staging folder).
 
     `images` is written as `images.npy` unless it already exists there (the preparer
-    streams tiles straight to disk). Band statistics are added to meta when missing.
+    streams tiles straight to disk). When meta lacks them, band statistics over the training
+    tiles (all tiles if there are none; meta["band_statistics_split"] says which) and the
+    thin-data warnings (`olr.data.thin_data`, meta["warnings"]) are added.
     """
     folder = Path(folder)
     fractions = np.asarray(fractions, dtype=np.float32)
@@ -200,20 +231,32 @@ def write_dataset(
     meta["min_fraction"] = float(min_fraction)
     meta["split_counts"] = {s: int((tiles["split"] == s).sum()) for s in SPLITS}
     if "bands" not in meta or any("mean" not in b for b in meta["bands"]):
-        meta["bands"] = band_statistics(np.load(folder / "images.npy", mmap_mode="r"), meta.get("bands"))
+        train = tiles["split"].to_numpy() == "train"
+        images = np.load(folder / "images.npy", mmap_mode="r")
+        meta["bands"] = band_statistics(images, meta.get("bands"), rows=train if train.any() else None)
+        meta["band_statistics_split"] = "train" if train.any() else "all"
+    if "warnings" not in meta:
+        block_id = tiles["block_id"] if "block_id" in tiles.columns else None
+        meta["warnings"] = thin_data_warnings(tiles["split"], presence, [d["name"] for d in meta["labels"]], block_id)
     atomic.write_json(folder / "meta.json", meta)
 
 
-def band_statistics(images: np.ndarray, bands: list[dict] | None = None, chunk: int = 256) -> list[dict]:
-    """Per-band mean, std, min, max over all tiles, read in chunks (memory bounded)."""
+def band_statistics(images: np.ndarray, bands: list[dict] | None = None, chunk: int = 256, *, rows=None) -> list[dict]:
+    """Per-band mean, std, min, max over the tiles `rows` (indices or an (N,) bool mask; None: all),
+    read in chunks (memory bounded); min/max are None without a tile.
+
+    Give the training split's rows: statistics that normalise a model's inputs must not come
+    from the tiles it is validated and tested on."""
     n, _, _, b = images.shape
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    index = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
     s = np.zeros(b)
     ss = np.zeros(b)
     lo = np.full(b, np.inf)
     hi = np.full(b, -np.inf)
     count = 0
-    for i in range(0, n, chunk):
-        x = np.asarray(images[i : i + chunk], dtype=np.float64).reshape(-1, b)
+    for i in range(0, len(index), chunk):
+        x = np.asarray(images[index[i : i + chunk]], dtype=np.float64).reshape(-1, b)
         s += x.sum(0)
         ss += (x * x).sum(0)
         lo = np.minimum(lo, x.min(0)) if len(x) else lo
@@ -222,7 +265,8 @@ def band_statistics(images: np.ndarray, bands: list[dict] | None = None, chunk: 
     mean = s / max(count, 1)
     std = np.sqrt(np.maximum(ss / max(count, 1) - mean**2, 0.0))
     names = [d.get("name") for d in bands] if bands else [f"band {i + 1}" for i in range(b)]
+    finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
     return [
-        {"name": names[i], "mean": float(mean[i]), "std": float(std[i]), "min": float(lo[i]), "max": float(hi[i])}
+        {"name": names[i], "mean": float(mean[i]), "std": float(std[i]), "min": finite(lo[i]), "max": finite(hi[i])}
         for i in range(b)
     ]

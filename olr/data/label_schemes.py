@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +29,8 @@ LEGEND_CSV = Path(__file__).with_name("resources") / "clc_legend.csv"
 
 #: Grid-code raster values that are not classes: 48 = NODATA, 49/50/255 = unclassified.
 GRID_NODATA_VALUES = (0, 48, 49, 50, 255)
+#: CLC-code values that are not classes: 999 = NODATA, 990/995 = unclassified land/water.
+CLC_NODATA_VALUES = (0, 990, 995, 999)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ SCHEME_TITLES = {
     "ben19": "BigEarthNet-19 (19 classes, 12 codes dropped)",
     "thesis_c3": "Thesis combined division C3 (7 labels)",
     "thesis_c5": "Thesis combined division C5 (5 labels)",
+    "legend": "The legend's classes (one label per entry)",  # a map read through a legend without CLC codes
 }
 
 
@@ -147,11 +151,13 @@ class Scheme:
     name: str
     labels: tuple[Label, ...]
     mapping: dict = field(default_factory=dict, compare=False)  # the user JSON, if any
+    #: The class codes a label may hold: the CLC codes, or a legend's values (`olr.data.legends`).
+    classes: tuple[int, ...] = field(default=ALL_CODES, compare=False)
 
     @property
     def dropped_codes(self) -> tuple[int, ...]:
         used = {c for lab in self.labels for c in lab.codes}
-        return tuple(c for c in ALL_CODES if c not in used)
+        return tuple(c for c in self.classes if c not in used)
 
     def code_matrix(self, codes) -> np.ndarray:
         """(len(codes), L) float32 0/1 matrix M so that label_fractions = code_fractions @ M."""
@@ -236,24 +242,39 @@ def parse_json_strictly(text: str, what: str) -> object:
         raise OLRError(f"{what} is not valid JSON ({reason}); fix it and try again.") from None
 
 
-def _label_name(label, name: str) -> str:
+def label_name(label, where: str) -> str:
+    """`label` as a label name (stripped), or OLRError naming `where` ("mapping 'x'", "the legend f.csv")
+    when it is blank, too long, or holds characters that cannot be written as one UTF-8 line."""
     text = str(label)
     if not text.strip():
-        raise OLRError(f"A label in mapping {name!r} has a blank name; give every label a name.")
+        raise OLRError(f"A label in {where} has a blank name; give every label a name.")
     if len(text) > MAX_LABEL_NAME or any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         raise OLRError(
-            f"The label name {short_repr(text)} in mapping {name!r} is longer than {MAX_LABEL_NAME} characters "
+            f"The label name {short_repr(text)} in {where} is longer than {MAX_LABEL_NAME} characters "
             "or holds control characters or lone surrogates (not writable as UTF-8); give a short one-line name."
         )
     return text.strip()
 
 
+def whole_number(value) -> int | None:
+    """`value` as an int when it is a whole number (int, integral float, or digits with an optional
+    sign, at most 10 of them), else None; bools are not numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        return int(text) if digits.isdigit() and digits.isascii() and len(digits) <= 10 else None
+    return None
+
+
 def _code(c, label: str, name: str, known: dict) -> int:
     """`c` as a known CLC code (OLRError otherwise): whole, finite, not a bool, in the legend."""
-    whole = isinstance(c, int) and not isinstance(c, bool)
-    whole |= isinstance(c, float) and c.is_integer()  # False for inf and NaN
-    whole |= isinstance(c, str) and c.strip().isdigit() and len(c.strip()) <= 3
-    ci = int(c) if whole else None
+    ci = whole_number(c)
     if ci is None or ci not in known:
         raise OLRError(
             f"Label {label!r} in mapping {name!r} names the unknown CLC code {short_repr(c)}; "
@@ -272,7 +293,7 @@ def _from_mapping(name: str, mapping: dict) -> Scheme:
     seen: dict[int, str] = {}
     names: set[str] = set()
     for raw_label, codes in mapping.items():
-        label = _label_name(raw_label, name)
+        label = label_name(raw_label, f"mapping {name!r}")
         if label in names:
             raise OLRError(f"The label {label!r} appears twice in mapping {name!r}; give each label one entry.")
         names.add(label)
@@ -311,18 +332,35 @@ def get_scheme(spec: str | dict | Path) -> Scheme:
         return Scheme("ben19", tuple(sorted(labels, key=lambda lab: order[lab.name])))
     if s in ("thesis_c3", "thesis_c5"):
         return _from_mapping(s, THESIS_C3 if s == "thesis_c3" else THESIS_C5)
-    p = Path(s)
-    if p.suffix.lower() == ".json":
-        if not p.is_file():
-            raise OLRError(f'The label mapping file {s} does not exist; give a JSON file like {{"Urban": [111, 112]}}.')
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise OLRError(f"The label mapping file {s} is not UTF-8 text; save it as UTF-8 JSON.") from None
-        return _from_mapping(p.stem, parse_json_strictly(text, f"The label mapping file {s}"))
+    if is_mapping_file(s):
+        return _from_mapping(Path(s).stem, read_mapping_file(s))
     raise OLRError(
         f"Unknown label scheme {short_repr(s)}; use one of {', '.join(SCHEME_NAMES)} or a JSON mapping file (*.json)."
     )
+
+
+def is_mapping_file(spec) -> bool:
+    """Whether a scheme spec names a JSON mapping file (rather than a scheme)."""
+    return not isinstance(spec, dict) and Path(str(spec)).suffix.lower() == ".json"
+
+
+def read_json_file(path: str | os.PathLike, what: str, example: str) -> object:
+    """The JSON value of a hand-written file (`what`, e.g. "label mapping file"), read strictly
+    (`parse_json_strictly`); one sentence when it is missing, not UTF-8 or not valid JSON.
+    `example` completes "give ..." in the sentence for a missing file."""
+    p = Path(path)
+    if not p.is_file():
+        raise OLRError(f"The {what} {path} does not exist; give {example}.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise OLRError(f"The {what} {path} is not UTF-8 text; save it as UTF-8 JSON.") from None
+    return parse_json_strictly(text, f"The {what} {path}")
+
+
+def read_mapping_file(path: str | os.PathLike) -> object:
+    """The JSON value of a label mapping file, read strictly."""
+    return read_json_file(path, "label mapping file", 'a JSON file like {"Urban": [111, 112]}')
 
 
 def prune_mask(presence: np.ndarray, min_count: int) -> np.ndarray:

@@ -30,7 +30,6 @@ import numpy as np
 
 from olr import atomic, workspace
 from olr.data.dataset import SPLITS, list_datasets, load_dataset
-from olr.data.label_schemes import get_scheme
 from olr.errors import OLRError
 
 #: Bump when the statistics or their file layout change; old caches are then recomputed.
@@ -273,7 +272,7 @@ def datasets_command(args) -> int:
     ds = load_dataset(args.name)
     labels = None
     if args.scheme:
-        labels = list(get_scheme(args.scheme).labels)
+        labels = list(ds.scheme(args.scheme).labels)
     stats = dataset_stats(ds, args.split, labels)
     where = f"split {args.split}" if args.split else "all tiles"
     print(f"{ds.name}: {stats.n_tiles} tiles ({where}), {len(stats.names)} labels")

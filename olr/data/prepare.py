@@ -1,19 +1,28 @@
-"""`prepare_dataset(...)`: image raster + CORINE labels -> a tile dataset folder (CLI `prepare`).
+"""`prepare_dataset(...)`: image raster + land-cover labels -> a tile dataset folder (CLI `prepare`).
 
 The scene is read window by window (`olr.data.tile_reader`: a few tile rows by a bounded
 number of tile columns, aligned with the raster's blocks), so memory does not grow with the
 scene. Per window: one thread decodes the pixels (h, w, b) and finds image nodata, another
-counts, per tile, the pixels of each CLC code under valid pixels (`olr.data.rasters` aligns
-the labels), and the caller drops tiles that fail the nodata and label filters, gathers the
-kept tiles into `images.npy` and updates the band statistics and the preview
-(`olr.data.tile_writer`); a third thread hashes the sources meanwhile. Labels, tile table,
-split and meta are written at the end (`olr.data.dataset.write_dataset`), inside a staged
-folder that appears only when complete. The options are one `PrepareOptions`
-(`olr.data.prepare_options`), which also makes the CLI flags.
+counts, per tile, the pixels of each class code under valid pixels (`olr.data.rasters` aligns
+the labels: CORINE codes, or any map's values through a legend, `olr.data.legends`), and the
+caller drops tiles that fail the nodata and label filters, gathers the kept tiles into
+`images.npy` and updates the band statistics and the preview (`olr.data.tile_writer`); a
+third thread hashes the sources meanwhile. Labels, tile table, split and meta are written at
+the end (`olr.data.dataset.write_dataset`), inside a staged folder that appears only when
+complete. The options are one `PrepareOptions` (`olr.data.prepare_options`), which also
+makes the CLI flags.
 
-Fractions are over a tile's *labelled* pixels (a valid CLC class under valid image
-pixels); scheme fractions = code fractions @ scheme.code_matrix(codes). Tile images are
-(N, tile, tile, b) in the image's dtype; the tile grid covers whole tiles only."""
+The split is decided before `images.npy` is closed, so its compaction drops the tiles the
+split leaves out: whole blocks go to one split, then validation and test tiles that share
+pixels with (stride < tile) or lie within `split_buffer` tile widths of another split are
+dropped (`splits.separate_splits`). Band statistics are those of the training tiles, from the
+pass's per-tile sums (no second read); thin data is said in meta["warnings"]
+(`olr.data.thin_data`).
+
+Fractions are over a tile's *labelled* pixels (a class under valid image pixels; a value
+that the encoding or legend does not cover fails the preparation); scheme fractions = code
+fractions @ scheme.code_matrix(codes). Tile images are (N, tile, tile, b) in the image's
+dtype; the tile grid covers whole tiles only."""
 
 from __future__ import annotations
 
@@ -35,14 +44,22 @@ import pandas as pd
 import rasterio
 
 from olr import atomic, workspace
-from olr.data import label_schemes, prepare_estimate, prepare_options, rasters, splits
-from olr.data.dataset import load_dataset, write_dataset
+from olr.data import label_schemes, legends, prepare_estimate, prepare_options, rasters, splits
+from olr.data.dataset import load_dataset, presence_from_fractions, write_dataset
 from olr.data.prepare_options import PrepareOptions
+from olr.data.thin_data import Advice, print_warnings, thin_data_warnings
 from olr.data.tile_reader import READ_ENV, TileGrid, read_windows, tiles_view
-from olr.data.tile_writer import BandStats, PreviewSampler, TileWriter
+from olr.data.tile_writer import NODATA_FILL, BandStats, PreviewSampler, TileWriter, fill_nodata
 from olr.errors import OLRError
 
 Progress = Callable[[int, int, str], None]
+#: How the thin-data warnings of a preparation end (`olr.data.thin_data`): the flags that help.
+THIN_DATA_ADVICE = Advice(
+    tiles="a smaller --tile, a larger share in --split-fractions or a larger scene gives more",
+    blocks="a smaller --split-block gives more",
+    labels="another --seed, a coarser --scheme or --prune-below avoids it",
+    separated="a larger --split-block or --stride, or a smaller --split-buffer, drops fewer",
+)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -90,10 +107,30 @@ def _label_fractions(code_fractions: np.ndarray, code_matrix: np.ndarray) -> np.
     return np.einsum("ij,jk->ik", code_fractions, code_matrix)
 
 
-def _rgb_positions(names: list[str]) -> list[int]:
-    if all(c in names for c in ("red", "green", "blue")):
-        return [names.index(c) for c in ("red", "green", "blue")]
-    return [0, 1, 2] if len(names) >= 3 else [0, 0, 0]
+def _image_paths(image) -> list:
+    """The image as a list of paths: one image raster, or several band files stacked (`rasters.band_stack`)."""
+    return [image] if isinstance(image, (str, os.PathLike)) else list(image)
+
+
+def _image_source_keys(image_paths: list) -> list[tuple[str, object]]:
+    """(meta["sources"] key, path) of the image files: "image", or "image_1".."image_n" for band files."""
+    if len(image_paths) == 1:
+        return [("image", image_paths[0])]
+    return [(f"image_{k + 1}", p) for k, p in enumerate(image_paths)]
+
+
+def _image_meta(src, mask: rasters.ImageMask, scaling: list, band_json: list[dict], preview: PreviewSampler) -> dict:
+    """What meta.json says about the image: nodata rule and fill, finiteness, scales, RGB bands, band files."""
+    meta = {
+        "nodata": mask.describe(),
+        "nodata_fill": NODATA_FILL,
+        "finite": True,  # NaN and +-inf are nodata, and kept tiles have their nodata pixels filled
+        "bands": [dict(b, scale=s, offset=o) for b, (s, o) in zip(band_json, scaling, strict=True)],
+        "rgb": preview.rgb_json(),
+    }
+    if isinstance(src, rasters.BandStack):
+        meta["band_stack"] = src.describe()
+    return meta
 
 
 # --------------------------------------------------------------------------- the preparer
@@ -107,7 +144,7 @@ class _Kept:
     tile_col: list
     nodata_share: list
     unlabelled_share: list
-    code_fractions: list  # of (n, 44) float32
+    code_fractions: list  # of (n, C) float32
 
 
 def prepare_dataset(
@@ -121,7 +158,8 @@ def prepare_dataset(
 ) -> Path:
     """Tile `image` with CORINE `labels` into the dataset folder `out`; returns `out`.
 
-    image: GeoTIFF (any CRS, b bands, any dtype) defining the grid. labels: CORINE raster
+    image: GeoTIFF (any CRS, b bands, any dtype) defining the grid, or a list of band files
+    stacked onto one grid (`rasters.band_stack`). labels: CORINE raster
     (grid or CLC codes, any CRS/resolution) or vector with `Code_18`. Produces tiles
     (N, tile, tile, b) of the image dtype, fractions (N, L) float32 per scheme label over
     each tile's labelled pixels, and the rest of the format of `olr.data`. Tiles with a
@@ -134,24 +172,29 @@ def prepare_dataset(
     e.g. `tile=16`) replacing some.
     """
     opts = dataclasses.replace(options or PrepareOptions(), **settings)
-    parameters = {"image": str(image), "labels": str(labels), "out": str(out), **opts.parameters()}
+    image_paths = _image_paths(image)
+    shown = str(image_paths[0]) if len(image_paths) == 1 else [str(p) for p in image_paths]
+    parameters = {"image": shown, "labels": str(labels), "out": str(out), **opts.parameters()}
     workspace.require_writable("prepare a dataset")
-    scheme_obj = label_schemes.get_scheme(opts.scheme)
+    legend = None if opts.legend is None else legends.read_legend(opts.legend)
+    scheme_obj = legends.scheme_for(opts.scheme, legend)  # its classes are the label source's
     opts = opts.check()
     out = Path(out)
     progress = progress or (lambda done, total, message: None)
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasters.read_errors_named(image, labels))  # outermost: sees every read
+        stack.enter_context(rasters.read_errors_named(*image_paths, labels))  # outermost: sees every read
         stack.enter_context(rasterio.Env(**READ_ENV))
-        src = stack.enter_context(rasters.open_image(image))
+        src = stack.enter_context(rasters.open_image_files(image_paths, opts.grid))
         if opts.tile > min(src.height, src.width):
             raise OLRError(
-                f"The tile size {opts.tile} is larger than the image {image} ({src.width} x {src.height} pixels); "
+                f"The tile size {opts.tile} is larger than the image {src.name} ({src.width} x {src.height} pixels); "
                 "use a smaller --tile."
             )
         prepare_estimate.require_room(prepare_estimate.estimate_for(src, opts), out)  # before any tile is written
-        label_source = stack.enter_context(rasters.open_labels(labels, src, opts.label_encoding))
+        label_source = stack.enter_context(
+            rasters.open_labels(labels, src, opts.label_encoding, legend, opts.label_field, opts.label_nodata)
+        )
         if out.exists() and not opts.overwrite:
             raise OLRError(f"{out} already exists; choose another name or pass --overwrite to replace it.")
         # Hash the sources on a side thread (hashlib releases the GIL) while tiling; on
@@ -159,13 +202,15 @@ def prepare_dataset(
         hasher = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
         stop = threading.Event()
         stack.callback(stop.set)
-        digests = {key: hasher.submit(file_digest, path, stop) for key, path in (("image", image), ("labels", labels))}
+        sources = (*_image_source_keys(image_paths), ("labels", labels), *([("legend", opts.legend)] if legend else []))
+        digests = {key: hasher.submit(file_digest, path, stop) for key, path in sources}
         extra = lambda: {  # noqa: E731 - resolved at the end, once the hashes are done
             "name": out.name,
             "sources": {
                 k: dict(f.result(), **(label_source.describe() if k == "labels" else {})) for k, f in digests.items()
             },
             "label_encoding": label_source.encoding,
+            **({"legend": legend.to_json()} if legend else {}),
             "parameters": parameters,
         }
         with atomic.staged_folder(out, opts.overwrite) as folder:
@@ -184,10 +229,11 @@ def _build(
     extra_meta: Callable[[], dict],
 ) -> None:
     """Tile the image into `folder` (a staging folder), prune labels, then write the labels, tile table and meta."""
-    bands = rasters.image_bands(src)
+    bands = rasters.image_bands(src, opts.bands)
     names = rasters.band_names(src, bands)
+    scaling = rasters.band_scaling(src, bands, opts.scale, opts.offset)
     grid = TileGrid(src.height, src.width, opts.tile, opts.stride_px)
-    mask = rasters.ImageMask.of(src, bands)
+    mask = rasters.ImageMask.of(src, bands, opts.image_nodata)
     tiling = _Tiling.start(src, bands, names, folder, scheme, opts)
     progress(0, grid.n_tiles, "tiling")
     try:
@@ -195,17 +241,19 @@ def _build(
             for win in windows:
                 tiling.add(win)
                 progress(tiling.done, grid.n_tiles, f"tiling ({tiling.writer.count} kept)")
+        label_source.require_known()  # exact: every pixel of the tiles, not the early sample
         tiling.require_labels(label_source)
-        selection = _Selection.of(tiling)
+        selection = _Selection.of(tiling)  # decides the split and compacts images.npy: before close
         n = tiling.writer.close()
     except BaseException:
         tiling.writer.abort()
         raise
     tiling.require_tiles(n, src)
-    table, split = _tile_table(src, tiling.kept, selection.tiles, opts, n)
+    table = _tile_table(src, tiling.kept, selection, opts, n)
     progress(grid.n_tiles, grid.n_tiles, f"writing labels, tile table and preview ({n} tiles)")
-    codes, code_fractions = selection.present_codes()
-    meta = _meta(src, grid, scheme, tiling, selection, codes, split) | extra_meta()
+    codes, code_fractions = selection.present_codes(scheme.classes)
+    meta = _meta(src, grid, scheme, tiling, selection, codes)
+    meta |= _image_meta(src, mask, scaling, meta["bands"], tiling.preview) | extra_meta()
     write_dataset(
         folder,
         images=None,
@@ -225,7 +273,7 @@ class _Tiling:
     opts: PrepareOptions
     names: list[str]
     dtype: np.dtype
-    code_matrix: np.ndarray  # (44, L_all)
+    code_matrix: np.ndarray  # (C, L_all), C = the label source's classes
     writer: TileWriter
     stats: BandStats
     preview: PreviewSampler
@@ -240,10 +288,11 @@ class _Tiling:
     ) -> _Tiling:
         dtype = np.dtype(src.dtypes[bands[0] - 1])
         tile, b = opts.tile, len(bands)
-        code_matrix = scheme.code_matrix(label_schemes.ALL_CODES)
+        code_matrix = scheme.code_matrix(scheme.classes)
         writer = TileWriter(folder / "images.npy", (tile, tile, b), dtype)
         stats = BandStats(b, row_step=tile // 16)
-        return cls(folder, opts, names, dtype, code_matrix, writer, stats, PreviewSampler(src, _rgb_positions(names)))
+        preview = PreviewSampler(src, rasters.rgb_positions(names, opts.rgb, src.name))
+        return cls(folder, opts, names, dtype, code_matrix, writer, stats, preview)
 
     @property
     def area(self) -> float:
@@ -284,7 +333,10 @@ class _Tiling:
         k = int(keep.sum())
         if k < nr * nc:
             out[:k] = out[keep]
-        self.stats.update(out[:k], None if tile_nodata is None else tile_nodata[keep])
+        kept_nodata = None if tile_nodata is None else tile_nodata[keep]
+        self.stats.update(out[:k], kept_nodata)
+        if kept_nodata is not None:
+            fill_nodata(out[:k], kept_nodata)  # after the statistics, which leave nodata out
         self.writer.commit(k)
         self.preview.update(win.window, win.pixels, win.nodata)
 
@@ -311,50 +363,68 @@ class _Tiling:
                 "lower --min-labels, --min-fraction or --prune-below, or raise --max-nodata."
             )
 
-    def band_json(self, complete: bool) -> list[dict]:
-        """Band statistics of the pass, or only band names when pruning dropped tiles it counted."""
-        return self.stats.to_json(self.names) if complete else [{"name": nm} for nm in self.names]
+    def band_json(self, selection: _Selection) -> tuple[list[dict], str]:
+        """(band statistics, split they are from): over the training tiles of `selection`, from the
+        pass's per-tile sums (no second read); over all its tiles when no tile is for training."""
+        kept = np.flatnonzero(selection.tiles)
+        train = selection.split == "train"
+        rows, split = (kept[train], "train") if train.any() else (kept, "all")
+        return self.stats.to_json(self.names, rows), split
 
 
 @dataclass
 class _Selection:
     """The tiles and labels that survive pruning, over the tiles kept by the pass."""
 
-    code_fractions: np.ndarray  # (n, 44) float32
+    code_fractions: np.ndarray  # (n, C) float32
     label_fractions: np.ndarray  # (n, L_all)
     tiles: np.ndarray  # (n,) bool
     labels: np.ndarray  # (L_all,) bool
     occurring: np.ndarray  # (L_all,) bool: present in some surviving tile
+    split: np.ndarray  # (N,) str, of the N surviving tiles
+    block_id: np.ndarray  # (N,) int64
+    separated: dict  # validation and test tiles dropped near another split (`splits.separate_splits`)
 
     @classmethod
     def of(cls, tiling: _Tiling) -> _Selection:
-        """Prune rare labels, drop the tiles left with too few labels, compact images.npy to match."""
-        opts = tiling.opts
-        code_fractions = np.concatenate(tiling.kept.code_fractions)
+        """Prune rare labels, drop the tiles left with too few labels, split the rest by blocks, drop the
+        validation and test tiles too close to another split (pruning again), compact images.npy to match."""
+        opts, kept = tiling.opts, tiling.kept
+        code_fractions = np.concatenate(kept.code_fractions)
         label_fractions = _label_fractions(code_fractions, tiling.code_matrix)
-        tiles, labels, occurring = _prune(label_fractions >= opts.min_fraction, opts.prune_below, opts.min_labels)
-        tiling.dropped["too_few_labels_after_pruning"] = int((~tiles).sum())
+        present = label_fractions >= opts.min_fraction
+        pruned, _, _ = _prune(present, opts.prune_below, opts.min_labels)
+        tile_row, tile_col = np.concatenate(kept.tile_row), np.concatenate(kept.tile_col)
+        split, block_id, too_close, separated = _split(tile_row, tile_col, pruned, opts)
+        # dropping tiles can leave a label rarer than --prune-below: prune again (never re-adding a tile)
+        tiles, labels, occurring = _prune(present, opts.prune_below, opts.min_labels, pruned & ~too_close)
+        tiling.dropped["too_few_labels_after_pruning"] = int((~tiles & ~too_close).sum())
+        tiling.dropped["overlapping_another_split"] = sum(separated["overlap"].values())
+        tiling.dropped["near_another_split"] = sum(separated["buffer"].values())
         if not tiles.all():
             tiling.writer.keep_only(tiles)
-        return cls(code_fractions, label_fractions, tiles, labels, occurring)
+        split, block_id = split[tiles].astype(str), block_id[tiles]
+        return cls(code_fractions, label_fractions, tiles, labels, occurring, split, block_id, separated)
 
     def fractions(self) -> np.ndarray:
         """(N, L) fractions of the surviving tiles and labels."""
         return self.label_fractions[self.tiles][:, self.labels]
 
-    def present_codes(self) -> tuple[list[int], np.ndarray]:
-        """(codes occurring in a surviving tile, their (N, C) fractions)."""
+    def present_codes(self, classes: tuple[int, ...]) -> tuple[list[int], np.ndarray]:
+        """(class codes occurring in a surviving tile, their (N, C') fractions)."""
         code_fractions = self.code_fractions[self.tiles]
         present = code_fractions.max(0) > 0
-        return [c for c, k in zip(label_schemes.ALL_CODES, present) if k], code_fractions[:, present]
+        return [c for c, k in zip(classes, present) if k], code_fractions[:, present]
 
 
-def _prune(present: np.ndarray, prune_below: int, min_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tile keep (n,), label keep (L,), label occurs (L,)) for presence (n, L) bool.
+def _prune(
+    present: np.ndarray, prune_below: int, min_labels: int, tiles: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tile keep (n,), label keep (L,), label occurs (L,)) for presence (n, L) bool, among `tiles` (n,) (None: all).
 
     Labels that occur at all and survive pruning; pruning may leave tiles with too few labels,
     which go too (repeat until stable: dropping tiles can prune more labels)."""
-    tile_keep = np.ones(len(present), dtype=bool)
+    tile_keep = np.ones(len(present), dtype=bool) if tiles is None else tiles.copy()
     while True:
         counts_per_label = present[tile_keep].sum(0)
         label_keep = (counts_per_label > 0) & (counts_per_label >= prune_below)
@@ -364,36 +434,53 @@ def _prune(present: np.ndarray, prune_below: int, min_labels: int) -> tuple[np.n
         tile_keep = new_keep
 
 
-def _tile_table(src, kept: _Kept, tile_keep: np.ndarray, opts: PrepareOptions, n: int):
-    """(tile table, split (N,)) of the N surviving tiles; tile_id is the position in images.npy."""
+def _split(tile_row: np.ndarray, tile_col: np.ndarray, tiles: np.ndarray, opts: PrepareOptions):
+    """(split (n,), block id (n,), too close (n,) bool, counts) of the n kept tiles, only `tiles` (n,) bool assigned.
+
+    Blocks of `split_block` tiles go to splits whole; then validation and test tiles that share pixels
+    with (stride < tile) or lie within `split_buffer` tile widths of another split are too close."""
+    split = np.full(len(tiles), "", dtype=object)
+    block_id = np.full(len(tiles), -1, dtype=np.int64)
+    block_id[tiles] = splits.spatial_blocks(tile_row[tiles], tile_col[tiles], opts.split_block)
+    split[tiles] = splits.assign_blocks(block_id[tiles], opts.split_fractions, opts.seed)
+    clear, counts = splits.separate_splits(
+        tile_row[tiles], tile_col[tiles], split[tiles], opts.tile, opts.stride_px, opts.split_buffer
+    )
+    too_close = np.zeros(len(tiles), dtype=bool)
+    too_close[np.flatnonzero(tiles)[~clear]] = True
+    return split, block_id, too_close, counts
+
+
+def _tile_table(src, kept: _Kept, selection: _Selection, opts: PrepareOptions, n: int) -> pd.DataFrame:
+    """The tile table of the N surviving tiles; tile_id is the position in images.npy."""
+    tile_keep = selection.tiles
     tile_row = np.concatenate(kept.tile_row)[tile_keep]
     tile_col = np.concatenate(kept.tile_col)[tile_keep]
     row_off, col_off = tile_row * opts.stride_px, tile_col * opts.stride_px
-    block_id = splits.spatial_blocks(tile_row, tile_col, opts.split_block)
-    split = splits.assign_blocks(block_id, opts.split_fractions, opts.seed)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "tile_id": np.arange(n, dtype=np.int64),
             "row_off": row_off.astype(np.int64),
             "col_off": col_off.astype(np.int64),
             "tile_row": tile_row.astype(np.int64),
             "tile_col": tile_col.astype(np.int64),
-            "split": split.astype(str),
-            "block_id": block_id,
+            "split": selection.split,
+            "block_id": selection.block_id,
             "nodata_share": np.concatenate(kept.nodata_share)[tile_keep].astype(np.float32),
             "unlabelled_share": np.concatenate(kept.unlabelled_share)[tile_keep].astype(np.float32),
             **_tile_bounds(src.transform, row_off, col_off, opts.tile, src.crs),
         }
     )
-    return table, split
 
 
 def _meta(
-    src, grid: TileGrid, scheme: label_schemes.Scheme, tiling: _Tiling, selection: _Selection, codes: list[int], split
+    src, grid: TileGrid, scheme: label_schemes.Scheme, tiling: _Tiling, selection: _Selection, codes: list[int]
 ) -> dict:
     """meta.json of a prepared raster dataset, less the sources (write_dataset adds the counts)."""
     opts, kept_labels, occurring = tiling.opts, selection.labels, selection.occurring
-    band_json = tiling.band_json(complete=selection.tiles.all())
+    band_json, statistics_split = tiling.band_json(selection)
+    labels = [lab for lab, k in zip(scheme.labels, kept_labels) if k]
+    presence = presence_from_fractions(selection.fractions(), opts.min_fraction)
     return {
         "kind": "raster",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -404,9 +491,10 @@ def _meta(
             "dropped_codes": list(scheme.dropped_codes),
             "absent": [lab.name for lab, k in zip(scheme.labels, occurring) if not k],
         },
-        "labels": [lab.to_json() for lab, k in zip(scheme.labels, kept_labels) if k],
+        "labels": [lab.to_json() for lab in labels],
         "code_fractions": {"codes": codes},
         "bands": band_json,
+        "band_statistics_split": statistics_split,
         "dtype": tiling.dtype.name,
         "nodata": src.nodata,
         "min_labels": int(opts.min_labels),
@@ -416,11 +504,22 @@ def _meta(
         "split": {
             "method": "spatial_blocks",
             "block": int(opts.split_block),
+            "buffer": int(opts.split_buffer),
             "fractions": list(opts.split_fractions),
             "seed": int(opts.seed),
-            "counts": splits.split_counts(split),
+            "counts": splits.split_counts(selection.split),
+            "dropped_overlap": selection.separated["overlap"],
+            "dropped_buffer": selection.separated["buffer"],
         },
         "dropped": tiling.dropped,
+        "warnings": thin_data_warnings(
+            selection.split,
+            presence,
+            [lab.name for lab in labels],
+            selection.block_id,
+            separated={s: sum(counts[s] for counts in selection.separated.values()) for s in ("val", "test")},
+            advice=THIN_DATA_ADVICE,
+        ),
         "preview": tiling.preview.write(tiling.folder / "preview.png"),
     }
 
@@ -467,7 +566,13 @@ def cli_progress(stream=sys.stderr) -> Progress:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image", required=True, help="image raster (GeoTIFF, any CRS, 1..N bands)")
+    parser.add_argument(
+        "--image",
+        required=True,
+        nargs="+",
+        help="image raster (GeoTIFF, any CRS, 1..N bands), or several band files (e.g. Sentinel-2's at 10, 20 and "
+        "60 m) stacked onto one grid (see --grid)",
+    )
     parser.add_argument("--labels", required=True, help="CORINE raster (grid or CLC codes) or vector with Code_18")
     parser.add_argument("--out", required=True, metavar="data/NAME", help="dataset folder in the workspace")
     prepare_options.add_flags(parser)
@@ -482,4 +587,5 @@ def prepare_command(args: argparse.Namespace) -> int:
         f"prepared {path}: {ds.n_tiles} tiles of {ds.tile_shape}, {len(ds.meta['labels'])} labels, "
         f"split {ds.meta['split_counts']}, dropped {ds.meta['dropped']}"
     )
+    print_warnings(ds.meta)
     return 0

@@ -45,20 +45,23 @@ class DatasetEstimate:
         return f"about {self.tiles:,} tiles, {format_bytes(self.bytes)}, ~{format_seconds(self.seconds)}"
 
 
-def estimate_dataset(image: str | os.PathLike, options: PrepareOptions | None = None, **settings) -> DatasetEstimate:
-    """The estimate of preparing `image` with `options` (and `settings` replacing some of its fields).
+def estimate_dataset(
+    image: str | os.PathLike | list, options: PrepareOptions | None = None, **settings
+) -> DatasetEstimate:
+    """The estimate of preparing `image` (one raster, or a list of band files) with `options` (and `settings`
+    replacing some of its fields).
 
     Opens only the image's header; raises OLRError for an image that cannot be opened or options
     out of range.
     """
     opts = dataclasses.replace(options or PrepareOptions(), **settings).check()
-    with rasterio.Env(**READ_ENV), rasters.open_image(image) as src:
+    with rasterio.Env(**READ_ENV), rasters.open_image_files(image, opts.grid) as src:
         return estimate_for(src, opts)
 
 
 def estimate_for(src: rasterio.DatasetReader, opts: PrepareOptions) -> DatasetEstimate:
     """The estimate for an open image raster."""
-    bands = rasters.image_bands(src)
+    bands = rasters.image_bands(src, opts.bands)
     pixel_bytes = len(bands) * np.dtype(src.dtypes[bands[0] - 1]).itemsize
     tile_bytes = opts.tile * opts.tile * pixel_bytes
     fits = opts.tile <= min(src.height, src.width)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class Spec:
     page_max: float | None = None  # upper bound of the page's number input (the library has none)
     step: float | None = None  # the page's number-input step
     choices: tuple = ()
+    nargs: int | str | None = None  # several values on the command line ("+" or a count); None: one
+    item: type = str  # the type of each of those values
     titles: dict = field(default_factory=dict, compare=False)  # choice -> words on the page
 
 
@@ -78,7 +81,8 @@ class PrepareOptions:
     scheme: str | dict | os.PathLike = field(
         default="level3",
         metadata=_spec(
-            help=f"label scheme: {', '.join(label_schemes.SCHEME_NAMES)} or a JSON mapping file",
+            help=f"label scheme: {', '.join(label_schemes.SCHEME_NAMES)}, legend (the --legend's classes) "
+            "or a JSON mapping file (grouping CLC codes, or a legend's class names or values)",
             label="Label scheme",
             titles=label_schemes.SCHEME_TITLES,
         ),
@@ -133,13 +137,27 @@ class PrepareOptions:
     split_block: int = field(
         default=8,
         metadata=_spec(
-            help="side of the square split blocks, in tiles (a block goes to one split, so neighbours do not leak)",
+            help="side of the square split blocks, in tiles (a block goes to one split; validation and test tiles "
+            "sharing pixels with a tile of another split, as overlapping tiles can, are dropped)",
             label="Split block (tiles per side)",
             what="split block size",
             fix="use a whole number of tiles, at least 1",
             whole=True,
             min=1,
             page_max=1000,
+        ),
+    )
+    split_buffer: int = field(
+        default=0,
+        metadata=_spec(
+            help="gap between splits, in tile widths: validation and test tiles closer than this to a tile of "
+            "another split are dropped (0: only those sharing pixels)",
+            label="Split buffer (tile widths)",
+            what="split buffer",
+            fix="use a whole number of tile widths, 0 or more",
+            whole=True,
+            min=0,
+            page_max=100,
         ),
     )
     split_fractions: tuple[float, float, float] = field(
@@ -152,10 +170,90 @@ class PrepareOptions:
     label_encoding: str = field(
         default="auto",
         metadata=_spec(
-            help="label raster values: grid codes 1..44, CLC codes 111..523, or auto-detect",
+            help="label raster values: grid codes 1..44, CLC codes 111..523, names from --legend, or auto "
+            "(CLC codes, or grid codes when the raster carries CORINE's colour table, or the --legend)",
             label="Label raster values",
             choices=rasters.ENCODINGS,
-            titles={"auto": "auto-detect", "grid": "grid codes 1..44", "clc": "CLC codes 111..523"},
+            titles={
+                "auto": "auto-detect (never guessed)",
+                "grid": "grid codes 1..44",
+                "clc": "CLC codes 111..523",
+                "legend": "named by the legend file",
+            },
+        ),
+    )
+    legend: str | os.PathLike | None = field(
+        default=None,
+        metadata=_spec(
+            help="legend of a land-cover map that is not CORINE: CSV value,name[,color][,clc_code] or JSON; "
+            "with a clc_code for every value the CORINE schemes apply, without any its classes are the labels",
+            label="Legend file (CSV or JSON; empty = CORINE codes)",
+        ),
+    )
+    label_field: str | None = field(
+        default=None,
+        metadata=_spec(
+            help="the attribute of a label vector holding the class (default Code_18, CORINE's)",
+            label="Label field of a vector (empty = Code_18)",
+        ),
+    )
+    label_nodata: str | float | None = field(
+        default=None,
+        metadata=_spec(
+            help="the label value meaning no data, replacing the label raster's own, or none",
+            label="Label nodata value (empty = as declared, none = no nodata)",
+        ),
+    )
+    bands: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_spec(
+            help="bands to tile, in this order, by name or 1-based index, e.g. B04 B03 B02 B08 or 3 2 1 "
+            "(default: all bands)",
+            label="Bands (names or numbers, in order; empty = all)",
+            nargs="+",
+        ),
+    )
+    grid: str | None = field(
+        default=None,
+        metadata=_spec(
+            help="with several band files: the file (or band name) whose pixel grid the stack takes "
+            "(default: the finest file's)",
+            label="Grid of the band file (empty = the finest)",
+        ),
+    )
+    image_nodata: str | float | None = field(
+        default=None,
+        metadata=_spec(
+            help="the image's nodata value, replacing the one it declares, or none (NaN and +-inf are nodata always)",
+            label="Image nodata value (empty = as declared, none = no nodata)",
+        ),
+    )
+    scale: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_spec(
+            help="reflectance = raw x scale + offset: one scale for all bands or one per band, recorded with the "
+            "band statistics (default: the image's own scales)",
+            label="Reflectance scale (one, or one per band)",
+            nargs="+",
+            item=float,
+        ),
+    )
+    offset: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_spec(
+            help="reflectance offset: one for all bands or one per band (default: the image's own offsets)",
+            label="Reflectance offset (one, or one per band)",
+            nargs="+",
+            item=float,
+        ),
+    )
+    rgb: tuple[str, str, str] | None = field(
+        default=None,
+        metadata=_spec(
+            help="the bands of the RGB preview, by name or 1-based index among the bands tiled "
+            "(default: bands named red/green/blue or B04/B03/B02, else the first three)",
+            label="Preview bands as R G B (empty = by name)",
+            nargs=3,
         ),
     )
     overwrite: bool = field(
@@ -175,6 +273,8 @@ class PrepareOptions:
             if spec.what:  # the stride checked is the one used
                 value = self.stride_px if f.name == "stride" else getattr(self, f.name)
                 _check_value(value, spec, value_type(f))
+        rasters.images.nodata_override(self.image_nodata, "--image-nodata")  # a number or none
+        rasters.label_nodata(self.label_nodata)  # a number or none
         return dataclasses.replace(self, split_fractions=splits.check_fractions(self.split_fractions))
 
     def parameters(self) -> dict:
@@ -188,9 +288,19 @@ class PrepareOptions:
             "max_nodata": self.max_nodata,
             "prune_below": self.prune_below,
             "split_block": self.split_block,
+            "split_buffer": self.split_buffer,
             "split_fractions": list(self.split_fractions),
             "seed": self.seed,
             "label_encoding": self.label_encoding,
+            "legend": None if self.legend is None else str(self.legend),
+            "label_field": self.label_field,
+            "label_nodata": self.label_nodata,
+            "bands": None if self.bands is None else [str(b) for b in self.bands],
+            "grid": self.grid,
+            "image_nodata": self.image_nodata,
+            "scale": None if self.scale is None else list(self.scale),
+            "offset": None if self.offset is None else list(self.offset),
+            "rgb": None if self.rgb is None else [str(b) for b in self.rgb],
             "overwrite": self.overwrite,
         }
 
@@ -199,6 +309,9 @@ class PrepareOptions:
         """The options given by `add_flags`' flags (each has its default there)."""
         values = {f.name: getattr(args, f.name) for f in fields()}
         values["split_fractions"] = tuple(values["split_fractions"])
+        for f in fields():
+            if f.metadata["spec"].nargs is not None and values[f.name] is not None:
+                values[f.name] = tuple(values[f.name])
         return cls(**values)
 
 
@@ -216,6 +329,25 @@ def value_type(f: dataclasses.Field) -> type:
     return {"int": int, "float": float, "bool": bool}.get(f.type.split(" |")[0], str)
 
 
+def text_value(name: str, text: str | None):
+    """The value of field `name` typed as text on the page: None when empty; several values split at
+    spaces or commas ("B04 B03 B02", "0.0001, 0.0002"); OLRError when a number is not one."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    s = spec(name)
+    if s.nargs is None:
+        return text
+    items = [t for t in re.split(r"[\s,]+", text) if t]
+    try:
+        return tuple(s.item(t) for t in items)
+    except ValueError:
+        raise OLRError(
+            f"The {s.label.split(' (')[0].lower()} {text!r} is not a list of numbers; give e.g. 0.0001, or one number "
+            "per band separated by spaces."
+        ) from None
+
+
 def number_fields() -> list[dataclasses.Field]:
     """The fields holding one number, in their order."""
     return [f for f in fields() if value_type(f) in (int, float)]
@@ -227,6 +359,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         s, flag = f.metadata["spec"], f"--{f.name.replace('_', '-')}"
         if value_type(f) is bool:
             parser.add_argument(flag, action="store_true", help=s.help)
+        elif s.nargs is not None:
+            parser.add_argument(flag, nargs=s.nargs, type=s.item, default=f.default, help=s.help.replace("%", "%%"))
         elif f.name == "split_fractions":
             parser.add_argument(
                 flag,

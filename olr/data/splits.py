@@ -5,6 +5,11 @@ are grouped into blocks (square blocks of the tile grid for a scene; runs of con
 tiles for imports without coordinates) and whole blocks are assigned to splits: blocks are
 visited in an order shuffled by `seed`, each going to the split furthest below its target
 tile count. Same blocks + same seed => same split.
+
+Blocks alone do not keep splits apart when tiles overlap (stride < tile): a tile on a block's
+edge shares pixels with its neighbour across the edge. `separate_splits` then drops the
+validation and test tiles that share pixels with, or lie within an optional buffer of, a tile
+of an earlier split (train before validation before test), so no pixel is in two splits.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import numpy as np
 from olr.errors import OLRError
 
 SPLITS = ("train", "val", "test")
+#: Which splits' tiles a split must keep clear of: validation of training, test of both.
+KEEPS_CLEAR_OF = {"val": ("train",), "test": ("train", "val")}
 
 
 def check_fractions(fractions) -> tuple[float, float, float]:
@@ -72,3 +79,53 @@ def assign_blocks(block_ids: np.ndarray, fractions=(0.7, 0.15, 0.15), seed: int 
 def split_counts(splits: np.ndarray) -> dict[str, int]:
     splits = np.asarray(splits)
     return {s: int((splits == s).sum()) for s in SPLITS}
+
+
+def reach(tile: int, stride: int, buffer: int = 0) -> int:
+    """Grid steps within which two tiles of the grid (`tile` px, `stride` px apart) are closer than
+    `buffer` tile widths (0: share a pixel), in both directions; their gap is then < buffer x tile px."""
+    return -(-(1 + int(buffer)) * int(tile) // int(stride)) - 1
+
+
+def near(tile_rows: np.ndarray, tile_cols: np.ndarray, members: np.ndarray, steps: int) -> np.ndarray:
+    """(N,) bool: a tile of `members` (N,) bool lies within `steps` grid steps of the tile, in both rows
+    and columns (a square window of the tile grid; the tile itself counts).
+
+    Counts members in each window with a summed-area table of the grid's occupancy, so the cost
+    does not grow with `steps`."""
+    rows, cols = np.asarray(tile_rows, dtype=np.int64), np.asarray(tile_cols, dtype=np.int64)
+    members = np.asarray(members, dtype=bool)
+    if not members.any():
+        return np.zeros(len(rows), dtype=bool)
+    steps = max(0, int(steps))
+    shape = (int(rows.max()) + 1 + 2 * steps, int(cols.max()) + 1 + 2 * steps)
+    occupied = np.zeros((shape[0] + 1, shape[1] + 1), dtype=np.int32)  # a leading zero row and column
+    occupied[rows[members] + steps + 1, cols[members] + steps + 1] = 1
+    table = occupied.cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
+    top, left, bottom, right = rows, cols, rows + 2 * steps + 1, cols + 2 * steps + 1
+    return (table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]) > 0
+
+
+def separate_splits(
+    tile_rows: np.ndarray, tile_cols: np.ndarray, split: np.ndarray, tile: int, stride: int, buffer: int = 0
+) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
+    """(keep (N,) bool, dropped counts) for tiles at grid positions (tile_rows, tile_cols) with `split` (N,).
+
+    A validation tile is dropped when it shares a pixel with a training tile or lies closer than
+    `buffer` tile widths to one; a test tile likewise for training and the validation tiles kept.
+    Training tiles are never dropped. Counts: {"overlap": {"val": n, "test": m}, "buffer": {...}},
+    "overlap" for tiles sharing pixels, "buffer" for the others dropped only by the buffer.
+    """
+    split = np.asarray(split)
+    keep = np.ones(len(split), dtype=bool)
+    overlap_steps, buffer_steps = reach(tile, stride), reach(tile, stride, buffer)
+    dropped = {"overlap": {}, "buffer": {}}
+    for name, earlier in KEEPS_CLEAR_OF.items():
+        others = np.isin(split, earlier) & keep
+        mine = split == name
+        too_close = mine & near(tile_rows, tile_cols, others, buffer_steps)
+        sharing = too_close & near(tile_rows, tile_cols, others, overlap_steps)
+        keep &= ~too_close
+        dropped["overlap"][name] = int(sharing.sum())
+        dropped["buffer"][name] = int((too_close & ~sharing).sum())
+    return keep, dropped

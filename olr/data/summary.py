@@ -37,6 +37,33 @@ def split_percent(dataset) -> dict[str, float]:
     return {s: 100 * counts[s] / max(dataset.n_tiles, 1) for s in SPLITS}
 
 
+def split_note(dataset) -> str:
+    """How the dataset's split was made, in words: blocks, tiles dropped to keep splits apart, band statistics.
+
+    Reads meta["split"] and meta["band_statistics_split"]; what an older dataset does not record is not said."""
+    meta = dataset.meta
+    split = meta.get("split") or {}
+    parts = []
+    if split.get("method") == "spatial_blocks":
+        block = split.get("block")
+        parts.append(f"whole blocks of {block}×{block} tiles go to one split")
+    elif str(split.get("method", "")).startswith("contiguous_blocks"):
+        parts.append("whole blocks of consecutive tiles go to one split")
+    dropped = {s: sum((split.get(k) or {}).get(s, 0) for k in ("dropped_overlap", "dropped_buffer")) for s in SPLITS}
+    if "dropped_overlap" in split:
+        buffer = int(split.get("buffer") or 0)
+        near = f"closer than {buffer} tile width{'s' if buffer > 1 else ''} to" if buffer else "sharing pixels with"
+        parts.append(
+            f"validation and test tiles {near} a tile of another split are dropped "
+            f"({dropped['val']:,} validation, {dropped['test']:,} test)"
+        )
+    if meta.get("band_statistics_split"):
+        which = "training tiles" if meta["band_statistics_split"] == "train" else "tiles of all splits"
+        parts.append(f"band statistics are over the {which}")
+    text = "; ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
 def mean_labels_per_tile(stats) -> float:
     """Mean number of present labels per tile, from `LabelStats.labels_per_tile` (0 for no tiles)."""
     histogram = np.asarray(stats.labels_per_tile)

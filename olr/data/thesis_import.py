@@ -28,12 +28,19 @@ from olr.data import label_schemes, splits
 from olr.data.dataset import write_dataset
 from olr.data.prepare import Progress, cli_progress, file_digest, output_folder
 from olr.data.rasters import DEFAULT_BAND_NAMES
+from olr.data.thin_data import Advice, print_warnings, thin_data_warnings
 from olr.data.tile_writer import BandStats, TileWriter
 from olr.errors import OLRError
 
 #: Colours for labels that are not CORINE classes (Tableau 10).
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 MIN_FRACTION = 0.5  # fractions are 0 or 1
+#: How the thin-data warnings of an import end (`olr.data.thin_data`): the flags that help.
+THIN_DATA_ADVICE = Advice(
+    tiles="a larger share in --split-fractions or more batches give more",
+    blocks="a smaller --split-block gives more",
+    labels="another --seed or a smaller --split-block avoids it",
+)
 CHUNK = 256  # tiles copied at a time
 
 
@@ -194,7 +201,12 @@ def import_batches(
             imported = _stream_batches(image_files, label_files, staging / "images.npy", shape, dtype, total, progress)
             block_id, split, split_meta = _split(imported.batch, split_block, split_fractions, seed)
             tiles = _tile_table(imported, block_id, split)
-            meta = _meta(out, folder, digests, parameters, shape, dtype, names, imported.stats, split_meta, sizes)
+            train = split == "train"
+            meta = _meta(
+                out, folder, digests, parameters, shape, dtype, names, imported.stats, split_meta, sizes, train
+            )
+            presence = imported.fractions >= MIN_FRACTION
+            meta["warnings"] = thin_data_warnings(split, presence, names, block_id, advice=THIN_DATA_ADVICE)
             write_dataset(
                 staging, images=None, fractions=imported.fractions, tiles=tiles, meta=meta, min_fraction=MIN_FRACTION
             )
@@ -302,8 +314,12 @@ def _tile_table(imported: _Imported, block_id: np.ndarray, split: np.ndarray) ->
     )
 
 
-def _meta(out: Path, folder, digests, parameters: dict, shape, dtype, names, bands: BandStats, split, sizes) -> dict:
-    """meta.json of an imported dataset (write_dataset adds the counts); waits for the source hashes."""
+def _meta(
+    out: Path, folder, digests, parameters: dict, shape, dtype, names, bands: BandStats, split, sizes, train
+) -> dict:
+    """meta.json of an imported dataset (write_dataset adds the counts); waits for the source hashes.
+
+    Band statistics are over the training tiles `train` (N,) bool, or all tiles when none is for training."""
     h, w, b = shape
     labels = label_entries(names)
     band_names = DEFAULT_BAND_NAMES.get(b, [f"band {i + 1}" for i in range(b)])
@@ -320,7 +336,8 @@ def _meta(out: Path, folder, digests, parameters: dict, shape, dtype, names, ban
         "tile_shape": [int(h), int(w), int(b)],
         "scheme": {"name": "imported", "labels": labels, "n_labels": len(labels), "dropped_codes": [], "absent": []},
         "labels": labels,
-        "bands": bands.to_json(band_names),
+        "bands": bands.to_json(band_names, train if train.any() else None),
+        "band_statistics_split": "train" if train.any() else "all",
         "dtype": dtype.name,
         "nodata": None,
         "crs": None,
@@ -365,4 +382,5 @@ def import_batches_command(args: argparse.Namespace) -> int:
     )
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     print(f"imported {path}: {meta['n_tiles']} tiles, {len(meta['labels'])} labels, split {meta['split_counts']}")
+    print_warnings(meta)
     return 0

@@ -157,98 +157,176 @@ class TileWriter:
 
 
 class BandStats:
-    """Per-band mean, std, min, max over tiles, accumulated window by window.
+    """Per-band mean, std, min, max over any subset of the tiles added, accumulated window by window.
 
-    min/max use every pixel. mean/std use every `row_step`-th pixel row of each tile (all
-    rows for tiles up to 16 px; every 4th for 64 px tiles): the same estimate to well
-    under 1 % of a std at a quarter of the cost. Sums are taken in float32 over at most
+    The sums are kept per tile (4 b + 1 numbers), so the statistics of a subset known only after
+    the pass (the training split; tiles dropped later) come without reading the tiles again:
+    `to_json(names, rows)`. min/max use every pixel. mean/std use every `row_step`-th pixel row
+    of each tile (all rows for tiles up to 16 px; every 4th for 64 px tiles): the same estimate
+    to well under 1 % of a std at a quarter of the cost. Sums are taken in float32 over at most
     `chunk` tiles at a time around a per-band shift (the first tile's mean, avoiding
-    cancellation in the variance) and accumulated in float64. Nodata pixels are left out.
+    cancellation in the variance) and kept in float64. Nodata pixels are left out.
     """
 
     def __init__(self, n_bands: int, row_step: int = 1, chunk: int = 32):
         self.b = n_bands
         self.row_step = max(1, int(row_step))
         self.chunk = chunk
-        self.n = 0
         self.shift: np.ndarray | None = None
-        self.s = np.zeros(n_bands)
-        self.ss = np.zeros(n_bands)
-        self.lo = np.full(n_bands, np.inf)
-        self.hi = np.full(n_bands, -np.inf)
+        self._parts: list[np.ndarray] = []  # per update, (n, 1 + 4 b) float64: count, sums, squares, min, max
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles added so far (the rows `to_json` selects from)."""
+        return len(self.table())
+
+    def table(self) -> np.ndarray:
+        """(n_tiles, 1 + 4 b) float64 per tile: valid pixels counted, sums and squares around the shift, min, max."""
+        if len(self._parts) != 1:
+            self._parts = [np.concatenate(self._parts) if self._parts else np.zeros((0, 1 + 4 * self.b))]
+        return self._parts[0]
 
     def update(self, tiles: np.ndarray, nodata: np.ndarray | None = None) -> None:
-        """Add (n, h, w, b) tiles; `nodata` (n, h, w) bool marks pixels to leave out."""
+        """Add (n, h, w, b) tiles, a row each in the order given; `nodata` (n, h, w) bool marks pixels to leave out."""
         n = len(tiles)
         if n == 0:
             return
-        step = self.row_step
-        if nodata is not None:
-            dirty = nodata.reshape(n, -1).any(1)
-            if dirty.any():
-                t, m = tiles[dirty], ~nodata[dirty]
-                valid = t[m]  # (M, b)
-                if len(valid):
-                    self.lo = np.minimum(self.lo, valid.min(0))
-                    self.hi = np.maximum(self.hi, valid.max(0))
-                    self._add_pixels(t[:, ::step][m[:, ::step]].astype(np.float64))
-                tiles = tiles[~dirty]
-                n = len(tiles)
-                if n == 0:
-                    return
+        dirty = np.zeros(n, dtype=bool) if nodata is None else nodata.reshape(n, -1).any(1)
         if self.shift is None:
-            self.shift = tiles[0].reshape(-1, self.b).astype(np.float64).mean(0)
-        x = tiles.reshape(n, -1)
-        self.lo = np.minimum(self.lo, x.min(0).reshape(-1, self.b).min(0))
-        self.hi = np.maximum(self.hi, x.max(0).reshape(-1, self.b).max(0))
-        sample = tiles[:, ::step].reshape(n, -1) if step > 1 else x
-        shift = np.tile(self.shift.astype(np.float32), sample.shape[1] // self.b)
+            self.shift = self._first_mean(tiles, nodata)
+        rows = np.empty((n, 1 + 4 * self.b))
+        if dirty.any():
+            where = np.flatnonzero(dirty)
+            for i in range(0, len(where), self.chunk):  # float64 copies of a few tiles at a time
+                part = where[i : i + self.chunk]
+                rows[part] = self._masked_rows(tiles[part], ~nodata[part])
+            if not dirty.all():
+                rows[~dirty] = self._clean_rows(tiles[~dirty])
+        else:
+            rows[:] = self._clean_rows(tiles)
+        self._parts.append(rows)
+
+    def _first_mean(self, tiles: np.ndarray, nodata: np.ndarray | None) -> np.ndarray | None:
+        """The per-band mean of the first tile with a valid pixel (the shift), or None if none has one.
+
+        Rounded to a whole number for integer pixels, which then stay exact in the float32 sums (a
+        fractional shift would round every difference the same way and bias the mean); to float32
+        otherwise, so that the sums subtract exactly the shift `to_json` adds back."""
+        for i in range(len(tiles)):
+            valid = tiles[i].reshape(-1, self.b) if nodata is None else tiles[i][~nodata[i]]
+            if len(valid):
+                mean = valid.astype(np.float64).mean(0)
+                return np.round(mean) if tiles.dtype.kind in "iub" else mean.astype(np.float32).astype(np.float64)
+        return None
+
+    def _clean_rows(self, tiles: np.ndarray) -> np.ndarray:
+        """Rows of tiles without nodata."""
+        n, h, w, b = tiles.shape
+        rows = np.empty((n, 1 + 4 * b))
+        rows[:, 1 + 2 * b : 1 + 3 * b] = _per_tile(np.minimum, tiles)
+        rows[:, 1 + 3 * b :] = _per_tile(np.maximum, tiles)
+        sample = tiles.reshape(n, h, w * b)[:, :: self.row_step]
+        rows[:, 0] = sample.shape[1] * w
+        shift = np.tile(self.shift.astype(np.float32), w)
         for i in range(0, n, self.chunk):
             f = sample[i : i + self.chunk].astype(np.float32)
             f -= shift
-            self.s += f.sum(0).reshape(-1, self.b).sum(0, dtype=np.float64)
-            self.ss += np.einsum("ij,ij->j", f, f).reshape(-1, self.b).sum(0, dtype=np.float64)
-        self.n += n * (sample.shape[1] // self.b)
+            # einsum sums over a tile's rows with contiguous inner loops (ndarray.sum(1) does not)
+            sums, squares = np.einsum("thk->tk", f), np.einsum("thk,thk->tk", f, f)
+            rows[i : i + self.chunk, 1 : 1 + b] = sums.reshape(-1, w, b).sum(1, dtype=np.float64)
+            rows[i : i + self.chunk, 1 + b : 1 + 2 * b] = squares.reshape(-1, w, b).sum(1, dtype=np.float64)
+        return rows
 
-    def _add_pixels(self, v: np.ndarray) -> None:
-        """Add (M, b) float64 pixels to the sums (not to min/max)."""
-        if len(v) == 0:
-            return
-        if self.shift is None:
-            self.shift = v.mean(0)
-        d = v - self.shift
-        self.s += d.sum(0)
-        self.ss += (d * d).sum(0)
-        self.n += len(v)
+    def _masked_rows(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Rows of a few tiles with nodata pixels (`valid` (n, h, w) bool), in float64."""
+        n, b = len(tiles), self.b
+        rows = np.empty((n, 1 + 4 * b))
+        x = tiles.astype(np.float64)
+        keep = valid[..., None]
+        rows[:, 1 + 2 * b : 1 + 3 * b] = np.where(keep, x, np.inf).min((1, 2))
+        rows[:, 1 + 3 * b :] = np.where(keep, x, -np.inf).max((1, 2))
+        sampled = valid[:, :: self.row_step]
+        d = np.where(sampled[..., None], x[:, :: self.row_step] - (0.0 if self.shift is None else self.shift), 0.0)
+        rows[:, 0] = sampled.sum((1, 2))
+        rows[:, 1 : 1 + b] = d.sum((1, 2))
+        rows[:, 1 + b : 1 + 2 * b] = (d * d).sum((1, 2))
+        return rows
 
-    def to_json(self, names: list[str]) -> list[dict]:
-        n = max(self.n, 1)
-        shift = self.shift if self.shift is not None else np.zeros(self.b)
-        mean_d = self.s / n
-        std = np.sqrt(np.maximum(self.ss / n - mean_d**2, 0.0))
+    def to_json(self, names: list[str], rows=None) -> list[dict]:
+        """meta.json's "bands": {name, mean, std, min, max} per band over the tiles `rows` (a bool mask or
+        indices over the tiles in the order added; None: all). min/max are None without a valid pixel."""
+        b = self.b
+        table = self.table() if rows is None else self.table()[rows]
+        n = max(float(table[:, 0].sum()), 1.0)
+        shift = self.shift if self.shift is not None else np.zeros(b)
+        mean_d = table[:, 1 : 1 + b].sum(0) / n
+        std = np.sqrt(np.maximum(table[:, 1 + b : 1 + 2 * b].sum(0) / n - mean_d**2, 0.0))
         mean = shift + mean_d
+        lo = table[:, 1 + 2 * b : 1 + 3 * b].min(0, initial=np.inf)
+        hi = table[:, 1 + 3 * b :].max(0, initial=-np.inf)
         finite = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
         return [
-            {
-                "name": names[i],
-                "mean": float(mean[i]),
-                "std": float(std[i]),
-                "min": finite(self.lo[i]),
-                "max": finite(self.hi[i]),
-            }
-            for i in range(self.b)
+            {"name": names[i], "mean": float(mean[i]), "std": float(std[i]), "min": finite(lo[i]), "max": finite(hi[i])}
+            for i in range(b)
         ]
+
+
+def _per_tile(extreme: np.ufunc, tiles: np.ndarray) -> np.ndarray:
+    """(n, b) per-tile, per-band `extreme` (np.minimum or np.maximum) of (n, h, w, b) tiles.
+
+    `extreme.reduce` over a tile's pixels runs along them innermost, a few bands apart: slow.
+    Folding a tile's k row groups, then halves of the rest, onto one another elementwise keeps
+    the inner loops long and contiguous; only an odd number of pixels is reduced per band.
+    """
+    n, h, b = tiles.shape[0], tiles.shape[1], tiles.shape[3]
+    k = max(d for d in range(1, min(h, 16) + 1) if h % d == 0)
+    groups = tiles.reshape(n, k, -1)
+    out = groups[:, 0].copy()
+    for g in range(1, k):
+        extreme(out, groups[:, g], out=out)
+    while out.shape[1] % (2 * b) == 0:  # halves, while they hold whole pixels
+        half = out.shape[1] // 2
+        out = extreme(out[:, :half], out[:, half:])
+    return extreme.reduce(out.reshape(n, -1, b), axis=1)
+
+
+# --------------------------------------------------------------------------- nodata pixels of kept tiles
+
+#: How `fill_nodata` fills, as meta.json records it ("nodata_fill").
+NODATA_FILL = (
+    "nodata pixels of kept tiles (the nodata value, NaN, +-inf) hold the tile's per-band mean over its valid "
+    "pixels (rounded for integer images; 0 in a tile without valid pixels)"
+)
+
+
+def fill_nodata(tiles: np.ndarray, nodata: np.ndarray) -> None:
+    """Fill, in place, the nodata pixels of (n, h, w, b) `tiles` ((n, h, w) bool `nodata`) by `NODATA_FILL`.
+
+    Afterwards the tiles hold no NaN or inf, so a model never sees one; the fill is the tile's own
+    mean so it adds no edge a convolution would learn from. Only tiles with a nodata pixel are touched."""
+    dirty = np.flatnonzero(nodata.any(axis=(1, 2)))
+    for i in dirty:
+        tile, bad = tiles[i], nodata[i]
+        valid = tile[~bad].astype(np.float64)  # (m, b)
+        mean = valid.mean(0) if len(valid) else np.zeros(tile.shape[-1])
+        if tiles.dtype.kind in "iu":
+            info = np.iinfo(tiles.dtype)
+            mean = np.clip(np.rint(mean), info.min, info.max)
+        tile[bad] = mean.astype(tiles.dtype)
 
 
 # --------------------------------------------------------------------------- preview
 
 
 class PreviewSampler:
-    """Every k-th pixel of the RGB bands of the windows read, then reprojected to lon/lat."""
+    """Every k-th pixel of the RGB bands of the windows read, then reprojected to lon/lat.
 
-    def __init__(self, src, band_positions: list[int], side: int = PREVIEW_SIDE):
+    `rgb` is `rasters.rgb_positions`' choice ({"positions", "bands", "by"}) or the three band positions."""
+
+    def __init__(self, src, rgb: dict | list[int], side: int = PREVIEW_SIDE):
         self.k = max(1, math.ceil(max(src.height, src.width) / side))
-        self.rgb = band_positions
+        self.choice = dict(rgb) if isinstance(rgb, dict) else {"positions": list(rgb), "by": "given"}
+        self.rgb = list(self.choice["positions"])
         self.src = src
         h, w = math.ceil(src.height / self.k), math.ceil(src.width / self.k)
         self.data = np.zeros((3, h, w), dtype=np.float32)
@@ -269,6 +347,10 @@ class PreviewSampler:
         if pixels.dtype.kind == "f":
             ok &= np.isfinite(sample[..., self.rgb]).all(-1)
         self.valid[pr : pr + h, pc : pc + w] = ok
+
+    def rgb_json(self) -> dict:
+        """meta.json's "rgb": the preview's bands ("positions" into meta["bands"], "bands" their names, "by" how)."""
+        return {k: self.choice[k] for k in ("positions", "bands", "by") if k in self.choice}
 
     def write(self, path: Path) -> dict:
         """Write an RGBA PNG in EPSG:4326 (percentile-stretched); returns meta["preview"]."""

@@ -227,7 +227,7 @@ def _child_prepare(image: str, labels: str, out: str, tile: int) -> dict:
     from olr.data.prepare import prepare_dataset
 
     start, cpu = time.perf_counter(), time.process_time()
-    prepare_dataset(image, labels, out, tile=tile, overwrite=True)
+    prepare_dataset(image, labels, out, tile=tile, label_encoding="grid", overwrite=True)  # make_scene's codes
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     ds = load_dataset(out)
     return {

@@ -30,6 +30,7 @@ from olr.data.demo_scene.spec import (
     check_params,
 )
 from olr.data.prepare import prepare_dataset
+from olr.errors import OLRError
 
 
 def _dataset_complete(folder: Path) -> bool:
@@ -118,24 +119,29 @@ def ensure_demo_dataset(
     seed: int | None = None,
     size_px: int | None = None,
     force: bool = False,
+    name: str = DEMO_DATASET,
 ) -> Path:
-    """Return the demo dataset folder `data/demo`, generating the scene and preparing it if needed.
+    """Return the demo dataset folder `data/<name>` (`data/demo`), generating the scene and preparing it if needed.
 
     Safe when several processes call it at once: one builds under an exclusive lock on
-    `data/.demo.lock`, the others wait and then find it. `seed`/`size_px` None means "as it
+    `data/.<name>.lock`, the others wait and then find it. `seed`/`size_px` None means "as it
     exists, else the defaults"; a different explicit value rebuilds the scene and dataset.
+    Another `name` makes a second scene of the same generator in its own dataset (its scene in
+    `scene_dir_for(name)`), e.g. one the demo recipe was not tuned on; it needs its own seed.
     """
     import shutil
 
-    out = workspace.dataset_path(DEMO_DATASET)
-    scene_dir = demo_scene_dir()
+    out = workspace.dataset_path(name)
+    scene_dir = scene_dir_for(name)
+    if name != DEMO_DATASET:
+        _check_other_scene(name, out, scene_dir, seed)
     want_seed = DEFAULT_SEED if seed is None else seed
     want_size = DEFAULT_SIZE_PX if size_px is None else size_px
     want_seed, want_size = check_params(want_seed, want_size)
     if workspace.is_readonly() and not force and _dataset_complete(out):
         return out  # a read-only demo shows what is there and writes nothing, not even the lock
     workspace.require_writable("prepare the demo dataset")
-    with _exclusive_lock(workspace.data_dir() / ".demo.lock"):
+    with _exclusive_lock(workspace.data_dir() / f".{name}.lock"):
         scene = scene_complete(scene_dir)
         stale = scene is not None and (
             (seed is not None and scene.get("seed") != want_seed)
@@ -148,6 +154,27 @@ def ensure_demo_dataset(
             generate_scene(scene_dir, seed=want_seed, size_px=want_size, progress=progress, overwrite=True)
         _prepare(scene_dir, out, progress)
     return out
+
+
+def scene_dir_for(name: str) -> Path:
+    """The scene folder of the demo-like dataset `name`: `data/demo-scene` for the demo, else `data/<name>-scene`."""
+    demo = demo_scene_dir()
+    return demo if name == DEMO_DATASET else demo.with_name(f"{workspace.check_name(name, 'dataset name')}-scene")
+
+
+def _check_other_scene(name: str, out: Path, scene_dir: Path, seed: int | None) -> None:
+    """OLRError when `name` cannot be a second demo-like scene: a scene folder's name, another
+    dataset already there (never replaced), or a new scene without a seed of its own."""
+    if name.endswith("-scene"):
+        raise OLRError(f"The dataset name {name!r} ends in -scene, which names scene folders; choose another name.")
+    if scene_complete(scene_dir) is None:
+        if out.exists():
+            raise OLRError(f"A dataset {name!r} exists and was not made by demo-data; choose another name.")
+        if seed is None:
+            raise OLRError(
+                f"The scene {name!r} does not exist yet; give it a seed of its own (--seed N; the demo's is "
+                f"{DEFAULT_SEED})."
+            )
 
 
 def _prepare(scene_dir: Path, out: Path, progress: Progress | None) -> None:

@@ -1,7 +1,7 @@
 """The label-source interface: a label map read through the image grid, tile by tile.
 
-Also what every source shares: the tiles of a window, per-tile code counts, and whether
-a label map overlaps the image at all.
+Also what every source shares: the tiles of a window, per-tile code counts, the values
+met that its coding does not cover, and whether a label map overlaps the image at all.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import numpy as np
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from olr.data.rasters.codes import N_CODE_INDEX
+from olr.data.rasters.codes import LabelCoding
 from olr.errors import OLRError
+
+#: How many distinct uncovered values a source remembers for its error message.
+_KEEP_UNKNOWN = 64
 
 
 def tile_origins(window: Window, n_rows: int, n_cols: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,14 +57,43 @@ class LabelSource:
 
     `read_counts(window, n_rows, n_cols, tile, stride, exclude)` gives, for the n =
     n_rows * n_cols tiles of a window (row-major, the first tile at the window's top-left),
-    the (n, N_CODE_INDEX) pixel count of each code index at the image's pixel centres,
-    leaving out the pixels where `exclude` (n, tile, tile) is true. `read_tiles(...)` gives
-    the (n, tile, tile) uint8 code indices themselves.
+    the (n, n_code_index) pixel count of each code index at the image's pixel centres,
+    leaving out the pixels where `exclude` (n, tile, tile) is true; pixels of a value the
+    coding does not cover are not counted there but in `unknown_pixels` (`require_known`
+    refuses them). `read_tiles(...)` gives the (n, tile, tile) uint8 code indices themselves.
     """
 
     path: Path
     kind: str  # "raster" | "vector"
-    encoding: str  # "grid" | "clc"
+    encoding: str  # "grid" | "clc" | "legend"
+    coding: LabelCoding
+
+    def __init__(self, coding: LabelCoding):
+        self.coding = coding
+        self.encoding = coding.encoding
+        self.unknown_values: set = set()
+        self.unknown_pixels = 0
+
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """The class codes: code index i + 1 is classes[i] (CLC codes, or a legend's values)."""
+        return self.coding.classes
+
+    @property
+    def n_code_index(self) -> int:
+        return self.coding.n_code_index
+
+    def note_unknown(self, raw: np.ndarray, index: np.ndarray) -> None:
+        """Remember (a few of) the raw values where `index` says the coding does not cover them."""
+        if len(self.unknown_values) < _KEEP_UNKNOWN:
+            unknown = index == self.coding.unknown_index
+            if unknown.any():
+                self.unknown_values.update(np.unique(raw[unknown]).tolist()[:_KEEP_UNKNOWN])
+
+    def require_known(self) -> None:
+        """OLRError naming the values read so far that the coding does not cover, if any pixel had one."""
+        if self.unknown_pixels:
+            raise self.coding.uncovered(self.path, self.unknown_values)
 
     def read_tiles(self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int) -> np.ndarray:
         raise NotImplementedError
@@ -70,9 +102,12 @@ class LabelSource:
         self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int, exclude: np.ndarray | None = None
     ) -> np.ndarray:
         codes = self.read_tiles(window, n_rows, n_cols, tile, stride)
+        unknown = self.coding.unknown_index  # == n_code_index
         if exclude is not None:
-            codes[exclude] = N_CODE_INDEX  # an extra bin, dropped below
-        return code_counts(codes.reshape(len(codes), -1), N_CODE_INDEX + 1)[:, :N_CODE_INDEX]
+            codes[exclude] = unknown + 1  # an extra bin, dropped below
+        counts = code_counts(codes.reshape(len(codes), -1), unknown + 2)
+        self.unknown_pixels += int(counts[:, unknown].sum())
+        return counts[:, :unknown]
 
     def describe(self) -> dict:
         return {"kind": self.kind, "encoding": self.encoding}

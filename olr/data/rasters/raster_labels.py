@@ -1,4 +1,5 @@
-"""CORINE rasters aligned onto the image grid: nearest-neighbour sampling at the image's pixel centres."""
+"""Label rasters (CORINE or any map with a legend) aligned onto the image grid: nearest-neighbour
+sampling at the image's pixel centres."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.windows import Window, from_bounds
 
-from olr.data.rasters.codes import N_CODE_INDEX, detect_encoding, to_code_index
+from olr.data.rasters.codes import LabelCoding, auto_encoding, corine_coding, legend_coding
 from olr.data.rasters.label_source import LabelSource, no_overlap, overlap_in, tile_origins
 from olr.errors import OLRError
 
@@ -65,7 +67,7 @@ class _Footprints:
 
 
 class RasterLabels(LabelSource):
-    """A CORINE raster sampled at the image's pixel centres (nearest neighbour).
+    """A label raster sampled at the image's pixel centres (nearest neighbour).
 
     Per tile, the exact positions of three corner pixel centres in the label raster
     (PROJ via `rasterio.warp.transform`) define an affine map for the tile's pixels; over
@@ -78,11 +80,13 @@ class RasterLabels(LabelSource):
 
     kind = "raster"
 
-    def __init__(self, path: Path, src: rasterio.DatasetReader, image: rasterio.DatasetReader, encoding: str):
+    def __init__(
+        self, path: Path, src: rasterio.DatasetReader, image: rasterio.DatasetReader, coding: LabelCoding, nodata
+    ):
+        super().__init__(coding)
         self.path = path
         self.src = src
-        self.encoding = encoding
-        self.nodata = src.nodata
+        self.nodata = nodata
         self.image_crs = image.crs
         self.image_transform = image.transform
         self.same_crs = src.crs == image.crs
@@ -95,7 +99,9 @@ class RasterLabels(LabelSource):
         c1, r1 = min(col0 + width, self.src.width), min(row0 + height, self.src.height)
         if c1 > c0 and r1 > r0:
             raw = self.src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-            out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = to_code_index(raw, self.encoding, self.nodata)
+            index = self.coding.code_index(raw)
+            self.note_unknown(raw, index)
+            out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = index
         return out
 
     def _footprints(self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int) -> _Footprints:
@@ -168,7 +174,8 @@ class RasterLabels(LabelSource):
         if fp.k_rows > 255 or fp.k_cols > 255 or cells >= 65535:
             # Labels much finer than the image: boxes too big for the compact path.
             return super().read_counts(window, n_rows, n_cols, tile, stride, exclude)
-        counts = np.zeros((n, N_CODE_INDEX), dtype=np.int64)
+        n_bins = self.coding.n_code_index + 1  # the last: values the coding does not cover
+        counts = np.zeros((n, n_bins), dtype=np.int64)
         valid = np.full(n, tile * tile, dtype=np.int64)
         if exclude is not None:
             valid -= exclude.reshape(n, -1).sum(1)
@@ -189,10 +196,11 @@ class RasterLabels(LabelSource):
             if exclude is not None:
                 np.putmask(local, exclude[tiles].reshape(len(tiles), -1), cells)
             per_cell = np.stack([np.bincount(row, minlength=cells + 1)[:cells] for row in local])
-            keys = fp.box_codes(tiles) + (np.arange(len(tiles)) * N_CODE_INDEX)[:, None]
-            summed = np.bincount(keys.ravel(), weights=per_cell.ravel(), minlength=len(tiles) * N_CODE_INDEX)
+            keys = fp.box_codes(tiles) + (np.arange(len(tiles)) * n_bins)[:, None]
+            summed = np.bincount(keys.ravel(), weights=per_cell.ravel(), minlength=len(tiles) * n_bins)
             counts[tiles] = summed.reshape(len(tiles), -1).round().astype(np.int64)
-        return counts
+        self.unknown_pixels += int(counts[:, -1].sum())
+        return counts[:, :-1]
 
     def describe(self) -> dict:
         return {
@@ -200,38 +208,59 @@ class RasterLabels(LabelSource):
             "encoding": self.encoding,
             "crs": self.src.crs.to_wkt(),
             "resolution": list(self.src.res),
-            "nodata": self.nodata,
+            "nodata": None if self.nodata is None or math.isnan(self.nodata) else self.nodata,
         }
 
     def close(self) -> None:
         self.src.close()
 
 
-def open_raster_labels(path: Path, src, image, encoding: str) -> RasterLabels:
-    """The opened label raster `src` as a source on `image`'s grid; closes `src` and raises
-    OLRError when it misses the image or holds no valid class (in `encoding`) over it."""
-    overlap = overlap_in(src.crs, src.bounds, image.crs, image.bounds)
-    if overlap is None:
+def open_raster_labels(path: Path, src, image, encoding: str, legend=None, nodata=None) -> RasterLabels:
+    """The opened label raster `src` as a source on `image`'s grid, its values read through `legend`
+    (an `olr.data.legends.Legend`) or as CORINE codes in `encoding` ("auto" decides from a decimated
+    read of the overlap, `codes.auto_encoding`); `nodata` is the raw value meaning no label (NaN:
+    none). Closes `src` and raises OLRError when it misses the image, holds no class over it, or
+    holds values the coding does not cover there."""
+    try:
+        overlap = overlap_in(src.crs, src.bounds, image.crs, image.bounds)
+        if overlap is None:
+            raise no_overlap(path, image)
+        sample = _overview_sample(src, overlap)
+        if legend is not None:
+            coding = legend_coding(legend, nodata)
+        else:
+            if encoding == "auto":
+                encoding = auto_encoding(path, sample, nodata, _colormap(src))
+            coding = None if encoding is None else corine_coding(encoding, nodata)
+        index = None if coding is None else coding.code_index(sample)
+        if index is None or not ((index > 0) & (index < coding.unknown_index)).any():
+            raise OLRError(
+                f"The labels {path} hold no valid land-cover class ({_classes_text(coding)}) where they overlap "
+                "the image; check that this is the label map for this area (and the --label-encoding or --legend)."
+            )
+        unknown = sample[index == coding.unknown_index]
+        if unknown.size:
+            raise coding.uncovered(path, np.unique(unknown).tolist())
+    except BaseException:
         src.close()
-        raise no_overlap(path, image)
-    sample = _overview_sample(src, overlap)
-    found = detect_encoding(sample, src.nodata)
-    if encoding == "auto":
-        encoding = found
-    elif found is not None and not (to_code_index(sample, encoding, src.nodata) > 0).any():
-        found = None
-    if found is None or encoding is None:
-        src.close()
-        what = (
-            "CORINE grid codes 1..44 or CLC codes 111..523"
-            if encoding in (None, "auto")
-            else ("CORINE grid codes 1..44" if encoding == "grid" else "CLC codes 111..523")
-        )
-        raise OLRError(
-            f"The labels {path} hold no valid land-cover class ({what}) where they overlap the image; "
-            "check that this is the CORINE map for this area (and the --label-encoding)."
-        )
-    return RasterLabels(path, src, image, encoding)
+        raise
+    return RasterLabels(path, src, image, coding, nodata)
+
+
+def _classes_text(coding: LabelCoding | None) -> str:
+    if coding is None:
+        return "CORINE grid codes 1..44 or CLC codes 111..523"
+    if coding.encoding == "legend":
+        return f"a value of the legend {coding.legend_source}"
+    return "CORINE grid codes 1..44" if coding.encoding == "grid" else "CLC codes 111..523"
+
+
+def _colormap(src: rasterio.DatasetReader) -> dict | None:
+    """The colour table of band 1 ({value: (r, g, b, a)}), or None: rasterio raises when there is none."""
+    try:
+        return src.colormap(1)
+    except (ValueError, RasterioError):
+        return None
 
 
 def _overview_sample(src: rasterio.DatasetReader, overlap: tuple[float, float, float, float]) -> np.ndarray:

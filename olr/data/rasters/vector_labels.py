@@ -1,4 +1,7 @@
-"""CORINE vectors (field `Code_18`) aligned onto the image grid: read in a child process, rasterised per window.
+"""Label vectors aligned onto the image grid: read in a child process, rasterised per window.
+
+The label is an attribute: CORINE's `Code_18` (CLC codes) by default, or the field named by
+`--label-field`, whose values go through a legend (`olr.data.legends`).
 
 GDAL's GeoPackage (SQLite) reader can crash the whole process on a damaged file, so the
 layer is read in a child (`python -c "...; _vector_child()"`) and comes back as plain data.
@@ -15,13 +18,16 @@ from affine import Affine
 from rasterio.windows import Window
 
 from olr import workspace
-from olr.data import label_schemes
+from olr.data.label_schemes import short_repr, whole_number
+from olr.data.rasters.codes import LabelCoding, corine_coding, legend_coding
 from olr.data.rasters.label_source import LabelSource, no_overlap, overlap_in, tiles_view
 from olr.data.rasters.user_files import open_vector
 from olr.errors import OLRError
 
 #: Seconds a child process may take to read a vector label file.
 VECTOR_READ_TIMEOUT_S = 900
+#: The label field of a CORINE vector (matched in any case).
+CORINE_FIELD = "Code_18"
 
 
 @dataclass
@@ -29,6 +35,7 @@ class _Shape:
     geometry: dict
     code_index: int
     bounds: tuple[float, float, float, float]
+    value: int | str  # the raw attribute value
 
 
 def _geometry_bounds(geometry: dict) -> tuple[float, float, float, float]:
@@ -54,15 +61,19 @@ def _geometry_bounds(geometry: dict) -> tuple[float, float, float, float]:
 
 @dataclass
 class VectorLabels(LabelSource):
-    """CORINE polygons (field `Code_18`) reprojected to the image CRS, rasterised per window."""
+    """Label polygons (their `field_name` value through `coding`) reprojected to the image CRS,
+    rasterised per window."""
 
     path: Path
     image_transform: Affine
+    coding: LabelCoding
     shapes: list[_Shape] = field(default_factory=list)
     crs_wkt: str = ""
-    field_name: str = "Code_18"
+    field_name: str = CORINE_FIELD
     kind: str = "vector"
-    encoding: str = "clc"
+
+    def __post_init__(self):
+        LabelSource.__init__(self, self.coding)
 
     def read_tiles(self, window: Window, n_rows: int, n_cols: int, tile: int, stride: int) -> np.ndarray:
         codes = self.read(window)
@@ -85,6 +96,17 @@ class VectorLabels(LabelSource):
         ]
         if not inside:
             return np.zeros((h, w), dtype=np.uint8)
+        unknown = self.coding.unknown_index
+        if len(self.unknown_values) < 64:
+            self.unknown_values.update(
+                s.value
+                for s in self.shapes
+                if s.code_index == unknown
+                and s.bounds[0] <= x1
+                and s.bounds[2] >= x0
+                and s.bounds[1] <= y1
+                and s.bounds[3] >= y0
+            )
         return rasterize(
             inside, out_shape=(h, w), transform=window_transform(window, self.image_transform), fill=0, dtype=np.uint8
         )
@@ -122,14 +144,15 @@ def _features_in(layer, bbox) -> list:
     return out
 
 
-def read_vector_layer(path: str | os.PathLike, image_crs: str, image_bounds) -> dict:
-    """The CORINE polygons of a vector file that meet the image, as plain data.
+def read_vector_layer(path: str | os.PathLike, image_crs: str, image_bounds, label_field: str | None = None) -> dict:
+    """The labelled polygons of a vector file that meet the image, as plain data.
 
-    Returns {"crs": layer WKT, "field": the Code_18 field's name, "n_features": features in
-    the overlap, "features": [[code, GeoJSON geometry in the layer CRS], ...]}; raises
-    OLRError for a file that is not a readable vector, lacks Code_18 or a CRS, or misses
-    the image. Runs in a child process (`_read_vector_isolated`); only the GeoPackage and
-    Shapefile drivers may open the file (`user_files`).
+    Returns {"crs": layer WKT, "field": the label field's name (`label_field`, default
+    Code_18), "n_features": features in the overlap, "features": [[value, GeoJSON geometry in
+    the layer CRS], ...]} (value: an int when whole, else the text); raises OLRError for a
+    file that is not a readable vector, lacks the field or a CRS, or misses the image. Runs
+    in a child process (`_read_vector_isolated`); only the GeoPackage and Shapefile drivers
+    may open the file (`user_files`).
     """
     try:
         layer = open_vector(path)
@@ -141,7 +164,7 @@ def read_vector_layer(path: str | os.PathLike, image_crs: str, image_bounds) -> 
             "give a CORINE GeoTIFF, GeoPackage or Shapefile."
         ) from None
     with layer:
-        field_name = _code_field(layer, path)
+        field_name = _label_field(layer, path, label_field)
         if layer.crs is None or not layer.crs:
             raise OLRError(f"The vector labels {path} have no coordinate reference system; assign one and try again.")
         layer_crs = layer.crs.to_wkt()
@@ -152,35 +175,41 @@ def read_vector_layer(path: str | os.PathLike, image_crs: str, image_bounds) -> 
     return {"crs": layer_crs, "field": field_name, "n_features": n_features, "features": features}
 
 
-def _code_field(layer, path) -> str:
-    """The name of the layer's Code_18 field, in whatever case it is spelled."""
+def _label_field(layer, path, wanted: str | None) -> str:
+    """The name of the layer's label field (`wanted`, default Code_18), spelled exactly or in another case."""
     fields = list(layer.schema["properties"])
-    match = [f for f in fields if f.lower() == "code_18"]
-    if not match:
+    name = wanted or CORINE_FIELD
+    match = [f for f in fields if f == name] or [f for f in fields if f.lower() == name.lower()]
+    if match:
+        return match[0]
+    listed = ", ".join(fields[:20]) or "none"
+    if wanted is None:
         raise OLRError(
-            f"The vector labels {path} have no Code_18 field (fields: {', '.join(fields) or 'none'}); "
-            "give the CORINE vector with its Code_18 attribute."
+            f"The vector labels {path} have no Code_18 field (fields: {listed}); give the CORINE vector with its "
+            "Code_18 attribute, or name the label attribute with --label-field (and its classes with --legend)."
         )
-    return match[0]
+    raise OLRError(
+        f"The vector labels {path} have no field {short_repr(wanted)} (fields: {listed}); "
+        "give --label-field with one of them."
+    )
 
 
 def _coded_features(layer, bbox, field_name: str) -> tuple[int, list]:
-    """(features meeting `bbox`, [[code, GeoJSON geometry], ...] of those with a whole-number
-    code and a geometry)."""
+    """(features meeting `bbox`, [[value, GeoJSON geometry], ...] of those with a value and a
+    geometry; value: an int when whole, else the stripped text)."""
     features = []
     n_features = 0
     for feat in _features_in(layer, bbox):
         n_features += 1
-        try:
-            code = int(str(feat.properties[field_name]).strip())
-        except (TypeError, ValueError):
+        raw = feat.properties[field_name]
+        if raw is None or feat.geometry is None or (isinstance(raw, str) and not raw.strip()):
             continue
-        if feat.geometry is not None:
-            features.append([code, dict(feat.geometry)])
+        number = whole_number(raw)
+        features.append([number if number is not None else str(raw).strip()[:80], dict(feat.geometry)])
     return n_features, features
 
 
-def _read_vector_isolated(path: Path, image) -> dict:
+def _read_vector_isolated(path: Path, image, label_field: str | None = None) -> dict:
     """`read_vector_layer` in a child process.
 
     GDAL's GeoPackage (SQLite) reader can crash the whole process with a segmentation fault
@@ -191,7 +220,9 @@ def _read_vector_isolated(path: Path, image) -> dict:
     import subprocess
     import sys
 
-    request = json.dumps({"path": str(path), "crs": image.crs.to_wkt(), "bounds": list(image.bounds)})
+    request = json.dumps(
+        {"path": str(path), "crs": image.crs.to_wkt(), "bounds": list(image.bounds), "field": label_field}
+    )
     code = "from olr.data.rasters.vector_labels import _vector_child; _vector_child()"
     try:
         proc = subprocess.run(
@@ -232,7 +263,7 @@ def _vector_child() -> None:
 
     request = json.loads(sys.stdin.read())
     try:
-        reply = {"layer": read_vector_layer(request["path"], request["crs"], request["bounds"])}
+        reply = {"layer": read_vector_layer(request["path"], request["crs"], request["bounds"], request["field"])}
     except OLRError as e:
         reply = {"error": str(e)}
     except Exception as e:
@@ -243,29 +274,41 @@ def _vector_child() -> None:
     sys.stdout.write(json.dumps(reply))
 
 
-def open_vector_labels(path: Path, image, encoding: str) -> VectorLabels:
+def open_vector_labels(
+    path: Path, image, encoding: str, legend=None, label_field: str | None = None, nodata=None
+) -> VectorLabels:
+    """A vector's polygons as a label source on `image`'s grid: the `label_field` values (default Code_18)
+    through `legend`, or as CLC codes without one; `nodata`: a value meaning no label. OLRError when
+    the file misses the image or holds no class over it."""
     from rasterio.warp import transform_geom
 
-    if encoding == "grid":
+    if encoding == "grid" and legend is None:
         raise OLRError(
-            f"The vector labels {path} carry CLC codes in Code_18, not grid codes; use --label-encoding auto or clc."
+            f"The vector labels {path} carry CLC codes in their label field, not grid codes; "
+            "use --label-encoding auto or clc (or --legend FILE for another map)."
         )
-    layer = _read_vector_isolated(path, image)
+    layer = _read_vector_isolated(path, image, label_field)
     if layer["n_features"] == 0:
         raise no_overlap(path, image)
-    index = {code: i + 1 for i, code in enumerate(label_schemes.ALL_CODES)}
+    coding = corine_coding("clc", nodata) if legend is None else legend_coding(legend, nodata)
     shapes = []
-    for code, geometry in layer["features"]:
-        if code in index:
+    for value, geometry in layer["features"]:
+        index = coding.index_of(value)
+        if index:
             geom = transform_geom(layer["crs"], image.crs, geometry)
-            shapes.append(_Shape(geom, index[code], _geometry_bounds(geom)))
+            shapes.append(_Shape(geom, index, _geometry_bounds(geom), value))
     ib = image.bounds
     if not any(
-        s.bounds[0] <= ib.right and s.bounds[2] >= ib.left and s.bounds[1] <= ib.top and s.bounds[3] >= ib.bottom
+        s.code_index != coding.unknown_index
+        and s.bounds[0] <= ib.right
+        and s.bounds[2] >= ib.left
+        and s.bounds[1] <= ib.top
+        and s.bounds[3] >= ib.bottom
         for s in shapes
     ):
+        what = "CLC codes 111..523" if legend is None else f"values of the legend {legend.source}"
         raise OLRError(
-            f"The labels {path} hold no valid land-cover class (Code_18 in 111..523) where they overlap the image; "
-            "check that this is the CORINE map for this area."
+            f"The labels {path} hold no valid land-cover class ({layer['field']} with {what}) where they overlap "
+            "the image; check that this is the label map for this area (and its --label-field and --legend)."
         )
-    return VectorLabels(path, image.transform, shapes, layer["crs"], layer["field"])
+    return VectorLabels(path, image.transform, coding, shapes, layer["crs"], layer["field"])
