@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from olr.analysis import compare
+from olr.analysis import compare, correlations
 from olr.runs import store
 from olr.workflows import sweep
 from ui import charts, loaders, runs_panel, state
@@ -16,7 +16,7 @@ st.title("Compare")
 st.caption(
     "All runs of the workspace side by side: dataset, model, the options that differ between the runs you selected "
     "(highlighted), final training and validation metrics, and the agreement of learned label correlations with "
-    "the ground truth."
+    "the ground truth beside the references it must beat."
 )
 
 HIGHLIGHT = "background-color: #fff3c4"
@@ -30,10 +30,11 @@ def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
     )
     shown_diff = [c for c in differing if c in df.columns]
     first = ["id", "kind", "state", "dataset", "labels"]
+    results = [c for c in compare.RESULT_COLUMNS if c in df.columns]
     metric_cols = [c for c in df.columns if c.startswith(("train_", "val_", "agreement_", "best_", "epochs_done"))]
-    config_cols = [c for c in df.columns if c not in first + metric_cols]
+    config_cols = [c for c in df.columns if c not in first + results + metric_cols]
     config_cols = [c for c in shown_diff if c in config_cols] + [c for c in config_cols if c not in shown_diff]
-    df = df[[c for c in first if c in df] + config_cols + metric_cols]
+    df = df[[c for c in first if c in df] + results + config_cols + metric_cols]
 
     def style_row(row: pd.Series) -> list[str]:
         chosen = row["id"] in selected_ids
@@ -61,6 +62,15 @@ def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
         st.caption("The selected runs share every option shown.")
     else:
         st.caption("Select two or more runs in the sidebar to highlight the options that differ between them.")
+    if results:
+        st.caption(
+            "Results first: the learned view's agreement ρ with the ground-truth phi (the Siamese self-score; a "
+            "classifier run's probability view) on the split named (validation where a run has validation "
+            "correlations, else its test record), its 95 % block-bootstrap interval, the references "
+            "(label prior, classifier, untrained network), the verdict and the shares of paired resamples in which "
+            f"the learned view is above the references. {correlations.VERDICT_RULE} Compare settings on validation "
+            "figures (`python -m olr correlations RUN --split val` computes them); test figures are for reporting."
+        )
     return df
 
 

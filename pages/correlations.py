@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from olr.analysis import correlations, pair_maps
+from olr.analysis import correlations, intervals, pair_maps
 from olr.data import summary
 from ui import charts, loaders, maps, results
 from ui.entry import ensure_entrypoint
@@ -23,6 +23,7 @@ VIEW_TITLES = {
     "siamese_rsa": "Siamese: representational (RSA)",
     "classifier_prob": "Classifier: probability correlation",
 }
+REFERENCE_TITLES = {"label_prior": "Label prior: phi of the training split"}
 SHORT = {"siamese_self": "Siamese self-score", "siamese_rsa": "Siamese RSA", "classifier_prob": "Classifier"}
 GT_TITLES = {
     "gt_phi": "Ground truth: phi (presence)",
@@ -34,8 +35,9 @@ GT_TITLES = {
 def recipe() -> None:
     with st.expander("How these matrices are computed", icon=":material/help:"):
         st.markdown(
-            """
-The original OLR paper does not publish its recipe; this is ours, on the test tiles.
+            f"""
+The original OLR paper does not publish its recipe; this is ours, on the tiles of one split (validation to tune and
+compare settings on, test to report once per run).
 
 - **Ground truth (phi)**: Pearson correlation of the 0/1 presence columns of two labels: +1 they always occur
   together, −1 never, 0 independently.
@@ -49,35 +51,53 @@ The original OLR paper does not publish its recipe; this is ours, on the test ti
 - **Agreement**: Spearman ρ (and Pearson r) between the entries above the diagonal of a learned matrix and of the
   ground-truth phi matrix. 1 = same ordering of label pairs; 0 = unrelated. Labels without variance (never or
   always present in these tiles) have no correlation and are left out.
+- **References** every learned view must beat: the **label prior** (the phi of the *training* split's own labels,
+  which needs no image at all), the **classifier's** probability correlation (the Siamese network's teacher) and
+  an **untrained network** of the same architecture (image statistics alone).
+- **Intervals**: 95 % spatial block bootstrap: the split's spatial blocks are drawn with replacement
+  {intervals.N_RESAMPLES} times (by default) and every ρ recomputed on the same draws. **p**: one-sided permutation
+  test relabelling the learned matrix's labels.
 """
         )
+        st.markdown(f"**Verdict rule.** {correlations.VERDICT_RULE}")
 
 
 def agreement_cards(agreement: dict) -> None:
     views = {v: agreement[v] for v in VIEW_TITLES if isinstance(agreement.get(v), dict)}
-    cols = st.columns(max(len(views), 1) + (1 if "siamese_self_vs_classifier" in agreement else 0))
+    prior = agreement.get("label_prior") if isinstance(agreement.get("label_prior"), dict) else None
+    extra = ["siamese_self_vs_classifier"] if "siamese_self_vs_classifier" in agreement else []
+    cols = st.columns(max(len(views), 1) + (1 if prior else 0) + len(extra))
     for col, (view, a) in zip(cols, views.items()):
         col.metric(
             f"{SHORT.get(view, view)} · ρ",
             _fmt(a.get("spearman")),
             border=True,
-            delta=f"Pearson r {_fmt(a.get('pearson'))} · {a.get('n_pairs', 0)} pairs",
+            delta=_band(a),
             delta_color="off",
             delta_arrow="off",
             help=f"{VIEW_TITLES.get(view, view)}: Spearman ρ of its agreement with the ground-truth phi matrix.",
         )
         untrained = (agreement.get("untrained") or {}).get(view)
         if untrained:
-            col.caption(
-                f"Untrained network of the same architecture: ρ = {_fmt(untrained.get('spearman'))} (chance level)."
-            )
-    if "siamese_self_vs_classifier" in agreement:
+            col.caption(f"Untrained network of the same architecture: ρ = {_fmt(untrained.get('spearman'))}.")
+    if prior:
+        cols[len(views)].metric(
+            "Label prior · ρ",
+            _fmt(prior.get("spearman")),
+            border=True,
+            delta=_band(prior),
+            delta_color="off",
+            delta_arrow="off",
+            help="The phi of the training split's own labels against this split's phi: a reference that sees no "
+            "image. A learned view that does not beat it has learned nothing beyond which labels usually co-occur.",
+        )
+    if extra:
         a = agreement["siamese_self_vs_classifier"]
         cols[-1].metric(
             "Siamese vs classifier · ρ",
             _fmt(a.get("spearman")),
             border=True,
-            delta=f"Pearson r {_fmt(a.get('pearson'))}",
+            delta=_band(a),
             delta_color="off",
             delta_arrow="off",
             help="How closely the Siamese network imitates its teacher, independent of the ground truth.",
@@ -90,26 +110,101 @@ def agreement_cards(agreement: dict) -> None:
         )
 
 
+def _band(a: dict) -> str:
+    """The interval and p of an agreement entry; Pearson r for entries computed before intervals existed."""
+    interval = a.get("interval") or {}
+    p = (a.get("permutation") or {}).get("p")
+    if interval.get("low") is None:
+        return f"Pearson r {_fmt(a.get('pearson'))} · {a.get('n_pairs', 0)} pairs"
+    return f"95 % [{_fmt(interval['low'])}, {_fmt(interval['high'])}]" + (f" · p = {p:.3g}" if p is not None else "")
+
+
+def verdict_section(agreement: dict) -> None:
+    """The verdict against the label prior, the paired shares, and the table of figures and references."""
+    info = agreement.get("info") or {}
+    if info.get("few_blocks"):
+        st.warning(plain(info["few_blocks"]), icon=":material/warning:")
+    v = agreement.get("verdict")
+    if not v:
+        command = correlations.compute_command(info.get("run", "RUN"), info.get("split", "test"))
+        st.info(
+            "These figures were computed before references, intervals and verdicts existed; compute them again "
+            f"(`{command}`) to see them.",
+            icon=":material/info:",
+        )
+        return
+    view = SHORT.get(v["view"], v["view"])
+    shares = []
+    if v.get("share_above_prior") is not None:
+        shares.append(f"above the label prior in {v['share_above_prior']:.1%}")
+    if v.get("share_above_classifier") is not None:
+        shares.append(f"above the classifier view in {v['share_above_classifier']:.1%}")
+    text = f"**{view} {v['text']}**" + (f" — {' and '.join(shares)} of the paired resamples." if shares else ".")
+    show = {"beats": st.success, "below": st.error}.get(v["outcome"], st.warning)
+    show(text, icon=":material/gavel:")
+    st.caption(correlations.VERDICT_RULE)
+    table = correlations.agreement_table(agreement)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "spearman": st.column_config.NumberColumn("ρ (Spearman)", format="%.3f"),
+            "low": st.column_config.NumberColumn("95 % low", format="%.3f"),
+            "high": st.column_config.NumberColumn("95 % high", format="%.3f"),
+            "p": st.column_config.NumberColumn("p (permutation)", format="%.4f"),
+            "pearson": st.column_config.NumberColumn("Pearson r", format="%.3f"),
+            "n_pairs": st.column_config.NumberColumn("label pairs"),
+        },
+    )
+    n_blocks = info.get("n_blocks")
+    st.caption(
+        f"Intervals: {n_blocks if n_blocks is not None else 'no'} spatial blocks of the {_split_word(info)} split, "
+        f"{_resamples(agreement)} block-bootstrap resamples shared by every figure. The label prior uses "
+        f"{info.get('n_prior_tiles', '?')} training tiles."
+    )
+
+
+def _resamples(agreement: dict) -> str:
+    entry = agreement.get("siamese_self") or agreement.get("classifier_prob") or {}
+    return str((entry.get("interval") or {}).get("n_resamples", "?"))
+
+
+def _split_word(info: dict) -> str:
+    return correlations.split_word(info.get("split", "test"))
+
+
 def _fmt(x) -> str:
     return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
 
+#: a column of the two-column layout (px), what a matrix with its labels and legend must fit in
+COLUMN_PX = 470
+LEGEND_PX = 80
+
+
+def cell_size(names: list[str]) -> int:
+    """Cell side (px) so that a heatmap with its row labels (about 6 px a character at the small
+    font, at most the chart's 260 px label limit) and its legend fits one column."""
+    labels_px = min(260, 6 * max((len(n) for n in names), default=1))
+    return int(min(28, max(6, (COLUMN_PX - labels_px - LEGEND_PX) // max(len(names), 1))))
+
+
 def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
-    learned = [v for v in VIEW_TITLES if v in mats]
+    titles = {**VIEW_TITLES, **REFERENCE_TITLES}
+    learned = [v for v in titles if v in mats]
     c1, c2 = st.columns(2)
     gt_key = c1.selectbox("Ground truth", [k for k in GT_TITLES if k in mats], format_func=GT_TITLES.get, key="corr.gt")
-    view = c2.selectbox("Learned", learned, format_func=VIEW_TITLES.get, key="corr.view")
+    view = c2.selectbox("Learned or reference", learned, format_func=titles.get, key="corr.view")
     gt = np.asarray(mats[gt_key], dtype=float)
     lm = np.asarray(mats[view], dtype=float)
-    n = len(names)
-    cell = int(min(28, max(8, 320 // max(n, 1))))
+    cell = cell_size(names)
     left, right = st.columns(2)
     left.altair_chart(
         charts.heatmap(gt, names, title=GT_TITLES[gt_key], signed=True, value_title="correlation", size=cell),
         width="content",
     )
     right.altair_chart(
-        charts.heatmap(lm, names, title=VIEW_TITLES[view], signed=True, value_title="correlation", size=cell),
+        charts.heatmap(lm, names, title=titles[view], signed=True, value_title="correlation", size=cell),
         width="content",
     )
     left, right = st.columns(2)
@@ -136,7 +231,7 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
         if len(pairs):
             st.altair_chart(
                 charts.pair_scatter(
-                    pairs, x="gt", y="learned", x_title=GT_TITLES[gt_key], y_title=VIEW_TITLES[view], title=title
+                    pairs, x="gt", y="learned", x_title=GT_TITLES[gt_key], y_title=titles[view], title=title
                 ),
                 width="stretch",
             )
@@ -149,7 +244,7 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
     return view
 
 
-def pair_map(run, mats: dict, names: list[str]) -> None:
+def pair_map(run, mats: dict, names: list[str], split: str) -> None:
     st.subheader("Map of a label pair")
     ds = loaders.run_dataset(run)
     if not summary.has_coordinates(ds):
@@ -187,7 +282,7 @@ def pair_map(run, mats: dict, names: list[str]) -> None:
         basemap=basemap,
     )
     st.caption(
-        f"Test tiles, **{plain(label_i)}** with **{plain(label_j)}**. "
+        f"{split.capitalize()} tiles, **{plain(label_i)}** with **{plain(label_j)}**. "
         "Left: the ground truth; right: the network's score for the pair, "
         "both 0…1. The panes move together; hover a tile for both values, click it for its labels. "
         + (
@@ -202,30 +297,79 @@ def pair_map(run, mats: dict, names: list[str]) -> None:
         st.caption(f"Across these {n_tiles} tiles the two panes correlate with Pearson r = {r:.3f}.")
 
 
+#: the split choice: validation figures are the ones to tune on, test figures are reported once per run
+SPLIT_TITLES = {
+    "val": "Validation (tuning figures)",
+    "test": "Test (reported once)",
+    "train": "Training (the tiles it learned from)",
+}
+
+
+def split_choice(run) -> tuple[str, list[str]]:
+    """The split the page shows (test by default) and the splits the run has correlations on."""
+    computed = correlations.computed_splits(run.path)
+    choices = ["val", "test"] + (["train"] if "train" in computed else [])
+    split = st.radio(
+        "Split",
+        choices,
+        index=choices.index("test"),
+        format_func=SPLIT_TITLES.get,
+        horizontal=True,
+        key="corr.split",
+        help="Each split's correlations are kept apart: computing validation figures never replaces the test record.",
+    )
+    return split, computed
+
+
+def missing_split(run, split: str, computed: list[str]) -> None:
+    """Says that the run has no correlations on `split` and how to compute them."""
+    others = [correlations.split_word(s) for s in computed if s != split]
+    st.info(
+        f"Run {run.id} has no correlations on the {correlations.split_word(split)} split yet; compute them with "
+        f"`{correlations.compute_command(run.id, split)}`"
+        + (" (finished runs get the test split automatically)." if split == "test" else ".")
+        + (f" Computed so far: {plain_list(others)}." if others else ""),
+        icon=":material/info:",
+    )
+
+
 run = results.selected_run("Correlations & map")
 if run is not None:
     recipe()
-    agreement = correlations.read_agreement(run)
-    if agreement is None:
-        st.info(
-            f"Run {run.id} has no correlation matrices yet; compute them with `python -m olr correlations {run.id}` "
-            "(finished runs get them automatically).",
-            icon=":material/info:",
-        )
+    split, computed = split_choice(run)
+    if split not in computed:
+        missing_split(run, split, computed)
         st.stop()
-    mats = loaders.matrices(run)
+    agreement = correlations.read_agreement(run, split)
+    if agreement is None:
+        missing_split(run, split, computed)
+        st.stop()
+    mats = loaders.matrices(run, split)
     names = [str(s) for s in mats["label_names"]]
     st.subheader(f"{run.id}")
     info = agreement.get("info") or {}
     st.caption(
-        f"{run.kind} run · {info.get('n_tiles', '?')} {info.get('split', 'test')} tiles · {len(names)} labels"
-        + (f" · classifier {info.get('classifier_run')}" if run.kind == "siamese" else "")
+        f"{run.kind} run · {info.get('n_tiles', '?')} {correlations.split_word(split)} tiles"
+        + (f" in {info['n_blocks']} spatial blocks" if info.get("n_blocks") is not None else "")
+        + f" · {len(names)} labels"
+        + (f" · classifier {plain(info.get('classifier_run'))}" if run.kind == "siamese" else "")
     )
+    if split == "test":
+        st.caption(
+            "Test figures: report them once per run; compare and tune settings on validation"
+            + ("." if "val" in computed else f" (not computed yet: `{correlations.compute_command(run.id, 'val')}`).")
+        )
+    elif split == "val" and "test" not in computed:
+        st.caption(
+            "Validation figures, the ones to tune on. The test record is not computed yet: "
+            f"`{correlations.compute_command(run.id, 'test')}`."
+        )
     if run.kind != "siamese":
         st.caption(
             "A classifier run has only its probability correlation; "
             "pick a Siamese run in the sidebar for the OLR views."
         )
     agreement_cards(agreement)
+    verdict_section(agreement)
     matrices_section(mats, names, agreement)
-    pair_map(run, mats, names)
+    pair_map(run, mats, names, correlations.split_word(split))

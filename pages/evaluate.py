@@ -1,4 +1,5 @@
-"""Evaluate: per-label test metrics of a classifier run, thresholds, baseline, example tiles."""
+"""Evaluate: a classifier run's validation and test figures per threshold mode, with intervals,
+the all-absent baseline and diagnostics; per-label metrics at any threshold; example tiles."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import streamlit as st
 
 from olr.analysis import evaluation, metrics
 from olr.data import composites
-from ui import charts, loaders, results, tiles
+from ui import charts, loaders, results, runs_panel, tiles
 from ui.entry import ensure_entrypoint
 from ui.text import plain
 
 ensure_entrypoint()
 st.title("Evaluate")
 st.caption(
-    "Test-split metrics of a classifier run, recomputed from its stored predictions for any threshold (no model is "
-    "run here). Accuracy is shown beside the all-absent baseline: with rare labels, predicting every label absent "
-    "already scores high, so F2 and average precision are the numbers to judge by."
+    "Validation and test figures of a classifier run. Every figure names its threshold mode: configured (the run's "
+    "threshold), uniform-tuned or per-label-tuned (tuned on the validation split only), and carries a 95 % interval "
+    "from a spatial block bootstrap. Accuracy stands beside the all-absent baseline: with rare labels, predicting "
+    "every label absent already scores high, so F2 and average precision are the numbers to judge by."
 )
+#: how the figure table names the stored interval figures
+FIGURE_COLUMNS = {"micro_f2": "micro F2", "macro_f2": "macro F2", "samples_f2": "sample F2", "accuracy": "accuracy"}
 
 
 def siamese_summary(run) -> None:
@@ -47,8 +51,64 @@ def _fmt(x, pct: bool = False) -> str:
     return f"{x:.1%}" if pct else f"{x:.3f}"
 
 
-def headline(m: metrics.MultilabelMetrics) -> None:
-    cols = st.columns([1.25, 1.25, 1, 1, 1, 1])
+def _band(x, band: dict | None, pct: bool = False) -> str:
+    """ "0.812 (0.701–0.893)": a stored figure with its interval, or the figure alone."""
+    if not band or band.get("low") is None:
+        return _fmt(x, pct)
+    return f"{_fmt(x, pct)} ({_fmt(band['low'], pct)}–{_fmt(band['high'], pct)})"
+
+
+def figures_table(summary: dict, report: dict) -> None:
+    """The stored headline figures of one split: one row per threshold mode, intervals in brackets."""
+    rows = []
+    for key in evaluation.MODES:
+        mode = report["modes"][key]
+        t = summary["thresholds"][key]
+        values = {"micro_f2": mode["micro"]["f2"], "macro_f2": mode["macro"]["f2"], "samples_f2": mode["samples"]["f2"]}
+        values["accuracy"] = mode["binary_accuracy"]
+        row = {
+            "threshold mode": evaluation.MODE_NAMES[key],
+            "thresholds": "per label" if isinstance(t, list) else f"{t:.3f}",
+            "tuned on": mode.get("thresholds_from", ""),
+        }
+        for fig, column in FIGURE_COLUMNS.items():
+            row[column] = _band(values[fig], mode.get("intervals", {}).get(fig), pct=fig == "accuracy")
+        row["subset accuracy"] = _fmt(mode.get("subset_accuracy"), pct=True)
+        row["beats baseline"] = "yes" if mode["beats_baseline"] else "NO"
+        rows.append(row)
+    st.table(pd.DataFrame(rows).set_index("threshold mode"))
+    configured = report["modes"]["configured"]
+    blocks = report.get("n_blocks")
+    st.caption(
+        f"Threshold-free: macro AP {_band(configured['macro']['ap'], report.get('macro_ap_interval'))}, macro AUROC "
+        f"{_fmt(configured['macro'].get('auroc'))}. "
+        f"All-absent baseline accuracy {_fmt(report['baseline_accuracy'], True)}. "
+        + (
+            f"Brackets: 95 % interval, spatial block bootstrap over the split's {blocks} blocks. "
+            if blocks is not None
+            else ""
+        )
+        + "Sample F2 is the Planet/Kaggle metric (F2 per tile, averaged over tiles with a label); accuracy is "
+        "1 − Hamming loss; subset accuracy counts tiles with every label right. Macro means leave out labels "
+        "without positives on this split (listed in the warnings)."
+    )
+
+
+def diagnostics(summary: dict, report: dict) -> None:
+    found = report.get("diagnostics", []) + (summary.get("run_diagnostics", []) if report is not summary else [])
+    if not found:
+        return
+    flagged = any(d.get("code") == "accuracy_not_above_baseline" for d in found)
+    with st.expander(f"Diagnostics ({len(found)})", expanded=flagged):
+        for key in (*evaluation.MODES, None):
+            for d in (d for d in found if d.get("mode") == key):
+                where = f"**{evaluation.MODE_NAMES[key]}** · " if key else ""
+                st.markdown(f"- {where}{plain(d.get('message'))}")
+
+
+def headline(m: metrics.MultilabelMetrics, bands: dict) -> None:
+    """Cards at the explored thresholds; `bands`: the stored intervals when they are a reported mode."""
+    cols = st.columns([1.25, 1.25, 1, 1, 1, 1, 1])
     cols[0].metric(
         "Binary accuracy",
         _fmt(m.accuracy, True),
@@ -63,57 +123,61 @@ def headline(m: metrics.MultilabelMetrics) -> None:
         border=True,
         help="Accuracy of a model that predicts every label absent on these tiles.",
     )
-    cols[2].metric("Micro F1", _fmt(m.micro["f1"]), border=True)
-    cols[3].metric(
-        "Micro F2", _fmt(m.micro["f2"]), border=True, help="Recall-weighted F-score (beta 2), as in the Planet report."
-    )
-    cols[4].metric("Macro F2", _fmt(m.macro["f2"]), border=True, help="Mean over labels with positives.")
-    cols[5].metric(
-        "Macro AP", _fmt(m.macro["ap"]), border=True, help="Average precision: threshold-free ranking quality."
-    )
+
+    def card(col, label, value, fig, help_text):
+        band = bands.get(fig)
+        delta = f"{_fmt(band['low'])}–{_fmt(band['high'])}" if band and band.get("low") is not None else None
+        col.metric(
+            label,
+            _fmt(value),
+            delta=delta,
+            delta_color="off",
+            delta_arrow="off",
+            delta_description="95 % interval" if delta else None,
+            border=True,
+            help=help_text,
+        )
+
+    card(cols[2], "Micro F1", m.micro["f1"], None, "F1 over all (tile, label) decisions pooled.")
+    card(cols[3], "Micro F2", m.micro["f2"], "micro_f2", "Recall-weighted F-score (beta 2), as in the Planet report.")
+    card(cols[4], "Macro F2", m.macro["f2"], "macro_f2", "Mean over labels with positives.")
+    card(cols[5], "Sample F2", m.samples["f2"], "samples_f2", "F2 per tile averaged over tiles (the Kaggle metric).")
+    card(cols[6], "Macro AP", m.macro["ap"], "macro_ap", "Average precision: threshold-free ranking quality.")
 
 
-def per_label_table(m: metrics.MultilabelMetrics) -> pd.DataFrame:
+#: per-label columns: (header, help); pixel widths keep all of them visible at 1440 px
+SCORE_COLUMNS = {
+    "precision": ("P", "Precision TP / (TP + FP); 0 for a label never predicted."),
+    "recall": ("R", "Recall TP / (TP + FN)."),
+    "f1": ("F1", "F1 score."),
+    "f2": ("F2", "F2 score (recall weighted, beta 2)."),
+    "ap": ("AP", "Average precision (threshold-free)."),
+    "auroc": ("AUROC", "Area under the ROC curve (threshold-free)."),
+}
+
+
+def per_label_table(m: metrics.MultilabelMetrics) -> None:
     df = m.table()
-    order = [
-        "label",
-        "support",
-        "frequency",
-        "threshold",
-        "tp",
-        "fp",
-        "fn",
-        "tn",
-        "precision",
-        "recall",
-        "f1",
-        "f2",
-        "ap",
-    ]
-    df = df[[c for c in order if c in df] + [c for c in df if c not in order]]
-    score = st.column_config.ProgressColumn
+    df["frequency"] = df["frequency"] * 100  # shown as a whole percentage, the narrowest readable form
+    number = st.column_config.NumberColumn
+    scores = {c: number(h, help=t, format="%.2f", width=56) for c, (h, t) in SCORE_COLUMNS.items()}
+    counts = {c: number(c.upper(), format="%d", width=52) for c in ("tp", "fp", "fn", "tn")}
     st.dataframe(
         df,
         hide_index=True,
         column_config={
-            "label": st.column_config.TextColumn("label", width="large"),
-            "support": st.column_config.NumberColumn("positives", help="Test tiles with the label."),
-            "frequency": st.column_config.NumberColumn("frequency", format="percent"),
-            "threshold": st.column_config.NumberColumn("threshold", format="%.2f"),
-            "tp": "TP",
-            "fp": "FP",
-            "fn": "FN",
-            "tn": "TN",
-            **{
-                c: score(c if c != "ap" else "AP", min_value=0.0, max_value=1.0, format="%.3f")
-                for c in ("precision", "recall", "f1", "f2", "ap")
-            },
+            "label": st.column_config.TextColumn("label", width=190, pinned=True),
+            "support": number("pos.", help="Tiles with the label on this split.", format="%d", width=56),
+            "frequency": number("freq.", help="Share of the split's tiles with the label.", format="%.0f%%", width=56),
+            "threshold": number("thr.", help="Decision threshold of the label.", format="%.2f", width=52),
+            **counts,
+            **scores,
         },
     )
 
 
-def examples(run, m: metrics.MultilabelMetrics, thresholds) -> None:
-    pred = loaders.predictions(run)
+def examples(run, thresholds, split: str) -> None:
+    pred = evaluation.split_predictions(loaders.predictions(run), split)
     names = [str(s) for s in pred["label_names"]]
     support = pred["y_true"].sum(axis=0)
     default = names[int(np.argmax(support))] if len(names) else None
@@ -124,7 +188,7 @@ def examples(run, m: metrics.MultilabelMetrics, thresholds) -> None:
     groups = {title: evaluation.error_tiles(run, j, t, kind, n=None, predictions=pred) for title, kind in kinds.items()}
     truth = dict(zip(pred["indices"].tolist(), pred["y_true"], strict=True))
     ds = loaders.run_dataset(run)
-    bands = composites.default_rgb_bands(ds.band_names or [f"band {i + 1}" for i in range(ds.tile_shape[2])])
+    bands = composites.dataset_rgb_bands(ds)
     tabs = st.tabs([f"{k} ({len(rows)})" for k, (rows, _) in groups.items()])
     colors = dict(zip(ds.label_names, ds.label_colors))
     for tab, (kind, (idx, probs)) in zip(tabs, groups.items()):
@@ -156,6 +220,7 @@ def examples(run, m: metrics.MultilabelMetrics, thresholds) -> None:
 
 run = results.selected_run("Evaluate")
 if run is not None:
+    runs_panel.show_flags(run)  # e.g. a best checkpoint that does not beat the all-absent baseline on validation
     if run.kind == "siamese":
         siamese_summary(run)
         st.stop()
@@ -168,17 +233,45 @@ if run is not None:
         )
         st.stop()
     beta = float(summary.get("beta", 2.0))
+    tuned_on = evaluation.SPLIT_NAMES.get(summary.get("tuned_on"), summary.get("tuned_on"))
     st.subheader(f"{run.id}")
-    st.caption(
-        f"{summary.get('n_tiles', '?')} test tiles of `{summary.get('dataset')}`, "
-        f"{len(summary.get('labels', []))} labels; "
-        f"thresholds tuned on the {summary.get('tuned_on')} split for F{beta:g}."
+    splits = [s for s in evaluation.EVALUATION_SPLITS if evaluation.split_figures(summary, s) is not None]
+    split = st.radio(
+        "Split",
+        splits,
+        index=splits.index("test"),
+        format_func=lambda s: {"val": "Validation (tuning figures)", "test": "Test (reported once)"}[s],
+        horizontal=True,
+        key="eval.split",
     )
+    report = evaluation.split_figures(summary, split)
+    blocks = report.get("n_blocks")
+    st.caption(
+        f"{report.get('n_tiles', '?')} {evaluation.SPLIT_NAMES[split]} tiles"
+        + (f" in {blocks} spatial blocks" if blocks is not None else "")
+        + f" of `{summary.get('dataset')}`, {len(summary.get('labels', []))} labels; "
+        f"thresholds tuned on the {tuned_on} split for F{beta:g}."
+    )
+    if report.get("tuned_here"):
+        st.info(
+            "The tuned thresholds were fitted to these validation tiles, so their figures here are optimistic; the "
+            "test split reports them on tiles they were not tuned on.",
+            icon=":material/info:",
+        )
+    for w in report.get("interval_warnings", []):
+        st.warning(w, icon=":material/warning:")
+    if "modes" in report and "samples" in report["modes"]["configured"]:
+        figures_table(summary, report)
+    else:
+        st.info(f"Evaluate the run again (`python -m olr evaluate {run.id}`) for intervals and sample F2.")
+    diagnostics(summary, report)
+
+    st.subheader("Explore thresholds")
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
     per_label = c1.toggle(
         "Use per-label optimum thresholds",
         key="eval.per_label",
-        help=f"Each label's threshold maximises F{beta:g} on the {summary.get('tuned_on')} split.",
+        help=f"Each label's threshold maximises F{beta:g} on the {tuned_on} split.",
     )
     configured = float(summary["thresholds"].get("configured", 0.5))
     uniform = c2.slider(
@@ -189,25 +282,33 @@ if run is not None:
         0.01,
         key="eval.threshold",
         disabled=per_label,
-        help=f"Configured {configured:g}; "
-        f"best uniform on {summary.get('tuned_on')}: {summary['thresholds'].get('uniform', 0.5):.2f}.",
+        help=f"Configured {configured:g}; best uniform on {tuned_on}: {summary['thresholds'].get('uniform', 0.5):.2f}.",
     )
     thresholds = np.asarray(summary["thresholds"]["per_label"], dtype=float) if per_label else uniform
-    m = loaders.metrics_at(run, thresholds, beta)
-    headline(m)
+    mode = "per_label" if per_label else "configured" if uniform == configured else None
+    m = (
+        loaders.metrics_at(run, thresholds, beta)
+        if split == "test"
+        else evaluation.metrics_at(run, thresholds, beta, split)
+    )
+    stored = report.get("modes", {}).get(mode, {}).get("intervals", {}) if mode else {}
+    st.caption(
+        f"Thresholds: **{evaluation.MODE_NAMES[mode]}** on the {evaluation.SPLIT_NAMES[split]} split."
+        if mode
+        else f"Thresholds: a uniform {uniform:.2f} chosen here, not a reported mode (no interval)."
+    )
+    headline(m, {**stored, "macro_ap": report.get("macro_ap_interval")})
     for w in m.warnings:
-        st.warning(w, icon=":material/warning:")
-    diagnostics = summary.get("diagnostics") or []
-    if diagnostics:
-        with st.expander(f"Diagnostics from the evaluation ({len(diagnostics)})", expanded=not m.beats_baseline):
-            for d in diagnostics:
-                st.markdown(f"- {plain(d.get('message'))}")
+        st.warning(plain(w), icon=":material/warning:")
     st.subheader("Per label")
-    st.caption("Sortable: click a column header. Labels without test positives have undefined recall and F-scores.")
+    st.caption(
+        "Sortable: click a column header. Labels without positives on this split have undefined recall, F-scores, "
+        "AP and AUROC (empty cells), and are left out of the macro means."
+    )
     per_label_table(m)
     df = m.table()
     colors = dict(zip(run.label_names, [d.get("color", "#888888") for d in run.config.get("labels", [])]))
     st.caption("F2 per label at the current thresholds (recall weighted over precision), in CORINE colours.")
     st.altair_chart(charts.per_label_bars(df.fillna({"f2": 0.0}), "f2", colors), width="stretch")
     st.subheader("Example tiles")
-    examples(run, m, thresholds)
+    examples(run, thresholds, split)

@@ -145,6 +145,7 @@ def curves() -> None:
             st.warning(run.problem, icon=":material/warning:")
         elif run.state in store.FAILED_STATES:
             runs_panel.describe_failure(run)
+        runs_panel.show_flags(run)
 
 
 curves()

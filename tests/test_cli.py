@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from olr.cli import COMMANDS
 from olr.workspace import REPO_ROOT
@@ -18,11 +17,44 @@ def olr(*args: str, program: list[str] | None = None) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_subcommand_help_runs(name):
-    proc = olr(name, "--help")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"python -m olr {name}" in proc.stdout and COMMANDS[name].help in " ".join(proc.stdout.split())
+#: runs `olr.cli.main([*argv, "--help"])` for each argv given as JSON in sys.argv[1]; prints one JSON list
+#: of {argv, code, stdout} (the exit code of argparse's SystemExit, or main's return value)
+HELP_SCRIPT = """
+import contextlib, io, json, sys
+from olr import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            code = cli.main([*argv, "--help"])
+        except SystemExit as e:
+            code = e.code
+    results.append({"argv": argv, "code": code, "stdout": out.getvalue()})
+print(json.dumps(results))
+"""
+
+
+def test_every_subcommand_help_runs():
+    """Every subcommand's --help (and every benchmark's) in one fresh interpreter: exit 0, usage and help text."""
+    from olr.workflows.bench import BENCHMARKS
+
+    calls = [[name] for name in COMMANDS] + [["bench", name] for name in BENCHMARKS]
+    proc = subprocess.run(
+        [sys.executable, "-c", HELP_SCRIPT, json.dumps(calls)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [r["argv"] for r in results] == calls
+    for r in results:
+        usage = " ".join(["python -m olr", *r["argv"]])
+        assert r["code"] == 0 and f"usage: {usage}" in r["stdout"], r
+        if len(r["argv"]) == 1:
+            assert COMMANDS[r["argv"][0]].help in " ".join(r["stdout"].split()), r
 
 
 def test_every_command_names_a_function_of_its_module():

@@ -1,5 +1,7 @@
 """Correlation views and agreement on planted data where the answer is known."""
 
+import json
+import math
 import shutil
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from olr.analysis import correlations, embeddings
 from olr.data import label_stats
 from olr.data.dataset import load_dataset
+from olr.errors import OLRError
 from olr.runs import store
 from olr.training import models
 from tests.test_evaluation import _keras_predict, cli, copy_runs
@@ -189,14 +192,19 @@ def test_untrained_network_is_a_fresh_model_on_the_same_tiles(trained_siamese_ru
         kept = 4 - len(view["excluded"])
         assert view["n_labels"] == kept and view["n_pairs"] == kept * (kept - 1) // 2
     assert first == correlations.untrained_agreement(run, max_tiles=25, sample_for_rsa=10)
-    result = correlations.compute_for_run(run, max_tiles=25, sample_for_rsa=10, include_untrained=True)
-    assert result["untrained"] == first
+    result = correlations.compute_for_run(run, max_tiles=25, sample_for_rsa=10, n_resamples=20, n_permutations=20)
+    for view, entry in result["untrained"].items():  # the same figures, with interval and p added
+        assert {k: entry[k] for k in first[view]} == first[view]
+        assert {"interval", "permutation"} <= set(entry)
+    skipped = correlations.compute_for_run(run, max_tiles=25, sample_for_rsa=10, include_untrained=False, n_resamples=5)
+    assert "untrained" not in skipped and "label_prior" in skipped
 
 
 def test_compute_for_classifier_run_has_only_the_classifier_view(trained_classifier_run, training_workspace):
     copy_runs(training_workspace, "cls")
-    result = correlations.compute_for_run("cls")
-    assert set(result) == {"classifier_prob", "info"}
+    result = correlations.compute_for_run("cls", n_resamples=20, n_permutations=20)
+    assert set(result) == {"classifier_prob", "label_prior", "verdict", "info"}
+    assert result["verdict"]["view"] == "classifier_prob" and result["verdict"]["share_above_classifier"] is None
     mats = correlations.load_matrices("cls")
     assert "siamese_self" not in mats and mats["classifier_probabilities"].shape == (result["info"]["n_tiles"], 4)
 
@@ -239,3 +247,247 @@ def test_nearest_tiles_on_planted_embeddings():
     assert rows.tolist() == [17] and sims[0] == pytest.approx(1.0, abs=1e-3)
     rows_all, _ = embeddings.nearest_tiles(emb, 3, label=None, k=49)
     assert sorted(rows_all.tolist()) == [i for i in range(50) if i != 3]
+
+
+# ------------------------------------------------------------------ references, intervals, verdict
+
+
+def test_rsa_of_a_resample_is_the_rsa_of_its_repeated_tiles_without_self_pairs():
+    rng = np.random.default_rng(12)
+    emb = rng.normal(size=(9, 3, 2))
+    counts = np.array([2, 0, 1, 3, 1, 0, 1, 1, 2])
+    tiles = np.repeat(np.arange(9), counts)
+    # brute force: every pair of resampled rows a < b that are not two copies of one tile
+    upper = [
+        [
+            emb[tiles[a], i] @ emb[tiles[b], i]
+            for a in range(len(tiles))
+            for b in range(a + 1, len(tiles))
+            if tiles[a] != tiles[b]
+        ]
+        for i in range(3)
+    ]
+    expected = np.corrcoef(np.array(upper))
+    assert np.allclose(correlations.RsaPairs(emb).correlation(counts), expected, atol=1e-12)
+    assert np.allclose(correlations.RsaPairs(emb).correlation(np.ones(9)), correlations.rsa_correlation(emb))
+
+
+def _upper_spearman(a, b):
+    """scipy's Spearman ρ over the label pairs i < j, labels without variance in either left out."""
+    from scipy import stats
+
+    keep = ~(
+        np.all(np.isnan(a + np.diag(np.full(len(a), np.nan))), axis=1)
+        | np.all(np.isnan(b + np.diag(np.full(len(b), np.nan))), axis=1)
+    )
+    i, j = np.triu_indices(int(keep.sum()), 1)
+    a, b = a[np.ix_(keep, keep)], b[np.ix_(keep, keep)]
+    return stats.spearmanr(a[i, j], b[i, j]).statistic
+
+
+def test_agreement_json_holds_references_intervals_p_and_verdict(trained_siamese_run, training_workspace):
+    copy_runs(training_workspace, "cls", "siam")
+    result = correlations.compute_for_run("siam", n_resamples=60, n_permutations=50)
+    assert correlations.read_agreement("siam") == result
+    mats = correlations.load_matrices("siam")
+    ds = load_dataset("tiny")
+    names = list(mats["label_names"])
+    own = [ds.label_names.index(n) for n in names]
+    presence = np.asarray(ds.fractions)[:, own] >= ds.meta["min_fraction"]
+    idx = mats["tile_indices"]
+    assert np.array_equal(idx, ds.split_indices("test"))
+
+    # the label prior: phi of the training split's own labels against the test split's phi
+    train_phi = _corrcoef_or_nan(presence[ds.split_indices("train")])
+    test_phi = _corrcoef_or_nan(presence[idx])
+    assert np.allclose(mats["label_prior"], train_phi, atol=1e-12, equal_nan=True)
+    assert result["label_prior"]["spearman"] == pytest.approx(_upper_spearman(train_phi, test_phi))
+    assert result["info"]["n_prior_tiles"] == len(ds.split_indices("train"))
+
+    # the interval of the Siamese ρ, recomputed on the same block draws with numpy and scipy
+    blocks = ds.tiles["block_id"].to_numpy()[idx]
+    sampler = correlations.intervals.BlockResampler(blocks)
+    scores = mats["self_scores"].astype(np.float64)
+    rhos = []
+    for draw in sampler.draws(60, 0):
+        rows = sampler.rows(draw)
+        rhos.append(_upper_spearman(_corrcoef_or_nan(scores[rows]), _corrcoef_or_nan(presence[idx][rows])))
+    rhos = np.array(rhos)
+    rhos = rhos[~np.isnan(rhos)]
+    interval = result["siamese_self"]["interval"]
+    assert interval["estimate"] == pytest.approx(result["siamese_self"]["spearman"])
+    assert interval["low"] == pytest.approx(np.percentile(rhos, 2.5), abs=1e-9)
+    assert interval["high"] == pytest.approx(np.percentile(rhos, 97.5), abs=1e-9)
+    assert interval["n_undefined"] == 60 - len(rhos) and interval["n_resamples"] == 60
+    assert result["info"]["n_blocks"] == interval["n_blocks"] == len(np.unique(blocks)) == 3
+    assert "only 3 spatial blocks" in result["info"]["few_blocks"]  # the tiny test split: a warning
+
+    figures = ["siamese_self", "siamese_rsa", "classifier_prob", "label_prior", "siamese_self_vs_classifier"]
+    for entry in [result[f] for f in figures] + list(result["untrained"].values()):
+        assert {"interval", "permutation"} <= set(entry)
+        test, kept = entry["permutation"], entry["n_labels"]
+        if test["p"] is not None:  # at most 4 labels: every relabelling enumerated, p a multiple of 1/kept!
+            assert test["exact"] and test["n_permutations"] == math.factorial(kept)
+            assert 1 / test["n_permutations"] <= test["p"] <= 1
+            assert test["p"] * test["n_permutations"] == pytest.approx(round(test["p"] * test["n_permutations"]))
+
+    v = result["verdict"]
+    low, high, prior = interval["low"], interval["high"], result["label_prior"]["spearman"]
+    expected = "beats" if low > prior else "below" if high < prior else "tie"
+    assert v["view"] == "siamese_self" and v["outcome"] == expected and v["text"] == correlations.VERDICT_TEXT[expected]
+    assert 0 <= v["share_above_prior"] <= 1 and 0 <= v["share_above_classifier"] <= 1
+
+    # every figure is printed with its interval, the references and the verdict
+    lines = "\n".join(correlations.agreement_lines(result, header=True))
+    assert "TEST tiles" in lines and "label prior (train phi)" in lines and "verdict: siamese_self" in lines
+    assert f"[{low:+.3f}, {high:+.3f}]" in lines and "warning: The test split has only 3" in lines
+
+    from olr.analysis import compare
+
+    row = compare.compare_runs(["siam"]).iloc[0]
+    assert row["learned ρ"] == pytest.approx(result["siamese_self"]["spearman"]) and row["verdict"] == v["text"]
+    assert row["label prior ρ"] == pytest.approx(prior) and row["agreement split"] == "test"
+    assert list(compare.compare_runs(["siam"]).columns[5:8]) == ["agreement split", "learned ρ", "learned ρ 95% low"]
+
+
+def test_an_agreement_json_from_before_references_still_reads(trained_siamese_run, training_workspace):
+    home = copy_runs(training_workspace, "cls", "siam")
+    old = {
+        "siamese_self": {"spearman": 0.5, "pearson": 0.4, "n_pairs": 6, "n_labels": 4, "excluded": []},
+        "classifier_prob": {"spearman": 0.7, "pearson": 0.6, "n_pairs": 6, "n_labels": 4, "excluded": []},
+        "untrained": {"siamese_self": {"spearman": 0.1, "pearson": 0.0, "n_pairs": 6, "n_labels": 4, "excluded": []}},
+        "info": {"run": "siam", "split": "test", "n_tiles": 39},
+    }
+    path = home / "models" / "siam" / "correlations" / "agreement.json"
+    path.write_text(json.dumps(old))
+    assert correlations.read_agreement("siam") == old
+    lines = correlations.agreement_lines(old, header=True)
+    assert any("siamese_self" in line and "ρ +0.500" in line for line in lines) and not any(
+        "verdict" in x for x in lines
+    )
+    table = correlations.agreement_table(old)
+    assert table["low"].isna().all() and list(table["figure"]) == [
+        "siamese_self",
+        "classifier_prob",
+        "untrained siamese_self",
+    ]
+    from olr.analysis import compare
+
+    row = compare.compare_runs(["siam"]).iloc[0]
+    assert row["learned ρ"] == 0.5 and row["classifier ρ"] == 0.7 and row["untrained ρ"] == 0.1
+    assert "verdict" not in row.index or row.isna()["verdict"]
+
+    # a new file with a malformed interval or verdict is refused, naming the file
+    for damaged in (
+        {**old, "siamese_self": {**old["siamese_self"], "interval": {"low": "low"}}},
+        {**old, "verdict": {"outcome": "wins"}},
+        {**old, "label_prior": "high"},
+    ):
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(OLRError, match=r"agreement\.json"):
+            correlations.read_agreement("siam")
+
+
+def folder_state(folder) -> dict:
+    """Each file of `folder` with its bytes, inode and modification time, and the folder's own inode:
+    equal before and after only when nothing replaced or rewrote the folder or a file in it."""
+    files = {p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+    return {"inode": folder.stat().st_ino, "files": files}
+
+
+def test_correlations_command_on_validation(trained_siamese_run, training_workspace):
+    home = copy_runs(training_workspace, "cls", "siam")
+    test_record = folder_state(home / "models" / "siam" / "correlations")
+    proc = cli(
+        "correlations", "siam", "--split", "val", "--resamples", "40", "--permutations", "30", "--rsa-tiles", "10"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "validation tiles" in proc.stdout and "the split to tune" in proc.stdout
+    assert "label prior (train phi)" in proc.stdout and "untrained siamese_self" in proc.stdout
+    assert "verdict: siamese_self" in proc.stdout and "95% block-bootstrap interval" in proc.stdout
+    written = correlations.read_agreement("siam", "val")
+    assert written["info"]["split"] == "val" and written["verdict"]["outcome"] in correlations.VERDICT_TEXT
+    # the validation figures have their own folder; the test record is untouched
+    assert (home / "models" / "siam" / "correlations-val" / "agreement.json").exists()
+    assert folder_state(home / "models" / "siam" / "correlations") == test_record
+    assert correlations.read_agreement("siam")["info"]["split"] == "test"
+    bad = cli("correlations", "siam", "--resamples", "0")
+    assert bad.returncode == 2 and "--resamples must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------ one folder per evaluation split
+
+SMALL = {"sample_for_rsa": 10, "include_untrained": False, "n_resamples": 20, "n_permutations": 20}
+
+
+def test_each_split_keeps_its_own_correlations_and_compare_prefers_validation(trained_siamese_run, training_workspace):
+    from olr.analysis import compare
+
+    home = copy_runs(training_workspace, "cls", "siam")
+    run_dir = home / "models" / "siam"
+    ds = load_dataset("tiny")
+    test = correlations.read_agreement("siam")
+    assert test["info"]["split"] == "test" and correlations.computed_splits(run_dir) == ["test"]
+    assert correlations.read_agreement("siam", "val") is None
+    with pytest.raises(
+        OLRError, match=r"on the validation split yet; run python -m olr correlations siam --split val\.$"
+    ):
+        correlations.load_matrices("siam", "val")
+    assert compare.compare_runs(["siam"]).iloc[0]["agreement split"] == "test"
+    test_record = folder_state(run_dir / "correlations")
+
+    val = correlations.compute_for_run("siam", split="val", **SMALL)
+    assert folder_state(run_dir / "correlations") == test_record  # the test record: not rewritten, byte for byte
+    assert correlations.computed_splits(run_dir) == ["test", "val"]
+    assert correlations.read_agreement("siam", "val") == val and val["info"]["split"] == "val"
+    assert correlations.read_agreement("siam") == test
+    assert np.array_equal(correlations.load_matrices("siam", "val")["tile_indices"], ds.split_indices("val"))
+    assert np.array_equal(correlations.load_matrices("siam")["tile_indices"], ds.split_indices("test"))
+
+    # runs are compared on validation, and the row says so
+    row = compare.compare_runs(["siam"]).iloc[0]
+    assert row["agreement split"] == "val" and row["agreement_info_n_tiles"] == len(ds.split_indices("val"))
+    assert row["learned ρ"] == pytest.approx(val["siamese_self"]["spearman"])
+    assert row["label prior ρ"] == pytest.approx(val["label_prior"]["spearman"])
+    with pytest.raises(OLRError, match="Unknown split 'holdout' for correlations"):
+        correlations.compute_for_run("siam", split="holdout")
+
+    # A run folder from before per-split folders: `--split val` had replaced `correlations/` itself.
+    shutil.rmtree(run_dir / "correlations")
+    (run_dir / "correlations-val").rename(run_dir / "correlations")
+    assert correlations.computed_splits(run_dir) == ["val"]
+    assert correlations.read_agreement("siam") is None  # validation figures never read as the test record
+    assert correlations.read_agreement("siam", "val") == val
+    assert np.array_equal(correlations.load_matrices("siam", "val")["tile_indices"], ds.split_indices("val"))
+    with pytest.raises(OLRError, match=r"on the test split yet; run python -m olr correlations siam\.$"):
+        correlations.load_matrices("siam")
+    assert compare.compare_runs(["siam"]).iloc[0]["agreement split"] == "val"
+
+
+def test_correlations_page_shows_the_split_chosen(trained_siamese_run, training_workspace, monkeypatch):
+    from tests.test_app_pages import open_page, texts
+
+    monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
+    copy_runs(training_workspace, "cls", "siam")
+    ds = load_dataset("tiny")
+    test = correlations.read_agreement("siam")
+    at = open_page("pages/correlations.py", **{"olr.run": "siam"})
+    assert at.radio(key="corr.split").value == "test"  # test stays the default
+    assert {m.label: m.value for m in at.metric}["Siamese self-score · ρ"] == f"{test['siamese_self']['spearman']:.3f}"
+    assert f"{len(ds.split_indices('test'))} test tiles" in texts(at, "caption")
+    assert "python -m olr correlations siam --split val" in texts(at, "caption")  # how to compute the other
+
+    at.radio(key="corr.split").set_value("val").run()
+    assert not at.exception and not at.metric  # nothing of the test record under the validation choice
+    assert "no correlations on the validation split yet" in texts(at, "info")
+    assert "python -m olr correlations siam --split val" in texts(at, "info")
+
+    val = correlations.compute_for_run("siam", split="val", **SMALL)
+    at.run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Siamese self-score · ρ"] == f"{val['siamese_self']['spearman']:.3f}"
+    assert f"{len(ds.split_indices('val'))} validation tiles" in texts(at, "caption")
+    at.radio(key="corr.split").set_value("test").run()
+    assert {m.label: m.value for m in at.metric}["Siamese self-score · ρ"] == f"{test['siamese_self']['spearman']:.3f}"
+    assert f"{len(ds.split_indices('test'))} test tiles" in texts(at, "caption")
+    assert "--split val" not in texts(at, "caption")  # validation figures exist now

@@ -161,3 +161,122 @@ def test_threshold_search_respects_range_and_falls_back_without_positives():
     s1 = np.array([0.8, 0.6, 0.4, 0.2])
     t, f = metrics.tune_uniform_threshold(y1, s1)
     assert 0.4 < t <= 0.6 and f == 1.0
+
+
+# ------------------------------------------------------------------ scikit-learn as the oracle
+
+
+def _oracle_cases():
+    """(name, y (n, L), p (n, L)): random multi-label cases and constructed ones with a label
+    without positives, a label present on every tile, a label never predicted, a tile without
+    labels and tied scores."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for seed, n, rates in ((0, 120, [0.05, 0.3, 0.6, 0.15]), (1, 60, [0.5, 0.1, 0.2, 0.02, 0.4])):
+        r = np.random.default_rng(seed)
+        y = (r.random((n, len(rates))) < rates).astype(np.uint8)
+        p = np.clip(0.45 * y + r.random(y.shape) * 0.7, 0, 1)
+        cases.append((f"random{seed}", y, p))
+    y = (rng.random((40, 5)) < 0.35).astype(np.uint8)
+    y[:, 1] = 0  # no positives
+    y[0] = 0  # a tile without labels
+    y[5:, 4] = 0
+    y[1:5, 4] = 1
+    p = np.round(np.clip(0.4 * y + rng.random(y.shape) * 0.6, 0, 1), 1)  # ties
+    p[:, 2] = 0.1  # never predicted at 0.5
+    p[2, 1] = 0.9  # a false alarm on the label without positives
+    cases.append(("constructed", y, p))
+    y = (rng.random((30, 3)) < 0.4).astype(np.uint8)
+    y[:, 0] = 1  # present on every tile: AUROC undefined
+    cases.append(("always_present", y, np.round(rng.random(y.shape), 1)))
+    return cases
+
+
+@pytest.mark.parametrize("name,y,p", _oracle_cases(), ids=lambda c: c if isinstance(c, str) else "")
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_every_metric_matches_scikit_learn_under_the_stated_convention(name, y, p, threshold):
+    skm = pytest.importorskip("sklearn.metrics")
+    m = metrics.multilabel_metrics(y, p, threshold)
+    q = (p >= threshold).astype(int)
+    with_pos = np.flatnonzero(y.sum(0) > 0)
+    rows = y.sum(1) > 0
+    for beta, key in ((1.0, "f1"), (2.0, "f2")):
+        kw = {"beta": beta, "zero_division": 0}
+        assert m.micro[key] == pytest.approx(skm.fbeta_score(y, q, average="micro", **kw))
+        assert m.macro[key] == pytest.approx(skm.fbeta_score(y, q, average="macro", labels=with_pos, **kw))
+        assert m.samples[key] == pytest.approx(skm.fbeta_score(y[rows], q[rows], average="samples", **kw))
+        per = skm.fbeta_score(y, q, average=None, **kw)
+        assert (
+            np.allclose(getattr(m, key)[with_pos], per[with_pos])
+            and np.isnan(np.delete(getattr(m, key), with_pos)).all()
+        )
+    assert np.allclose(m.precision, skm.precision_score(y, q, average=None, zero_division=0))
+    assert m.micro["precision"] == pytest.approx(skm.precision_score(y, q, average="micro", zero_division=0))
+    assert m.macro["recall"] == pytest.approx(skm.recall_score(y, q, average="macro", labels=with_pos, zero_division=0))
+    assert m.samples["recall"] == pytest.approx(skm.recall_score(y[rows], q[rows], average="samples", zero_division=0))
+    for j in with_pos:
+        assert m.ap[j] == pytest.approx(skm.average_precision_score(y[:, j], p[:, j]))
+    assert m.macro["ap"] == pytest.approx(np.mean([skm.average_precision_score(y[:, j], p[:, j]) for j in with_pos]))
+    both = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    assert np.allclose(m.auroc[both], [skm.roc_auc_score(y[:, j], p[:, j]) for j in both])
+    assert m.macro["auroc"] == pytest.approx(skm.roc_auc_score(y[:, both], p[:, both], average="macro"))
+    assert np.isnan(np.delete(m.auroc, both)).all()
+    assert m.hamming_loss == pytest.approx(skm.hamming_loss(y, q))
+    assert m.accuracy == pytest.approx(1 - skm.hamming_loss(y, q))
+    assert m.subset_accuracy == pytest.approx(skm.accuracy_score(y, q))
+    # the same convention in the cheap figures the bootstrap recomputes
+    fast = metrics.threshold_figures(y, q, 2.0)
+    assert (fast["micro_fbeta"], fast["accuracy"]) == pytest.approx((m.micro["f2"], m.accuracy))
+    assert (fast["macro_fbeta"], fast["samples_fbeta"]) == pytest.approx((m.macro["f2"], m.samples["f2"]))
+
+
+def test_undefined_figures_are_listed_not_counted_as_zero():
+    y, p = next((y, p) for name, y, p in _oracle_cases() if name == "constructed")
+    names = [f"L{j}" for j in range(y.shape[1])]
+    m = metrics.multilabel_metrics(y, p, 0.5, names=names)
+    assert m.no_positive_labels == ["L1"] and m.no_negative_labels == []
+    assert "L2" in m.never_predicted and m.tiles_without_labels == int((y.sum(1) == 0).sum()) >= 1
+    assert m.precision[1] == 0.0  # a false alarm and no positive: precision 0, F undefined
+    assert math.isnan(m.f2[1]) and math.isnan(m.ap[1]) and math.isnan(m.auroc[1])
+    # a label without positives leaves the macro means alone instead of pulling them to 0
+    without = metrics.multilabel_metrics(np.delete(y, 1, axis=1), np.delete(p, 1, axis=1), 0.5)
+    for key in ("f1", "f2", "ap", "recall", "precision"):
+        assert m.macro[key] == pytest.approx(without.macro[key])
+    s = m.summary()
+    assert s["no_positive_labels"] == ["L1"] and s["samples"]["f2"] == pytest.approx(m.samples["f2"])
+    always = next((y, p) for name, y, p in _oracle_cases() if name == "always_present")
+    a = metrics.multilabel_metrics(*always, 0.5, names=["A", "B", "C"])
+    assert a.no_negative_labels == ["A"] and math.isnan(a.auroc[0]) and not math.isnan(a.ap[0])
+    assert a.macro["auroc"] == pytest.approx(np.nanmean(a.auroc[1:]))
+    assert "auroc" in m.table().columns
+
+
+def test_starved_labels_are_zero_tp_labels_with_enough_positives():
+    y = np.zeros((60, 3), dtype=np.uint8)
+    y[:30, 0] = 1  # 30 positives, never found -> starved
+    y[:5, 1] = 1  # 5 positives, never found -> zero TP, too few to call starved
+    y[:30, 2] = 1  # found
+    p = np.zeros(y.shape)
+    p[:, 2] = y[:, 2]
+    m = metrics.multilabel_metrics(y, p, 0.5, names=["A", "B", "C"])
+    assert [d["label"] for d in m.zero_tp_labels] == ["A", "B"] and m.starved_labels == ["A"]
+    assert metrics.multilabel_metrics(y, p, 0.5, names=["A", "B", "C"], starved_min_support=5).starved_labels == [
+        "A",
+        "B",
+    ]
+
+
+@pytest.mark.parametrize("name,y,p", _oracle_cases(), ids=lambda c: c if isinstance(c, str) else "")
+def test_reweighted_figures_equal_the_figures_of_repeated_rows(name, y, p):
+    """What the block bootstrap relies on: row weights w give the figures of row i repeated w_i times."""
+    rng = np.random.default_rng(len(y))
+    ranked = metrics.RankedScores(y, p)
+    decisions = metrics.WeightedDecisions(y, p >= 0.4)
+    for _ in range(5):
+        rows = rng.integers(0, len(y), len(y))
+        w = np.bincount(rows, minlength=len(y))
+        assert np.allclose(ranked.average_precision(w), metrics.average_precision(y[rows], p[rows]), equal_nan=True)
+        expected = metrics.threshold_figures(y[rows], p[rows] >= 0.4)
+        got = decisions.figures(w)
+        assert got.keys() == expected.keys()
+        assert all(got[k] == pytest.approx(expected[k], nan_ok=True) for k in got)

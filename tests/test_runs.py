@@ -77,14 +77,14 @@ def test_read_metrics_skips_torn_and_corrupt_lines(tmp_path):
         json.dumps({"step": 1, "epoch": 1, "split": "train", "time": 1.0, "loss": 0.9}),
         "{not json",
         json.dumps([1, 2]),
-        json.dumps({"step": 2, "epoch": 1, "split": "val", "time": 2.0, "loss": 0.8, "macro_ap": 0.4}),
+        json.dumps({"step": 2, "epoch": 1, "split": "val", "time": 2.0, "loss": 0.8, "macro_pr_auc": 0.4}),
         '{"step": 3, "epoch": 2, "spl',  # torn last line of a run being written
     ]
     d = _run_folder(tmp_path, "r", {"kind": "classifier"}, {"state": "running"}, "\n".join(lines))
     df = store.read_metrics(d)
     assert list(df["step"]) == [1, 2] and list(df["split"]) == ["train", "val"]
     assert df.attrs["skipped_lines"] == 3
-    assert df["macro_ap"].isna().tolist() == [True, False]
+    assert df["macro_pr_auc"].isna().tolist() == [True, False]
     empty = store.read_metrics(_run_folder(tmp_path, "e", {}, {}))
     assert empty.empty and empty.attrs["skipped_lines"] == 0
 
@@ -105,10 +105,10 @@ def test_compare_runs_and_config_differences(trained_classifier_run, trained_sia
     assert list(table["id"]) == ["cls", "siam"]
     assert list(table["kind"]) == ["classifier", "siamese"] and list(table["state"]) == ["finished", "finished"]
     assert list(table["epochs_done"]) == [2, 2]
-    assert table.loc[0, "best_metric"] == "val_macro_ap" and table.loc[1, "best_metric"] == "val_loss"
+    assert table.loc[0, "best_metric"] == "val_macro_pr_auc" and table.loc[1, "best_metric"] == "val_loss"
     val = [json.loads(x) for x in (trained_classifier_run / "metrics.jsonl").read_text().splitlines()]
     last_val = [r for r in val if r["split"] == "val"][-1]
-    assert table.loc[0, "val_macro_ap"] == pytest.approx(last_val["macro_ap"])
+    assert table.loc[0, "val_macro_pr_auc"] == pytest.approx(last_val["macro_pr_auc"])
     assert table.loc[0, "model"] == "resnet" and table.loc[1, "embedding_dim"] == 4
     diff = compare.config_differences([trained_classifier_run, trained_siamese_run])
     assert {"kind", "classifier_run", "embedding_dim", "learning_rate"} <= set(diff)

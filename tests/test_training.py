@@ -68,11 +68,11 @@ def test_classifier_run_folder_is_complete(trained_classifier_run):
     assert [r["step"] for r in steps] == list(range(2, 2 * per_epoch + 1, 2))
     val = [r for r in lines if r["split"] == "val"]
     assert [r["epoch"] for r in val] == [1, 2]
-    for key in ("loss", "binary_accuracy", "micro_f1", "macro_f1", "micro_f2", "macro_f2", "macro_ap"):
+    for key in ("loss", "binary_accuracy", "micro_f1", "macro_f1", "micro_f2", "macro_f2", "macro_pr_auc"):
         assert all(0 <= r[key] < 10 for r in val), key
     state = json.loads((run_dir / "train_state.json").read_text())
-    assert state["epoch"] == 2 and state["monitor"] == "val_macro_ap"
-    assert state["best"] == max(r["macro_ap"] for r in val)
+    assert state["epoch"] == 2 and state["monitor"] == "val_macro_pr_auc"
+    assert state["best"] == max(r["macro_pr_auc"] for r in val)
     model = models.load_model(store.RunLayout(run_dir).best)
     assert model.output_shape == (None, len(cfg["labels"]))
 
@@ -237,7 +237,7 @@ def test_two_logical_cpus_train_with_mirrored_strategy(workspace_with_runs):
 
 def test_config_defaults_and_sources(tmp_path):
     cfg = options.resolve({"dataset": "d"})
-    assert cfg["kind"] == "classifier" and cfg["model"] == "resnet" and cfg["checkpoint_metric"] == "val_macro_ap"
+    assert cfg["kind"] == "classifier" and cfg["model"] == "resnet" and cfg["checkpoint_metric"] == "val_macro_pr_auc"
     siamese = options.resolve({"classifier_run": "r"})
     assert siamese["kind"] == "siamese" and siamese["checkpoint_metric"] == "val_loss" and "loss" not in siamese
     path = tmp_path / "c.json"
@@ -437,7 +437,7 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     assert [r["epoch"] for r in _metrics(run_dir) if r["split"] == "val"] == [1, 2]
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
     log = (run_dir / "console.log").read_text()  # stdout was copied into the run's console log
-    assert "early stopping: val_macro_ap did not improve for 1 epochs" in log
+    assert "early stopping: val_macro_pr_auc did not improve for 1 epochs" in log
     best, last = models.load_model(store.RunLayout(run_dir).best), models.load_model(store.RunLayout(run_dir).last)
     assert all(np.allclose(b, w, atol=1e-6) for b, w in zip(best.get_weights(), last.get_weights()))
 

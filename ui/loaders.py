@@ -141,13 +141,15 @@ def predictions(run) -> dict:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _matrices(run_path: str, stamp: float) -> dict:
-    return correlations.load_matrices(run_path)
+def _matrices(run_path: str, split: str, stamp: float) -> dict:
+    return correlations.load_matrices(run_path, split)
 
 
-def matrices(run) -> dict:
-    """`olr.analysis.correlations.load_matrices` of a run, cached until the file changes."""
-    return _matrices(str(run.path), _stamp(RunLayout(run.path).matrices))
+def matrices(run, split: str = "test") -> dict:
+    """`olr.analysis.correlations.load_matrices` of a run on `split`, cached until the file changes."""
+    folder = correlations.figures_folder(run.path, split)
+    stamp = _stamp(folder / RunLayout.MATRICES) if folder is not None else 0.0
+    return _matrices(str(run.path), split, stamp)
 
 
 def run_dataset(run) -> Dataset:

@@ -71,6 +71,12 @@ def describe_failure(run) -> None:
             st.code("\n".join(tail), language="text")
 
 
+def show_flags(run) -> None:
+    """The warnings a run's status holds about how it ended (e.g. a best checkpoint below the all-absent baseline)."""
+    for flag in run.flags:
+        st.warning(f"Run {run.id}: {flag['message']}", icon=":material/warning:")
+
+
 def resume_action(run) -> None:
     """A Resume button when the run has a checkpoint to continue from, else why not."""
     reason = launcher.resumable(run)
@@ -184,6 +190,7 @@ def recent_runs(limit: int = 8) -> None:
                 "state": r.state,
                 "duration": elapsed(r),
                 "progress": progress_text(r),
+                "warning": ", ".join(store.FLAG_TITLES.get(f["kind"], f["kind"]) for f in r.flags),
             }
             for r in ended
         ]

@@ -119,6 +119,14 @@ def run_presence(run, dataset, min_fraction: float | None = None) -> np.ndarray:
     return label_presence(dataset, run_labels(run), mf).astype(np.uint8)
 
 
+def tile_blocks(dataset, rows) -> np.ndarray | None:
+    """(n,) spatial block (`tiles.parquet` `block_id`) of the dataset rows `rows`, or None when the
+    dataset records no blocks (intervals then cannot be computed)."""
+    if "block_id" not in dataset.tiles.columns:
+        return None
+    return dataset.tiles["block_id"].to_numpy()[np.asarray(rows, dtype=np.int64)]
+
+
 def classifier_run_of(run):
     """The classifier run a Siamese run was trained against (OLRError if it is gone)."""
     name = run.config.get("classifier_run")

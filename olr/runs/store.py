@@ -70,6 +70,20 @@ FAILED_STATES = (RunState.FAILED, RunState.DEAD)
 #: the run ended before its last epoch (its error, log and a resume are worth showing)
 ENDED_EARLY_STATES = (*FAILED_STATES, RunState.STOPPED)
 
+#: status.json["flags"] kind: the best checkpoint's validation accuracy does not beat predicting every label absent
+BELOW_BASELINE = "below_baseline"
+#: each flag kind in a few words, for run lists
+FLAG_TITLES = {BELOW_BASELINE: "below the all-absent baseline"}
+
+#: metrics logged under an older name: Keras's interpolated precision-recall AUC was once called "AP"
+RENAMED_METRICS = {"macro_ap": "macro_pr_auc", "micro_ap": "micro_pr_auc"}
+
+
+def current_metric_name(name: str) -> str:
+    """A metric name (with or without the `val_` prefix) as runs log it now (`val_macro_ap` -> `val_macro_pr_auc`)."""
+    prefix = "val_" if name.startswith("val_") else ""
+    return prefix + RENAMED_METRICS.get(name.removeprefix(prefix), name.removeprefix(prefix))
+
 
 def _path(*parts: str) -> property:
     """A RunLayout property: the path `parts` inside the run folder."""
@@ -101,7 +115,8 @@ class RunLayout:
     PER_LABEL: ClassVar[str] = "per_label.csv"
     THRESHOLDS: ClassVar[str] = "thresholds.json"
     TEST_PREDICTIONS: ClassVar[str] = "test_predictions.npz"
-    CORRELATIONS: ClassVar[str] = "correlations"  # folder, replaced as a whole
+    CORRELATIONS: ClassVar[str] = "correlations"  # the test split's folder, replaced as a whole
+    CORRELATION_SPLITS: ClassVar[tuple[str, ...]] = ("test", "val", "train")  # one folder each
     MATRICES: ClassVar[str] = "matrices.npz"
     AGREEMENT: ClassVar[str] = "agreement.json"
     EMBEDDINGS: ClassVar[str] = "embeddings"  # folder of exported embeddings
@@ -127,6 +142,19 @@ class RunLayout:
 
     def __init__(self, root: str | os.PathLike):
         object.__setattr__(self, "root", Path(root))
+
+    def correlations_for(self, split: str = "test") -> Path:
+        """The correlations folder of one evaluation split: `correlations/` for test (the record every
+        run folder has always had), `correlations-<split>/` for the others (val, train)."""
+        if split not in self.CORRELATION_SPLITS:
+            raise OLRError(f"Unknown split {split!r} for correlations; use {', '.join(self.CORRELATION_SPLITS)}.")
+        return self.correlations if split == "test" else self.root / f"{self.CORRELATIONS}-{split}"
+
+    def matrices_for(self, split: str = "test") -> Path:
+        return self.correlations_for(split) / self.MATRICES
+
+    def agreement_for(self, split: str = "test") -> Path:
+        return self.correlations_for(split) / self.AGREEMENT
 
     def checkpoint(self, which: str = "best") -> Path:
         """`best.keras` (best validation score) or `last.keras` (end of the last epoch)."""
@@ -183,6 +211,7 @@ STATUS_TYPES = {
     "epoch": (int,),
     "step": (int,),
     "error": _TEXT,
+    "flags": (list,),
 }
 #: the same for the keys of config.json that readers use without the option schema
 CONFIG_TYPES = {
@@ -272,7 +301,8 @@ def read_npz(path: Path, run_id: str, remedy: str) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+    # NotImplementedError: zipfile's answer to a damaged compression-method field in a member's header.
+    except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error) as error:
         raise damaged_result(path, run_id, f"is not a readable .npz file ({type(error).__name__})", remedy) from None
 
 
@@ -314,7 +344,20 @@ class Run:
     def train_state(self) -> dict:
         """train_state.json; {} when missing or damaged (a damaged one cannot be resumed from)."""
         state = read_json(self.files.train_state)
-        return state if not _type_problems(state, TRAIN_STATE_TYPES) else {}
+        if _type_problems(state, TRAIN_STATE_TYPES):
+            return {}
+        if state.get("monitor"):
+            state["monitor"] = current_metric_name(state["monitor"])
+        return state
+
+    @property
+    def flags(self) -> list[dict]:
+        """status.json's warnings about a run that ended (each {"kind", "message"}; e.g. `BELOW_BASELINE`)."""
+        return [
+            f
+            for f in self.status.get("flags") or []
+            if isinstance(f, dict) and isinstance(f.get("kind"), str) and isinstance(f.get("message"), str)
+        ]
 
     @property
     def started(self) -> float:
@@ -525,7 +568,8 @@ class MetricsLog:
 
 
 def read_metrics(run: Run | str) -> pd.DataFrame:
-    """metrics.jsonl as a DataFrame (one row per line, columns = union of keys).
+    """metrics.jsonl as a DataFrame (one row per line, columns = union of keys), metrics by their
+    current names (an older run's `macro_ap` reads as `macro_pr_auc`: `RENAMED_METRICS`).
 
     Torn or corrupt lines (not an object, or a value of the wrong type: see `_metrics_row_ok`)
     are skipped; their count is in `df.attrs["skipped_lines"]`.
@@ -544,7 +588,7 @@ def read_metrics(run: Run | str) -> pd.DataFrame:
                     skipped += 1
                     continue
                 if _metrics_row_ok(row):
-                    rows.append(row)
+                    rows.append(_current_names(row))
                 else:
                     skipped += 1
     except FileNotFoundError:
@@ -555,6 +599,15 @@ def read_metrics(run: Run | str) -> pd.DataFrame:
 
 
 METRICS_ROW_TYPES = {"step": (int,), "epoch": (int,), "time": _NUMBER, "split": _TEXT, "scope": _TEXT}
+
+
+def _current_names(row: dict) -> dict:
+    """A metrics line with the metrics an older run logged under another name renamed (`RENAMED_METRICS`)."""
+    if not RENAMED_METRICS.keys() & row.keys():
+        return row
+    return {
+        (RENAMED_METRICS[k] if k in RENAMED_METRICS and RENAMED_METRICS[k] not in row else k): v for k, v in row.items()
+    }
 
 
 def _metrics_row_ok(row) -> bool:
@@ -640,11 +693,8 @@ def runs_command(args) -> int:
     runs = list_runs()
     if args.json:
         for r in runs:
-            print(
-                json.dumps(
-                    {"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}
-                )
-            )
+            line = {"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}
+            print(json.dumps({**line, "flags": r.flags}))
         return 0
     if not runs:
         print(f"No runs in {workspace.models_dir()}; start one with python -m olr train --help.")
@@ -652,4 +702,6 @@ def runs_command(args) -> int:
     print(f"{'run id':<44} {'kind':<10} {'state':<10} {'epoch':>5}  dataset")
     for r in runs:
         print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {r.status.get('epoch', '')!s:>5}  {r.dataset or ''}")
+        for flag in r.flags:
+            print(f"  warning: {flag['message']}")
     return 0

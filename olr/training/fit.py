@@ -4,7 +4,10 @@
 
 - metrics.jsonl: a "train" line every `log_every_steps` steps (running means over the epoch
   so far, `"scope": "step"`), and at each epoch end a "train" and a "val" line
-  (`"scope": "epoch"`); metric names without the `val_` prefix; `epoch` is 1-based.
+  (`"scope": "epoch"`); metric names without the `val_` prefix; `epoch` is 1-based. A
+  classifier's metrics are `olr.training.keras_metrics`'; its validation runs through a model
+  sharing the trained layers, compiled with the validation metrics (macro averages over the
+  labels with validation positives); the checkpoints carry only Keras's built-in metrics.
 - best.keras / last.keras (for a Siamese run: the pair model, with its "embedder"):
   saved to a temporary name in the run folder, then renamed. train_state.json holds the
   completed epochs, step count, best score and early-stopping counter for `--resume`.
@@ -91,22 +94,6 @@ def make_optimizer(cfg: dict, total_steps: int):
     return keras.optimizers.SGD(lr, momentum=0.9)
 
 
-def classifier_metrics(n_labels: int, threshold: float) -> list:
-    """Binary accuracy, micro/macro F1 and F2 at `threshold`, macro AP (mean per-label PR-AUC), micro AP."""
-    import keras
-
-    m = keras.metrics
-    return [
-        m.BinaryAccuracy(threshold=threshold, name="binary_accuracy"),
-        m.FBetaScore(average="micro", beta=1.0, threshold=threshold, name="micro_f1"),
-        m.FBetaScore(average="macro", beta=1.0, threshold=threshold, name="macro_f1"),
-        m.FBetaScore(average="micro", beta=2.0, threshold=threshold, name="micro_f2"),
-        m.FBetaScore(average="macro", beta=2.0, threshold=threshold, name="macro_f2"),
-        m.AUC(curve="PR", multi_label=True, num_labels=n_labels, name="macro_ap"),
-        m.AUC(curve="PR", multi_label=False, name="micro_ap"),
-    ]
-
-
 def _per_replica_multiple(n: int, replicas: int) -> int:
     """`n` rounded down to a multiple of the replica count (at least one per replica).
 
@@ -125,7 +112,7 @@ def _classifier_model(plan: Plan, batch: int):
     """A new compiled classifier, or (resuming) last.keras with its optimizer state. Call inside the strategy scope."""
     import keras
 
-    from olr.training import losses, models  # Keras: see the module docstring
+    from olr.training import keras_metrics, losses, models  # Keras: see the module docstring
 
     cfg, ds = plan.cfg, plan.dataset
     if plan.resuming:
@@ -139,10 +126,26 @@ def _classifier_model(plan: Plan, batch: int):
     model.compile(
         optimizer=make_optimizer(cfg, total_steps),
         loss=losses.make_loss(cfg, pos_weight),
-        metrics=classifier_metrics(n_labels, cfg["threshold"]),
+        metrics=keras_metrics.classifier_metrics(n_labels, cfg["threshold"]),
         jit_compile=cfg["jit_compile"],
     )
     return model
+
+
+def _validation_model(plan: Plan, model, y_val):
+    """A model sharing `model`'s layers (and so its weights), compiled with its loss and the metrics of the
+    validation targets `y_val` (macro averages over their labels with positives). Call inside the strategy scope."""
+    import keras
+
+    from olr.training import keras_metrics  # Keras: see the module docstring
+
+    val_model = keras.Model(model.inputs, model.outputs, name=f"{model.name}_validation")
+    val_model.compile(
+        loss=model.loss,
+        metrics=keras_metrics.classifier_metrics(y_val.shape[1], plan.cfg["threshold"], presence=y_val),
+        jit_compile=plan.cfg["jit_compile"],
+    )
+    return val_model
 
 
 def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
@@ -162,6 +165,7 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
         log(f"batch size {batch}: a multiple of the {replicas} replicas")
     with strategy.scope():
         model = _classifier_model(plan, batch)
+        val_model = _validation_model(plan, model, plan.y_val[:n_val])
     log(
         f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; "
         f"batches {'shuffled' if cfg['shuffle'] else 'in order'}"
@@ -179,7 +183,7 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
     val_data = pipelines.tile_batches(
         ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas)
     )
-    callback = RunCallback(plan, model, val_data, status, stop)
+    callback = RunCallback(plan, model, lambda: val_model.evaluate(val_data, verbose=0, return_dict=True), status, stop)
     model.fit(
         train_data, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False
     )
@@ -282,7 +286,7 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
         seed=cfg["seed"] + 1,
         self_pair_share=cfg["self_pair_share"],
     )
-    callback = RunCallback(plan, siamese, val_data, status, stop)
+    callback = RunCallback(plan, siamese, lambda: trainer.evaluate(val_data, verbose=0, return_dict=True), status, stop)
     trainer.fit(
         train_data,
         steps_per_epoch=steps,

@@ -6,7 +6,10 @@ the stop flag, the device queue, and the run's end (finished, stopped or failed)
 - SIGTERM (or Ctrl-C): the current step finishes, last.keras and train_state.json are
   written, state "stopped", exit code 143. A second Ctrl-C interrupts at once.
 - Any other exception: state "failed", the traceback's last lines in status["error"],
-  exit code 1 (an OLRError: its sentence, raised on to the command line: exit code 2).
+  exit code 1 (an OLRError: its sentence, raised on to the command line: exit code 2; so a
+  loss that became NaN or infinite, see `olr.training.run_callback`).
+- status["flags"]: warnings about a run that ended, e.g. a best checkpoint below the
+  all-absent baseline (`olr.runs.store.BELOW_BASELINE`); the run still finishes.
 - A full disk anywhere in the run: state "failed" with the sentence "The disk is full (N MB
   free); free space and resume the run." (no traceback), raised on as an OLRError (exit code 2);
   half-written checkpoints are removed first, so status.json has room, and its write is retried.
@@ -139,7 +142,8 @@ def _first_status(plan: Plan, wait_for_device: bool) -> dict:
     }
     if plan.resuming:
         status["resumed"] = now
-    status.pop("followup_errors", None)
+    for stale in ("followup_errors", "flags"):  # about the previous process's end; this one judges afresh
+        status.pop(stale, None)
     return status
 
 

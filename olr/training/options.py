@@ -28,14 +28,25 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olr.data.label_schemes import parse_json_strictly, short_repr
+from olr.data.label_schemes import parse_json_strictly, read_json_file, short_repr
 from olr.errors import OLRError
+from olr.runs.store import current_metric_name
 
 KINDS = ("classifier", "siamese")
 MODELS = ("resnet", "thesis")
 LOSSES = ("bce", "focal", "weighted_bce_batch", "weighted_bce_global")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-CLASSIFIER_METRICS = ("binary_accuracy", "micro_f1", "macro_f1", "micro_f2", "macro_f2", "macro_ap", "micro_ap")
+#: what a classifier run logs (`olr.training.keras_metrics`); the PR-AUCs are Keras's interpolated areas,
+#: not the evaluation's average precision (runs before this name logged them as macro_ap/micro_ap)
+CLASSIFIER_METRICS = (
+    "binary_accuracy",
+    "micro_f1",
+    "macro_f1",
+    "micro_f2",
+    "macro_f2",
+    "macro_pr_auc",
+    "micro_pr_auc",
+)
 CHECKPOINT_METRICS = ("val_loss", *(f"val_{m}" for m in CLASSIFIER_METRICS))
 MODEL_TITLES = {"resnet": "Residual network", "thesis": "Thesis network (appendix A)"}
 
@@ -376,9 +387,10 @@ OPTIONS: dict[str, Option] = {
         min=0,
     ),
     "checkpoint_metric": Option(
-        "val_macro_ap",
+        "val_macro_pr_auc",
         "str",
-        "validation metric that selects best.keras (Siamese: val_loss)",
+        "validation metric that selects best.keras (Siamese: val_loss); macro averages over the labels with "
+        "validation positives",
         section=OPTIMISATION,
         label="Best checkpoint by",
         choices=CHECKPOINT_METRICS,
@@ -435,6 +447,7 @@ DERIVED_KEYS = (
     "run_id",
     "classifier_labels",
     "val_all_absent_accuracy",
+    "val_labels_without_positives",
 )
 
 
@@ -523,13 +536,7 @@ def parse_assignments(items: list[str] | None) -> dict:
 def load_file(path: str | Path) -> dict:
     """Read a JSON config file (derived keys of a previous run's config.json are dropped)."""
     p = Path(path)
-    if not p.is_file():
-        raise OLRError(f"The config file {p} does not exist; give the path of a JSON file.")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise OLRError(f"The config file {p} is not UTF-8 text; save it as UTF-8 JSON.") from None
-    data = parse_json_strictly(text, f"The config file {p}")
+    data = read_json_file(p, "config file", "the path of a JSON file")
     if not isinstance(data, dict):
         raise OLRError(f'The config file {p} must hold a JSON object of options like {{"epochs": 5}}.')
     return {k: v for k, v in data.items() if k not in DERIVED_KEYS}
@@ -541,7 +548,7 @@ def resolve(raw: dict, *, complete: bool = True) -> dict:
     `complete=False` checks a partial config (a preset) without requiring what a run needs
     besides its settings: a dataset (classifier) or a classifier run (Siamese).
     """
-    raw = {k: v for k, v in dict(raw).items() if k not in DERIVED_KEYS}
+    raw = _current_names({k: v for k, v in dict(raw).items() if k not in DERIVED_KEYS})
     kind = raw.get("kind")
     if kind is None:
         kind = "siamese" if raw.get("classifier_run") else "classifier"
@@ -608,13 +615,22 @@ def upgrade(stored: dict) -> dict:
     A key of ADDED_LATER that an old run lacks reads as its value there; any other missing
     option (a hand-written config) reads as its default for the run's kind, as `resolve` gives.
     The kind of a config without one is inferred as `resolve` does. Derived keys stay as stored.
+    A checkpoint metric named as runs once logged it reads by its current name (as in `resolve`).
     """
     stored = dict(stored or {})
     kind = stored.get("kind") or ("siamese" if stored.get("classifier_run") else "classifier")
     if kind not in KINDS:
         return stored
     later = {k: v for k, v in ADDED_LATER.items() if kind in OPTIONS[k].kinds}
-    return {**defaults(kind), **later, **stored}
+    return {**defaults(kind), **later, **_current_names(stored)}
+
+
+def _current_names(config: dict) -> dict:
+    """`config` with a checkpoint metric of an older name as runs log it now (val_macro_ap: val_macro_pr_auc)."""
+    metric = config.get("checkpoint_metric")
+    if isinstance(metric, str) and current_metric_name(metric) != metric:
+        return {**config, "checkpoint_metric": current_metric_name(metric)}
+    return config
 
 
 def _number(x: float) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from olr import __version__, atomic
 from olr.data.dataset import Dataset, load_dataset, presence_from_fractions
-from olr.data.label_schemes import Label, get_scheme
+from olr.data.label_schemes import Label
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout, RunState
@@ -63,6 +63,33 @@ def split_indices(ds: Dataset, split: str, cap: int, seed: int) -> np.ndarray:
     if cap and len(idx) > cap:
         idx = np.sort(np.random.default_rng(seed).choice(idx, cap, replace=False))
     return idx
+
+
+def check_finite_pixels(ds: Dataset) -> None:
+    """OLRError unless the dataset's pixels are known to be finite, so no NaN or infinity reaches a model.
+
+    Cheap (meta.json and the array header only): every band statistic (mean, std, min, max) must
+    be a finite number, and a float dataset must say it was checked (meta["finite"], recorded by
+    preparations that make NaN and infinite pixels nodata).
+    """
+    for i, band in enumerate(ds.meta.get("bands", [])):
+        stats = {k: band.get(k) for k in ("mean", "std", "min", "max") if k in band}
+        bad = [k for k, v in stats.items() if not _finite_number(v)]
+        if bad:
+            raise OLRError(
+                f"The dataset {ds.name} has a band statistic that is not a finite number ({bad[0]} of band "
+                f"{band.get('name') or i + 1} is {stats[bad[0]]}), so its images hold NaN or infinite pixels; "
+                "prepare it again, which makes such pixels nodata."
+            )
+    if np.issubdtype(ds.images.dtype, np.floating) and ds.meta.get("finite") is not True:
+        raise OLRError(
+            f"The dataset {ds.name} holds {ds.images.dtype} pixels that were never checked for NaN or infinite "
+            "values; prepare (or import) it again, which checks them."
+        )
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def label_presence(ds: Dataset, labels: list[Label], min_fraction: float | None) -> np.ndarray:
@@ -137,11 +164,12 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     `fixed_labels`: when resuming, exactly the labels the run started with (no pruning).
     """
     ds = load_dataset(cfg["dataset"])
+    check_finite_pixels(ds)
     notes = []
     if fixed_labels is not None:
         labels = fixed_labels
     else:
-        labels = list(ds.labels if cfg["scheme"] is None else get_scheme(cfg["scheme"]).labels)
+        labels = list(ds.labels if cfg["scheme"] is None else ds.scheme(cfg["scheme"]).labels)
     presence = label_presence(ds, labels, cfg["min_fraction"])
     train_idx, val_idx = _open_splits(ds, cfg)
     pruned = []
@@ -155,6 +183,14 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     cfg["labels"] = [lab.to_json() for lab in labels]
     cfg["pruned_labels"] = pruned
     cfg["val_all_absent_accuracy"] = float(1.0 - y[val_idx].mean())
+    cfg["val_labels_without_positives"] = [
+        lab.name for lab, n in zip(labels, y[val_idx].sum(axis=0), strict=True) if n == 0
+    ]
+    if cfg["val_labels_without_positives"]:
+        notes.append(
+            "validation macro averages leave out the labels without validation positives: "
+            + ", ".join(cfg["val_labels_without_positives"])
+        )
     if cfg["batch_size"] > len(train_idx):
         notes.append(
             f"batch_size {cfg['batch_size']} is larger than the {len(train_idx)} training tiles; using {len(train_idx)}"
@@ -205,6 +241,7 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
     crun = _finished_classifier(cfg["classifier_run"])
     ccfg = crun.config
     ds = load_dataset(cfg["dataset"] or ccfg["dataset"])
+    check_finite_pixels(ds)
     _check_fits_classifier(ds, crun, [Label.from_json(d) for d in ccfg["labels"]])
     notes = []
     if meta_checksum(ds) != ccfg.get("dataset_checksum") and ds.name == ccfg.get("dataset"):

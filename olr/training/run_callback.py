@@ -1,5 +1,13 @@
 """The Keras callback of a training run: metrics lines, progress, validation, best/last
-checkpoints, train_state.json, early stopping and the stop flag.
+checkpoints, train_state.json, early stopping, the stop flag, and two health checks:
+
+- a loss (training, after every step; validation, after every epoch) that is NaN or infinite
+  stops the run at once with an OLRError naming the first epoch and step where it happened
+  (the run ends "failed"; last.keras stays the last finite epoch's);
+- at the end of a classifier run, the best checkpoint's validation binary accuracy (at the
+  configured threshold) is compared with the all-absent baseline on the same tiles and labels
+  (`config.json["val_all_absent_accuracy"]`); a checkpoint that does not beat it is flagged in
+  status.json["flags"] (kind `olr.runs.store.BELOW_BASELINE`) and the console. The run still finishes.
 
 Imported by `olr.training.fit` when training starts (this module imports Keras).
 """
@@ -12,11 +20,46 @@ import keras
 import numpy as np
 
 from olr import atomic
+from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
 from olr.training.checkpoints import save_atomic
 from olr.training.console import log
 from olr.training.plan import Plan
+
+
+def diverged_sentence(loss_name: str, value: float, epoch: int, step: int, learning_rate: float) -> str:
+    """The one sentence a run whose loss stopped being a finite number fails with."""
+    if loss_name == "loss":
+        what, where = "training loss", f"at epoch {epoch}, step {step}"
+    else:
+        what, where = "validation loss", f"at the end of epoch {epoch} (step {step})"
+    shown = "NaN" if np.isnan(value) else "infinite"
+    return (
+        f"The {what} became {shown} {where}, so the run stopped; "
+        f"lower the learning rate (it was {learning_rate:g}) or check the dataset for extreme pixel values, "
+        "then start a new run."
+    )
+
+
+def below_baseline_flag(best: dict, baseline: float, n_decisions: int, monitor: str, threshold: float) -> dict | None:
+    """The `store.BELOW_BASELINE` flag when the best checkpoint's validation accuracy does not beat `baseline`.
+
+    `best`: {"epoch", "binary_accuracy"} of the best checkpoint; `n_decisions`: validation tiles x labels
+    (half a decision of slack absorbs float32 rounding: accuracies are counts over `n_decisions`).
+    """
+    accuracy = best.get("binary_accuracy")
+    if accuracy is None or baseline is None or accuracy > baseline + 0.5 / max(n_decisions, 1):
+        return None
+    return {
+        "kind": store.BELOW_BASELINE,
+        "message": (
+            f"The best checkpoint (epoch {best['epoch']}, chosen by {monitor}) has a validation accuracy of "
+            f"{accuracy:.4f} at threshold {threshold:g}, which does not beat the {baseline:.4f} of predicting "
+            "every label absent; train longer or with another learning rate, or choose the checkpoint by "
+            "val_binary_accuracy."
+        ),
+    }
 
 
 def _clean(values: dict) -> dict:
@@ -33,12 +76,14 @@ def _clean(values: dict) -> dict:
 class RunCallback(keras.callbacks.Callback):
     """Metrics lines, progress, validation, best/last checkpoints, early stopping, stop flag."""
 
-    def __init__(self, plan: Plan, save_model, val_data, status, stop):
+    def __init__(self, plan: Plan, save_model, validate, status, stop):
+        """`validate()`: the validation metrics of the model as it is now ({"loss": ..., <metric>: ...})."""
         super().__init__()
         cfg = plan.cfg
+        self.cfg = cfg
         self.files = RunLayout(plan.run_dir)
         self.save_model = save_model
-        self.val_data = val_data
+        self.validate = validate
         self.status = status
         self.stop = stop
         self.epochs = cfg["epochs"]
@@ -57,6 +102,7 @@ class RunCallback(keras.callbacks.Callback):
         }
         if self.state.get("early_stopped"):  # resumed after early stopping: the user wants more epochs
             self.state.update(early_stopped=False, wait=0)
+        self.state["monitor"] = self.monitor  # an old run's state may name it as it was once called
         self.epoch = self.state["epoch"]
         self.metrics_log = store.MetricsLog(plan.run_dir)
 
@@ -75,9 +121,21 @@ class RunCallback(keras.callbacks.Callback):
         self.epoch = epoch
         self.status.progress(epoch=epoch + 1, step=self.state["step"])
 
+    def _stop_if_diverged(self, values: dict) -> None:
+        """OLRError (the run fails) when a loss in `values` ("loss", "val_loss") is NaN or infinite."""
+        for name, value in values.items():
+            if name.endswith("loss") and value is not None and not np.isfinite(float(value)):
+                sentence = diverged_sentence(
+                    name, float(value), self.epoch + 1, self.state["step"], self.cfg["learning_rate"]
+                )
+                log(sentence)
+                raise OLRError(sentence)
+
     def on_train_batch_end(self, batch, logs=None):
         self.state["step"] += 1
         self.status.progress(epoch=self.epoch + 1, step=self.state["step"])
+        # the running mean over the epoch turns NaN/inf at the first step whose loss does (losses are >= 0)
+        self._stop_if_diverged({"loss": (logs or {}).get("loss")})
         if self.state["step"] % self.log_every == 0:
             values = _clean(logs)
             self.write("train", values, "step")
@@ -95,11 +153,15 @@ class RunCallback(keras.callbacks.Callback):
             save_atomic(self.save_model, self.files.last)
             self._write_state()
             return
-        val = _clean(self.model.evaluate(self.val_data, verbose=0, return_dict=True))
+        raw_val = self.validate()
+        self._stop_if_diverged({"val_loss": raw_val.get("loss")})
+        val = _clean(raw_val)
         self.write("train", logs, "epoch")
         self.write("val", val, "epoch")
         logs.update({f"val_{k}": v for k, v in val.items()})
         improved = self._checkpoint(epoch, logs.get(self.monitor))
+        if improved:
+            self.state["best_val_binary_accuracy"] = val.get("binary_accuracy")
         if self.patience and self.state["wait"] >= self.patience:
             self.state["early_stopped"] = True
             self.model.stop_training = True
@@ -131,3 +193,17 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.metrics_log.close()
+        self._flag_below_baseline()
+
+    def _flag_below_baseline(self) -> None:
+        """Flag (status.json, console) a classifier's best checkpoint that does not beat the all-absent baseline."""
+        if self.cfg.get("kind") != "classifier" or self.state.get("best_epoch") is None:
+            return
+        best = {"epoch": self.state["best_epoch"], "binary_accuracy": self.state.get("best_val_binary_accuracy")}
+        n_decisions = int(self.cfg.get("n_val") or 0) * len(self.cfg.get("labels", []))
+        flag = below_baseline_flag(
+            best, self.cfg.get("val_all_absent_accuracy"), n_decisions, self.monitor, self.cfg["threshold"]
+        )
+        if flag is not None:
+            log(f"WARNING: {flag['message']}")
+            self.status.progress(flags=[flag])

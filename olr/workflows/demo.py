@@ -9,7 +9,6 @@ subprocesses, exactly as the app launches them, so the runs appear on every page
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olr import workspace
-from olr.analysis.correlations import untrained_agreement
 from olr.data.demo_scene import DEMO_DATASET, ensure_demo_dataset
 from olr.errors import OLRError
 from olr.runs.store import RunLayout
@@ -31,8 +29,6 @@ TARGETS = {
     "macro_ap": 0.70,
     "siamese_spearman": 0.80,  # siamese self-score correlation vs ground-truth phi
 }
-#: Labels with at least this many test positives must have at least one true positive.
-MIN_SUPPORT_FOR_TP = 20
 
 # The tuned demo configurations (presets/demo.json): `quick` trades accuracy for a run of a few minutes.
 PRESETS = presets.load("demo")
@@ -78,32 +74,68 @@ def _read_json(path: Path) -> dict:
         raise OLRError(f"{path} is missing or unreadable; the run did not complete its evaluation.") from None
 
 
+def _figure(mode: dict, key: str, value) -> dict:
+    """{"value", "low", "high"} of one headline figure: its estimate and its 95 % block-bootstrap interval."""
+    band = mode.get("intervals", {}).get(key, {})
+    return {"value": value, "low": band.get("low"), "high": band.get("high")}
+
+
+def _rho(entry: dict | None) -> dict:
+    """{"value", "low", "high", "p"} of one agreement entry of agreement.json (None values when absent)."""
+    entry = entry or {}
+    band = entry.get("interval") or {}
+    return {
+        "value": entry.get("spearman"),
+        "low": band.get("low"),
+        "high": band.get("high"),
+        "p": (entry.get("permutation") or {}).get("p"),
+    }
+
+
 def collect_figures(classifier_dir: Path, siamese_dir: Path) -> tuple[dict, dict]:
-    """Headline figures and target checks, read from the two run folders."""
+    """Headline figures (test split, with their intervals and references) and target checks.
+
+    Classifier figures are at per-label thresholds tuned on validation (and accuracy also at
+    those thresholds, against the all-absent baseline); the Siamese agreement is read beside
+    its three references: the label prior (training-split labels, no image), the classifier's
+    own probability view and an untrained network."""
     summary = _read_json(RunLayout(classifier_dir).summary)
-    per_label = summary["modes"]["per_label"]
-    with open(RunLayout(classifier_dir).per_label, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    starved = [r["label"] for r in rows if float(r["support"]) >= MIN_SUPPORT_FOR_TP and float(r["tp_per_label"]) == 0]
-    agreement = _read_json(RunLayout(siamese_dir).agreement)
+    tuned, configured = summary["modes"]["per_label"], summary["modes"]["configured"]
+    agreement = _read_json(RunLayout(siamese_dir).agreement_for("test"))
+    untrained = agreement.get("untrained", {}).get("siamese_self")
     figures = {
-        "micro_f2": per_label["micro"]["f2"],
-        "macro_f2": per_label["macro"]["f2"],
-        "macro_ap": per_label["macro"]["ap"],
-        "binary_accuracy": summary["modes"]["configured"]["binary_accuracy"],  # at the run's own threshold
+        "split": "test",
+        "threshold_mode": tuned.get("mode", "per-label-tuned"),
+        "thresholds_from": tuned.get("thresholds_from", "val"),
+        "n_tiles": summary.get("n_tiles"),
+        "n_blocks": summary.get("n_blocks"),
+        "micro_f2": _figure(tuned, "micro_f2", tuned["micro"]["f2"]),
+        "macro_f2": _figure(tuned, "macro_f2", tuned["macro"]["f2"]),
+        "samples_f2": _figure(tuned, "samples_f2", (tuned.get("samples") or {}).get("f2")),
+        "macro_ap": {
+            "value": tuned["macro"]["ap"],
+            "low": (summary.get("macro_ap_interval") or {}).get("low"),
+            "high": (summary.get("macro_ap_interval") or {}).get("high"),
+        },
+        "accuracy_tuned": _figure(tuned, "accuracy", tuned["binary_accuracy"]),
+        "accuracy_configured": _figure(configured, "accuracy", configured["binary_accuracy"]),
         "all_absent_baseline": summary["baseline_accuracy"],
-        "labels": len(rows),
-        "labels_without_tp": starved,
-        "siamese_spearman": agreement["siamese_self"]["spearman"],
-        "siamese_pearson": agreement["siamese_self"]["pearson"],
-        "siamese_rsa_spearman": agreement.get("siamese_rsa", {}).get("spearman"),
-        "classifier_spearman": agreement.get("classifier_prob", {}).get("spearman"),
+        "labels": len(summary.get("labels", [])) or None,
+        "starved_labels": sorted({lab for m in summary["modes"].values() for lab in m.get("starved_labels") or []}),
+        "siamese": _rho(agreement.get("siamese_self")),
+        "label_prior": _rho(agreement.get("label_prior")),
+        "classifier_view": _rho(agreement.get("classifier_prob")),
+        "untrained": _rho(untrained),
+        "verdict": agreement.get("verdict", {}),
+        "warnings": [w for w in summary.get("interval_warnings", []) if w],
     }
     checks = {
-        "micro_f2": figures["micro_f2"] >= TARGETS["micro_f2"],
-        "macro_ap": figures["macro_ap"] >= TARGETS["macro_ap"],
-        "no_starved_label": not starved,
-        "siamese_spearman": figures["siamese_spearman"] >= TARGETS["siamese_spearman"],
+        "micro_f2": figures["micro_f2"]["value"] >= TARGETS["micro_f2"],
+        "macro_ap": figures["macro_ap"]["value"] >= TARGETS["macro_ap"],
+        "no_starved_label": not figures["starved_labels"],
+        "accuracy_beats_baseline": all(m.get("beats_baseline", True) for m in summary["modes"].values()),
+        "siamese_spearman": (figures["siamese"]["value"] or -1.0) >= TARGETS["siamese_spearman"],
+        "siamese_beats_label_prior": figures["verdict"].get("outcome") == "beats",
     }
     return figures, checks
 
@@ -133,36 +165,62 @@ def run_demo(quick: bool = False, run_prefix: str | None = None) -> DemoResult:
     siamese_id = f"{prefix}-siamese"
     siamese_dir = _train(siamese_id, {"kind": "siamese", "classifier_run": classifier_id, **SIAMESE[mode]})
     figures, checks = collect_figures(classifier_dir, siamese_dir)
-    # Chance level: an untrained network of the same architecture on the same tiles.
-
-    figures["untrained_spearman"] = untrained_agreement(siamese_id)["siamese_self"]["spearman"]
     figures["minutes"] = round((time.time() - started) / 60, 1)
     return DemoResult(classifier_id, siamese_id, figures, checks)
 
 
+def _fmt(figure: dict) -> str:
+    """ "0.867 [0.841, 0.890]": a figure with its 95 % interval (or "n/a")."""
+    value = figure.get("value")
+    if value is None:
+        return "n/a"
+    if figure.get("low") is None or figure.get("high") is None:
+        return f"{value:.3f} (no interval)"
+    return f"{value:.3f} [{figure['low']:.3f}, {figure['high']:.3f}]"
+
+
 def report(result: DemoResult) -> str:
+    """The demo's figures as printed: each with its split, threshold mode, 95 % interval and references."""
     f = result.figures
     ok = {True: "ok", False: "BELOW TARGET"}
+    mode = f"{f['threshold_mode']} thresholds (tuned on {f['thresholds_from']})"
     lines = [
         f"OLR demo — classifier {result.classifier_run}, Siamese {result.siamese_run} ({f['minutes']} min)",
-        f"  test micro-F2 (per-label thresholds) {f['micro_f2']:.3f}  target >= {TARGETS['micro_f2']}  "
-        f"{ok[result.checks['micro_f2']]}",
-        f"  test macro AP                        {f['macro_ap']:.3f}  target >= {TARGETS['macro_ap']}  "
+        f"  TEST split, reported once: {f['n_tiles']} tiles in {f['n_blocks']} spatial blocks; "
+        "[low, high] = 95 % spatial block-bootstrap interval",
+        f"  micro F2, {mode}: {_fmt(f['micro_f2'])}  target >= {TARGETS['micro_f2']}  {ok[result.checks['micro_f2']]}",
+        f"  macro F2, {mode}: {_fmt(f['macro_f2'])};  sample-averaged F2: {_fmt(f['samples_f2'])}",
+        f"  macro AP (no threshold): {_fmt(f['macro_ap'])}  target >= {TARGETS['macro_ap']}  "
         f"{ok[result.checks['macro_ap']]}",
-        f"  binary accuracy at the configured threshold {f['binary_accuracy']:.3f} "
-        f"vs all-absent baseline {f['all_absent_baseline']:.3f}",
-        f"  labels with >= {MIN_SUPPORT_FOR_TP} test positives and no true positive: "
-        + (", ".join(f["labels_without_tp"]) or "none")
+        f"  binary accuracy: {_fmt(f['accuracy_tuned'])} at {f['threshold_mode']} thresholds, "
+        f"{_fmt(f['accuracy_configured'])} at the configured threshold; all-absent baseline "
+        f"{f['all_absent_baseline']:.3f}  {ok[result.checks['accuracy_beats_baseline']]}",
+        "  labels with enough test positives and no true positive (any threshold mode): "
+        + (", ".join(f["starved_labels"]) or "none")
         + f"  {ok[result.checks['no_starved_label']]}",
-        f"  Siamese agreement with ground-truth phi: Spearman {f['siamese_spearman']:.3f} "
-        f"(Pearson {f['siamese_pearson']:.3f})  target >= {TARGETS['siamese_spearman']}  "
-        f"{ok[result.checks['siamese_spearman']]}",
+        f"  Siamese self-score agreement with ground-truth phi (Spearman ρ): {_fmt(f['siamese'])}"
+        f"  target >= {TARGETS['siamese_spearman']}  {ok[result.checks['siamese_spearman']]}",
+        "  references it must beat:",
+        f"    label prior (training-split labels, no image): {_fmt(f['label_prior'])}",
+        f"    classifier probability view (its teacher):     {_fmt(f['classifier_view'])}",
+        f"    untrained network (chance level):              {_fmt(f['untrained'])}",
     ]
-    lines.append(
-        f"  untrained Siamese network on the same tiles (chance level): Spearman {f['untrained_spearman']:.3f}"
-    )
-    if f.get("classifier_spearman") is not None:
-        lines.append(f"  classifier probability correlation vs phi: Spearman {f['classifier_spearman']:.3f}")
+    verdict = f["verdict"]
+    if verdict:
+        shares = [
+            f"above the {name} in {share:.0%} of paired resamples"
+            for name, share in (
+                ("label prior", verdict.get("share_above_prior")),
+                ("classifier view", verdict.get("share_above_classifier")),
+            )
+            if share is not None
+        ]
+        lines.append(
+            f"  verdict: the Siamese view {verdict.get('text', 'has no verdict')}"
+            + (f" ({'; '.join(shares)})" if shares else "")
+            + f"  {ok[result.checks['siamese_beats_label_prior']]}"
+        )
+    lines += [f"  warning: {w}" for w in f["warnings"]]
     lines.append("  all targets met" if result.passed else "  some targets not met (see above)")
     return "\n".join(lines)
 

@@ -14,8 +14,8 @@ the training (exit 0 finished, 143 stopped, 1 failed).
 
 After a finished training, and before its status says "finished", the run is evaluated
 (`olr.analysis.evaluation.evaluate_run`) and its label correlations computed
-(`olr.analysis.correlations.compute_for_run`, unless evaluation already wrote them, as it
-does for Siamese runs); `--no-evaluate` skips both. A failure there is logged and kept in
+(`olr.analysis.correlations.compute_for_run` on the test split, unless evaluation already
+wrote them, as it does for Siamese runs); `--no-evaluate` skips both. A failure there is logged and kept in
 status["followup_errors"]; the run stays "finished".
 """
 
@@ -110,19 +110,19 @@ def train_command(args) -> int:
 def evaluate_and_correlate(run_dir: Path) -> list[str]:
     """Evaluation and correlations of a just-trained run; returns the messages of the steps that failed.
 
-    Called before the status says "finished" (hence check_finished=False). Correlations run
-    only if evaluation did not already write them (it does for Siamese runs).
+    Called before the status says "finished" (hence check_finished=False). Test-split correlations
+    run only if evaluation did not already write them (it does for Siamese runs).
     """
     failed = [
         _followup(
             "olr.analysis.evaluation.evaluate_run", lambda: evaluation.evaluate_run(run_dir, check_finished=False)
         )
     ]
-    if not RunLayout(run_dir).agreement.exists():
+    if not RunLayout(run_dir).agreement_for("test").exists():
         failed.append(
             _followup(
                 "olr.analysis.correlations.compute_for_run",
-                lambda: correlations.compute_for_run(run_dir, check_finished=False),
+                lambda: correlations.compute_for_run(run_dir, split="test", check_finished=False),
             )
         )
     return [message for message in failed if message]
