@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from olr.analysis import correlations, intervals
+from olr.data import thin_data
 from olr.errors import OLRError
 
 
@@ -118,7 +119,7 @@ def test_bad_arguments_are_one_sentence_errors():
         intervals.block_bootstrap(lambda rows: 0.0, [1, 2], level=95)
     with pytest.raises(OLRError, match="1-D"):
         intervals.block_bootstrap(lambda rows: np.zeros((2, 2)), [1, 2])
-    assert intervals.few_blocks_warning(intervals.MIN_BLOCKS) is None
+    assert intervals.few_blocks_warning(thin_data.MIN_SPLIT_BLOCKS) is None
     assert "only 3 spatial blocks" in intervals.few_blocks_warning(3, "the test split")
 
 

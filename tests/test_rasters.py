@@ -13,6 +13,7 @@ from tests.fixtures.data import (
     LABEL_CRS,
     NO_SPATIAL_INDEX,
     codes_to_grid,
+    corine_colormap,
     expected_code_index,
     make_scene,
     write_clc_raster,
@@ -134,10 +135,14 @@ def test_code_index_for_other_dtypes():
     assert rasters.to_code_index(floats, "grid").tolist() == [[0, 0, CODE_INDEX[121]]]
 
 
-def test_detect_encoding():
-    assert rasters.detect_encoding(np.array([1, 2, 44, 48, 255], dtype=np.uint8)) == "grid"
-    assert rasters.detect_encoding(np.array([111, 211, 523, 0], dtype=np.uint16)) == "clc"
-    assert rasters.detect_encoding(np.array([48, 49, 50, 255], dtype=np.uint8)) is None
+def test_auto_encoding():
+    official = corine_colormap()
+    grid = np.array([1, 2, 44, 48, 255], dtype=np.uint8)
+    assert rasters.auto_encoding("clc.tif", grid, None, official) == "grid"
+    assert rasters.auto_encoding("clc.tif", np.array([111, 211, 523, 0], dtype=np.uint16), None, None) == "clc"
+    assert rasters.auto_encoding("clc.tif", np.array([48, 49, 50, 255], dtype=np.uint8), None, official) is None
+    with pytest.raises(OLRError, match="--label-encoding grid"):  # small values without CORINE's colours
+        rasters.auto_encoding("clc.tif", grid, None, None)
 
 
 def test_image_mask_marks_pixels_whose_bands_all_equal_nodata():

@@ -74,7 +74,7 @@ EVALUATION_SPLITS = ("val", "test")
 SPLIT_NAMES = {"val": "validation", "test": "test", "train": "training"}
 #: figures that depend on the thresholds and get an interval per mode (F2: the Planet report's F-score)
 INTERVAL_FIGURES = ("micro_f2", "macro_f2", "samples_f2", "accuracy")
-#: fewer evaluation tiles than this and an interval says little (the block count is `intervals.MIN_BLOCKS`)
+#: fewer evaluation tiles than this and an interval says little (the block count is `thin_data.MIN_SPLIT_BLOCKS`)
 MIN_TILES = 100
 #: Probabilities below / above these count as saturated (the Siamese targets become binary).
 SATURATION_BOUNDS = (0.02, 0.98)

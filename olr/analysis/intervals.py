@@ -8,12 +8,12 @@ blocks as the split has, with replacement, and hands the statistic every row of 
 block (a block drawn twice gives its rows twice). The interval is the percentile interval of
 the resampled statistic. With few blocks the interval itself is unreliable (a bootstrap
 cannot show variation the blocks do not contain); `few_blocks_warning` says so below
-`MIN_BLOCKS` blocks.
+`MIN_SPLIT_BLOCKS` blocks (the bound preparation warns at too, `olr.data.thin_data`).
 
 `permutation_pvalue` tests an agreement ρ between two label-pair matrices (a Mantel test):
 see its docstring for what is permuted and why.
 
-Pure numpy; imports nothing of `olr` but the error type.
+Pure numpy; imports nothing of `olr` but the error type and that bound.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from olr.data.thin_data import MIN_SPLIT_BLOCKS
 from olr.errors import OLRError
 
-#: fewer evaluation blocks than this and an interval says little (pages and reports warn)
-MIN_BLOCKS = 10
 #: resamples and permutations by default
 N_RESAMPLES = 1000
 N_PERMUTATIONS = 1000
@@ -38,11 +37,11 @@ LEVEL = 0.95
 
 def few_blocks_warning(n_blocks: int, what: str = "the evaluation split") -> str | None:
     """A sentence when `n_blocks` spatial blocks are too few for an interval to mean much, else None."""
-    if n_blocks >= MIN_BLOCKS:
+    if n_blocks >= MIN_SPLIT_BLOCKS:
         return None
     return (
         f"{what[:1].upper()}{what[1:]} has only {n_blocks} spatial block{'s' if n_blocks != 1 else ''} "
-        f"(fewer than {MIN_BLOCKS}): "
+        f"(fewer than {MIN_SPLIT_BLOCKS}): "
         "its intervals understate the uncertainty; use a larger scene or larger splits for figures to rely on."
     )
 

@@ -68,11 +68,10 @@ from rasterio.warp import reproject
 from rasterio.warp import transform as transform_points
 
 from olr import atomic, workspace
-from olr.data import label_schemes, splits
+from olr.data import label_schemes, prepare_options, splits
 from olr.data.dataset import SPLITS, write_dataset
 from olr.data.prepare import Progress, cli_progress, file_digest, output_folder
 from olr.data.prepare_options import PrepareOptions
-from olr.data.prepare_options import spec as option_spec
 from olr.data.rasters.band_stack import REFLECTANCE_RESAMPLING
 from olr.data.rasters.read_errors import read_errors_named
 from olr.data.rasters.user_files import open_raster
@@ -691,16 +690,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.split_block,
         help=f"side of the square split blocks, in patches (default {defaults.split_block}; spatial split only)",
     )
-    parser.add_argument(
-        "--split-fractions",
-        type=float,
-        nargs=3,
-        default=defaults.split_fractions,
-        metavar=("TRAIN", "VAL", "TEST"),
-        help=option_spec("split_fractions").help + " (spatial split only)",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help=option_spec("seed").help)
-    parser.add_argument("--overwrite", action="store_true", help=option_spec("overwrite").help)
+    prepare_options.add_flags(parser, ("split_fractions",), note=" (spatial split only)")
+    prepare_options.add_flags(parser, ("seed", "overwrite"))
 
 
 def bigearthnet_command(args: argparse.Namespace) -> int:

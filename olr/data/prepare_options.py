@@ -353,10 +353,15 @@ def number_fields() -> list[dataclasses.Field]:
     return [f for f in fields() if value_type(f) in (int, float)]
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """One `--name` flag per field of PrepareOptions, its default the field's."""
+def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None, note: str = "") -> None:
+    """One `--name` flag per field of PrepareOptions (or of the fields `names`), its default the field's.
+
+    Importers take a few of them (the split options), `note` added to each help text."""
     for f in fields():
+        if names is not None and f.name not in names:
+            continue
         s, flag = f.metadata["spec"], f"--{f.name.replace('_', '-')}"
+        s = dataclasses.replace(s, help=s.help + note)
         if value_type(f) is bool:
             parser.add_argument(flag, action="store_true", help=s.help)
         elif s.nargs is not None:

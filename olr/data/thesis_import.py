@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from olr import atomic, workspace
-from olr.data import label_schemes, splits
+from olr.data import label_schemes, prepare_options, splits
 from olr.data.dataset import write_dataset
 from olr.data.prepare import Progress, cli_progress, file_digest, output_folder
 from olr.data.rasters import DEFAULT_BAND_NAMES
@@ -356,16 +356,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split-block", type=int, default=None, help="tiles per split block (default: one block per batch)"
     )
-    parser.add_argument(
-        "--split-fractions",
-        type=float,
-        nargs=3,
-        default=(0.7, 0.15, 0.15),
-        metavar=("TRAIN", "VAL", "TEST"),
-        help="target share of tiles per split",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the block split")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
+    prepare_options.add_flags(parser, ("split_fractions", "seed", "overwrite"))
 
 
 def import_batches_command(args: argparse.Namespace) -> int:

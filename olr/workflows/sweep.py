@@ -445,29 +445,20 @@ def _logged_validation(run) -> dict:
     if monitor is None:
         return out
     best = val.loc[val[monitor].idxmin() if monitor == "loss" else val[monitor].idxmax()]
-    for names, label in (
-        (("binary_accuracy",), "val accuracy (best epoch)"),
-        (("macro_pr_auc", "macro_ap"), "val macro PR-AUC (best epoch)"),
+    for name, label in (
+        ("binary_accuracy", "val accuracy (best epoch)"),
+        ("macro_pr_auc", "val macro PR-AUC (best epoch)"),
     ):
-        column = next((c for c in names if c in best and pd.notna(best[c])), None)
-        if column:
-            out[label] = float(best[column])
+        if name in best and pd.notna(best[name]):
+            out[label] = float(best[name])
     return out
 
 
-#: A metric's names in the metrics log, the current first (runs before the rename logged macro_ap).
-LOGGED_NAMES = {"macro_pr_auc": ("macro_pr_auc", "macro_ap"), "micro_pr_auc": ("micro_pr_auc", "micro_ap")}
-
-
 def _logged_column(val: pd.DataFrame, metric: str) -> str | None:
-    """The metrics-log column of `metric` (or its older name) holding a number, else None."""
-    for alias, names in LOGGED_NAMES.items():
-        if metric in names:
-            metric = alias
-    for name in LOGGED_NAMES.get(metric, (metric,)):
-        if name in val and val[name].notna().any():
-            return name
-    return None
+    """The metrics-log column of `metric` holding a number, else None (an older run's names are
+    already the current ones: `store.read_metrics` renames them, `store.current_metric_name`)."""
+    name = store.current_metric_name(metric)
+    return name if name in val and val[name].notna().any() else None
 
 
 def _number(x) -> float | None:

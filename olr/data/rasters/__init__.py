@@ -33,7 +33,6 @@ from olr.data.rasters.codes import (
     LabelCoding,
     auto_encoding,
     corine_coding,
-    detect_encoding,
     legend_coding,
     to_code_index,
 )
@@ -72,7 +71,6 @@ __all__ = [
     "band_scaling",
     "code_counts",
     "corine_coding",
-    "detect_encoding",
     "image_bands",
     "label_nodata",
     "legend_coding",

@@ -164,16 +164,6 @@ def _valid_values(values: np.ndarray, nodata: float | None) -> np.ndarray:
     return v[v != nodata] if nodata is not None and not math.isnan(nodata) else v
 
 
-def detect_encoding(values: np.ndarray, nodata: float | None = None) -> str | None:
-    """'grid' or 'clc' from a sample of raw label values (whichever has more valid pixels), or None."""
-    v = _valid_values(values, nodata)
-    n_grid = int(np.isin(v, [c.grid_code for c in label_schemes.legend()]).sum())
-    n_clc = int(np.isin(v, label_schemes.ALL_CODES).sum())
-    if n_grid == 0 and n_clc == 0:
-        return None
-    return "clc" if n_clc > n_grid else "grid"
-
-
 def has_corine_colors(colormap: dict | None, values) -> bool:
     """Whether a colour table ({value: (r, g, b, a)}) gives each grid code in `values` CORINE's colour."""
     if not colormap:
