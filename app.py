@@ -21,6 +21,7 @@ PAGES = {
         st.Page("pages/live.py", title="Live", icon=":material/monitoring:"),
     ],
     "Results": [
+        st.Page("pages/study.py", title="Study", icon=":material/summarize:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
         st.Page("pages/correlations.py", title="Correlations & map", icon=":material/hub:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),

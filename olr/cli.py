@@ -81,10 +81,16 @@ COMMANDS: dict[str, Command] = {
         "export embeddings",
     ),
     "runs": Command("olr.runs.store", "runs_command", "list runs and their state"),
+    "study": Command(
+        "olr.workflows.study",
+        "study_command",
+        "the whole study on a dataset: classifier, Siamese, evaluation, correlations, report (or --from a report)",
+        "run a study",
+    ),
     "demo": Command(
         "olr.workflows.demo",
         "demo_command",
-        "one command: demo dataset, classifier, Siamese, evaluation, agreement",
+        "the study on the demo scene (its dataset prepared if needed), checked against the demo's targets",
         "run the demo pipeline",
     ),
     "sweep": Command(

@@ -141,7 +141,7 @@ def sweep_section() -> None:
     )
 
 
-everything = store.list_runs()
+everything = [r for r in store.list_runs() if not r.is_study]  # a study's runs are compared, not the study
 if not everything:
     runs_panel.offer_demo_pipeline("Compare")
     st.stop()

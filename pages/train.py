@@ -9,7 +9,7 @@ from olr.data import label_schemes, legends
 from olr.data.dataset import list_datasets
 from olr.errors import OLRError
 from olr.runs import launcher, store
-from olr.training import options
+from olr.training import options, plan
 from ui import loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
@@ -164,6 +164,7 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
         values = {
             "dataset": option_widget("dataset", options.OPTIONS["dataset"], kind, defaults, datasets, classifiers)
         }
+    recipe_caption(kind, values["dataset"])
     with st.form(f"train.form.{kind}", border=True):
         for title, shown, _ in layout:
             if _in_form(shown):
@@ -197,6 +198,23 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
         )
     if submitted:
         launch(kind, values, device, queue)
+
+
+@guarded("Reading what the recipe decides")
+def recipe_caption(kind: str, dataset: str | None) -> None:
+    """What the blank options (epochs, batch size, ...) become for the picked dataset, before launching."""
+    if not dataset:
+        return
+    decided = plan.recipe_preview({"kind": kind, "dataset": dataset})
+    if decided["why"]:
+        st.caption(
+            f"Left blank, the recipe decides for **{dataset}**: "
+            + "; ".join(
+                f"{options.OPTIONS[k].label.split(' (')[0].lower()} {decided['decided'][k]} ({why})"
+                for k, why in decided["why"].items()
+            )
+            + ". Each run's config records it."
+        )
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from olr import workspace
 from olr.analysis import correlations, evaluation
 from olr.runs import store
+from olr.training import options
 from olr.workspace import REPO_ROOT
 from tests.fixtures.browser import launched_with_upload_limit
 from tests.fixtures.runs import make_tiny_dataset
@@ -27,6 +28,7 @@ PAGES = [
     "pages/evaluate.py",
     "pages/correlations.py",
     "pages/compare.py",
+    "pages/study.py",
 ]
 TIMEOUT = 60
 
@@ -94,9 +96,12 @@ def test_every_page_in_an_empty_workspace_says_what_to_do(no_auto_demo, page):
     elif page == "pages/train.py":
         assert "no dataset to train on" in texts(at, "info")
         assert "No run is active" in texts(at, "caption")
+    elif page == "pages/study.py":
+        assert "No study has been run" in texts(at, "caption")
+        assert any(b.label == "Run the study" for b in at.button)
     else:
         assert "There are no finished runs" in texts(at, "info")
-        assert any(b.label == "Launch the demo classifier + Siamese pipeline" for b in at.button)
+        assert any(b.label == "Run the study on the demo dataset" for b in at.button)
     assert not at.error
 
 
@@ -285,13 +290,16 @@ def test_failed_half_written_and_corrupt_runs_are_explained(results_home, _isola
 
 
 #: the Train page's number inputs for a tiny classifier that trains until stopped
-TINY_FORM = (
-    ("Width", 0.25),
-    ("Depth", 1),
-    ("Batch size", 16),
-    ("Epochs", 500),
-    ("Log every n steps", 2),
-    ("Early-stopping patience (0: off)", 0),
+TINY_FORM = tuple(
+    (options.OPTIONS[key].label, value)
+    for key, value in (
+        ("width", 0.25),
+        ("depth", 1),
+        ("batch_size", 16),
+        ("epochs", 500),
+        ("log_every_steps", 2),
+        ("early_stopping_patience", 0),
+    )
 )
 
 
@@ -327,7 +335,7 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
     assert not other.exception and f"already running on cpu as **{run.id}**" in texts(other, "info")
     assert len(store.list_runs()) == 1
     # Other settings with "one run per device": a new run that waits for the first.
-    labelled(other.number_input, "Epochs").set_value(3)
+    labelled(other.number_input, options.OPTIONS["epochs"].label).set_value(3)
     other.toggle(key="train.classifier.queue").set_value(True)
     labelled(other.button, "Launch training").click().run()
     [queued] = [r for r in store.list_runs() if r.id != run.id]
@@ -406,7 +414,7 @@ def test_read_only_workspace_hides_every_action(geo_home, monkeypatch, trained_c
     assert not any(b.label == "Launch training" for b in at.button)
     assert at.button(key="resume.stopped-run").disabled
     at = open_page("pages/evaluate.py")
-    assert not any(b.label.startswith("Launch the demo") for b in at.button)
+    assert not any(b.label.startswith("Run the study") for b in at.button)
 
 
 def test_import_thesis_batches_from_the_datasets_page(no_auto_demo):
@@ -427,14 +435,15 @@ def test_import_thesis_batches_from_the_datasets_page(no_auto_demo):
     assert "no tile coordinates" in texts(at, "info")
 
 
-def test_demo_pipeline_button_launches_olr_demo(no_auto_demo):
+def test_demo_button_launches_the_study_on_the_demo_dataset(no_auto_demo):
     at = open_page("pages/compare.py")
-    labelled(at.button, "Launch the demo classifier + Siamese pipeline").click().run()
+    labelled(at.button, "Run the study on the demo dataset").click().run()
     assert not at.exception and not at.error, texts(at, "error")
-    [launch] = [r for r in store.list_runs() if "demo-pipeline" in r.id]
+    [launch] = [r for r in store.list_runs() if r.files.launch.exists()]
     try:
+        assert launch.is_study
         command = json.loads((launch.path / "launch.json").read_text())["command"]
-        assert command[:3] == ["-m", "olr", "demo"] and "--quick" in command
+        assert command[:5] == ["-m", "olr", "study", "--dataset", "demo"] and "--quick" in command
         assert f"models/{launch.id}/console.log" in texts(at, "success")
     finally:
         from olr.runs import launcher

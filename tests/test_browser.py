@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from olr.training import options
 from tests.fixtures.browser import SCREENSHOTS
 
 PAGES = [  # the first one is opened first after the server starts: a deep link, not the home page
@@ -20,6 +21,7 @@ PAGES = [  # the first one is opened first after the server starts: a deep link,
     ("evaluate", "Evaluate"),
     ("correlations", "Correlations & map"),
     ("compare", "Compare"),
+    ("study", "Study"),
 ]
 
 
@@ -91,8 +93,8 @@ def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_s
     for label, value in (
         ("Width", "0.25"),
         ("Depth", "1"),
-        ("Batch size", "16"),
-        ("Epochs", "3"),
+        (options.OPTIONS["batch_size"].label, "16"),
+        (options.OPTIONS["epochs"].label, "3"),
         ("Log every n steps", "2"),
     ):
         field = page.get_by_label(label, exact=True)

@@ -1,12 +1,15 @@
 """The synthetic demo scene: determinism, raster formats, planted structure, learnability,
-and the demo dataset built from it (single and concurrent first launches)."""
+the demo dataset built from it (single and concurrent first launches), and scenes with other
+parameters (classes, tile size, image CRS) for a generalisation check."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +43,15 @@ def small_scene(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def default_land_cover() -> dict:
     """Land cover of the default scene (no image rendering: about 3 s)."""
-    return demo_scene.build_land_cover(demo_scene.DEFAULT_SEED, demo_scene.DEFAULT_SIZE_PX)
+    return demo_scene.build_land_cover()
+
+
+@pytest.fixture(scope="module")
+def small_variant_scene(tmp_path_factory) -> Path:
+    """The small scene's seed, size and grids with the second scene's classes drawn in place of the demo's."""
+    folder = tmp_path_factory.mktemp("scene") / "v3"
+    demo_scene.generate_scene(folder, seed=3, size_px=SMALL, classes=demo_scene.SECOND_SCENE.classes)
+    return folder
 
 
 def _codes_on_image_grid(lc: dict) -> np.ndarray:
@@ -54,12 +65,20 @@ def _codes_on_image_grid(lc: dict) -> np.ndarray:
         src_transform=g.label_transform,
         src_crs=demo_scene.LABEL_CRS,
         dst_transform=g.image_transform,
-        dst_crs=demo_scene.IMAGE_CRS,
+        dst_crs=g.image_crs,
         resampling=Resampling.nearest,
         src_nodata=48,
         dst_nodata=48,
     )
     return label_schemes.grid_to_code_lut()[out]
+
+
+def _image_and_pixel_codes(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The image (4, H, W) float32 and the CLC code of every pixel, aligned the way preparation does it."""
+    with rasterio.open(folder / "image.tif") as im, rasterio.open(folder / "clc.tif") as lb:
+        grid = np.zeros((im.height, im.width), np.uint8)
+        reproject(rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs, resampling=Resampling.nearest)
+        return im.read().astype(np.float32), label_schemes.grid_to_code_lut()[grid]
 
 
 # ---------------------------------------------------------------------------- determinism
@@ -159,6 +178,7 @@ def test_default_scene_has_many_classes_with_a_long_but_learnable_tail(default_l
     present = sorted(set(np.unique(codes).tolist()) - {0})
     counts = {c: int(((tiles == c).mean(1) >= demo_scene.DEMO_MIN_FRACTION).sum()) for c in present}
     assert len(present) >= 25, present
+    assert set(present) == set(demo_scene.DEMO_CLASSES)  # the declared classes are the ones drawn
     rare = {int(c) for c in demo_scene.PLANTED_STRUCTURE["rare"]}
     assert rare <= set(present)
     for c in set(present) - rare:
@@ -246,14 +266,11 @@ def test_planted_structure_holds_on_the_default_scene(default_land_cover):
     assert phi(has[312], has[331]) < 0
 
 
-def test_labels_are_learnable_from_pixels_but_not_trivially(small_scene):
+@pytest.mark.parametrize("scene", ["small_scene", "small_variant_scene"])
+def test_labels_are_learnable_from_pixels_but_not_trivially(scene, request):
     """A nearest-class-mean classifier on 8x8-pixel blocks (mean and std per band) beats the
-    majority class clearly, yet is far from perfect."""
-    with rasterio.open(small_scene / "image.tif") as im, rasterio.open(small_scene / "clc.tif") as lb:
-        img = im.read().astype(np.float32)
-        grid = np.zeros((im.height, im.width), np.uint8)
-        reproject(rasterio.band(lb, 1), grid, dst_transform=im.transform, dst_crs=im.crs, resampling=Resampling.nearest)
-    codes = label_schemes.grid_to_code_lut()[grid]
+    majority class clearly, yet is far from perfect; with other classes drawn in too."""
+    img, codes = _image_and_pixel_codes(request.getfixturevalue(scene))
     b, n = 8, SMALL // 8
     block_codes = codes.reshape(n, b, n, b).transpose(0, 2, 1, 3).reshape(n * n, -1)
     pix = img.reshape(4, n, b, n, b).transpose(1, 3, 0, 2, 4).reshape(n * n, 4, -1)
@@ -390,3 +407,134 @@ def test_cli_demo_data_prints_a_summary(tmp_path):
     assert "Sea and ocean" in run.stdout
     bad = subprocess.run([*cli, "--size", "10"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "size" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---------------------------------------------------------------------------- scenes with other parameters
+
+
+def _substituted_pixels(codes: np.ndarray, substituted: set[int], margin: int) -> np.ndarray:
+    """Pixels of the substituted classes grown by `margin` pixels."""
+    mask = np.isin(codes, list(substituted))
+    for _ in range(margin):
+        p = np.pad(mask, 1)
+        mask = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    return mask
+
+
+def test_other_classes_are_the_demo_landscape_relabelled_and_drawn_with_their_own_look(
+    small_scene, small_variant_scene
+):
+    subs = demo_scene.SECOND_SCENE.substitutions
+    with rasterio.open(small_scene / "clc.tif") as a, rasterio.open(small_variant_scene / "clc.tif") as b:
+        demo_codes = label_schemes.grid_to_code_lut()[a.read(1)]
+        variant_codes = label_schemes.grid_to_code_lut()[b.read(1)]
+    relabelled = demo_codes.copy()
+    for old, new in subs.items():
+        relabelled[demo_codes == old] = new
+    assert np.array_equal(variant_codes, relabelled)  # same places, same planted structure, other names
+    drawn = set(subs) & set(np.unique(demo_codes).tolist())
+    assert len(drawn) >= 3, drawn  # the small scene holds enough of them for the check to mean something
+
+    with rasterio.open(small_variant_scene / "image.tif") as b:
+        variant_img = b.read().astype(np.float32)
+    demo_img, pixel_codes = _image_and_pixel_codes(small_scene)
+    # An image pixel takes the class of one of the four label cells around it (wobbled): up to ~100 m off.
+    near = _substituted_pixels(pixel_codes, drawn, margin=12)
+    assert (~near).mean() > 0.4 and np.array_equal(demo_img[:, ~near], variant_img[:, ~near])  # the rest: the demo
+    for old in drawn:  # each substitute has a look of its own, not its predecessor's
+        inside = pixel_codes == old
+        change = np.abs(demo_img - variant_img)[:, inside].mean(1) / demo_img[:, inside].mean(1)
+        assert change.max() > 0.15, (old, change)
+
+    scene = json.loads((small_variant_scene / "scene.json").read_text())
+    assert scene["substitutions"] == {str(k): v for k, v in sorted(subs.items())}
+    assert {c["code"] for c in scene["classes"]} <= set(demo_scene.SECOND_SCENE.scene_classes())
+    near_rules = scene["planted_structure"]["near"]
+    demo_rules = demo_scene.PLANTED_STRUCTURE["near"]
+    assert [r["class"] for r in near_rules] == [subs.get(r["class"], r["class"]) for r in demo_rules]
+    assert not set(subs) & {c for r in near_rules for c in [r["class"], *r["of"]]}
+
+
+@needs_prepare
+def test_a_second_scene_dataset_has_its_tile_size_crs_and_classes(tmp_path):
+    from olr.data.dataset import list_datasets, load_dataset
+
+    second = dataclasses.replace(demo_scene.SECOND_SCENE, size_px=480)  # 10 x 10 tiles of 48 px
+    fields = {f.name: getattr(second, f.name) for f in dataclasses.fields(second)}
+    path = demo_scene.ensure_demo_dataset(name="second", **fields)
+    scene_dir = path.with_name("second-scene")
+    with rasterio.open(scene_dir / "image.tif") as im, rasterio.open(scene_dir / "clc.tif") as lb:
+        assert im.crs.to_epsg() == 6312 and im.res == (10.0, 10.0) and (im.width, im.height) == (480, 480)
+        assert lb.crs.to_epsg() == 3035  # labels stay CORINE's grid
+    scene = json.loads((scene_dir / "scene.json").read_text())
+    assert (scene["tile"], scene["image"]["crs"], scene["tiles_expected"]) == (48, "EPSG:6312", 100)
+    assert demo_scene.SceneParams.from_scene(scene) == second.check()
+
+    ds = load_dataset(path)
+    assert ds.tile_shape == (48, 48, 4) and ds.n_tiles == 100
+    assert "6312" in json.dumps(ds.meta["crs"]) and ds.meta["parameters"]["split_block"] == 8  # blocks stay 3.84 km
+    codes = {c for lab in ds.labels for c in lab.codes}
+    assert codes <= set(second.scene_classes()) and codes & {213, 244, 311, 322, 423}
+    assert not codes & set(second.substitutions)
+    assert list_datasets() == ["second"]  # the demo is not made along the way
+
+    # Left out, a parameter stays as the scene has it; a changed one rebuilds with the rest kept.
+    stamp = (path / "meta.json").stat().st_mtime_ns
+    assert demo_scene.ensure_demo_dataset(name="second") == path
+    assert (path / "meta.json").stat().st_mtime_ns == stamp
+    demo_scene.ensure_demo_dataset(name="second", tile=32)
+    assert load_dataset(path).tile_shape == (32, 32, 4)
+    rebuilt = demo_scene.SceneParams.from_scene(json.loads((scene_dir / "scene.json").read_text()))
+    assert rebuilt == dataclasses.replace(second.check(), tile=32)
+
+
+_ONE_SENTENCE = re.compile(r"[.;!?]\s+[A-Z]")
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"classes": "323=999"}, "999 is not a CORINE Land Cover code"),
+        ({"classes": "335=322"}, "no class 335"),
+        ({"classes": "323=324"}, "already a class"),
+        ({"classes": "323=335"}, "no look for 335"),
+        ({"classes": "523=213"}, "group 5xx"),
+        ({"classes": "323=322,324=322"}, "its own new code"),
+        ({"classes": "323-322"}, "DEMO_CODE=NEW_CODE"),
+        ({"image_crs": "EPSG:99999"}, "not a CRS PROJ knows"),
+        ({"image_crs": "EPSG:4326"}, "not a projected CRS"),
+        ({"image_crs": "EPSG:3857"}, "is 8.2 m on the ground"),
+        ({"image_crs": "EPSG:32633"}, "is 9.7 m on the ground"),  # UTM 33N: 18 degrees off its meridian
+        ({"tile": 8}, "tile size"),
+        ({"tile": "x"}, "tile size"),
+        ({"tile": 48, "size_px": 500}, "--size 480 or 528"),
+        ({"tile": 128, "size_px": 256}, "at least --size 512"),
+    ],
+)
+def test_bad_scene_parameters_are_refused_in_one_sentence(fields, says):
+    with pytest.raises(OLRError) as raised:
+        dataclasses.replace(demo_scene.SceneParams(), **fields).check()
+    message = str(raised.value)
+    assert says in message, message
+    assert not _ONE_SENTENCE.search(message) and "\n" not in message and message.endswith("."), message
+
+
+def test_projected_crs_made_for_the_area_are_accepted():
+    for crs in ("EPSG:32636", "epsg:6312", "EPSG:32635", "EPSG:3035"):
+        assert dataclasses.replace(demo_scene.SceneParams(), image_crs=crs).check().image_crs == crs.upper()
+    assert demo_scene.SceneParams(tile=48).check().size_px == 3552  # the most whole tiles within 3584 px
+    assert demo_scene.SceneParams().check().split_block == demo_scene.DEMO_SPLIT_BLOCK
+
+
+@needs_prepare
+def test_cli_makes_a_scene_with_other_parameters_and_refuses_bad_ones(tmp_path):
+    env = dict(os.environ, OLR_HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    cli = [sys.executable, "-m", "olr", "demo-data", "--name", "v", "--seed", "11", "--size", "288", "--tile", "48"]
+    flags = ["--image-crs", "EPSG:6312", "--classes", "212=213,223=244,313=311,323=322,421=423"]
+    run = subprocess.run([*cli, *flags], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "image CRS EPSG:6312, tiles of 48 px" in run.stdout and "tiles: 36 (" in run.stdout
+    assert "323 Sclerophyllous vegetation -> 322 Moors and heathland" in run.stdout
+    bad = subprocess.run([*cli, "--classes", "523=213"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "group 5xx" in lines[0], bad.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from olr.data.label_schemes import get_scheme
 from olr.errors import OLRError
 from olr.training import options
 from olr.workspace import REPO_ROOT
-from tests.fixtures.runs import make_tiny_dataset, olr_env
+from tests.fixtures.runs import make_tiny_dataset, olr_cli
 from ui.text import plain
 
 DEEP = 200_000
@@ -38,14 +37,7 @@ MAPPINGS = [
 
 
 def _cli(home, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "olr", *args],
-        cwd=REPO_ROOT,
-        env=olr_env(home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return olr_cli(home, *args)
 
 
 def _one_sentence(proc: subprocess.CompletedProcess) -> str:

@@ -118,7 +118,7 @@ def test_every_preset_resolves_and_restates_no_default(name):
 
 
 def test_the_workflows_presets_are_there():
-    assert {"demo", "thesis_sweep", "bench"} <= set(presets.names())
+    assert {"study", "thesis_sweep", "siamese_study", "bench"} <= set(presets.names())
 
 
 @pytest.mark.parametrize(
@@ -143,46 +143,6 @@ def test_a_preset_needs_no_dataset_but_a_run_does():
     assert options.resolve({"epochs": 3}, complete=False)["epochs"] == 3
     with pytest.raises(OLRError, match="No dataset given"):
         options.resolve({"epochs": 3})
-
-
-def test_the_demo_runs_what_it_ran_before_presets_became_files():
-    """The resolved demo configs equal the old inline dicts (which restated some defaults)."""
-    from olr.workflows import demo
-
-    full_classifier = {
-        "model": "resnet",
-        "width": 1.0,
-        "depth": 1,
-        "dropout": 0.2,
-        "loss": "bce",
-        "augment": True,
-        "epochs": 24,
-        "batch_size": 64,
-        "learning_rate": 2e-3,
-        "optimizer": "adam",
-        "lr_schedule": "cosine",
-        "early_stopping_patience": 8,
-        "checkpoint_metric": "val_macro_ap",
-        "prune_below": 20,
-    }
-    quick_siamese = {
-        "width": 0.5,
-        "depth": 1,
-        "embedding_dim": 8,
-        "occlusion_min": 0.05,
-        "occlusion_max": 0.5,
-        "epochs": 4,
-        "batch_size": 32,
-        "learning_rate": 2e-3,
-        "lr_schedule": "cosine",
-        "early_stopping_patience": 0,
-        "pairs_per_epoch": 1200,
-        "self_pair_share": 0.9,
-    }
-    run = {"dataset": "demo"}
-    assert options.resolve({**run, **demo.CLASSIFIER["full"]}) == options.resolve({**run, **full_classifier})
-    siamese = {"kind": "siamese", "classifier_run": "c"}
-    assert options.resolve({**siamese, **demo.SIAMESE["quick"]}) == options.resolve({**siamese, **quick_siamese})
 
 
 # ------------------------------------------------------------------ stored configs and fallbacks

@@ -92,6 +92,7 @@ WRITING_COMMANDS = {
     "correlations": ["siam"],
     "embed": ["siam"],
     "demo": ["--quick"],
+    "study": ["--dataset", "tiny", "--quick"],
     "sweep": ["--preset", "thesis", "--dataset", "tiny", "--quick"],
 }
 

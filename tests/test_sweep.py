@@ -17,7 +17,7 @@ import pytest
 
 from olr.errors import OLRError
 from olr.training import options
-from olr.workflows import sweep
+from olr.workflows import study, sweep
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 256  # 16 tiles of 64 px: a scene in about a second
@@ -112,21 +112,20 @@ def test_validation_figures_go_to_their_own_folder_and_leave_the_test_record(
 def test_siamese_preset_is_one_classifier_and_variants_that_reuse_it():
     for quick in (False, True):
         jobs = sweep.siamese_jobs(n_train_tiles=2184, quick=quick)
-        mode = "quick" if quick else "full"
+        recipe = study.study_settings(quick)
         classifiers = [j for j in jobs if j.classifier_of is None]
         assert [j.name for j in classifiers] == [sweep.STUDY_CLASSIFIER]
         assert classifiers[0].siamese_settings is None  # the classifier row trains no Siamese network
-        # The classifier is the demo recipe's: one place says what it is.
-        assert classifiers[0].settings == sweep.DEMO_RECIPE[f"classifier_{mode}"]
+        # The classifier is the study's: one place says what it is.
+        assert classifiers[0].settings == recipe["classifier"]
         variants = jobs[1:]
         assert len(variants) == len(sweep.SIAMESE_STUDY) >= 6
         assert all(j.classifier_of == sweep.STUDY_CLASSIFIER and not j.settings for j in variants)
         resolved = {j.name: options.resolve({**j.siamese_settings, "classifier_run": "x"}) for j in variants}
-        for config in resolved.values():  # the demo recipe's Siamese settings under every variant
-            assert (
-                config["epochs"]
-                == options.resolve({**sweep.DEMO_RECIPE[f"siamese_{mode}"], "classifier_run": "x"})["epochs"]
-            )
+        study_siamese = options.resolve({**recipe["siamese"], "kind": "siamese", "classifier_run": "x"})
+        for config in resolved.values():  # the study's Siamese settings under every variant
+            assert config["train_steps"] == study_siamese["train_steps"]
+            assert config["width"] == study_siamese["width"]
         pairs = {n: c["self_pair_share"] for n, c in resolved.items() if n.startswith("pairs")}
         assert {0.0, 1.0} <= set(pairs.values()) and len(set(pairs.values())) >= 4  # thesis, self only, mixes
         occlusion = {n: (c["occlusion_min"], c["occlusion_max"]) for n, c in resolved.items() if n.startswith("occl")}

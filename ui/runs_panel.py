@@ -1,5 +1,5 @@
 """Run listings shared by pages: active runs with Stop buttons, recent runs, failed-run details,
-and the one-click demo pipeline offered where there are no runs yet."""
+and the one-click study on the demo dataset offered where there are no runs yet."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from olr import workspace
+from olr.data.demo_scene import DEMO_DATASET
 from olr.runs import launcher, store
 from olr.runs.store import RunLayout, RunState
 from ui import state
@@ -26,15 +27,25 @@ STATE_ICONS = {
 }
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as m:ss, or h:mm:ss from an hour on."""
+    h, rest = divmod(max(0, int(seconds)), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def elapsed(run) -> str:
     start = run.status.get("started")
     if not isinstance(start, (int, float)):
         return "–"
     end = run.status.get("ended") if not run.is_live else None
-    seconds = max(0, int((end if isinstance(end, (int, float)) else time.time()) - start))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    return duration_text((end if isinstance(end, (int, float)) else time.time()) - start)
+
+
+def default_device() -> str:
+    """Where a one-click launch (the demo's study, "Run the study") runs: the first GPU, else the CPU."""
+    gpus = launcher.list_gpus()
+    return gpus[0].id if gpus else "cpu"
 
 
 def progress_text(run) -> str:
@@ -202,33 +213,36 @@ def recent_runs(limit: int = 8) -> None:
                 describe_failure(r)
 
 
-@guarded("Launching the demo pipeline")
+@guarded("Starting the study on the demo dataset")
 def offer_demo_pipeline(where: str) -> None:
-    """Empty state of the result pages: explain, and offer `python -m olr demo` in one click."""
+    """Empty state of the result pages: explain, and offer the study on the demo dataset in one click
+    (`python -m olr study --dataset demo`, which prepares the demo dataset first when needed)."""
     st.info(
         f"There are no finished runs to show on the {where} page yet. Train a classifier (and then a Siamese "
-        "network) on the Train page, or launch the whole demo pipeline here: demo dataset → classifier → "
-        "Siamese network → evaluation → correlations, in a background process.",
+        "network) on the Train page, or run the whole study on the demo dataset here: demo dataset → classifier → "
+        "Siamese network → evaluation → correlations → report, in a background process (see the Study page).",
         icon=":material/info:",
     )
     if workspace.is_readonly():
         return
     key = st.session_state.setdefault("demo.key", launcher.new_key())
-    gpus = launcher.list_gpus()
     c1, c2 = st.columns([2, 3], vertical_alignment="center")
-    quick = c2.toggle("Quick version (small models, a few minutes on a CPU)", value=not gpus, key=f"demo.quick.{where}")
+    quick = c2.toggle(
+        "Quick version (small models, a few minutes on a CPU)",
+        value=not launcher.list_gpus(),
+        key=f"demo.quick.{where}",
+    )
     if c1.button(
-        "Launch the demo classifier + Siamese pipeline",
+        "Run the study on the demo dataset",
         type="primary",
         icon=":material/rocket_launch:",
         key=f"demo.{where}",
     ):
-        device = gpus[0].id if gpus else "cpu"
-        run_id = launcher.launch_demo(device, key=key, extra_args=["--quick"] if quick else [])
+        study_id = launcher.launch_study(DEMO_DATASET, quick, default_device(), key=key)
         st.session_state["demo.key"] = launcher.new_key()
         state.flash(
             "success",
-            f"Demo pipeline started (log in models/{run_id}/{RunLayout.CONSOLE}). "
-            "Its runs appear on the Train and Live pages.",
+            f"Study **{study_id}** started on the demo dataset (log in models/{study_id}/{RunLayout.CONSOLE}). "
+            "Follow its stages on the Study page; its runs appear on the Train and Live pages.",
         )
         st.rerun()

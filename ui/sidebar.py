@@ -48,7 +48,7 @@ def render(page_title: str) -> None:
         bar.caption("No datasets yet.")
 
     if page_title in SINGLE_RUN_PAGES or page_title in MULTI_RUN_PAGES:
-        listing = store.list_runs()
+        listing = [r for r in store.list_runs() if not r.is_study]  # studies have their own page
         ids = [r.id for r in listing]
         labels = {r.id: run_label(r) for r in listing}
         if page_title in SINGLE_RUN_PAGES:

@@ -246,8 +246,9 @@ def interval_warnings(data: SplitPredictions) -> list[str]:
         return [f"The dataset records no spatial blocks, so {what} has no intervals; prepare it again."]
     out = [intervals.few_blocks_warning(len(np.unique(data.blocks)), what)]
     if len(data.indices) < MIN_TILES:
+        n = len(data.indices)
         out.append(
-            f"The {SPLIT_NAMES[data.split]} split has only {len(data.indices)} tiles (fewer than {MIN_TILES}): "
+            f"The {SPLIT_NAMES[data.split]} split has only {n} tile{'s' if n != 1 else ''} (fewer than {MIN_TILES}): "
             "single tiles move its figures by whole points; read them with their intervals."
         )
     return [w for w in out if w]

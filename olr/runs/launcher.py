@@ -3,7 +3,8 @@
 The app never trains inside its own process: a run is the same command line a user would
 type (`python -m olr train --config ... --run-id ...`), started in its own session so it
 outlives the browser tab and the Streamlit server's reruns. The run id is chosen here,
-so the caller knows the run folder immediately.
+so the caller knows the run folder immediately. A study (`python -m olr study`, classifier ->
+Siamese -> report) is started the same way into a folder among the runs.
 
 Duplicates: every form submission carries an idempotency key. The first launch for a key
 creates `models/.launches/<key>.json` atomically (a complete file is hard-linked into
@@ -142,22 +143,34 @@ def launch_training(
     )
 
 
-def launch_demo(device: str = "cpu", *, key: str | None = None, extra_args: list[str] | None = None) -> str:
-    """Start `python -m olr demo` (demo dataset, classifier, Siamese, evaluation) detached.
+def launch_study(dataset: str, quick: bool = False, device: str = "cpu", *, key: str | None = None) -> str:
+    """Start `python -m olr study --dataset DATASET [--quick] --study-id ID` detached; return the study id.
 
-    Returns the id of the launch folder, whose `console.log` holds the pipeline's output and
-    `demo.json` its figures at the end; the runs the pipeline trains appear in the run list
-    as they start. While a demo pipeline with the same arguments is live, its id is returned
-    instead of starting another.
+    The study folder `models/<study-id>/` is made here, among the runs: its `console.log` holds the
+    study's output, `study.json` its stages as they go and `report.html` the report at the end; the
+    classifier and Siamese runs it trains appear in the run list as they start. Until the process
+    writes its first file the folder holds only the launcher's files; `launch_config.json` then
+    says what was asked for (kind "study", dataset, quick), so readers know it for a study at once.
+    While an identical study (same dataset, quick or not, device) is live, its id is returned
+    instead of starting another; the same `key` always returns its first launch's id.
     """
-    run_id = store.new_run_id("demo-pipeline")
+    dataset = workspace.check_name(dataset, "dataset name")
+    quick = bool(quick)
+    study_id = store.new_run_id(store.STUDY_KIND)
+
+    def command(run_dir: Path) -> list[str]:
+        atomic.write_json(
+            RunLayout(run_dir).launch_config, {"kind": store.STUDY_KIND, "dataset": dataset, "quick": quick}
+        )
+        return ["study", "--dataset", dataset, *(["--quick"] if quick else []), "--study-id", study_id]
+
     return _launch(
-        lambda run_dir: ["demo", *(extra_args or []), "--json", str(RunLayout(run_dir).demo_summary)],
+        command,
         device=device,
         key=key,
-        run_id=run_id,
-        what="start the demo pipeline",
-        fingerprint=_fingerprint("demo", extra_args or [], device),
+        run_id=study_id,
+        what="start a study",
+        fingerprint=_fingerprint(store.STUDY_KIND, dataset, quick, device),
     )
 
 

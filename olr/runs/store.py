@@ -70,6 +70,10 @@ FAILED_STATES = (RunState.FAILED, RunState.DEAD)
 #: the run ended before its last epoch (its error, log and a resume are worth showing)
 ENDED_EARLY_STATES = (*FAILED_STATES, RunState.STOPPED)
 
+#: the `kind` in config.json of a study folder (`olr study`: classifier -> Siamese -> report), which
+#: lives among the runs so the launcher, the run list and liveness treat it like one
+STUDY_KIND = "study"
+
 #: status.json["flags"] kind: the best checkpoint's validation accuracy does not beat predicting every label absent
 BELOW_BASELINE = "below_baseline"
 #: each flag kind in a few words, for run lists
@@ -109,7 +113,8 @@ class RunLayout:
     LAUNCH: ClassVar[str] = "launch.json"  # the launcher's record of the process
     LAUNCH_CONFIG: ClassVar[str] = "launch_config.json"  # the config the launcher passed
     STOP_REQUEST: ClassVar[str] = ".stop_requested"  # the launcher asked the process to stop
-    DEMO_SUMMARY: ClassVar[str] = "demo.json"  # the demo pipeline's figures (its launch folder)
+    STUDY: ClassVar[str] = "study.json"  # a study folder's record: dataset, stages, runs, figures
+    REPORT: ClassVar[str] = "report.html"  # a study folder's self-contained report
     EVALUATION: ClassVar[str] = "evaluation"  # folder, replaced as a whole
     SUMMARY: ClassVar[str] = "summary.json"
     PER_LABEL: ClassVar[str] = "per_label.csv"
@@ -129,7 +134,8 @@ class RunLayout:
     launch = _path(LAUNCH)
     launch_config = _path(LAUNCH_CONFIG)
     stop_request = _path(STOP_REQUEST)
-    demo_summary = _path(DEMO_SUMMARY)
+    study = _path(STUDY)
+    report = _path(REPORT)
     evaluation = _path(EVALUATION)
     summary = _path(EVALUATION, SUMMARY)
     per_label = _path(EVALUATION, PER_LABEL)
@@ -331,6 +337,14 @@ class Run:
     @property
     def kind(self) -> str:
         return str(self.config.get("kind", "unknown"))
+
+    @property
+    def is_study(self) -> bool:
+        """A study folder (`olr study`), not a training run: its config says so or, before its process
+        wrote one, the launcher's request does. Run pickers and comparisons leave studies out."""
+        if self.kind == STUDY_KIND:
+            return True
+        return read_json(self.files.launch_config).get("kind") == STUDY_KIND
 
     @property
     def dataset(self) -> str | None:

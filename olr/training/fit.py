@@ -122,7 +122,7 @@ def _classifier_model(plan: Plan, batch: int):
     pos_weight = (
         losses.pos_weights(plan.y_train, cfg["pos_weight_max"]) if cfg["loss"] == "weighted_bce_global" else None
     )
-    total_steps = cfg["epochs"] * max(1, len(plan.train_idx) // batch)
+    total_steps = cfg["epochs"] * _classifier_epoch_steps(cfg, len(plan.train_idx), batch)
     model.compile(
         optimizer=make_optimizer(cfg, total_steps),
         loss=losses.make_loss(cfg, pos_weight),
@@ -130,6 +130,12 @@ def _classifier_model(plan: Plan, batch: int):
         jit_compile=cfg["jit_compile"],
     )
     return model
+
+
+def _classifier_epoch_steps(cfg: dict, n_train: int, batch: int) -> int:
+    """Steps per classifier epoch: one pass over the training tiles, or what the recipe
+    (`olr.training.recipe`) decided (`config["epoch_steps"]`, absent in older runs)."""
+    return cfg.get("epoch_steps") or max(1, n_train // batch)
 
 
 def _validation_model(plan: Plan, model, y_val):
@@ -170,6 +176,10 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
         f"model {model.name}: {model.count_params():,} parameters; loss {cfg['loss']}; "
         f"batches {'shuffled' if cfg['shuffle'] else 'in order'}"
     )
+    epoch_steps = _classifier_epoch_steps(cfg, len(plan.train_idx), batch)
+    # An epoch that is not one pass (cut for a large split, stretched for a small one): the tiles
+    # repeat, each pass in a fresh order.
+    repeating = epoch_steps != max(1, len(plan.train_idx) // batch)
     train_data = pipelines.tile_batches(
         ds.images,
         plan.train_idx,
@@ -179,13 +189,20 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
         augment=cfg["augment"],
         seed=cfg["seed"],
         drop_remainder=True,
+        repeat=repeating,
     )
     val_data = pipelines.tile_batches(
         ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas)
     )
     callback = RunCallback(plan, model, lambda: val_model.evaluate(val_data, verbose=0, return_dict=True), status, stop)
     model.fit(
-        train_data, epochs=cfg["epochs"], initial_epoch=initial_epoch, callbacks=[callback], verbose=0, shuffle=False
+        train_data,
+        epochs=cfg["epochs"],
+        steps_per_epoch=epoch_steps if repeating else None,
+        initial_epoch=initial_epoch,
+        callbacks=[callback],
+        verbose=0,
+        shuffle=False,
     )
     return _outcome(stop)
 

@@ -143,10 +143,10 @@ OPTIONS: dict[str, Option] = {
         1.0, "float", "channel-width multiplier", section=ARCHITECTURE, label="Width", min=0.01, max=16, step=0.25
     ),
     "depth": Option(
-        2, "int", "residual blocks per stage (resnet family)", section=ARCHITECTURE, label="Depth", min=1, max=16
+        1, "int", "residual blocks per stage (resnet family)", section=ARCHITECTURE, label="Depth", min=1, max=16
     ),
     "dropout": Option(
-        0.5,
+        0.2,
         "float",
         "dropout before the classifier output",
         C,
@@ -188,13 +188,15 @@ OPTIONS: dict[str, Option] = {
         nullable=True,
     ),
     "prune_below": Option(
-        0,
+        None,
         "int",
-        "drop labels present in fewer than this many training tiles",
+        "drop labels present in fewer than this many training tiles (0: none); blank: 1 % of the training "
+        "tiles, between 1 and 50",
         C,
         section=DATA,
-        label="Prune labels in fewer training tiles than",
+        label="Prune labels in fewer training tiles than (blank: 1 % of them)",
         min=0,
+        nullable=True,
     ),
     "on_missing_label": Option(
         "prune",
@@ -339,18 +341,39 @@ OPTIONS: dict[str, Option] = {
         advanced=True,
         min=1,
     ),
-    "epochs": Option(10, "int", "number of epochs", section=OPTIMISATION, label="Epochs", min=1, max=100000),
-    "batch_size": Option(
-        64,
+    "epochs": Option(
+        None,
         "int",
-        "batch size (tiles per batch; pairs per batch for Siamese)",
+        "number of epochs; blank: from the step budget train_steps (at least 8 epochs)",
+        section=OPTIMISATION,
+        label="Epochs (blank: from the step budget)",
+        min=1,
+        max=100000,
+        nullable=True,
+    ),
+    "train_steps": Option(
+        800,
+        "int",
+        "optimizer steps of the whole run when epochs is blank: the budget the recipe spreads over the epochs, "
+        "so a small dataset trains enough and a large one does not run for days",
+        section=OPTIMISATION,
+        label="Step budget (when epochs is blank)",
+        min=1,
+        max=10_000_000,
+    ),
+    "batch_size": Option(
+        None,
+        "int",
+        "batch size (tiles per batch; pairs per batch for Siamese); blank: from the tile size and the training "
+        "split (64 tiles of 64x64 px, Siamese 32 pairs, fewer for larger tiles or small splits)",
         section=BATCHES,
-        label="Batch size",
+        label="Batch size (blank: from the tile size)",
         min=1,
         max=65536,
+        nullable=True,
     ),
     "learning_rate": Option(
-        1e-3,
+        2e-3,
         "float",
         "learning rate",
         section=OPTIMISATION,
@@ -379,7 +402,7 @@ OPTIONS: dict[str, Option] = {
         titles={"constant": "Constant", "cosine": "Cosine decay to 5%"},
     ),
     "early_stopping_patience": Option(
-        5,
+        8,
         "int",
         "epochs without improvement before stopping (0: never)",
         section=OPTIMISATION,
@@ -423,13 +446,14 @@ OPTIONS: dict[str, Option] = {
         min=0,
     ),
     "max_val_tiles": Option(
-        0,
+        None,
         "int",
-        "use at most this many validation tiles (0: all)",
+        "use at most this many validation tiles during training (0: all); blank: all up to 4096",
         section=DATA,
-        label="Max. validation tiles (0: all)",
+        label="Max. validation tiles (0: all, blank: up to 4096)",
         advanced=True,
         min=0,
+        nullable=True,
     ),
 }
 
@@ -448,6 +472,8 @@ DERIVED_KEYS = (
     "classifier_labels",
     "val_all_absent_accuracy",
     "val_labels_without_positives",
+    "epoch_steps",
+    "recipe",
 )
 
 
@@ -471,7 +497,8 @@ def defaults(kind: str = "classifier") -> dict:
     d = {k: o.default for k, o in options_for(kind).items()}
     d["kind"] = kind
     if kind == "siamese":
-        d.update(batch_size=32, checkpoint_metric="val_loss")
+        # the tuned Siamese recipe: a gentler rate, and every epoch of the budget trained (no early stop)
+        d.update(checkpoint_metric="val_loss", learning_rate=1e-3, early_stopping_patience=0, train_steps=950)
     return d
 
 

@@ -72,8 +72,12 @@ def tile_batches(
     augment: bool = False,
     seed: int = 0,
     drop_remainder: bool = False,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """Batches of tiles `images[indices]` (and `targets` (len(indices), L) rows, if given).
+
+    repeat: pass after pass without end (each reshuffled when shuffle=True), for epochs of a
+    fixed number of steps shorter than a pass.
 
     images: (N, h, w, b) memmap; indices: (n,) rows to use, in the order batches take them
     when shuffle=False. Yields x (B, h, w, b) float32, or (x, y) with y (B, L) float32.
@@ -87,6 +91,8 @@ def tile_batches(
     if shuffle:
         ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if repeat:
+        ds = ds.repeat()
 
     def load(idx, y=None):
         x = read(idx)

@@ -21,7 +21,7 @@ from olr.data.label_schemes import Label
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout, RunState
-from olr.training import options
+from olr.training import options, recipe
 
 #: options a resumed run may change
 RESUMABLE_KEYS = ("epochs", "early_stopping_patience", "log_every_steps")
@@ -104,6 +104,28 @@ def prepare(raw: dict) -> Plan:
     return prepare_classifier(cfg) if cfg["kind"] == "classifier" else prepare_siamese(cfg)
 
 
+def _recipe(ds: Dataset, cfg: dict) -> dict:
+    """What `olr.training.recipe` decides for the blank options of `cfg` on `ds`."""
+    n_train = len(ds.split_indices("train"))
+    if cfg["max_train_tiles"]:
+        n_train = min(n_train, cfg["max_train_tiles"])
+    return recipe.decide(cfg, n_train=n_train, n_val=len(ds.split_indices("val")), tile_shape=ds.tile_shape)
+
+
+def _with_recipe(ds: Dataset, cfg: dict, notes: list[str]) -> dict:
+    """`cfg` with its blank options decided for `ds` (said in `notes`)."""
+    decisions = _recipe(ds, cfg)
+    notes.extend(recipe.describe(decisions))
+    return recipe.apply(cfg, decisions)
+
+
+def recipe_preview(raw: dict) -> dict:
+    """What the recipe would decide for the options `raw` (a dataset among them) without planning a run:
+    the Train page shows it before launching. OLRError when the dataset cannot be opened."""
+    cfg = options.resolve(raw, complete=False)
+    return _recipe(load_dataset(cfg["dataset"]), cfg)
+
+
 def _open_splits(ds: Dataset, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     train_idx = split_indices(ds, "train", cfg["max_train_tiles"], cfg["seed"])
     val_idx = split_indices(ds, "val", cfg["max_val_tiles"], cfg["seed"] + 1)
@@ -146,8 +168,10 @@ def _labels_to_keep(
         else:
             notes.append(f"WARNING: labels absent from {where} (kept, they cannot be learned): {', '.join(missing)}")
     if cfg["prune_below"] > 0:
-        rare = [lab.name for lab, c, k in zip(labels, train_counts, keep, strict=True) if k and c < cfg["prune_below"]]
-        keep &= train_counts >= cfg["prune_below"]
+        # labels absent from training are on_missing_label's to keep or drop; pruning takes the rare ones
+        rare_mask = keep & (train_counts > 0) & (train_counts < cfg["prune_below"])
+        rare = [lab.name for lab, r in zip(labels, rare_mask, strict=True) if r]
+        keep &= ~rare_mask
         if rare:
             notes.append(f"pruned labels in fewer than {cfg['prune_below']} training tiles: {', '.join(rare)}")
     if not keep.any():
@@ -171,6 +195,7 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     else:
         labels = list(ds.labels if cfg["scheme"] is None else ds.scheme(cfg["scheme"]).labels)
     presence = label_presence(ds, labels, cfg["min_fraction"])
+    cfg = _with_recipe(ds, cfg, notes)
     train_idx, val_idx = _open_splits(ds, cfg)
     pruned = []
     if fixed_labels is None:
@@ -246,6 +271,7 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
     notes = []
     if meta_checksum(ds) != ccfg.get("dataset_checksum") and ds.name == ccfg.get("dataset"):
         notes.append(f"WARNING: dataset {ds.name} changed since classifier run {crun.id} was trained")
+    cfg = _with_recipe(ds, cfg, notes)
     train_idx, val_idx = _open_splits(ds, cfg)
     if not resuming:
         cfg = {**cfg, **_derived(ds, train_idx, val_idx)}

@@ -7,7 +7,7 @@ loss — with the thesis's architecture and its accuracy-driven checkpointing, p
 Studio's default configuration. Each classifier is followed by its Siamese run.
 
 Preset `siamese` studies the Siamese recipe (presets/siamese_study.json): ONE classifier with
-the demo recipe's settings (presets/demo.json), then Siamese variants against it — the
+the study recipe (the option defaults; presets/study.json when quick), then Siamese variants against it — the
 thesis's random pairs (self_pair_share 0), mixes, self pairs only — and, once those have
 finished, occlusion sizes at the pair mix that did best on validation.
 
@@ -43,7 +43,7 @@ from olr.errors import OLRError
 from olr.runs import launcher, store
 from olr.runs.store import ENDED_STATES, RunLayout, RunState
 from olr.training import options
-from olr.workflows import presets
+from olr.workflows import presets, study
 
 # The settings (presets/thesis_sweep.json): "thesis" is the thesis's own set-up: appendix A's
 # architecture, Adam at 1e-4, no augmentation, the best checkpoint chosen by validation binary
@@ -53,9 +53,9 @@ PRESET = presets.load("thesis_sweep")
 THESIS_BASE, OUR_DEFAULT, SIAMESE_SETTINGS = PRESET["thesis"], PRESET["olr_default"], PRESET["siamese"]
 #: The thesis pruned labels seen in fewer than 100 of 14100 tiles (0.7 %); the same share.
 THESIS_PRUNE_SHARE = 100 / 14100
-#: The Siamese study's variants (presets/siamese_study.json), each over the demo recipe (presets/demo.json).
+#: The Siamese study's variants (presets/siamese_study.json), each over the study recipe
+#: (olr.workflows.study.study_settings).
 SIAMESE_STUDY = presets.load("siamese_study")
-DEMO_RECIPE = presets.load("demo")
 #: A study stage -> (the stage whose best variant on validation it starts from, the options it takes over).
 INHERITS = {"occlusion": ("pairs", ("self_pair_share",))}
 #: The job of the siamese preset that trains the classifier every variant is measured against.
@@ -112,7 +112,7 @@ def thesis_jobs(n_train_tiles: int, quick: bool = False) -> list[Job]:
     jobs.append(Job("T5 lowered threshold", "threshold 0.2, randomized", {**THESIS_BASE, "threshold": 0.2}))
     jobs.append(Job("T5 focal loss", "focal loss, randomized", {**THESIS_BASE, "loss": "focal"}))
     jobs.append(
-        Job("OLR Studio default", "residual network, BCE, augmentation, macro-AP checkpoint", dict(OUR_DEFAULT))
+        Job("OLR Studio default", "the recipe: residual network, BCE, augmentation, step budget", dict(OUR_DEFAULT))
     )
     siamese = {**SIAMESE_SETTINGS, **(PRESET["siamese_quick"] if quick else {})}
     for job in jobs:
@@ -124,14 +124,15 @@ def thesis_jobs(n_train_tiles: int, quick: bool = False) -> list[Job]:
 
 
 def siamese_jobs(n_train_tiles: int, quick: bool = False) -> list[Job]:
-    """The Siamese study: the demo recipe's classifier, then every variant of presets/siamese_study.json.
+    """The Siamese study: the study recipe's classifier, then every variant of presets/siamese_study.json.
 
     Variants named "<stage>-..." of a stage in INHERITS wait for the stage they inherit from and
     take over its best variant's options (e.g. the occlusion sizes run at the best pair mix).
     """
     mode = "quick" if quick else "full"
-    base = DEMO_RECIPE[f"siamese_{mode}"]
-    jobs = [Job(STUDY_CLASSIFIER, f"the demo recipe's classifier ({mode})", dict(DEMO_RECIPE[f"classifier_{mode}"]))]
+    recipe = study.study_settings(quick)
+    base = {"kind": "siamese", **recipe["siamese"]}
+    jobs = [Job(STUDY_CLASSIFIER, f"the study recipe's classifier ({mode})", dict(recipe["classifier"]))]
     for name, variant in SIAMESE_STUDY.items():
         stage = name.split("-")[0]
         source, inherited = INHERITS.get(stage, (None, ()))

@@ -1,26 +1,40 @@
 """`python -m olr demo-data`: generate the demo scene, prepare the demo dataset, print its label frequencies.
 
 `--name NAME --seed N` makes another scene of the same generator as its own dataset `NAME` (the
-demo stays as it is), e.g. a scene the demo recipe was not tuned on:
-`python -m olr demo-data --name scene11 --seed 11`.
+demo stays as it is), e.g. a scene the demo recipe was not tuned on; the scene flags (`--seed`,
+`--size`, `--tile`, `--image-crs`, `--classes`) are made from `SceneParams`'s fields. The
+second scene of the generalisation check (`params.SECOND_SCENE`, docs/DEMO_SCENE.md):
+`python -m olr demo-data --name scene2 --seed 11 --tile 48 --image-crs EPSG:6312
+--classes 212=213,223=244,313=311,323=322,421=423`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 
+from olr.data import label_schemes
 from olr.data.dataset import load_dataset
 from olr.data.demo_scene.demo_dataset import ensure_demo_dataset, scene_dir_for
+from olr.data.demo_scene.params import SceneParams
 from olr.data.demo_scene.scene_files import scene_complete
-from olr.data.demo_scene.spec import DEFAULT_SEED, DEFAULT_SIZE_PX, DEMO_DATASET
+from olr.data.demo_scene.spec import DEMO_DATASET
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=None, help=f"random seed of the scene (default {DEFAULT_SEED})")
-    parser.add_argument("--size", type=int, default=None, help=f"scene size in 10 m pixels (default {DEFAULT_SIZE_PX})")
+    for f in dataclasses.fields(SceneParams):
+        option = f.metadata
+        parser.add_argument(
+            option["flag"],
+            dest=f.name,
+            type=option["parse"],
+            default=None,
+            metavar=option["metavar"],
+            help=option["help"],
+        )
     parser.add_argument("--force", action="store_true", help="regenerate the scene and the dataset even if they exist")
     parser.add_argument(
         "--name",
@@ -40,11 +54,18 @@ def demo_data_command(args: argparse.Namespace) -> int:
             last[0], last[1] = now, message
 
     start = time.monotonic()
-    path = ensure_demo_dataset(progress, seed=args.seed, size_px=args.size, force=args.force, name=args.name)
+    requested = {f.name: getattr(args, f.name) for f in dataclasses.fields(SceneParams)}
+    path = ensure_demo_dataset(progress, force=args.force, name=args.name, **requested)
     ds = load_dataset(path)
     scene = scene_complete(scene_dir_for(args.name)) or {}
     print(f"{'demo' if args.name == DEMO_DATASET else 'demo-like'} dataset: {path} ({time.monotonic() - start:.1f} s)")
-    print(f"scene: seed {scene.get('seed')}, {scene.get('size_px')} x {scene.get('size_px')} px at 10 m (synthetic)")
+    print(
+        f"scene: seed {scene.get('seed')}, {scene.get('size_px')} x {scene.get('size_px')} px at 10 m (synthetic), "
+        f"image CRS {scene.get('image', {}).get('crs')}, tiles of {ds.tile_shape[0]} px"
+    )
+    names = label_schemes.by_code()
+    for old, new in scene.get("substitutions", {}).items():
+        print(f"  drawn as another class: {old} {names[int(old)].level3} -> {new} {names[new].level3}")
     counts = np.asarray(ds.presence, dtype=np.int64).sum(axis=0)
     splits = ", ".join(f"{k} {v}" for k, v in ds.meta.get("split_counts", {}).items())
     print(f"tiles: {ds.n_tiles} ({splits}), labels: {len(ds.label_names)}")

@@ -2,11 +2,14 @@
 
 `ensure_demo_dataset` generates the scene (olr.data.demo_scene.scene_files) when needed and
 prepares it with `olr.data.prepare`, choosing the split seed that serves every label best.
+Another name holds another scene of the generator (`SceneParams`: seed, size, tile, image CRS,
+classes), e.g. the second scene of a generalisation check.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 from pathlib import Path
@@ -16,18 +19,16 @@ import numpy as np
 from olr import workspace
 from olr.data import label_schemes, splits
 from olr.data.dataset import REQUIRED_FILES
+from olr.data.demo_scene.params import SceneParams, default_size
 from olr.data.demo_scene.scene_files import demo_scene_dir, generate_scene, scene_complete
 from olr.data.demo_scene.spec import (
     DEFAULT_SEED,
-    DEFAULT_SIZE_PX,
     DEMO_DATASET,
     DEMO_MIN_FRACTION,
     DEMO_SPLIT,
-    DEMO_SPLIT_BLOCK,
     DEMO_TILE,
     NODATA_GRID,
     Progress,
-    check_params,
 )
 from olr.data.prepare import prepare_dataset
 from olr.errors import OLRError
@@ -116,44 +117,54 @@ def split_seed(presence: np.ndarray, *, block: int, fractions=DEMO_SPLIT, n_seed
 def ensure_demo_dataset(
     progress: Progress | None = None,
     *,
-    seed: int | None = None,
-    size_px: int | None = None,
     force: bool = False,
     name: str = DEMO_DATASET,
+    **requested,
 ) -> Path:
     """Return the demo dataset folder `data/<name>` (`data/demo`), generating the scene and preparing it if needed.
 
     Safe when several processes call it at once: one builds under an exclusive lock on
-    `data/.<name>.lock`, the others wait and then find it. `seed`/`size_px` None means "as it
-    exists, else the defaults"; a different explicit value rebuilds the scene and dataset.
-    Another `name` makes a second scene of the same generator in its own dataset (its scene in
-    `scene_dir_for(name)`), e.g. one the demo recipe was not tuned on; it needs its own seed.
+    `data/.<name>.lock`, the others wait and then find it. `requested`: SceneParams fields
+    (seed, size_px, tile, image_crs, classes); one left out or None is as the existing scene
+    has it, else the default; one that differs from the existing scene rebuilds scene and
+    dataset (`force` rebuilds them as they are). Another `name` makes another scene of the
+    generator in its own dataset (its scene in `scene_dir_for(name)`), e.g. one the demo recipe
+    was not tuned on; it needs its own seed.
     """
     import shutil
 
+    requested = {k: v for k, v in requested.items() if v is not None}
     out = workspace.dataset_path(name)
     scene_dir = scene_dir_for(name)
     if name != DEMO_DATASET:
-        _check_other_scene(name, out, scene_dir, seed)
-    want_seed = DEFAULT_SEED if seed is None else seed
-    want_size = DEFAULT_SIZE_PX if size_px is None else size_px
-    want_seed, want_size = check_params(want_seed, want_size)
+        _check_other_scene(name, out, scene_dir, requested.get("seed"))
+    _wanted(scene_complete(scene_dir), requested)  # bad parameters are told before anything else
     if workspace.is_readonly() and not force and _dataset_complete(out):
         return out  # a read-only demo shows what is there and writes nothing, not even the lock
     workspace.require_writable("prepare the demo dataset")
     with _exclusive_lock(workspace.data_dir() / f".{name}.lock"):
         scene = scene_complete(scene_dir)
-        stale = scene is not None and (
-            (seed is not None and scene.get("seed") != want_seed)
-            or (size_px is not None and scene.get("size_px") != want_size)
-        )
+        want = _wanted(scene, requested)
+        stale = scene is not None and want != SceneParams.from_scene(scene).check()
         if not force and not stale and scene is not None and _dataset_complete(out):
             return out
         if force or stale or scene is None:
             shutil.rmtree(out, ignore_errors=True)  # never leave a dataset of another scene
-            generate_scene(scene_dir, seed=want_seed, size_px=want_size, progress=progress, overwrite=True)
-        _prepare(scene_dir, out, progress)
+            generate_scene(scene_dir, want, progress=progress, overwrite=True)
+        _prepare(scene_dir, out, want, progress)
     return out
+
+
+def _wanted(scene: dict | None, requested: dict) -> SceneParams:
+    """The checked scene parameters: the existing scene's (else the defaults) with `requested` replacing some.
+
+    A size that merely followed the tile (the most whole tiles within the default size) follows
+    a requested tile too.
+    """
+    base = SceneParams() if scene is None else SceneParams.from_scene(scene)
+    if "tile" in requested and "size_px" not in requested and base.size_px == default_size(base.tile):
+        base = dataclasses.replace(base, size_px=None)
+    return dataclasses.replace(base, **requested).check()
 
 
 def scene_dir_for(name: str) -> Path:
@@ -177,19 +188,19 @@ def _check_other_scene(name: str, out: Path, scene_dir: Path, seed: int | None) 
             )
 
 
-def _prepare(scene_dir: Path, out: Path, progress: Progress | None) -> None:
-    """Prepare the scene in `scene_dir` into the dataset `out` with the demo's settings."""
+def _prepare(scene_dir: Path, out: Path, params: SceneParams, progress: Progress | None) -> None:
+    """Prepare the scene in `scene_dir` into the dataset `out` with the demo's settings and the scene's tile."""
 
     image, labels = scene_dir / "image.tif", scene_dir / "clc.tif"
-    chosen = split_seed(tile_presence(image, labels)[0], block=DEMO_SPLIT_BLOCK)
+    chosen = split_seed(tile_presence(image, labels, params.tile)[0], block=params.split_block)
     prepare_dataset(
         image,
         labels,
         out,
-        tile=DEMO_TILE,
+        tile=params.tile,
         scheme="level3",
         min_fraction=DEMO_MIN_FRACTION,
-        split_block=DEMO_SPLIT_BLOCK,
+        split_block=params.split_block,
         split_fractions=DEMO_SPLIT,
         seed=chosen,
         overwrite=True,

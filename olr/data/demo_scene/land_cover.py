@@ -2,7 +2,8 @@
 
 First a rule-based mosaic of natural and agricultural classes (each class scores its
 elevation band plus its own patch noise), then the planted features in a fixed order
-(olr.data.demo_scene.planted), then every rule of `PLANTED_STRUCTURE` is enforced.
+(olr.data.demo_scene.planted), then every rule of `PLANTED_STRUCTURE` is enforced; last,
+a scene that draws some demo classes as others (`SceneParams.classes`) relabels them.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import numpy as np
 from olr.data.demo_scene import planted
 from olr.data.demo_scene.arrays import distance_m, majority, patch_labels, smoothstep
 from olr.data.demo_scene.canvas import Canvas, Features
+from olr.data.demo_scene.params import SceneParams
 from olr.data.demo_scene.spec import (
     CELL_M,
-    DEFAULT_SEED,
-    DEFAULT_SIZE_PX,
     MOSAIC,
     MOUNTAIN_MIN_SHORE_M,
     MOUNTAIN_ONLY,
     PLANTED_STRUCTURE,
-    check_params,
 )
 from olr.data.demo_scene.terrain import Grids, terrain_fields
 
@@ -30,14 +29,18 @@ _FAR_FALLBACK = {312: 323, 313: 323, 332: 321, 333: 321, 512: 324}
 _FOOTPRINT_MARGIN_M = 150
 
 
-def build_land_cover(seed: int = DEFAULT_SEED, size_px: int = DEFAULT_SIZE_PX) -> dict:
-    """The scene's land cover without rendering: grids, CLC codes (H, W) int16 (0 = NODATA),
-    planted features and the cell fields (elevation, distance to sea; (H, W) float32)."""
-    seed, size_px = check_params(seed, size_px)
-    g = Grids(size_px)
-    rng = np.random.default_rng([seed, 1])
+def build_land_cover(params: SceneParams | None = None) -> dict:
+    """The land cover of the scene `params` (default: the demo's) without rendering: grids, CLC
+    codes (H, W) int16 (0 = NODATA), planted features and the cell fields (elevation, distance
+    to sea; (H, W) float32). Substituted classes are drawn as the demo's, then relabelled, so the
+    planted structure holds for them too (`spec.planted_structure`)."""
+    params = (params or SceneParams()).check()
+    g = Grids(params.size_px, params.image_crs)
+    rng = np.random.default_rng([params.seed, 1])
     fields = terrain_fields(g, rng)
     codes, feats, cell_fields = draw_land_cover(g, fields, rng)
+    for old, new in params.classes:
+        codes[codes == old] = new
     return {"grids": g, "fields": fields, "codes": codes, "features": feats, "cell_fields": cell_fields}
 
 

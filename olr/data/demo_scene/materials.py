@@ -50,6 +50,11 @@ MATERIALS: dict[str, tuple[int, int, int, int]] = {
     "ash": (420, 400, 370, 650),
     "turf": (420, 950, 420, 4600),
     "track": (2100, 1000, 750, 2400),
+    # Materials of the classes a scene may draw in place of the demo's (appended: the demo's
+    # materials keep their rows, so the demo renders byte for byte as before).
+    "heather": (1150, 820, 1050, 1500),  # purple-brown flowering heath, low NIR
+    "paddy_water": (380, 620, 560, 700),
+    "oak": (330, 560, 300, 2900),
 }
 _MAT_NAMES = tuple(MATERIALS)
 _MAT = np.asarray([MATERIALS[m] for m in _MAT_NAMES], dtype=np.float32)  # (M, 4)
@@ -412,6 +417,51 @@ def _r_burnt(px):
     return mix(px, [("ash", 0.65 + 0.2 * px.blob), ("soil_dark", 0.25), ("conifer", snags * 0.4), ("rock_dark", 0.1)])
 
 
+# Classes a scene may draw in place of a demo class of the same CORINE group (SceneParams.classes).
+
+
+def _r_rice(px):
+    """Rice fields (213): small levelled basins, flooded, green or harvested, between grassy bunds."""
+    pid, edge, angle = px.parcels(80.0, 201)
+    stage = pick_material(pid, [("paddy_water", 0.35), ("crop", 0.4), ("mud", 0.25)])
+    rows = px.stripes(12.0, angle, 0.5)
+    young = [("crop", 0.35 * rows * stage[0][1]), ("paddy_water", 0.5 * (1 - rows) * stage[1][1])]
+    return mix(px, [(m, f * (1 - edge)) for m, f in stage] + young + [("grass_green", edge)])
+
+
+def _r_agro_forestry(px):
+    """Agro-forestry (244): large scattered oaks over pasture and cereal parcels (a dehesa)."""
+    pid, edge, _ = px.parcels(300.0, 211)
+    trees = px.dots(45.0, 9.0, 0.4, 0.95, 212) * (px.rand(20) > 0.3)
+    ground = pick_material(pid, [("grass_dry", 0.45), ("stubble", 0.25), ("grass_green", 0.2), ("soil_light", 0.1)])
+    return mix(px, [(m, f * (1 - trees)) for m, f in ground] + [("oak", trees), ("shrub", 0.3 * edge)])
+
+
+def _r_broadleaf(px):
+    """Broad-leaved forest (311): a closed, bright-NIR canopy with crown-scale texture and few gaps."""
+    canopy = np.clip(0.9 + 0.08 * px.blob + 0.16 * (px.rand(21) - 0.5), 0.4, 1.0)
+    sunlit = 0.3 * (px.rand(22) > 0.6)  # the brightest crowns, greener and brighter in NIR than a conifer ever is
+    refl = mix(px, [("broadleaf", canopy), ("crop", canopy * sunlit), ("grass_green", 1 - canopy)])
+    return refl * (0.92 + 0.12 * px.rand(24))[:, None]  # crowns lit and shaded
+
+
+def _r_heath(px):
+    """Moors and heathland (322): heather blotches with grass, peaty soil and rock outcrops."""
+    heather = np.clip(0.6 + 0.3 * px.blob + 0.2 * (px.rand(23) - 0.5), 0.15, 0.95)
+    rocks = 0.5 * (px.blob < -1.3)
+    grass = [("grass_green", (1 - heather) * 0.3), ("grass_dry", (1 - heather) * 0.5)]
+    return mix(px, [("heather", heather), *grass, ("soil_dark", 0.15), ("rock", rocks)])
+
+
+def _r_intertidal(px):
+    """Intertidal flats (423): wet mud and sand cut by winding tidal channels (zero lines of a smooth field)."""
+    channel = np.clip(1.0 - np.abs(px.blob) / 0.12, 0.0, 1.0)
+    sandy = np.clip(0.5 + 0.4 * px.blob, 0.0, 1.0)
+    ripple = 0.1 * px.stripes(24.0, 1.1, 0.5)
+    flat = [("mud", (1 - sandy) * (1 - channel)), ("wet_sand", (sandy + ripple) * (1 - channel))]
+    return mix(px, [*flat, ("paddy_water", 0.3 * channel), ("shallow", 0.7 * channel)])
+
+
 RECIPES: dict[int, Callable[[Pixels], np.ndarray]] = {
     111: _r_urban_continuous,
     112: _r_urban_discontinuous,
@@ -443,6 +493,11 @@ RECIPES: dict[int, Callable[[Pixels], np.ndarray]] = {
     512: _r_reservoir,
     521: _r_lagoon,
     523: _r_sea,
+    213: _r_rice,
+    244: _r_agro_forestry,
+    311: _r_broadleaf,
+    322: _r_heath,
+    423: _r_intertidal,
 }
 
 

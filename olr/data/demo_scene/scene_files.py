@@ -1,16 +1,19 @@
 """Writing the demo scene's files: the CORINE raster, the 4-band image and `scene.json`.
 
-`generate_scene` writes, deterministically from a seed:
+`generate_scene` writes, deterministically from its `SceneParams` (default: the demo's):
 
 - `clc.tif`   CORINE grid-code raster (uint8, 1..44, 48 = NODATA, colour table), EPSG:3035,
               100 m cells, like the real CLC raster;
 - `image.tif` (4, size_px, size_px) uint16 surface-reflectance-like image (red, green, blue,
-              nir; 0..10000), EPSG:32636 (UTM 36N), 10 m pixels, tiled + deflate;
-- `scene.json` seed, size, grids, classes present with pixel shares, `PLANTED_STRUCTURE`.
+              nir; 0..10000), 10 m pixels in the image CRS (the demo's EPSG:32636, UTM 36N),
+              tiled + deflate;
+- `scene.json` the parameters (seed, size, tile, image CRS, substitutions), grids, classes
+              present with pixel shares, the planted structure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -20,44 +23,43 @@ import numpy as np
 from olr import atomic, workspace
 from olr.data import label_schemes
 from olr.data.demo_scene.land_cover import build_land_cover
+from olr.data.demo_scene.params import SceneParams
 from olr.data.demo_scene.render import render
 from olr.data.demo_scene.spec import (
     BAND_NAMES,
     CELL_M,
-    DEFAULT_SEED,
-    DEFAULT_SIZE_PX,
-    DEMO_TILE,
-    IMAGE_CRS,
     LABEL_CRS,
     NODATA_GRID,
     PIXEL_M,
-    PLANTED_STRUCTURE,
     Progress,
-    check_params,
+    planted_structure,
 )
 from olr.data.demo_scene.terrain import Grids
 
 
 def generate_scene(
     folder: str | os.PathLike,
+    params: SceneParams | None = None,
     *,
-    seed: int = DEFAULT_SEED,
-    size_px: int = DEFAULT_SIZE_PX,
     progress: Progress | None = None,
     overwrite: bool = False,
+    **fields,
 ) -> dict:
-    """Write `image.tif`, `clc.tif` and `scene.json` of the demo scene into `folder`.
+    """Write `image.tif`, `clc.tif` and `scene.json` of the scene `params` into `folder`.
 
-    image.tif: (4, size_px, size_px) uint16, EPSG:32636, 10 m. clc.tif: (H, W) uint8 CORINE
-    grid codes, EPSG:3035, 100 m, nodata 48. The folder is built in a hidden sibling and
-    renamed when complete. Returns the scene description (also in scene.json).
+    `params` defaults to the demo scene's, `fields` (SceneParams field names, e.g. `seed=3,
+    size_px=512`) replace some of them. image.tif: (4, size_px, size_px) uint16, 10 m in
+    `params.image_crs`. clc.tif: (H, W) uint8 CORINE grid codes, EPSG:3035, 100 m, nodata 48.
+    The folder is built in a hidden sibling and renamed when complete. Returns the scene
+    description (also in scene.json).
     """
-    seed, size_px = check_params(seed, size_px)
+    params = dataclasses.replace(params or SceneParams(), **fields).check()
+    size_px = params.size_px
     steps = size_px + size_px // 8  # rendering rows + land cover (an eighth)
     report = (lambda d, m: progress(min(d, steps), steps, m)) if progress else None
     if report:
         report(0, "drawing the land cover")
-    lc = build_land_cover(seed, size_px)
+    lc = build_land_cover(params)
     grid_codes = grid_code_raster(lc["codes"])
     if report:
         report(size_px // 8, "rendering the image")
@@ -68,8 +70,8 @@ def generate_scene(
 
     with atomic.staged_folder(Path(folder), overwrite=overwrite) as tmp:
         _write_labels(tmp / "clc.tif", grid_codes, lc["grids"])
-        counts = _write_image(tmp / "image.tif", lc, seed, render_progress)
-        scene = _describe(seed, size_px, lc["grids"], grid_codes, counts)
+        counts = _write_image(tmp / "image.tif", lc, params.seed, render_progress)
+        scene = _describe(params, lc["grids"], grid_codes, counts)
         atomic.write_json(tmp / "scene.json", scene)
     if report:
         report(steps, "scene written")
@@ -131,7 +133,7 @@ def _write_image(path: Path, lc: dict, seed: int, progress) -> np.ndarray:
         height=size_px,
         count=4,
         dtype="uint16",
-        crs=IMAGE_CRS,
+        crs=g.image_crs,
         transform=g.image_transform,
         tiled=True,
         blockxsize=256,
@@ -150,8 +152,9 @@ def _write_image(path: Path, lc: dict, seed: int, progress) -> np.ndarray:
         return render(g, lc["codes"], lc["features"], lc["fields"], seed, write_strip, progress)
 
 
-def _describe(seed: int, size_px: int, g: Grids, grid_codes: np.ndarray, counts: np.ndarray) -> dict:
-    """The content of scene.json: what was generated, its grids and the classes' pixel shares."""
+def _describe(params: SceneParams, g: Grids, grid_codes: np.ndarray, counts: np.ndarray) -> dict:
+    """The content of scene.json: its parameters (`SceneParams.from_scene` reads them back), its
+    grids and the classes' pixel shares."""
     total = counts.sum()
     names = label_schemes.by_code()
     classes = [
@@ -168,11 +171,13 @@ def _describe(seed: int, size_px: int, g: Grids, grid_codes: np.ndarray, counts:
     return {
         "synthetic": True,
         "description": "Synthetic Cyprus-like demo scene generated by OLR Studio (not real imagery).",
-        "seed": seed,
-        "size_px": size_px,
+        "seed": params.seed,
+        "size_px": params.size_px,
+        "tile": params.tile,
+        "substitutions": {str(old): new for old, new in params.classes},
         "image": {
             "file": "image.tif",
-            "crs": IMAGE_CRS,
+            "crs": params.image_crs,
             "resolution_m": PIXEL_M,
             "bands": list(BAND_NAMES),
             "dtype": "uint16",
@@ -187,9 +192,9 @@ def _describe(seed: int, size_px: int, g: Grids, grid_codes: np.ndarray, counts:
             "shape": list(grid_codes.shape),
             "transform": list(g.label_transform)[:6],
         },
-        "tiles_expected": (size_px // DEMO_TILE) ** 2,
+        "tiles_expected": (params.size_px // params.tile) ** 2,
         "classes": classes,
-        "planted_structure": PLANTED_STRUCTURE,
+        "planted_structure": planted_structure(params.substitutions),
     }
 
 

@@ -1,11 +1,14 @@
 """What the demo scene is: its size limits, grids, dataset settings and planted land-cover structure.
 
 `PLANTED_STRUCTURE` is the machine-readable contract between the land-cover generator
-(`olr.data.demo_scene.land_cover`), docs/DEMO_SCENE.md and tests/test_demo_scene.py.
+(`olr.data.demo_scene.land_cover`), docs/DEMO_SCENE.md and tests/test_demo_scene.py;
+`planted_structure` restates it for a scene that draws some classes as others
+(`olr.data.demo_scene.params.SceneParams.classes`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from olr.errors import OLRError
@@ -30,6 +33,16 @@ DEMO_MIN_FRACTION = 0.05
 DEMO_TILE = 64
 DEMO_SPLIT = (0.7, 0.15, 0.15)  # train, val, test
 DEMO_SPLIT_BLOCK = 6  # tiles per side of a split block: 3.84 km
+#: Side of a split block in metres; a scene with other tiles keeps it (48 px tiles: blocks of 8).
+SPLIT_BLOCK_M = DEMO_SPLIT_BLOCK * DEMO_TILE * PIXEL_M
+#: The CLC classes the generator draws (the land cover's rules name them); a scene may draw
+#: some of them as other classes of their CORINE group (`SceneParams.classes`).
+DEMO_CLASSES = (
+    111, 112, 121, 122, 123, 124, 131, 141, 142,
+    211, 212, 221, 222, 223, 231, 242, 243,
+    312, 313, 321, 323, 324, 331, 332, 333, 334,
+    421, 512, 521, 523,
+)  # fmt: skip
 
 # The rule-based mosaic of natural and agricultural classes: CLC code -> (most suitable
 # elevation m, width m, weight, lowest m, highest m). A class is drawn only inside its band.
@@ -161,6 +174,38 @@ PLANTED_STRUCTURE: dict = {
         [111, 112, "continuous vs discontinuous urban fabric"],
     ],
 }
+
+
+def planted_structure(substitutions: dict[int, int]) -> dict:
+    """`PLANTED_STRUCTURE` of a scene that draws each class `old` as `substitutions[old]`.
+
+    The rules are the demo's with the codes replaced (the land cover is drawn with the demo's
+    classes, then relabelled, so every rule still holds); `zones` keeps its words and says
+    which code a class is drawn as; a confusable pair with a substituted class is left out:
+    it was confusable by the demo class's look, and a substitute has a look of its own.
+    """
+    if not substitutions:
+        return PLANTED_STRUCTURE
+
+    def new(code: int) -> int:
+        return substitutions.get(code, code)
+
+    def zone(text: str) -> str:
+        return re.sub(
+            r"\((\d{3})\)",
+            lambda m: f"({m[1]}, drawn as {substitutions[int(m[1])]})" if int(m[1]) in substitutions else m[0],
+            text,
+        )
+
+    s = PLANTED_STRUCTURE
+    return {
+        "zones": {k: zone(v) for k, v in s["zones"].items()},
+        "near": [{**r, "class": new(r["class"]), "of": [new(c) for c in r["of"]]} for r in s["near"]],
+        "far": [{**r, "class": new(r["class"]), "from": [new(c) for c in r["from"]]} for r in s["far"]],
+        "elevation_m": {str(new(int(c))): band for c, band in s["elevation_m"].items()},
+        "rare": {str(new(int(c))): why for c, why in s["rare"].items()},
+        "confusable_pairs": [p for p in s["confusable_pairs"] if not {p[0], p[1]} & set(substitutions)],
+    }
 
 
 def check_params(seed, size_px) -> tuple[int, int]:

@@ -3,7 +3,8 @@
 Coordinates are *scene metres*: x east and y south of the image's upper-left corner, so the
 image covers [0, L) x [0, L) with L = 10 * size_px. The field grid (40 m, with a margin)
 carries the smooth fields (land score, elevation, rendering noise); the label grid is
-CORINE's 100 m EPSG:3035 lattice under the image; the image grid is UTM 36N at 10 m.
+CORINE's 100 m EPSG:3035 lattice under the image; the image grid is 10 m in the image CRS
+(the demo's UTM 36N, or another projected CRS in true metres there: `SceneParams.image_crs`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from olr.data.demo_scene.arrays import smooth_noise, smoothstep, upsample_rows
 from olr.data.demo_scene.spec import CELL_M, CENTER_LONLAT, IMAGE_CRS, LABEL_CRS, PIXEL_M
 
 FIELD_M = 40.0  # resolution of the smooth fields (elevation, brightness, displacement)
-NODE_PX = 32  # spacing of the exact UTM -> LAEA transform nodes, interpolated between
+NODE_PX = 32  # spacing of the exact image-CRS -> LAEA transform nodes, interpolated between
 _CELL_NODE_STEP = 8  # label cells between exact transforms of cell centres
 
 
 class Grids:
-    """The image grid (UTM), the label grid (LAEA) and the field grid (scene metres)."""
+    """The image grid (`image_crs`), the label grid (LAEA) and the field grid (scene metres)."""
 
-    def __init__(self, size_px: int):
+    def __init__(self, size_px: int, image_crs: str = IMAGE_CRS):
         self.size = size_px
+        self.image_crs = image_crs
         self.L = size_px * PIXEL_M
         self._place_image()
         self._place_labels()
@@ -33,11 +35,11 @@ class Grids:
         self._locate_pixel_nodes()
 
     def _place_image(self) -> None:
-        """The image's upper-left corner (x0, y0), UTM metres on a 100 m lattice, and its transform."""
+        """The image's upper-left corner (x0, y0), image-CRS metres on a 100 m lattice, and its transform."""
         from rasterio.transform import Affine
         from rasterio.warp import transform
 
-        (cx,), (cy,) = transform("EPSG:4326", IMAGE_CRS, [CENTER_LONLAT[0]], [CENTER_LONLAT[1]])
+        (cx,), (cy,) = transform("EPSG:4326", self.image_crs, [CENTER_LONLAT[0]], [CENTER_LONLAT[1]])
         self.x0 = round((cx - self.L / 2) / 100.0) * 100.0
         self.y0 = round((cy + self.L / 2) / 100.0) * 100.0
         self.image_transform = Affine(PIXEL_M, 0.0, self.x0, 0.0, -PIXEL_M, self.y0)
@@ -50,7 +52,7 @@ class Grids:
         t = np.linspace(0.0, self.L, 65)
         ex = np.concatenate([t, np.full_like(t, self.L), t[::-1], np.zeros_like(t)])
         ey = np.concatenate([np.zeros_like(t), t, np.full_like(t, self.L), t[::-1]])
-        fx, fy = transform(IMAGE_CRS, LABEL_CRS, list(self.x0 + ex), list(self.y0 - ey))
+        fx, fy = transform(self.image_crs, LABEL_CRS, list(self.x0 + ex), list(self.y0 - ey))
         margin = 3 * CELL_M
         self.lx0 = math.floor((min(fx) - margin) / CELL_M) * CELL_M
         self.ly1 = math.ceil((max(fy) + margin) / CELL_M) * CELL_M
@@ -71,7 +73,7 @@ class Grids:
         gx, gy = np.meshgrid(
             self.lx0 + (np.arange(nc) * step + 0.5) * CELL_M, self.ly1 - (np.arange(nr) * step + 0.5) * CELL_M
         )
-        ux, uy = transform(LABEL_CRS, IMAGE_CRS, gx.ravel(), gy.ravel())
+        ux, uy = transform(LABEL_CRS, self.image_crs, gx.ravel(), gy.ravel())
         node_x = (np.asarray(ux) - self.x0).reshape(gx.shape)
         node_y = (self.y0 - np.asarray(uy)).reshape(gx.shape)
         pr, pc = np.arange(self.label_h) / step, np.arange(self.label_w) / step
@@ -90,7 +92,7 @@ class Grids:
         n_nodes = self.size // NODE_PX + 2
         node_m = (np.arange(n_nodes) * NODE_PX + 0.5) * PIXEL_M
         nx, ny = np.meshgrid(node_m, node_m)
-        lx, ly = transform(IMAGE_CRS, LABEL_CRS, list(self.x0 + nx.ravel()), list(self.y0 - ny.ravel()))
+        lx, ly = transform(self.image_crs, LABEL_CRS, list(self.x0 + nx.ravel()), list(self.y0 - ny.ravel()))
         self.node_col = ((np.asarray(lx) - self.lx0) / CELL_M).reshape(nx.shape)
         self.node_row = ((self.ly1 - np.asarray(ly)) / CELL_M).reshape(nx.shape)
 
