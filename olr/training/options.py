@@ -526,9 +526,13 @@ def defaults_text(key: str) -> str:
     """The default of `key` in words, per kind where the kinds differ (e.g. "64 (siamese 32)")."""
     opt = OPTIONS[key]
     per_kind = {kind: defaults(kind).get(key) for kind in opt.kinds}
+
+    def text(value) -> str:
+        return "blank" if value is None else f"{value}"  # what blank means is in the option's help
+
     first = per_kind[opt.kinds[0]]
-    others = [f"{kind} {value}" for kind, value in per_kind.items() if value != first]
-    return f"{first}" + (f" ({', '.join(others)})" if others else "")
+    others = [f"{kind} {text(value)}" for kind, value in per_kind.items() if value != first]
+    return text(first) + (f" ({', '.join(others)})" if others else "")
 
 
 def parse_value(text: str) -> Any:
