@@ -22,6 +22,7 @@ from olr.runs.store import RunLayout, RunState
 from olr.runs.studies import (
     STARTING,
     failure_sentence,
+    seconds,
     stages,
     study_dataset,
     study_quick,
@@ -47,20 +48,16 @@ STAGE_ICONS = {
 }
 
 
-def _seconds(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def duration(started, ended, live: bool) -> str:
     """h:mm:ss from `started` to `ended` (unix seconds), or to now while `live`; "–" when not started."""
-    start, end = _seconds(started), time.time() if live else _seconds(ended)
+    start, end = seconds(started), time.time() if live else seconds(ended)
     if start is None or end is None:
         return "–"
     return runs_panel.duration_text(end - start)
 
 
 def started_text(value) -> str:
-    start = _seconds(value)
+    start = seconds(value)
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start)) if start is not None else "–"
 
 

@@ -25,6 +25,11 @@ def study_record(run: store.Run) -> dict:
     return store.read_json(run.files.study)
 
 
+def seconds(value) -> float | None:
+    """A time of the record (unix seconds) as a float; None when it is missing or not a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def stages(record: dict) -> list[dict]:
     """The record's stages that are objects (a damaged entry is left out, not shown as a crash)."""
     return [s for s in record.get("stages") or [] if isinstance(s, dict)]

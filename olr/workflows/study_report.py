@@ -43,6 +43,7 @@ from olr.data.dataset import SPLITS, load_dataset
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
+from olr.runs.studies import seconds, stages
 
 #: the id of the embedded record's `<script type="application/json">` element
 EMBED_ID = "olr-study"
@@ -203,7 +204,7 @@ class _Study:
 
     def _stage_sentence(self, kind: str) -> str:
         """Why the stage of `kind` left no result ("its Siamese stage failed (...)"), or "" when it says nothing."""
-        stage = next((s for s in _stages(self.record) if s.get("name") == kind), {})
+        stage = next((s for s in stages(self.record) if s.get("name") == kind), {})
         state = stage.get("state")
         if state == "failed":
             error = self.record.get("error")
@@ -291,10 +292,6 @@ class _Study:
         return _tile_mosaic(self.dataset)
 
 
-def _stages(record: dict) -> list[dict]:
-    return [s for s in record.get("stages") or [] if isinstance(s, dict)]
-
-
 def _section(study: _Study, title: str | None, build) -> str:
     """One section; when what it shows cannot be read, "n/a" with the reason instead."""
     try:
@@ -316,7 +313,7 @@ def _section(study: _Study, title: str | None, build) -> str:
 def _title(study: _Study) -> str:
     record = study.record
     dataset = html.escape(str(record.get("dataset") or "an unnamed dataset"))
-    started = _seconds(record.get("started"))
+    started = seconds(record.get("started"))
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)) if started is not None else "n/a"
     quick = record.get("quick")
     mode = "quick" if quick is True else "full" if quick is False else "n/a"
@@ -341,7 +338,7 @@ def _duration(record: dict) -> str:
     minutes = record.get("minutes")
     if isinstance(minutes, (int, float)) and not isinstance(minutes, bool):
         return f"{minutes:.1f} min"
-    start, end = _seconds(record.get("started")), _seconds(record.get("ended"))
+    start, end = seconds(record.get("started")), seconds(record.get("ended"))
     if start is None:
         return "n/a (no start time recorded)"
     return f"{((end or time.time()) - start) / 60:.1f} min"
@@ -399,8 +396,8 @@ def _targets(record: dict) -> str:
 
 def _stages_table(record: dict) -> str:
     rows = []
-    for s in _stages(record):
-        start, end = _seconds(s.get("started")), _seconds(s.get("ended"))
+    for s in stages(record):
+        start, end = seconds(s.get("started")), seconds(s.get("ended"))
         took = f"{(end - start) / 60:.1f} min" if start is not None and end is not None else ""
         state = "this report" if s.get("name") == "report" and s.get("state") == "running" else s.get("state")
         title = s.get("title") or s.get("name") or ""
@@ -988,10 +985,6 @@ def _view_name(figure: str) -> str:
         "untrained siamese_rsa": "untrained network (RSA)",
         "siamese_self_vs_classifier": "Siamese vs classifier",
     }.get(figure, figure)
-
-
-def _seconds(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _swatch(colour: str) -> str:
