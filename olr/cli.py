@@ -81,6 +81,12 @@ COMMANDS: dict[str, Command] = {
         "export embeddings",
     ),
     "runs": Command("olr.runs.store", "runs_command", "list runs and their state"),
+    # annotate and delete refuse on a read-only workspace in the library (annotations.write, manage.delete),
+    # so `annotate RUN` without changes, which only prints, stays allowed
+    "annotate": Command(
+        "olr.runs.annotations", "annotate_command", "show or set the name, notes and tags of a run or dataset"
+    ),
+    "delete": Command("olr.runs.manage", "delete_command", "delete a run, study or dataset (asks first)"),
     "study": Command(
         "olr.workflows.study",
         "study_command",

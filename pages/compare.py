@@ -1,4 +1,5 @@
-"""Compare: every run in one table, config differences highlighted, overlaid curves, CSV export."""
+"""Compare: which run is best (test figures with intervals, best marked per column), the settings that
+tell the runs apart, settings against a figure, repeats over seeds, overlaid curves, CSV export."""
 
 from __future__ import annotations
 
@@ -6,85 +7,212 @@ import pandas as pd
 import streamlit as st
 
 from olr.analysis import compare, correlations
-from olr.runs import store
+from olr.runs import annotations, progress, store
 from olr.workflows import sweep
 from ui import charts, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
+from ui.text import plain
 
 ensure_entrypoint()
 st.title("Compare")
 st.caption(
-    "All runs of the workspace side by side: dataset, model, the options that differ between the runs you selected "
-    "(highlighted), final training and validation metrics, and the agreement of learned label correlations with "
-    "the ground truth beside the references it must beat."
+    "Which run is best: each run's test figures with their 95 % intervals, the best value of each column "
+    "marked, the settings that tell the runs apart, the settings against a figure, repeats of the same settings "
+    "over seeds, and the curves of the runs selected in the sidebar."
 )
 
-HIGHLIGHT = "background-color: #fff3c4"
-SELECTED = "font-weight: 600"
+#: how `compare.best_marks` reads in a cell, and the colour of the cell
+MARK_TEXT = {compare.BEST: "★", compare.WITHIN: "≈"}
+MARK_COLOUR = {compare.BEST: "background-color: #d7f0d2", compare.WITHIN: "background-color: #eef7ea"}
+#: figures shown as signed correlations
+SIGNED = {"rho", "val_rho", "label_prior_rho", "classifier_rho", "untrained_rho"}
 
 
-def comparison_table(everything: list, selected_ids: list[str]) -> pd.DataFrame:
-    df = compare.compare_runs(everything)
-    differing = (
-        compare.config_differences([r for r in everything if r.id in selected_ids]) if len(selected_ids) > 1 else []
+def number_text(key: str, value, low=None, high=None) -> str:
+    """A figure as the table shows it: 0.877 [0.824, 0.990]; ρ signed; a duration as m:ss."""
+    if value is None or pd.isna(value):
+        return ""
+    if key == "duration_s":
+        return progress.duration_text(value)
+    if key == "val_loss":
+        return f"{value:.4g}"
+    fmt = "{:+.3f}" if key in SIGNED else "{:.3f}"
+    text = fmt.format(value)
+    if low is not None and high is not None and not (pd.isna(low) or pd.isna(high)):
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+    return text
+
+
+def spread_text(key: str, std: float) -> str:
+    """A standard deviation in the unit of its figure (never signed)."""
+    return progress.duration_text(std) if key == "duration_s" else f"{std:.3g}" if key == "val_loss" else f"{std:.3f}"
+
+
+def results_view(table: pd.DataFrame, marks: pd.DataFrame, rank_by: str) -> tuple[pd.DataFrame, list[list[str]]]:
+    """The results table as shown: run, each figure with its interval and mark, the references beside the
+    figure they belong to, the state where a run did not finish, the id last; and each cell's style."""
+    figures = compare.shown_figures(table)
+    references = {
+        f.key: [k for k, (_, of) in compare.REFERENCES.items() if of == f.key and k in table] for f in figures
+    }
+    ranked = table.assign(_key=pd.to_numeric(table.get(rank_by), errors="coerce"))
+    ascending = not compare.FIGURE_BY_KEY[rank_by].higher_is_better if rank_by in compare.FIGURE_BY_KEY else False
+    ranked = ranked.sort_values("_key", ascending=ascending, na_position="last", kind="stable")
+    columns: dict[str, list] = {"run": [plain(t) for t in ranked["run"]]}
+    styles: dict[str, list] = {"run": [""] * len(ranked)}
+    for f in figures:
+        cells, cell_styles = [], []
+        for run_id, row in ranked.iterrows():
+            mark = marks.loc[run_id, f.key] if f.key in marks else ""
+            text = number_text(f.key, row.get(f.key), row.get(f"{f.key}_low"), row.get(f"{f.key}_high"))
+            if text and mark == compare.BEST:  # the number in bold, its interval as it is
+                head, _, tail = text.partition(" ")
+                text = f"**{MARK_TEXT[mark]} {head}** {tail}".strip()
+            elif text and mark:
+                text = f"{MARK_TEXT[mark]} {text}"
+            cells.append(text)
+            cell_styles.append(MARK_COLOUR.get(mark, ""))
+        columns[f.title], styles[f.title] = cells, cell_styles
+        for ref in references[f.key]:
+            columns[compare.REFERENCES[ref][0]] = [number_text(ref, v) for v in ranked[ref]]
+            styles[compare.REFERENCES[ref][0]] = [""] * len(ranked)
+    if (ranked["state"] != store.RunState.FINISHED).any():
+        columns["state"] = list(ranked["state"])
+        styles["state"] = [""] * len(ranked)
+    columns["id"] = [plain(i) for i in ranked.index]
+    styles["id"] = ["color: #666"] * len(ranked)
+    shown = pd.DataFrame(columns)
+    return shown, [list(row) for row in zip(*styles.values())]
+
+
+def results_section(runs: list, table: pd.DataFrame) -> None:
+    st.subheader("Results")
+    figures = compare.shown_figures(table)
+    if not figures:
+        st.info("None of these runs has figures yet: evaluate a finished run first.", icon=":material/info:")
+        return
+    default = next((f for f in figures if f.key in ("macro_ap", "rho")), figures[0])
+    rank_by = st.selectbox(
+        "Rank by",
+        [f.key for f in figures],
+        index=[f.key for f in figures].index(default.key),
+        format_func=lambda k: compare.FIGURE_BY_KEY[k].title,
+        key="compare.rank_by",
+        help="Rows from the best run down on this figure; runs without it last.",
     )
-    shown_diff = [c for c in differing if c in df.columns]
-    first = ["id", "kind", "state", "dataset", "labels"]
-    results = [c for c in compare.RESULT_COLUMNS if c in df.columns]
-    metric_cols = [c for c in df.columns if c.startswith(("train_", "val_", "agreement_", "best_", "epochs_done"))]
-    config_cols = [c for c in df.columns if c not in first + results + metric_cols]
-    config_cols = [c for c in shown_diff if c in config_cols] + [c for c in config_cols if c not in shown_diff]
-    df = df[[c for c in first if c in df] + results + config_cols + metric_cols]
-
-    def style_row(row: pd.Series) -> list[str]:
-        chosen = row["id"] in selected_ids
-        return [
-            ";".join(
-                s
-                for s in ((HIGHLIGHT if chosen and c in shown_diff else ""), (SELECTED if chosen and c == "id" else ""))
-                if s
-            )
-            for c in row.index
-        ]
-
-    # Missing values (an option a run kind does not have) show as blanks, numbers with 4 significant digits.
-    df = df.astype(object).where(df.notna(), None)
-    styler = df.style.apply(style_row, axis=1).format(
-        lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+    marks = compare.best_marks(table)
+    shown, styles = results_view(table, marks, rank_by)
+    styler = shown.style.apply(lambda _: pd.DataFrame(styles, index=shown.index, columns=shown.columns), axis=None)
+    st.table(styler, hide_index=True)
+    modes = sorted({m for m in table.get("thresholds", pd.Series(dtype=object)).dropna()})
+    legend = (
+        "★ best in its column (lower is better for loss and duration, higher for the rest; tied runs all marked) · "
+        "≈ within interval: its 95 % interval overlaps the best run's, so the two cannot be told apart on these "
+        "tiles. Intervals: spatial block bootstrap over the split's blocks. "
     )
-    st.dataframe(styler, hide_index=True, column_config={"id": st.column_config.TextColumn("run", pinned=True)})
-    if shown_diff:
-        st.caption(
-            f"Highlighted for the {len(selected_ids)} selected runs: "
-            f"options that differ between them — {', '.join(shown_diff)}."
-        )
-    elif len(selected_ids) > 1:
-        st.caption("The selected runs share every option shown.")
-    else:
-        st.caption("Select two or more runs in the sidebar to highlight the options that differ between them.")
-    if results:
-        st.caption(
-            "Results first: the learned view's agreement ρ with the ground-truth phi (the Siamese self-score; a "
-            "classifier run's probability view) on the split named (validation where a run has validation "
-            "correlations, else its test record), its 95 % block-bootstrap interval, the references "
-            "(label prior, classifier, untrained network), the verdict and the shares of paired resamples in which "
-            f"the learned view is above the references. {correlations.VERDICT_RULE} Compare settings on validation "
-            "figures (`python -m olr correlations RUN --split val` computes them); test figures are for reporting."
-        )
-    return df
+    about = "; ".join(f"**{f.title}**: {f.about}" for f in figures)
+    split = (
+        f"Test figures are on the test split, F2 and accuracy at {', '.join(modes)} thresholds; "
+        if modes
+        else "Test figures are on the test split; "
+    )
+    st.caption(
+        legend + split + "ρ is the Siamese self-score's for a Siamese run and the probabilities' for a classifier, "
+        "beside the references it must beat. Figures marked val are on the validation split (compare settings on "
+        f"those; `python -m olr correlations RUN --split val` computes val ρ). {about}. {correlations.VERDICT_RULE}"
+    )
+    for run_id, problem in table["problem"].dropna().items():
+        st.warning(f"{plain(table.loc[run_id, 'run'])}: {plain(problem)}", icon=":material/warning:")
+    for run in runs:
+        reason = progress.failure_reason(run)
+        if reason:
+            title = f"{plain(table.loc[run.id, 'run'])} ({plain(run.id)})"
+            st.error(f"Run {title} failed: {plain(reason)}", icon=":material/error:")
+
+
+def settings_section(runs: list) -> None:
+    st.subheader("Settings that differ")
+    if len(runs) < 2:
+        st.caption("Compare two runs or more to see the settings that tell them apart.")
+        return
+    settings = compare.settings_table(runs)
+    if settings.shape[1] == 1:
+        st.caption(f"The {len(runs)} runs share every setting.")
+        return
+    st.table(settings.map(plain), hide_index=True)  # names and values from run folders, shown as written
+    st.caption(
+        f"Only the {settings.shape[1] - 1} settings whose values differ between the runs, in words; "
+        "blank: left to the recipe; an empty cell: an option this kind of run does not have."
+    )
+
+
+def parallel_section(runs: list, table: pd.DataFrame) -> None:
+    figures = [f for f in compare.shown_figures(table) if table[f.key].notna().sum() > 1]
+    if not figures or len(runs) < 2:
+        return
+    st.subheader("Settings against a figure")
+    current = st.session_state.get("compare.rank_by")
+    keys = [f.key for f in figures]
+    figure = st.selectbox(
+        "Figure",
+        keys,
+        index=keys.index(current) if current in keys else 0,
+        format_func=lambda k: compare.FIGURE_BY_KEY[k].title,
+        key="compare.parallel_figure",
+    )
+    lines, ticks = compare.parallel_coordinates(runs, figure, table)
+    if lines.empty:
+        st.caption("The runs with this figure share every setting.")
+        return
+    chosen = compare.FIGURE_BY_KEY[figure]
+    st.altair_chart(
+        charts.parallel_coordinates_chart(lines, ticks, chosen.title, higher_is_better=chosen.higher_is_better),
+        width="stretch",
+    )
+    st.caption(
+        f"One line per run with a {chosen.title}, through each setting that differs (every axis spans its own "
+        f"values; numbers spread evenly, or over their logarithm when they span two decades) to the {chosen.title} "
+        "on the last axis; the brighter the line, the better the run."
+    )
+
+
+def seed_section(runs: list, table: pd.DataFrame) -> None:
+    groups = compare.seed_groups(runs, table)
+    if not groups:
+        return
+    st.subheader("Repeats over seeds")
+    figures = compare.shown_figures(table)
+    rows = []
+    for group in groups:
+        row = {"runs": "; ".join(plain(t) for t in group.titles), "seeds": ", ".join(str(s) for s in group.seeds)}
+        for f in figures:
+            mean, std, n = group.stats.get(f.key, (None, None, 0))
+            if mean is None:
+                row[f.title] = ""
+                continue
+            spread = "" if std is None else f" ± {spread_text(f.key, std)}"
+            row[f.title] = f"{number_text(f.key, mean)}{spread} (n={n})"
+        rows.append(row)
+    st.table(pd.DataFrame(rows), hide_index=True)
+    st.caption(
+        "Runs whose settings are identical except the seed, as one group: the mean of each figure ± its sample "
+        "standard deviation over the group's runs (n of them). A spread as large as the differences between "
+        "settings means those differences are noise."
+    )
 
 
 def overlay(selected: list) -> None:
     frames = []
+    titles = annotations.run_titles(selected)
     for run in selected:
         df, skipped = loaders.run_metrics(run)
         if df.empty or "split" not in df:
             continue
         if "scope" in df:
             df = df[df["scope"] == "epoch"]
-        frames.append(df.assign(run=run.id))
+        frames.append(df.assign(run=titles[run.id], id=run.id))
         if skipped:
-            st.caption(f"{run.id}: {skipped} unreadable metrics line(s) skipped.")
+            st.caption(f"{plain(titles[run.id])}: {skipped} unreadable metrics line(s) skipped.")
     if not frames:
         st.info("The selected runs have no epoch metrics yet.")
         return
@@ -93,7 +221,8 @@ def overlay(selected: list) -> None:
         (
             c
             for c in data.columns
-            if c not in {"step", "epoch", "time", "split", "scope", "run"} and pd.api.types.is_numeric_dtype(data[c])
+            if c not in {"step", "epoch", "time", "split", "scope", "run", "id"}
+            and pd.api.types.is_numeric_dtype(data[c])
         ),
         key=lambda m: (m != "loss", m),
     )
@@ -101,7 +230,8 @@ def overlay(selected: list) -> None:
     metric = c1.selectbox("Metric", metrics, key="compare.metric")
     log_scale = c2.toggle("Log scale", key="compare.log")
     st.altair_chart(
-        charts.curves_chart(data, metric=metric, x="epoch", log_scale=log_scale, smoothing=0.0), width="stretch"
+        charts.curves_chart(data, metric=metric, x="epoch", log_scale=log_scale, smoothing=0.0, detail="id"),
+        width="stretch",
     )
     st.caption(
         "Per-epoch values; solid lines training, dashed validation. Runs of different kinds log different metrics."
@@ -145,20 +275,42 @@ everything = [r for r in store.list_runs() if not r.is_study]  # a study's runs 
 if not everything:
     runs_panel.offer_demo_pipeline("Compare")
     st.stop()
-selected_ids = [i for i in state.runs() if i in {r.id for r in everything}]
-table = comparison_table(everything, selected_ids)
 for damaged in (r for r in everything if r.problem):
     st.warning(damaged.problem, icon=":material/warning:")
-st.download_button(
-    "Download the table as CSV",
-    table.to_csv(index=False).encode("utf-8"),
-    file_name="olr-runs.csv",
-    mime="text/csv",
-    icon=":material/download:",
-    on_click="ignore",
+query = st.text_input(
+    "Runs to compare",
+    key="compare.query",
+    placeholder="every run; type words of a name, tag, note, id, kind or dataset to narrow them down",
 )
+runs = [r for r in everything if annotations.run_matches(r, query)]
+if not runs:
+    st.info(f"No run matches {plain(query)!r}; clear the filter to compare every run.", icon=":material/search_off:")
+else:
+    st.caption(f"{len(runs)} of {len(everything)} runs compared.")
+    table = compare.results_table(runs)
+    results_section(runs, table)
+    settings_section(runs)
+    parallel_section(runs, table)
+    seed_section(runs, table)
+    st.download_button(
+        "Download the results as CSV",
+        table.to_csv(index=False).encode("utf-8"),
+        file_name="olr-results.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+    st.download_button(
+        "Download every column as CSV (all settings, last metrics, every agreement number)",
+        compare.compare_runs(runs).to_csv(index=False).encode("utf-8"),
+        file_name="olr-runs.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
 st.subheader("Curves")
-if selected_ids:
+selected_ids = set(state.runs())
+if selected_ids & {r.id for r in everything}:
     overlay([r for r in everything if r.id in selected_ids])
 else:
     st.info("Select runs in the sidebar to overlay their curves.", icon=":material/info:")

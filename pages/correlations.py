@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from olr.analysis import correlations, intervals, pair_maps
+from olr.analysis import correlations, evaluation, intervals, pair_maps
 from olr.data import summary
-from ui import charts, loaders, maps, results
+from olr.runs import annotations
+from ui import charts, loaders, maps, results, tiles
 from ui.entry import ensure_entrypoint
+from ui.guard import guarded
 from ui.text import plain, plain_list
 
 ensure_entrypoint()
@@ -144,16 +146,20 @@ def verdict_section(agreement: dict) -> None:
     show(text, icon=":material/gavel:")
     st.caption(correlations.VERDICT_RULE)
     table = correlations.agreement_table(agreement)
+    # widths that fit the main column of a 1280 px window (the long "what" text is whole in its tooltip)
     st.dataframe(
         table,
         hide_index=True,
+        width="stretch",
         column_config={
-            "spearman": st.column_config.NumberColumn("ρ (Spearman)", format="%.3f"),
-            "low": st.column_config.NumberColumn("95 % low", format="%.3f"),
-            "high": st.column_config.NumberColumn("95 % high", format="%.3f"),
-            "p": st.column_config.NumberColumn("p (permutation)", format="%.4f"),
-            "pearson": st.column_config.NumberColumn("Pearson r", format="%.3f"),
-            "n_pairs": st.column_config.NumberColumn("label pairs"),
+            "figure": st.column_config.TextColumn("figure", width=150),
+            "what": st.column_config.TextColumn("what", width=220),
+            "spearman": st.column_config.NumberColumn("ρ (Spearman)", format="%.3f", width=70),
+            "low": st.column_config.NumberColumn("95 % low", format="%.3f", width=65),
+            "high": st.column_config.NumberColumn("95 % high", format="%.3f", width=65),
+            "p": st.column_config.NumberColumn("p (perm.)", format="%.4f", width=65, help="permutation test"),
+            "pearson": st.column_config.NumberColumn("Pearson r", format="%.3f", width=65),
+            "n_pairs": st.column_config.NumberColumn("pairs", width=55, help="label pairs"),
         },
     )
     n_blocks = info.get("n_blocks")
@@ -177,18 +183,6 @@ def _fmt(x) -> str:
     return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
 
-#: a column of the two-column layout (px), what a matrix with its labels and legend must fit in
-COLUMN_PX = 470
-LEGEND_PX = 80
-
-
-def cell_size(names: list[str]) -> int:
-    """Cell side (px) so that a heatmap with its row labels (about 6 px a character at the small
-    font, at most the chart's 260 px label limit) and its legend fits one column."""
-    labels_px = min(260, 6 * max((len(n) for n in names), default=1))
-    return int(min(28, max(6, (COLUMN_PX - labels_px - LEGEND_PX) // max(len(names), 1))))
-
-
 def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
     titles = {**VIEW_TITLES, **REFERENCE_TITLES}
     learned = [v for v in titles if v in mats]
@@ -197,15 +191,12 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
     view = c2.selectbox("Learned or reference", learned, format_func=titles.get, key="corr.view")
     gt = np.asarray(mats[gt_key], dtype=float)
     lm = np.asarray(mats[view], dtype=float)
-    cell = cell_size(names)
     left, right = st.columns(2)
     left.altair_chart(
-        charts.heatmap(gt, names, title=GT_TITLES[gt_key], signed=True, value_title="correlation", size=cell),
-        width="content",
+        charts.heatmap(gt, names, title=GT_TITLES[gt_key], signed=True, value_title="correlation"), width="stretch"
     )
     right.altair_chart(
-        charts.heatmap(lm, names, title=titles[view], signed=True, value_title="correlation", size=cell),
-        width="content",
+        charts.heatmap(lm, names, title=titles[view], signed=True, value_title="correlation"), width="stretch"
     )
     left, right = st.columns(2)
     with left:
@@ -217,9 +208,8 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
                 signed=True,
                 domain=(-2.0, 2.0),
                 value_title="difference",
-                size=cell,
             ),
-            width="content",
+            width="stretch",
         )
         st.caption(
             "Red: the network links the two labels more than the ground truth does; blue: less. Grey: undefined."
@@ -244,27 +234,31 @@ def matrices_section(mats: dict, names: list[str], agreement: dict) -> str:
     return view
 
 
+TRUTH_TITLES = {"product": "area-fraction product", "both": "both present (0/1)"}
+SOURCE_TITLES = {"siamese": "Siamese pair score ŝᵢ·ŝⱼ", "classifier": "Classifier pᵢ·pⱼ"}
+
+
+@st.fragment
+@guarded("The pair map")
 def pair_map(run, mats: dict, names: list[str], split: str) -> None:
+    """The pair picker, the map and the clicked tile: a fragment, so a new pair or a click reruns only this part."""
     st.subheader("Map of a label pair")
     ds = loaders.run_dataset(run)
     if not summary.has_coordinates(ds):
         st.info(f"The dataset {ds.name} has no tile coordinates, so there is no map of it.")
         return
-    titles = {"siamese": "Siamese pair score ŝᵢ·ŝⱼ", "classifier": "Classifier pᵢ·pⱼ"}
-    sources = {s: titles[s] for s in pair_maps.sources_of(mats)}
+    sources = {s: SOURCE_TITLES[s] for s in pair_maps.sources_of(mats)}
+    first = pair_maps.informative_pair(mats) or (0, min(1, len(names) - 1))
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
-    label_i = c1.selectbox("Label i", names, index=0, key="corr.map_i")
-    label_j = c2.selectbox("Label j", names, index=min(1, len(names) - 1), key="corr.map_j")
-    truth = c3.selectbox(
-        "Ground truth as",
-        ["product", "both"],
-        key="corr.map_truth",
-        format_func={"product": "area-fraction product", "both": "both present (0/1)"}.get,
-    )
+    # keys per run: another run's labels start again from its own most informative pair
+    label_i = c1.selectbox("Label i", names, index=first[0], key=f"corr.map_i.{run.id}")
+    label_j = c2.selectbox("Label j", names, index=first[1], key=f"corr.map_j.{run.id}")
+    truth = c3.selectbox("Ground truth as", list(TRUTH_TITLES), key="corr.map_truth", format_func=TRUTH_TITLES.get)
     source = c4.selectbox("Learned", list(sources), format_func=sources.get, key="corr.map_source")
     basemap = st.toggle("OpenStreetMap basemap (needs internet)", value=False, key="corr.map_osm")
     scores = pair_maps.pair_map(run, label_i, label_j, truth, source, matrices=mats, dataset=ds)
     table = ds.tiles.iloc[scores.rows]
+    tile_names = summary.dataset_tile_names(ds, scores.rows)
     text = maps.labels_text(scores.fractions, names, float(ds.meta.get("min_fraction", 0.0)))
     preview = ds.meta.get("preview") or {}
     dm = maps.dual_map(
@@ -274,27 +268,47 @@ def pair_map(run, mats: dict, names: list[str], split: str) -> None:
         text,
         left_title=f"Ground truth ({'both present' if truth == 'both' else 'fraction product'})",
         right_title=sources[source],
-        left_range=(0.0, 1.0),
-        right_range=(0.0, 1.0),
+        left_range=pair_maps.colour_range(scores.ground_truth),
+        right_range=pair_maps.colour_range(scores.learned),
         bounds=maps.tiles_bounds(table),
         preview_png=ds.path / preview.get("file", "preview.png") if preview else None,
         preview_bounds=preview.get("bounds_lonlat"),
         basemap=basemap,
+        tile_names=tile_names,
     )
     st.caption(
         f"{split.capitalize()} tiles, **{plain(label_i)}** with **{plain(label_j)}**. "
-        "Left: the ground truth; right: the network's score for the pair, "
-        "both 0…1. The panes move together; hover a tile for both values, click it for its labels. "
+        "Left: the ground truth; right: the network's score for the pair, each pane coloured from 0 to its "
+        "largest score (the question is where the pair lies, not how high its scores run). The panes move "
+        "together; hover a tile for both values, click it to see it below the map. "
         + (
-            "ŝ is each label's self-score scaled to 0…1 by its 99th percentile over these tiles."
+            "ŝ is each label's self-score scaled to 0…1 by its 99th percentile over these tiles. "
             if source == "siamese"
             else ""
         )
+        + f"The map opens on the most informative pair: {pair_maps.INFORMATIVE_PAIR_RULE}."
     )
-    maps.show(dm, key=f"corr.map.{run.id}", height=520)
+    clicked = pair_maps.tile_at(table, maps.show(dm, key=f"corr.map.{run.id}", height=520, clicks=True))
     r, n_tiles = pair_maps.pane_correlation(scores.ground_truth, scores.learned)
     if r is not None:
         st.caption(f"Across these {n_tiles} tiles the two panes correlate with Pearson r = {r:.3f}.")
+    opened = f"corr.map_tile.{run.id}"
+    if clicked is not None:
+        st.session_state[opened] = int(scores.rows[clicked])
+    at = np.flatnonzero(scores.rows == st.session_state.get(opened, -1))  # empty on another split's tiles
+    if not len(at):
+        st.caption("Click a tile on the map to see it here with its labels.")
+        return
+    k = int(at[0])
+    row = int(scores.rows[k])
+    colors = [lab.color for lab in evaluation.run_labels(run)]
+    chips = summary.tile_labels(scores.fractions[[k]], scores.presence[[k]], names, colors)
+    caption = (
+        f"{tile_names[k]} · {ds.tiles['split'].iloc[row]} · ground truth {scores.ground_truth[k]:.3f} · "
+        f"{'ŝᵢ·ŝⱼ' if source == 'siamese' else 'pᵢ·pⱼ'} {scores.learned[k]:.3f}"
+    )
+    st.caption("The tile last clicked on the map, with its labels and their shares of its area:")
+    tiles.gallery(tiles.thumbnails(ds, [row]), [caption], chips, columns=4)
 
 
 #: the split choice: validation figures are the ones to tune on, test figures are reported once per run
@@ -346,10 +360,10 @@ if run is not None:
         st.stop()
     mats = loaders.matrices(run, split)
     names = [str(s) for s in mats["label_names"]]
-    st.subheader(f"{run.id}")
+    st.subheader(annotations.run_title(run))
     info = agreement.get("info") or {}
     st.caption(
-        f"{run.kind} run · {info.get('n_tiles', '?')} {correlations.split_word(split)} tiles"
+        f"{run.kind} run `{run.id}` · {info.get('n_tiles', '?')} {correlations.split_word(split)} tiles"
         + (f" in {info['n_blocks']} spatial blocks" if info.get("n_blocks") is not None else "")
         + f" · {len(names)} labels"
         + (f" · classifier {plain(info.get('classifier_run'))}" if run.kind == "siamese" else "")

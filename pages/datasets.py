@@ -15,7 +15,8 @@ from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.demo_scene import DEMO_DATASET
 from olr.data.prepare_options import PrepareOptions
 from olr.errors import OLRError
-from ui import charts, loaders, maps, state, tiles
+from olr.runs import annotations
+from ui import annotate, charts, loaders, maps, state, tiles
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 from ui.progress import ProgressBar
@@ -400,16 +401,17 @@ def header_metrics(ds: Dataset) -> None:
     h, w, b = ds.tile_shape
     counts = summary.split_counts(ds)
     percent = summary.split_percent(ds)
-    cols = st.columns([1, 1, 1, 1, 1.4])
-    cols[0].metric("Tiles", f"{ds.n_tiles:,}", border=True)
-    cols[1].metric("Labels", len(ds.label_names), border=True)
-    cols[2].metric("Tile size", f"{h}×{w} px", border=True)
-    cols[3].metric("Bands", b, help=", ".join(ds.band_names) or None, border=True)
+    row = st.container(horizontal=True)  # cards as wide as their figures, wrapping in a narrow window
+    row.metric("Tiles", f"{ds.n_tiles:,}", border=True, width="content")
+    row.metric("Labels", len(ds.label_names), border=True, width="content")
+    row.metric("Tile size", f"{h}×{w} px", border=True, width="content")
+    row.metric("Bands", b, help=", ".join(ds.band_names) or None, border=True, width="content")
     shares = " / ".join(f"{percent[s]:.0f}" for s in SPLITS)
-    cols[4].metric(
+    row.metric(
         "Train / val / test",
         f"{shares} %",
         border=True,
+        width="content",
         help=" / ".join(f"{counts[s]:,} {s}" for s in SPLITS) + " tiles. " + plain(summary.split_note(ds)),
     )
     for sentence in ds.meta.get("warnings", []):  # thin data, said at preparation (olr.data.thin_data)
@@ -491,7 +493,8 @@ def labels_view(ds: Dataset) -> None:
     names = [stats.names[i] for i in order]
     matrix = getattr(stats, view)[np.ix_(order, order)]
     extra = {"tiles with both": stats.cooc[np.ix_(order, order)]}
-    st.altair_chart(
+    matrix_column, _ = st.columns([3, 1])  # a matrix as wide as the whole page would have flat, wide cells
+    matrix_column.altair_chart(
         charts.heatmap(
             matrix,
             names,
@@ -501,7 +504,7 @@ def labels_view(ds: Dataset) -> None:
             value_title=view,
             extra=extra,
         ),
-        width="content",
+        width="stretch",
     )
     with st.expander("Most co-occurring label pairs"):
         st.dataframe(
@@ -542,27 +545,15 @@ def tiles_view(ds: Dataset) -> None:
     if st.button("Show other tiles", icon=":material/shuffle:", key="ds.gallery_shuffle"):
         st.session_state["ds.gallery_seed"] = st.session_state.get("ds.gallery_seed", 0) + 1
     pick = summary.sample_rows(idx, count, seed=st.session_state.get("ds.gallery_seed", 0))
-    images = np.asarray(ds.images[pick])
-    limits = _stretch(ds.name, tuple(band_idx))
-    thumbs = composites.rgb_composite(images, band_idx, limits, upscale=composites.thumbnail_upscale(ds.tile_shape[0]))
+    thumbs = tiles.thumbnails(ds, pick, band_idx)
     chips = summary.tile_labels(ds.fractions[pick], ds.presence[pick], names, ds.label_colors)
     split_of = ds.tiles["split"].to_numpy()
-    captions = [f"tile {int(ds.tiles['tile_id'].iloc[k])} · {split_of[k]}" for k in pick]
+    captions = [f"{name} · {split_of[k]}" for name, k in zip(summary.dataset_tile_names(ds, pick), pick, strict=True)]
     st.caption(
         f"{len(pick)} of {len(idx):,} matching tiles; each composite is stretched between the 2nd and 98th percentile "
         "of the dataset's pixel values per band. Chips: labels present, with their share of the labelled area."
     )
     tiles.gallery(thumbs, captions, chips)
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _stretch_cached(path: str, stamp: float, bands: tuple[int, ...]) -> np.ndarray:
-    return composites.dataset_stretch_limits(load_dataset(path), list(bands))
-
-
-def _stretch(name: str, bands: tuple[int, ...]) -> np.ndarray:
-    path = workspace.dataset_path(name)
-    return _stretch_cached(str(path), (path / "meta.json").stat().st_mtime, bands)
 
 
 def map_view(ds: Dataset) -> None:
@@ -617,7 +608,9 @@ def explorer(name: str | None) -> None:
         return
     st.divider()
     ds = loaders.dataset(name)
-    st.header(f"Explorer · {name}")
+    title = annotations.dataset_title(name)
+    st.header(f"Explorer · {plain(title)}" + (f" ({plain(name)})" if title != name else ""))
+    annotate.dataset_about(name)
     if name == DEMO_DATASET:
         st.caption(
             "Synthetic demo scene: the land cover and the image are generated, with planted spatial structure; "

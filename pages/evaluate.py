@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from olr import workspace
 from olr.analysis import evaluation, metrics
-from olr.data import composites
+from olr.data import summary as tile_summary
+from olr.runs import annotations, store
 from ui import charts, loaders, results, runs_panel, tiles
 from ui.entry import ensure_entrypoint
 from ui.text import plain
@@ -107,27 +109,31 @@ def diagnostics(summary: dict, report: dict) -> None:
 
 
 def headline(m: metrics.MultilabelMetrics, bands: dict) -> None:
-    """Cards at the explored thresholds; `bands`: the stored intervals when they are a reported mode."""
-    cols = st.columns([1.25, 1.25, 1, 1, 1, 1, 1])
-    cols[0].metric(
+    """Cards at the explored thresholds; `bands`: the stored intervals when they are a reported mode.
+
+    Each card is as wide as its figure and the row wraps, so no figure is cut off in a narrow window."""
+    row = st.container(horizontal=True)
+    row.metric(
         "Binary accuracy",
         _fmt(m.accuracy, True),
         border=True,
+        width="content",
         delta=f"{(m.accuracy - m.baseline_accuracy) * 100:+.1f} pts",
         delta_color="normal" if m.beats_baseline else "inverse",
         help="Share of correct (tile, label) decisions; the delta is against the all-absent baseline.",
     )
-    cols[1].metric(
+    row.metric(
         "All-absent baseline",
         _fmt(m.baseline_accuracy, True),
         border=True,
+        width="content",
         help="Accuracy of a model that predicts every label absent on these tiles.",
     )
 
-    def card(col, label, value, fig, help_text):
+    def card(label, value, fig, help_text):
         band = bands.get(fig)
         delta = f"{_fmt(band['low'])}–{_fmt(band['high'])}" if band and band.get("low") is not None else None
-        col.metric(
+        row.metric(
             label,
             _fmt(value),
             delta=delta,
@@ -135,17 +141,18 @@ def headline(m: metrics.MultilabelMetrics, bands: dict) -> None:
             delta_arrow="off",
             delta_description="95 % interval" if delta else None,
             border=True,
+            width="content",
             help=help_text,
         )
 
-    card(cols[2], "Micro F1", m.micro["f1"], None, "F1 over all (tile, label) decisions pooled.")
-    card(cols[3], "Micro F2", m.micro["f2"], "micro_f2", "Recall-weighted F-score (beta 2), as in the Planet report.")
-    card(cols[4], "Macro F2", m.macro["f2"], "macro_f2", "Mean over labels with positives.")
-    card(cols[5], "Sample F2", m.samples["f2"], "samples_f2", "F2 per tile averaged over tiles (the Kaggle metric).")
-    card(cols[6], "Macro AP", m.macro["ap"], "macro_ap", "Average precision: threshold-free ranking quality.")
+    card("Micro F1", m.micro["f1"], None, "F1 over all (tile, label) decisions pooled.")
+    card("Micro F2", m.micro["f2"], "micro_f2", "Recall-weighted F-score (beta 2), as in the Planet report.")
+    card("Macro F2", m.macro["f2"], "macro_f2", "Mean over labels with positives.")
+    card("Sample F2", m.samples["f2"], "samples_f2", "F2 per tile averaged over tiles (the Kaggle metric).")
+    card("Macro AP", m.macro["ap"], "macro_ap", "Average precision: threshold-free ranking quality.")
 
 
-#: per-label columns: (header, help); pixel widths keep all of them visible at 1440 px
+#: per-label columns: (header, help), shown right after the label so they stay in view
 SCORE_COLUMNS = {
     "precision": ("P", "Precision TP / (TP + FP); 0 for a label never predicted."),
     "recall": ("R", "Recall TP / (TP + FN)."),
@@ -156,20 +163,29 @@ SCORE_COLUMNS = {
 }
 
 
+#: the confusion counts, after the scores (TN, large and least telling with rare labels, last)
+COUNT_COLUMNS = ("tp", "fp", "fn", "tn")
+#: pixel widths: the label, the scores and TP/FP/FN fit the main area of a 1280 px window (about 800 px)
+LABEL_WIDTH, SCORE_WIDTH, COUNT_WIDTH = 150, 50, 46
+
+
 def per_label_table(m: metrics.MultilabelMetrics) -> None:
     df = m.table()
     df["frequency"] = df["frequency"] * 100  # shown as a whole percentage, the narrowest readable form
     number = st.column_config.NumberColumn
-    scores = {c: number(h, help=t, format="%.2f", width=56) for c, (h, t) in SCORE_COLUMNS.items()}
-    counts = {c: number(c.upper(), format="%d", width=52) for c in ("tp", "fp", "fn", "tn")}
+    scores = {c: number(h, help=t, format="%.2f", width=SCORE_WIDTH) for c, (h, t) in SCORE_COLUMNS.items()}
+    counts = {c: number(c.upper(), format="%d", width=COUNT_WIDTH) for c in COUNT_COLUMNS}
     st.dataframe(
         df,
         hide_index=True,
+        column_order=["label", *SCORE_COLUMNS, "support", "frequency", "threshold", *COUNT_COLUMNS],
         column_config={
-            "label": st.column_config.TextColumn("label", width=190, pinned=True),
-            "support": number("pos.", help="Tiles with the label on this split.", format="%d", width=56),
-            "frequency": number("freq.", help="Share of the split's tiles with the label.", format="%.0f%%", width=56),
-            "threshold": number("thr.", help="Decision threshold of the label.", format="%.2f", width=52),
+            "label": st.column_config.TextColumn("label", width=LABEL_WIDTH, pinned=True),
+            "support": number("pos.", help="Tiles with the label on this split.", format="%d", width=COUNT_WIDTH),
+            "frequency": number(
+                "freq.", help="Share of the split's tiles with the label.", format="%.0f%%", width=COUNT_WIDTH
+            ),
+            "threshold": number("thr.", help="Decision threshold of the label.", format="%.2f", width=COUNT_WIDTH),
             **counts,
             **scores,
         },
@@ -188,7 +204,6 @@ def examples(run, thresholds, split: str) -> None:
     groups = {title: evaluation.error_tiles(run, j, t, kind, n=None, predictions=pred) for title, kind in kinds.items()}
     truth = dict(zip(pred["indices"].tolist(), pred["y_true"], strict=True))
     ds = loaders.run_dataset(run)
-    bands = composites.dataset_rgb_bands(ds)
     tabs = st.tabs([f"{k} ({len(rows)})" for k, (rows, _) in groups.items()])
     colors = dict(zip(ds.label_names, ds.label_colors))
     for tab, (kind, (idx, probs)) in zip(tabs, groups.items()):
@@ -205,36 +220,50 @@ def examples(run, thresholds, split: str) -> None:
                 }[kind]
             )
             idx, probs = idx[:12], probs[:12]
-            images = composites.images_at(ds, idx)
-            limits = composites.stretch_limits(images, bands)
-            thumbs = composites.rgb_composite(
-                images, bands, limits, upscale=composites.thumbnail_upscale(ds.tile_shape[0])
-            )
+            thumbs = tiles.thumbnails(ds, idx)
             chips = [
                 [(names[k], colors.get(names[k], "#888888"), None) for k in np.flatnonzero(truth[int(i)])][:5]
                 for i in idx
             ]
-            captions = [f"tile row {int(i)} · p = {pr:.2f}" for i, pr in zip(idx, probs, strict=True)]
+            names_of = tile_summary.dataset_tile_names(ds, idx)
+            captions = [f"{name} · p = {pr:.2f}" for name, pr in zip(names_of, probs, strict=True)]
             tiles.gallery(thumbs, captions, chips)
+
+
+def offer_evaluation(run) -> None:
+    """A run without an evaluation (stopped, or finished before evaluating): say so and evaluate it from here."""
+    why = (
+        "was stopped before its last epoch, so it was not evaluated"
+        if run.state == store.RunState.STOPPED
+        else "has not been evaluated yet"
+    )
+    st.info(
+        f"This run {why}. Its best checkpoint can be evaluated on the validation and test splits now "
+        f"(the same as `python -m olr evaluate {run.id}`).",
+        icon=":material/info:",
+    )
+    if workspace.is_readonly():
+        st.caption("This is a read-only demo: runs cannot be evaluated here.")
+        return
+    if st.button("Evaluate this run", type="primary", icon=":material/fact_check:", key="eval.evaluate_run"):
+        results.evaluate(run)
 
 
 run = results.selected_run("Evaluate")
 if run is not None:
+    st.subheader(annotations.run_title(run))
+    st.caption(f"Run `{run.id}` · {run.kind} · {run.state}")
+    results.settings(run)
     runs_panel.show_flags(run)  # e.g. a best checkpoint that does not beat the all-absent baseline on validation
     if run.kind == "siamese":
         siamese_summary(run)
         st.stop()
     summary = evaluation.read_summary(run)
     if summary is None:
-        st.info(
-            f"Run {run.id} has not been evaluated yet. Evaluate it with `python -m olr evaluate {run.id}` "
-            "(finished runs are evaluated automatically).",
-            icon=":material/info:",
-        )
+        offer_evaluation(run)
         st.stop()
     beta = float(summary.get("beta", 2.0))
     tuned_on = evaluation.SPLIT_NAMES.get(summary.get("tuned_on"), summary.get("tuned_on"))
-    st.subheader(f"{run.id}")
     splits = [s for s in evaluation.EVALUATION_SPLITS if evaluation.split_figures(summary, s) is not None]
     split = st.radio(
         "Split",

@@ -7,11 +7,12 @@ import time
 import pandas as pd
 import streamlit as st
 
-from olr.runs import store
+from olr.runs import annotations, progress, store
 from olr.runs.store import RunLayout
 from ui import charts, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
+from ui.text import plain
 
 REFRESH_S = 2.0
 NOT_METRICS = {"step", "epoch", "time", "split", "scope"}
@@ -24,9 +25,18 @@ st.caption(
 )
 
 
+def legend_names(runs: list) -> dict[str, str]:
+    """Run id -> how the chart's legend and cards name it: its title (`annotations.run_title`), with the end of
+    its id added where two titles are the same, so the legend always tells the runs apart."""
+    titles = {run.id: annotations.run_title(run) for run in runs}
+    shared = {t for t in titles.values() if list(titles.values()).count(t) > 1}
+    return {i: f"{t} ({i[-6:]})" if t in shared else t for i, t in titles.items()}
+
+
 def long_frame(selected: list, x: str) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
-    """All selected runs' metric rows, with a `run` column and an elapsed-seconds column."""
+    """All selected runs' metric rows, with `run` (its legend name), `id` and elapsed-seconds columns."""
     frames, skipped = [], {}
+    names = legend_names(selected)
     for run in selected:
         df, bad = loaders.run_metrics(run)
         if bad:
@@ -34,13 +44,16 @@ def long_frame(selected: list, x: str) -> tuple[pd.DataFrame, list[str], dict[st
         if df.empty or "split" not in df:
             continue
         df = df.copy()
-        df["run"] = run.id
+        df["run"], df["id"] = names[run.id], run.id
         if "time" in df:
             df["seconds"] = df["time"] - df["time"].min()
         if "scope" in df:
             # Per epoch: the epoch summaries. Per step/time: training's running means per step,
-            # validation's epoch-end points (the epoch summary of training would duplicate a step).
-            keep = (df["scope"] == "epoch") if x == "epoch" else ((df["split"] != "train") | (df["scope"] != "epoch"))
+            # validation's epoch-end points (the epoch summary of training would duplicate a step),
+            # unless a run logged no step lines at all: then its epoch summaries draw its training line.
+            train_steps = ((df["split"] == "train") & (df["scope"] == "step")).any()
+            per_step = (df["split"] != "train") | (df["scope"] != "epoch") | (not train_steps)
+            keep = (df["scope"] == "epoch") if x == "epoch" else per_step
             df = df[keep]
         frames.append(df)
     if not frames:
@@ -49,7 +62,7 @@ def long_frame(selected: list, x: str) -> tuple[pd.DataFrame, list[str], dict[st
     metrics = [
         c
         for c in all_rows.columns
-        if c not in NOT_METRICS | {"run", "seconds"} and pd.api.types.is_numeric_dtype(all_rows[c])
+        if c not in NOT_METRICS | {"run", "id", "seconds"} and pd.api.types.is_numeric_dtype(all_rows[c])
     ]
     return all_rows, metrics, skipped
 
@@ -98,44 +111,51 @@ def curves() -> None:
     live = any(r.is_live for r in selected)
     if live != live_at_start:
         st.rerun()  # start or stop the refresh timer
+    names = legend_names(selected)
     cards = st.columns(min(len(selected), 4) or 1)
     for col, run in zip(cards * 4, selected):
         df, _ = loaders.run_metrics(run)
+        told = progress.describe(run)
         last = None
         if not df.empty and metric in df and "split" in df:
             val = df[(df["split"] == "val")][metric].dropna()
             train = df[(df["split"] == "train")][metric].dropna()
             last = (val.iloc[-1], "val") if len(val) else ((train.iloc[-1], "train") if len(train) else None)
         col.metric(
-            f"{run.id}",
+            names[run.id],
             f"{last[0]:.4g}" if last else "–",
             border=True,
-            help=f"{run.kind} · {run.state} · {runs_panel.progress_text(run)}",
+            help=f"Run id {run.id} · {run.kind} on {run.dataset or '?'} · {run.state} · {told.text}",
             delta=f"{metric} ({last[1]}) · {run.state}" if last else run.state,
             delta_color="off",
             delta_arrow="off",
         )
+        if run.is_live:
+            runs_panel.progress_bar(run, told, col)
+        elif told.failure:
+            col.caption(f":material/error: {plain(told.failure)}")
     frame, _, skipped = long_frame(selected, x_axis)
     for run_id, bad in skipped.items():
         st.caption(
-            f":material/warning: {run_id}: {bad} unreadable line(s) in {RunLayout.METRICS} were skipped; "
-            "the rest is shown."
+            f":material/warning: {plain(names.get(run_id, run_id))}: {bad} unreadable line(s) in {RunLayout.METRICS} "
+            "were skipped; the rest is shown."
         )
+    drawn = set() if frame.empty or metric not in frame else set(frame.dropna(subset=[metric])["id"])
+    for run in selected:
+        if run.is_live and run.id not in drawn:  # why its curve is not there yet: what its process is doing
+            st.info(f"{plain(names[run.id])}: {progress.describe(run).doing}", icon=":material/hourglass_empty:")
     if frame.empty or metric not in frame:
-        waiting = [r.id for r in selected if r.is_live]
-        st.info(
-            ("Waiting for the first metrics of " + ", ".join(waiting) + "…")
-            if waiting
-            else f"The selected runs have logged no {metric!r} values yet.",
-            icon=":material/hourglass_empty:",
-        )
+        if not any(r.is_live for r in selected):
+            st.info(f"The selected runs have logged no {metric!r} values yet.", icon=":material/hourglass_empty:")
     else:
         frame = frame[frame["split"].isin(splits or ["train", "val"])]
         if x_axis not in frame:
             st.info(f"The metrics have no {x_axis!r} column; pick another x axis.")
         else:
             st.altair_chart(
-                charts.curves_chart(frame, metric=metric, x=x_axis, log_scale=log_scale, smoothing=smoothing),
+                charts.curves_chart(
+                    frame, metric=metric, x=x_axis, log_scale=log_scale, smoothing=smoothing, detail="id"
+                ),
                 width="stretch",
             )
     if live:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from olr import workspace
@@ -10,7 +12,7 @@ from olr.data.dataset import list_datasets
 from olr.errors import OLRError
 from olr.runs import launcher, store
 from olr.training import options, plan
-from ui import loaders, runs_panel, state
+from ui import annotate, loaders, runs_panel, state
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 
@@ -45,7 +47,8 @@ def option_widget(
     label, help_ = opt.label, opt.help
     if key == "dataset":
         choices = datasets if kind == "classifier" else [None, *datasets]
-        pick = state.dataset() if state.dataset() in datasets else (choices[0] if choices else None)
+        pick = next((d for d in (defaults.get("dataset"), state.dataset()) if d in datasets), None)
+        pick = pick if pick is not None or not choices else choices[0]
         return st.selectbox(
             label,
             choices,
@@ -61,15 +64,17 @@ def option_widget(
             key=wkey,
             help=help_,
             placeholder="no finished classifier run yet",
-            index=0 if classifiers else None,
+            index=classifiers.index(default) if default in classifiers else (0 if classifiers else None),
         )
     if key == "scheme":
         # the dataset picker sits above the form, so its value here is the dataset picked now
         schemes = applicable_schemes(st.session_state.get(f"train.{kind}.dataset"))
         choices = [SCHEME_DEFAULT, *schemes, "custom"]
+        custom = None if default is None or default in schemes else default  # a mapping or a file, as typed
         choice = st.selectbox(
             label,
             choices,
+            index=choices.index("custom" if custom is not None else default or SCHEME_DEFAULT),
             key=wkey,
             help=help_,
             format_func=lambda s: label_schemes.SCHEME_TITLES.get(
@@ -80,6 +85,7 @@ def option_widget(
             return (
                 st.text_area(
                     "Custom mapping (JSON)",
+                    value=custom if isinstance(custom, str) or custom is None else json.dumps(custom),
                     key=wkey + ".json",
                     placeholder='{"Urban": [111, 112], "Forest": [311, 312, 313]}'
                     if schemes == label_schemes.SCHEME_NAMES
@@ -137,11 +143,12 @@ def _in_form(keys: list[str]) -> list[str]:
 
 
 def training_form(datasets: list[str], classifiers: list[str]) -> None:
+    annotate.receive_prefilled_values()  # "New run from these settings"
     kind_option = options.OPTIONS["kind"]
     kind = st.segmented_control(
         kind_option.label,
         list(kind_option.choices),
-        default=kind_option.default,
+        default=annotate.prefill_kind() or kind_option.default,
         required=True,
         key="train.kind",
         format_func=kind_option.title,
@@ -156,7 +163,8 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
         )
         if not classifiers:
             st.warning("There is no finished classifier run yet: train a classifier first.", icon=":material/warning:")
-    defaults = options.defaults(kind)
+    defaults = options.defaults(kind) | annotate.prefilled(kind)  # "New run from these settings"
+    annotate.prefill_note(kind)
     layout = options.page_layout(kind)
     devices = _devices()
     # Outside the form, so that picking a dataset updates the label schemes offered for it at once.
@@ -196,6 +204,7 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
             icon=":material/play_arrow:",
             disabled=workspace.is_readonly() or (kind == "siamese" and not classifiers),
         )
+    annotate.send_prefilled_values(kind)
     if submitted:
         launch(kind, values, device, queue)
 
@@ -240,12 +249,13 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
     key = st.session_state.setdefault("train.launch_key", launcher.new_key())
     run_id = launcher.launch_training({k: cfg[k] for k in raw} | {"kind": kind}, device, key=key, wait_for_device=queue)
     st.session_state["train.launch_key"] = launcher.new_key()
+    st.session_state[runs_panel.LAUNCHED] = run_id  # followed under the form: starting, training, or why it failed
     state.choose_runs([run_id, *[r for r in state.runs() if r != run_id]][:4])
     if launcher.launched_by(run_id, key):
         state.flash(
             "success",
             f"Launched **{run_id}** ({kind}, {device}{', queued for the device' if queue else ''}). "
-            "Follow its curves on the Live page.",
+            "Its progress is below; follow its curves on the Live page.",
         )
     else:
         state.flash(
@@ -269,6 +279,7 @@ elif workspace.is_readonly():
     st.info("This is a read-only demo: training cannot be launched here.", icon=":material/lock:")
 else:
     training_form(datasets, classifiers)
+    runs_panel.launched_run()
 
 st.subheader("Active runs")
 runs_panel.active_runs()

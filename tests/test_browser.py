@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
+from olr.runs import annotations, store
 from olr.training import options
 from tests.fixtures.browser import SCREENSHOTS
 
-PAGES = [  # the first one is opened first after the server starts: a deep link, not the home page
-    ("live", "Live"),
-    ("", "Datasets"),
-    ("train", "Train"),
-    ("evaluate", "Evaluate"),
-    ("correlations", "Correlations & map"),
-    ("compare", "Compare"),
-    ("study", "Study"),
-]
+#: opened first after the server starts: a deep link, not the home page (every page is opened, at two
+#: widths, by tests/test_browser_layout.py, which checks the same of each)
+FIRST_PAGE = ("live", "Live")
 
 
 def settle(page, timeout: float = 90.0) -> None:
@@ -56,15 +49,15 @@ def open_page(page, url: str, path: str) -> None:
     settle(page)
 
 
-@pytest.mark.parametrize("path, title", PAGES)
-def test_every_page_loads_without_an_exception(app_server, page, path, title):
+def test_a_deep_link_opened_first_runs_inside_the_app(app_server, page):
+    path, title = FIRST_PAGE
     open_page(page, app_server, path)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator("h1").first.inner_text().strip() == title
     # The page ran inside app.py's navigation (shared sidebar), also when opened by a deep link.
     assert "Workspace" in page.locator('[data-testid="stSidebar"]').inner_text()
     assert page.get_by_role("link", name="Correlations & map").count() == 1
-    screenshot(page, path or "datasets")
+    screenshot(page, path)
 
 
 def test_datasets_charts_and_offline_map_render(app_server, page):
@@ -85,7 +78,7 @@ def test_datasets_charts_and_offline_map_render(app_server, page):
     screenshot(page, "datasets-map")
 
 
-def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_server, page):
+def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_server, page, browser_workspace):
     open_page(page, app_server, "train")
     page.get_by_label("Dataset", exact=True).last.click()
     page.get_by_role("option", name="tiny").click()
@@ -107,10 +100,13 @@ def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_s
     run_id = success.split("Launched")[1].split()[0].strip("*")
     page.get_by_role("link", name="Live").click()
     settle(page)
-    assert run_id in page.locator('[data-testid="stSidebar"]').inner_text()  # preselected for the curves
+    # preselected for the curves, by its readable name (model · loss · dataset · start time)
+    run = store.load_run(browser_workspace / "models" / run_id)
+    named = annotations.default_run_name(run).rsplit(annotations.SEPARATOR, 1)[0]
+    assert named == "resnet · bce · tiny" and named in page.locator('[data-testid="stSidebar"]').inner_text()
     # The chart appears once the run logs its first metrics; the fragment refreshes by itself.
     page.wait_for_selector(".vega-embed canvas, .vega-embed svg", timeout=180000)
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.get_by_text(run_id).count() >= 1
+    assert page.get_by_text(annotations.run_title(store.load_run(run.path))).count() >= 1
     time.sleep(2.0)
     screenshot(page, "live-launched-run")

@@ -19,10 +19,11 @@ from streamlit.testing.v1 import AppTest
 
 from olr import atomic
 from olr.data.dataset import list_datasets, load_dataset
-from olr.runs import launcher, store
+from olr.runs import annotations, launcher, store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene
 from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_env, start_train_cli, wait_for
+from tests.test_app_pages import shown
 
 APP = str(REPO_ROOT / "app.py")
 EPOCHS = 30  # about 0.5 s each: long enough to look at the live run before the kill
@@ -102,8 +103,9 @@ def test_run_killed_at_a_random_step_is_found_dead_by_a_fresh_app_and_resumed_to
 
     last_status = store.read_json(run_dir / "status.json")  # what the killed process last reported
     at = open_train_page()
-    errors = "\n".join(e.value for e in at.error)
-    assert "crashy stopped reporting" in errors and f"epoch {last_status['epoch']}/{EPOCHS}" in errors, errors
+    errors = shown("\n".join(e.value for e in at.error))
+    title = annotations.run_title(store.load_run("crashy"))
+    assert f"{title} stopped reporting" in errors and f"epoch {last_status['epoch']}/{EPOCHS}" in errors, errors
     resume = at.button(key="resume.crashy")
     assert resume.label == f"Resume from epoch {state_before['epoch']}" and not resume.disabled
     resume.click().run()

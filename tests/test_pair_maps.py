@@ -38,6 +38,7 @@ def test_pair_scores_match_the_definitions_tile_by_tile(tiny):
 
     product = pair_maps.pair_map(run, tiny.label_names[i], tiny.label_names[j], "product", "classifier", mats, tiny)
     assert np.array_equal(product.rows, rows) and product.fractions.shape == (len(rows), len(tiny.label_names))
+    assert np.array_equal(product.presence, y)  # what the clicked tile's label chips show
     assert np.allclose(product.ground_truth, f[:, i] * f[:, j])
     p = mats["classifier_probabilities"].astype(np.float64)
     assert np.allclose(product.learned, p[:, i] * p[:, j])
@@ -90,3 +91,65 @@ def test_label_pairs_are_the_upper_triangle_without_undefined_entries():
     pairs = pair_maps.label_pairs(gt, learned, names)
     expected = pd.DataFrame({"pair": ["A × B", "B × C"], "gt": [0.5, -0.2], "learned": [0.1, 0.4]}, index=[0, 2])
     pd.testing.assert_frame_equal(pairs, expected)
+
+
+def _pair_matrices(phi_upper: dict, cooc_upper: dict, n_labels: int = 4, n_tiles: int | None = None) -> dict:
+    """gt_phi / gt_cooc with the given entries above the diagonal (symmetric), 1 / 50 on the diagonal."""
+    phi, cooc = np.eye(n_labels), np.diag(np.full(n_labels, 50.0))
+    for (i, j), v in phi_upper.items():
+        phi[i, j] = phi[j, i] = v
+    for (i, j), v in cooc_upper.items():
+        cooc[i, j] = cooc[j, i] = v
+    mats = {"gt_phi": phi, "gt_cooc": cooc}
+    if n_tiles is not None:
+        mats["tile_indices"] = np.arange(n_tiles)
+    return mats
+
+
+def test_the_informative_pair_needs_enough_tiles_together_before_its_phi_counts():
+    # (0, 1): the highest phi, but together on 2 tiles only: its map would be two lit tiles in a dark scene
+    mats = _pair_matrices({(0, 1): 0.9, (1, 2): 0.6, (2, 3): 0.4}, {(0, 1): 2, (1, 2): 12, (2, 3): 30}, n_tiles=100)
+    assert pair_maps.informative_pair(mats) == (1, 2)
+    # the bar is a share of the tiles: on 1000 tiles 2% is 20, which only (2, 3) reaches
+    mats["tile_indices"] = np.arange(1000)
+    assert pair_maps.informative_pair(mats) == (2, 3)
+    # no pair reaches it: the highest phi among pairs together at all; NaN phi never wins
+    few = _pair_matrices({(0, 1): np.nan, (0, 2): 0.3, (1, 3): 0.5}, {(0, 1): 4, (0, 2): 1, (1, 3): 2}, n_tiles=100)
+    assert pair_maps.informative_pair(few) == (1, 3)
+
+
+def test_the_informative_pair_breaks_phi_ties_by_tiles_together_and_is_none_without_co_occurrence():
+    tie = _pair_matrices({(0, 1): 0.5, (2, 3): 0.5}, {(0, 1): 8, (2, 3): 9}, n_tiles=100)
+    assert pair_maps.informative_pair(tie) == (2, 3)
+    apart = _pair_matrices({(0, 1): -0.2, (2, 3): -0.1}, {}, n_tiles=100)
+    assert pair_maps.informative_pair(apart) is None
+
+
+def test_each_pane_is_coloured_from_zero_to_its_largest_score():
+    assert pair_maps.colour_range(np.array([0.0, 0.02, np.nan, 0.18, 0.05])) == (0.0, 0.18)
+    assert pair_maps.colour_range(np.zeros(5)) == (0.0, 1.0)  # nothing to show: the plain 0..1 scale
+    assert pair_maps.colour_range(np.array([np.nan, np.inf])) == (0.0, 1.0)
+
+
+def test_a_click_opens_the_tile_under_it_and_nothing_between_tiles():
+    # two rows of tiles 0.01° apart; the second row overlaps the first by half a tile (stride below tile size)
+    tiles = pd.DataFrame(
+        {
+            "lon_min": [33.00, 33.01, 33.00],
+            "lon_max": [33.01, 33.02, 33.01],
+            "lat_min": [35.00, 35.00, 35.005],
+            "lat_max": [35.01, 35.01, 35.015],
+        }
+    )
+    assert pair_maps.tile_at(tiles, (33.015, 35.002)) == 1
+    assert pair_maps.tile_at(tiles, (33.004, 35.009)) == 2  # in tiles 0 and 2: the nearer centre
+    assert pair_maps.tile_at(tiles, (33.004, 35.006)) == 0
+    assert pair_maps.tile_at(tiles, (33.05, 35.0)) is None
+    assert pair_maps.tile_at(tiles, None) is None
+
+
+def test_the_informative_pair_is_the_highest_phi_among_pairs_that_occur_together():
+    phi = np.array([[1.0, 0.9, 0.5, 0.2], [0.9, 1.0, 0.1, np.nan], [0.5, 0.1, 1.0, 0.7], [0.2, np.nan, 0.7, 1.0]])
+    cooc = np.array([[9, 0, 3, 2], [0, 5, 1, 4], [3, 1, 8, 6], [2, 4, 6, 7]])
+    assert pair_maps.informative_pair({"gt_phi": phi, "gt_cooc": cooc}) == (2, 3)  # (0, 1) never co-occur
+    assert pair_maps.informative_pair({"gt_phi": phi, "gt_cooc": np.diag(np.diag(cooc))}) is None

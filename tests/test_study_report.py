@@ -188,13 +188,6 @@ def test_a_study_without_its_siamese_run_says_na_and_why(study):
     assert "n/a — The Siamese run no-such-run is gone" in text
 
 
-def test_the_informative_pair_is_the_highest_phi_among_pairs_that_occur_together():
-    phi = np.array([[1.0, 0.9, 0.5, 0.2], [0.9, 1.0, 0.1, np.nan], [0.5, 0.1, 1.0, 0.7], [0.2, np.nan, 0.7, 1.0]])
-    cooc = np.array([[9, 0, 3, 2], [0, 5, 1, 4], [3, 1, 8, 6], [2, 4, 6, 7]])
-    assert study_report.informative_pair({"gt_phi": phi, "gt_cooc": cooc}) == (2, 3)  # (0, 1) never co-occur
-    assert study_report.informative_pair({"gt_phi": phi, "gt_cooc": np.diag(np.diag(cooc))}) is None
-
-
 def test_report_opens_offline_in_chromium_with_its_images_and_tables(study, page):
     path = study[2]
     url = path.resolve().as_uri()

@@ -19,12 +19,13 @@ from olr import atomic, cli
 from olr.data.dataset import band_statistics, load_dataset, write_dataset
 from olr.data.label_schemes import by_code
 from olr.errors import OLRError
-from olr.runs import store
+from olr.runs import annotations, store
 from olr.training import models, options
 from olr.training import plan as training_plan
 from olr.training.run_callback import below_baseline_flag
 from olr.workspace import REPO_ROOT
 from tests.fixtures.runs import TINY_CODES, train_cli
+from tests.test_app_pages import shown
 
 N_TRAIN, N_VAL, N_TEST = 48, 16, 16
 SEA = TINY_CODES.index(523)  # the label left out of the validation split below
@@ -193,7 +194,8 @@ def test_rare_labels_run_is_flagged_below_baseline_and_scores_only_labels_with_v
         at.run()
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
-        assert f"Run rare: {flag['message']}" in [str(w.value) for w in at.warning], page
+        title = annotations.run_title(store.load_run("rare"))
+        assert f"Run {title}: {flag['message']}" in [shown(str(w.value)) for w in at.warning], page
 
 
 def test_a_healthy_run_is_not_flagged(trained_classifier_run):

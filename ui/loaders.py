@@ -14,7 +14,7 @@ import streamlit as st
 
 from olr import workspace
 from olr.analysis import correlations, evaluation, run_data
-from olr.data import label_stats
+from olr.data import composites, label_stats
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.label_schemes import Label
 from olr.errors import OLRError
@@ -61,6 +61,16 @@ def dataset_stats(name: str, split: str | None = None, labels: list | None = Non
     path = workspace.dataset_path(name)
     labels_json = None if labels is None else json.dumps([lab.to_json() for lab in labels])
     return _dataset_stats(str(path), _stamp(path / "meta.json"), split, labels_json)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _stretch_limits(path: str, stamp: float, bands: tuple[int, ...]) -> np.ndarray:
+    return composites.dataset_stretch_limits(load_dataset(path), list(bands))
+
+
+def stretch_limits(ds: Dataset, bands: list[int]) -> np.ndarray:
+    """`olr.data.composites.dataset_stretch_limits` of an opened dataset and bands, cached until it changes."""
+    return _stretch_limits(str(ds.path), _stamp(ds.path / "meta.json"), tuple(int(b) for b in bands))
 
 
 def dataset_summaries() -> list[dict]:

@@ -89,8 +89,8 @@ class Legend(MacroElement):
         self.html = (
             f"<div style='font-weight:600;margin-bottom:4px'>{html.escape(title)}</div>"
             f"<div style='height:10px;background:linear-gradient(to right, {gradient});border:1px solid #999'></div>"
-            f"<div style='display:flex;justify-content:space-between'><span>{vmin:g}</span>"
-            f"<span>{(vmin + vmax) / 2:g}</span><span>{vmax:g}</span></div>{extra}"
+            f"<div style='display:flex;justify-content:space-between'><span>{vmin:.3g}</span>"
+            f"<span>{(vmin + vmax) / 2:.3g}</span><span>{vmax:.3g}</span></div>{extra}"
         )
 
 
@@ -174,16 +174,19 @@ class TileGrid(MacroElement):
                         color: "#333333", weight: 0.3};
             },
             onEachFeature: function (f, layer) {
-                function rows(fields) {
+                function rows(fields) {  // a field without a title is the heading (the tile's name)
                     return fields.map(function (p) {
-                        return "<b>" + p[1] + "</b>: " + f.properties[p[0]];
+                        var value = f.properties[p[0]];
+                        return p[1] ? "<b>" + p[1] + "</b>: " + value : "<b>" + value + "</b>";
                     }).join("<br>");
                 }
                 layer.bindTooltip(rows({{ this.tooltip|tojson }}), {sticky: true});
                 layer.bindPopup(rows({{ this.popup|tojson }}), {maxWidth: 360});
                 layer.on({
                     mouseover: function (e) { e.target.setStyle({weight: 2, color: "#000000"}); },
-                    mouseout: function (e) { {{ this.get_name() }}.resetStyle(e.target); }
+                    mouseout: function (e) { {{ this.get_name() }}.resetStyle(e.target); },
+                    // the popup keeps the click from the map, which is what streamlit-folium reports
+                    click: function (e) { {{ this._parent.get_name() }}.fire("click", {latlng: e.latlng}); }
                 });
             }
         }).addTo({{ this._parent.get_name() }});
@@ -221,10 +224,12 @@ def fraction_map(
     preview_png: Path | None,
     preview_bounds,
     basemap: bool = False,
+    tile_names: list[str] | None = None,
 ) -> folium.Map:
     """Tile grid coloured by `values` in 0..1 (e.g. one label's area fraction) over the preview.
 
-    Tiles with value 0 are drawn as outlines only, so the preview shows through.
+    Tiles with value 0 are drawn as outlines only, so the preview shows through. `tile_names`:
+    `olr.data.summary.dataset_tile_names` of the tiles (default: their ids only).
     """
     values = np.asarray(values, dtype=float)
     m = base_map(bounds, basemap=basemap, preview_png=preview_png, preview_bounds=preview_bounds)
@@ -233,7 +238,7 @@ def fraction_map(
     geojson = tiles_geojson(
         tiles,
         {
-            "tile": [int(t) for t in tiles["tile_id"]],
+            "tile": _names(tiles, tile_names),
             "split": [str(s) for s in tiles["split"]],
             "value": [f"{v * 100:.1f}%" for v in values],
             "labels": label_text,
@@ -244,8 +249,8 @@ def fraction_map(
     add_tile_layer(
         m,
         geojson,
-        tooltip_fields=[("tile", "Tile"), ("value", title)],
-        popup_fields=[("tile", "Tile"), ("split", "Split"), ("value", title), ("labels", "Labels")],
+        tooltip_fields=[("tile", ""), ("value", title)],
+        popup_fields=[("tile", ""), ("split", "Split"), ("value", title), ("labels", "Labels")],
     )
     Legend(title, VIRIDIS, 0.0, 1.0, note="outline only = 0").add_to(m)
     if basemap:
@@ -267,9 +272,13 @@ def dual_map(
     preview_png: Path | None,
     preview_bounds,
     basemap: bool = False,
+    tile_names: list[str] | None = None,
 ) -> folium.plugins.DualMap:
-    """Two synchronised panes over the same tiles: `left` and `right` values, each with its legend."""
-    dm = folium.plugins.DualMap(tiles=None, control_scale=True, prefer_canvas=True)
+    """Two synchronised panes over the same tiles: `left` and `right` values, each with its legend.
+
+    A click on a tile in either pane is reported to `show(..., clicks=True)`; `tile_names` as in `fraction_map`.
+    """
+    dm = SyncedPanes(tiles=None, control_scale=True, prefer_canvas=True)
     dm.default_js = [("Leaflet.Sync", static_url(f"{LEAFLET_SYNC}/L.Map.Sync.js"))]
     for pane in (dm.m1, dm.m2):
         _use_local_assets(pane)
@@ -277,7 +286,7 @@ def dual_map(
             folium.TileLayer("OpenStreetMap").add_to(pane)
         add_preview(pane, preview_png, preview_bounds)
     props = {
-        "tile": [int(t) for t in tiles["tile_id"]],
+        "tile": _names(tiles, tile_names),
         "labels": label_text,
         "left": [f"{v:.3f}" for v in left],
         "right": [f"{v:.3f}" for v in right],
@@ -293,14 +302,56 @@ def dual_map(
         add_tile_layer(
             pane,
             geojson,
-            tooltip_fields=[("tile", "Tile"), ("left", left_title), ("right", right_title)],
-            popup_fields=[("tile", "Tile"), ("left", left_title), ("right", right_title), ("labels", "Labels")],
+            tooltip_fields=[("tile", ""), ("left", left_title), ("right", right_title)],
+            popup_fields=[("tile", ""), ("left", left_title), ("right", right_title), ("labels", "Labels")],
         )
         Legend(title, stops, lo, hi).add_to(pane)
     dm.fit_bounds(_bounds_latlon(bounds))
     return dm
 
 
-def show(m, key: str, height: int = 560) -> None:
-    """Render a map; `returned_objects=[]` so panning and clicking never rerun the page."""
-    st_folium(m, key=key, height=height, use_container_width=True, returned_objects=[])
+def _names(tiles: pd.DataFrame, tile_names: list[str] | None) -> list[str]:
+    return [html.escape(n) for n in (tile_names if tile_names is not None else summary.tile_names(tiles))]
+
+
+class SyncedPanes(folium.plugins.DualMap):
+    """folium's DualMap (two panes kept in step by Leaflet.Sync) with what the tile maps need besides.
+
+    - Leaflet.Sync ends a drag by resetting the view with the panes' "viewprereset" handlers taken
+      off (to spare tile layers a flicker). That event is what tells a canvas renderer to project its
+      paths again before it draws, so the dragged pane kept drawing its tiles where they had been
+      (even off the scene) until the next zoom. Each canvas is redrawn after every view reset instead.
+    - streamlit-folium reports clicks on the first pane only, so a click on the second is passed on
+      to the first: a tile opens from either pane.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        {{ this.m1.get_name() }}.sync({{ this.m2.get_name() }});
+        {{ this.m2.get_name() }}.sync({{ this.m1.get_name() }});
+        [{{ this.m1.get_name() }}, {{ this.m2.get_name() }}].forEach(function (pane) {
+            pane.on("viewreset", function () {
+                // next frame: after every handler of this reset has projected the paths again;
+                // "update" is the renderer's own event for clearing the canvas and drawing all its paths
+                L.Util.requestAnimFrame(function () {
+                    pane.eachLayer(function (layer) { if (layer instanceof L.Canvas) { layer.fire("update"); } });
+                });
+            });
+        });
+        {{ this.m2.get_name() }}.on("click", function (e) {
+            {{ this.m1.get_name() }}.fire("click", {latlng: e.latlng});
+        });
+        {% endmacro %}
+        """
+    )
+
+
+def show(m, key: str, height: int = 560, clicks: bool = False) -> tuple[float, float] | None:
+    """Render a map. Panning never reruns the page; with `clicks`, a click reruns it (or the fragment
+    the map is in) and this returns the clicked (lon, lat), else None."""
+    state = st_folium(
+        m, key=key, height=height, use_container_width=True, returned_objects=["last_clicked"] if clicks else []
+    )
+    point = (state or {}).get("last_clicked") if clicks else None
+    return (float(point["lng"]), float(point["lat"])) if point else None

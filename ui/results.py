@@ -1,14 +1,20 @@
-"""Choosing the run a result page shows, with the empty and unfinished states explained."""
+"""The run a result page shows: choosing it (empty and unfinished states explained), its settings in words,
+and evaluating one that ended without an evaluation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import streamlit as st
 
-from olr.analysis import run_data
+from olr import workspace
+from olr.analysis import compare, run_data
 from olr.errors import OLRError
-from olr.runs import store
+from olr.runs import annotations, store
 from ui import runs_panel, state
-from ui.guard import show_exception
+from ui.guard import guarded, show_exception
 
 
 def selected_run(page: str):
@@ -45,3 +51,48 @@ def selected_run(page: str):
         show_exception(error)
         return None
     return run
+
+
+def settings(run, expanded: bool = False) -> None:
+    """The run's settings in a collapsed table (labels and values as the Train page words them)."""
+    with st.expander("Settings of this run", expanded=expanded, icon=":material/tune:"):
+        st.table(compare.setting_rows(run).set_index("setting"))
+
+
+#: the last lines of the evaluation's output kept on the page while it runs and when it fails
+OUTPUT_LINES = 12
+
+
+@guarded("Evaluating the run")
+def evaluate(run) -> None:
+    """Evaluate an ended run from the page: `python -m olr evaluate RUN` in a child process (TensorFlow stays out
+    of the server, and on the CPU, never competing with training for a GPU), its output shown as it comes."""
+    workspace.require_writable("evaluate a run")
+    run_data.require_finished(run)
+    argv = [sys.executable, "-m", "olr", "evaluate", run.id]
+    env = dict(os.environ, OLR_HOME=str(workspace.home()), CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
+    title = annotations.run_title(run)
+    lines: list[str] = []
+    with st.status(f"Evaluating {title} on its validation and test splits…", expanded=True) as box:
+        output = st.empty()
+        with subprocess.Popen(
+            argv,
+            cwd=workspace.REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc:
+            for line in proc.stdout:
+                lines.append(line.rstrip())
+                output.code("\n".join(lines[-OUTPUT_LINES:]) or " ", language=None)
+        if proc.returncode != 0:
+            box.update(label=f"Evaluating {title} failed", state="error", expanded=True)
+            raise OLRError(
+                f"The evaluation of run {run.id} failed: {lines[-1] if lines else 'no output'}. "
+                f"Its last lines are shown above; the command was `python -m olr evaluate {run.id}`."
+            )
+        box.update(label=f"Evaluated {title}", state="complete")
+    state.flash("success", f"Evaluated **{title}**: its figures are below.")
+    st.rerun()

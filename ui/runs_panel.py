@@ -1,5 +1,6 @@
-"""Run listings shared by pages: active runs with Stop buttons, recent runs, failed-run details,
-and the one-click study on the demo dataset offered where there are no runs yet."""
+"""Run listings shared by pages: active runs with their progress and Stop buttons, recent runs with why the
+failed ones failed, failed-run details with their settings, and the one-click study on the demo dataset
+offered where there are no runs yet. What the progress says is `olr.runs.progress`'s."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from olr import workspace
+from olr.analysis import compare
 from olr.data.demo_scene import DEMO_DATASET
-from olr.runs import launcher, store
+from olr.errors import OLRError
+from olr.runs import annotations, launcher, progress, store
+from olr.runs.progress import duration_text  # also ui.study's, through this module
 from olr.runs.store import RunLayout, RunState
 from ui import state
 from ui.guard import guarded
+from ui.text import plain
 
 REFRESH_S = 3.0
 STATE_ICONS = {
@@ -25,13 +30,6 @@ STATE_ICONS = {
     RunState.DEAD: ":material/heart_broken:",
     RunState.INCOMPLETE: ":material/help:",
 }
-
-
-def duration_text(seconds: float) -> str:
-    """A duration as m:ss, or h:mm:ss from an hour on."""
-    h, rest = divmod(max(0, int(seconds)), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def elapsed(run) -> str:
@@ -49,34 +47,33 @@ def default_device() -> str:
 
 
 def progress_text(run) -> str:
-    epoch, step = run.status.get("epoch"), run.status.get("step")
-    total = run.config.get("epochs")
-    parts = []
-    if epoch is not None:
-        parts.append(f"epoch {epoch}" + (f"/{total}" if total else ""))
-    if step is not None:
-        parts.append(f"step {step}")
-    return ", ".join(parts) or "starting"
+    """How far the run got, in one line (`olr.runs.progress.describe`)."""
+    return progress.describe(run).text
 
 
 def describe_failure(run) -> None:
-    """A failed, dead or stopped run: its error sentence, a Resume action and the end of its console log."""
+    """A failed, dead or stopped run: why it ended, a Resume action, its settings and the end of its console log."""
+    title = plain(annotations.run_title(run))
+    told = progress.describe(run)
     error = run.status.get("error")
     if run.state == RunState.DEAD:
         st.error(
-            f"Run {run.id} stopped reporting (its process is gone or its heartbeat is stale) without finishing; "
-            f"it got to {progress_text(run)}."
+            f"Run {title} stopped reporting (its process is gone or its heartbeat is stale) without finishing; "
+            f"it got to {told.text}. Last words: {plain(told.failure)}"
         )
-    elif error:
-        first = str(error).strip().splitlines()
-        st.error(f"Run {run.id} failed: {first[-1] if first else 'see the log below'}")
+    elif told.failure:
+        st.error(f"Run {title} failed: {plain(told.failure)}")
     elif run.state == RunState.STOPPED:
-        st.info(f"Run {run.id} was stopped at {progress_text(run)}.")
+        st.info(f"Run {title} was stopped at {told.text}.")
     resume_action(run)
     tail = store.tail_log(run, 25)
     if error and len(str(error).splitlines()) > 1:
         with st.expander("Error details"):
             st.code(str(error), language="text")
+    settings = compare.setting_rows(run)
+    if not settings.empty:
+        with st.expander(f"Settings of {title}"):
+            st.dataframe(settings, hide_index=True, width="stretch")
     if tail:
         with st.expander(f"Last lines of {RunLayout.CONSOLE}", expanded=not error):
             st.code("\n".join(tail), language="text")
@@ -85,7 +82,7 @@ def describe_failure(run) -> None:
 def show_flags(run) -> None:
     """The warnings a run's status holds about how it ended (e.g. a best checkpoint below the all-absent baseline)."""
     for flag in run.flags:
-        st.warning(f"Run {run.id}: {flag['message']}", icon=":material/warning:")
+        st.warning(f"Run {plain(annotations.run_title(run))}: {flag['message']}", icon=":material/warning:")
 
 
 def resume_action(run) -> None:
@@ -160,12 +157,20 @@ def active_runs() -> None:
             )
             return
         for run in live:
+            told = progress.describe(run)
             with st.container(border=True):
                 c1, c2, c3, c4, c5 = st.columns([4, 2, 2, 2, 1.3], vertical_alignment="center")
-                c1.markdown(f"{STATE_ICONS.get(run.state, '')} **{run.id}**  \n{run.kind} on `{run.dataset or '?'}`")
-                c2.metric("State", run.state)
+                c1.markdown(
+                    f"{STATE_ICONS.get(run.state, '')} **{plain(annotations.run_title(run))}**  \n"
+                    f"{run.kind} on `{run.dataset or '?'}` · `{run.id}`"
+                )
+                c2.metric("State", run.state, help=told.doing)
                 c3.metric("Device", run.status.get("device") or _device_of(run))
-                c4.metric("Elapsed", elapsed(run), help=progress_text(run))
+                c4.metric(
+                    "Time left",
+                    duration_text(told.seconds_left) if told.seconds_left is not None else "–",
+                    help=f"Estimated at the current rate, validations included; {elapsed(run)} elapsed.",
+                )
                 c5.button(
                     "Stop",
                     key=f"stop.{run.id}",
@@ -175,9 +180,53 @@ def active_runs() -> None:
                     disabled=workspace.is_readonly(),
                     help="SIGTERM: the run saves a checkpoint and stops (killed after 10 s).",
                 )
-                st.caption(progress_text(run))
+                progress_bar(run, told)
                 lines = store.tail_log(run, 6)
                 st.code("\n".join(lines) if lines else "(no output yet)", language="text")
+
+    panel()
+
+
+def progress_bar(run, told: progress.RunProgress | None = None, container=None) -> None:
+    """A live run's progress bar labelled with its progress line (what it is doing before it trains)."""
+    told = told or progress.describe(run)
+    (container or st).progress(told.fraction or 0.0, text=told.text)
+
+
+LAUNCHED = "train.launched"  # session key: the run this session launched last on the Train page
+
+
+def launched_run() -> None:
+    """The run this session launched last: its state and progress while it starts and trains, and why it
+    failed when it did (a launch that fails before training, e.g. on a label mapping the dataset cannot take,
+    says so here, on the page it was launched from). Refreshes itself while the run is live."""
+    run_id = st.session_state.get(LAUNCHED)
+    try:
+        run = store.load_run(run_id) if run_id else None
+    except OLRError:  # deleted meanwhile
+        run = None
+    if run is None:
+        return
+
+    @st.fragment(run_every=REFRESH_S if run.is_live else None)
+    @guarded("The launched run")
+    def panel() -> None:
+        fresh = store.load_run(run)
+        if fresh.is_live != run.is_live:
+            st.rerun()  # start or stop the refresh timer
+        title = annotations.run_title(fresh)
+        with st.container(border=True):
+            c1, c2 = st.columns([6, 1], vertical_alignment="center")
+            c1.markdown(f"{STATE_ICONS.get(fresh.state, '')} Launched **{plain(title)}** (`{fresh.id}`): {fresh.state}")
+            c2.button("Dismiss", key="train.launched.dismiss", on_click=st.session_state.pop, args=(LAUNCHED, None))
+            if fresh.is_live:
+                progress_bar(fresh)
+            elif fresh.state in store.ENDED_EARLY_STATES:
+                describe_failure(fresh)
+            else:
+                st.caption(
+                    f"{progress.describe(fresh).text}; its curves and results are on the Live and Evaluate pages."
+                )
 
     panel()
 
@@ -188,28 +237,58 @@ def _device_of(run) -> str:
 
 
 def recent_runs(limit: int = 8) -> None:
-    """Ended runs, newest first; failed and dead ones can be expanded for their error and log."""
+    """Ended runs, newest first, with why the failed ones failed; those that ended early can be expanded for
+    their error, settings and log."""
     ended = [r for r in store.list_runs() if not r.is_live][:limit]
     if not ended:
         return
-    df = pd.DataFrame(
-        [
+    rows = []
+    for r in ended:
+        told = progress.describe(r)
+        rows.append(
             {
-                "run": r.id,
+                "run": annotations.run_title(r),
+                "state": r.state,
+                "reason": told.failure or "",
                 "kind": r.kind,
                 "dataset": r.dataset,
-                "state": r.state,
                 "duration": elapsed(r),
-                "progress": progress_text(r),
+                "progress": told.text,
                 "warning": ", ".join(store.FLAG_TITLES.get(f["kind"], f["kind"]) for f in r.flags),
+                "id": r.id,
             }
-            for r in ended
-        ]
+        )
+    # fixed widths that fit a 1280 px window; a long reason is cut here and whole in the run's expander label
+    widths = {
+        "run": 150,
+        "state": 60,
+        "reason": 180,
+        "kind": 70,
+        "dataset": 65,
+        "duration": 55,
+        "progress": 120,
+        "warning": 75,
+        "id": 80,
+    }
+    table = pd.DataFrame(rows)
+    if not any(row["warning"] for row in rows):
+        table = table.drop(columns="warning")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            **{name: st.column_config.TextColumn(name, width=width) for name, width in widths.items() if name in table},
+            "run": st.column_config.TextColumn("run", width=widths["run"], help="The run's name (its id: last column)"),
+            "reason": st.column_config.TextColumn(
+                "reason", width=widths["reason"], help="Why a failed run ended: its error's last line"
+            ),
+        },
     )
-    st.dataframe(df, hide_index=True)
-    for r in ended:
+    for r, row in zip(ended, rows, strict=True):
         if r.state in store.ENDED_EARLY_STATES:
-            with st.expander(f"{STATE_ICONS[r.state]} {r.id}: {r.state}"):
+            why = f" · {row['reason']}" if row["reason"] else ""
+            with st.expander(f"{STATE_ICONS[r.state]} {plain(row['run'])}: {r.state}{plain(why)}"):
                 describe_failure(r)
 
 

@@ -30,10 +30,33 @@ def runs() -> list[str]:
     return list(st.session_state.get(RUNS) or [])
 
 
+#: choices made by code (a page's action), waiting to be given to their widget before it is next drawn
+PENDING = "olr.pending_choices"
+
+
 def _choose(key: str, value) -> None:
     st.session_state[key] = value
-    # Drop the widget's own value so the next render starts from the new choice.
-    st.session_state.pop(_widget_key(key), None)
+    # The widget may already be drawn in this run (the sidebar comes first), so its value cannot be set now;
+    # it is set before the widget is drawn next. Setting it (not dropping it) makes Streamlit send the value to
+    # the browser, which otherwise keeps showing the old choice (and sends it back on the next click).
+    st.session_state.setdefault(PENDING, {})[key] = value
+
+
+def _apply_pending(key: str, options: list[str]) -> bool:
+    """Give a choice made by code to the widget of `key`, before that widget is drawn; True if one was given."""
+    pending = st.session_state.get(PENDING) or {}
+    if key not in pending:
+        return False
+    value = pending.pop(key)
+    wkey = _widget_key(key)
+    if isinstance(value, list):
+        st.session_state[wkey] = [v for v in value if v in options]
+    elif value in options:
+        st.session_state[wkey] = value
+    else:
+        st.session_state.pop(wkey, None)
+        return False
+    return True
 
 
 def choose_dataset(name: str | None) -> None:
@@ -59,6 +82,7 @@ def pick_one(
     default: str | None = None,
 ):
     """A selectbox bound to the choice `key`: keeps it when still valid, else falls back to `default`/first."""
+    given = _apply_pending(key, options)
     current = st.session_state.get(key)
     if current not in options:
         current = default if default in options else (options[0] if options else None)
@@ -66,6 +90,8 @@ def pick_one(
     if st.session_state.get(wkey) not in options:
         st.session_state.pop(wkey, None)
     index = options.index(current) if current in options else None
+    # A value given through the session state needs no index (Streamlit would warn about the two).
+    index = None if given else index
     value = container.selectbox(label, options, index=index, key=wkey, format_func=format_func, help=help)
     st.session_state[key] = value
     return value
@@ -82,6 +108,7 @@ def pick_many(
     default: list[str] | None = None,
 ):
     """A multiselect bound to the choice `key`; choices that vanished are dropped."""
+    _apply_pending(key, options)
     stored = st.session_state.get(key)
     current = [o for o in (stored if stored is not None else (default or [])) if o in options]
     wkey = _widget_key(key)

@@ -1,4 +1,5 @@
-"""A gallery of tile thumbnails with label chips (the composites come from `olr.data.composites`)."""
+"""Tile thumbnails with label chips: every page shows tiles through `thumbnails` and `gallery`, so a
+tile has one look (`olr.data.composites.tile_thumbnails`) and one name (`olr.data.summary.tile_names`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,15 @@ import html
 
 import numpy as np
 import streamlit as st
+
+from olr.data import composites
+from ui import loaders
+
+
+def thumbnails(ds, rows, bands: list[int] | None = None) -> np.ndarray:
+    """`composites.tile_thumbnails` of the dataset's `rows`, with its stretch limits cached per dataset and bands."""
+    bands = list(bands) if bands is not None else composites.dataset_rgb_bands(ds)
+    return composites.tile_thumbnails(ds, rows, bands, loaders.stretch_limits(ds, bands))
 
 
 def chip(name: str, color: str, share: float | None = None) -> str:
@@ -32,6 +42,7 @@ def gallery(
         cols = st.columns(columns)
         for col, k in zip(cols, range(start, min(start + columns, len(thumbnails)))):
             with col:
-                st.image(thumbnails[k], caption=captions[k], width="stretch")
+                # PNG: the nearest-neighbour upscaled pixels stay crisp (JPEG would smear them)
+                st.image(thumbnails[k], caption=captions[k], width="stretch", output_format="PNG")
                 if chips[k]:
                     st.html("<div>" + "".join(chip(*c) for c in chips[k]) + "</div>")

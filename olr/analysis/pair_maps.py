@@ -9,6 +9,9 @@ these scores say *where*. For labels i and j on the tiles a run's matrices were 
 - learned: the classifier's p_i·p_j ("classifier"), or the Siamese pair score ŝ_i·ŝ_j
   ("siamese"), where ŝ is each label's self-score divided by its 99th percentile over these
   tiles and clipped to 0..1, so a few outliers do not wash the map out.
+
+Which pair a map opens on (`informative_pair`, also the study report's pair), how a pane is
+coloured (`colour_range`) and which tile a click on the map hit (`tile_at`) are decided here too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ TRUTHS = ("product", "both")
 SOURCES = ("siamese", "classifier")
 #: Percentile of each label's self-scores that maps to 1 in the Siamese pair score.
 SELF_SCORE_SCALE_PERCENTILE = 99
+#: A pair worth a first map occurs together on at least this many tiles and this share of them
+#: (with fewer, its map is a few lit tiles in a dark scene whatever its phi).
+MIN_PAIR_TILES = 5
+MIN_PAIR_SHARE = 0.02
+INFORMATIVE_PAIR_RULE = (
+    "the label pair with the highest ground-truth phi among those together on at least "
+    f"{MIN_PAIR_TILES} tiles and {MIN_PAIR_SHARE:.0%} of them, else among those together on any"
+)
 
 
 @dataclass
@@ -32,6 +43,7 @@ class PairMap:
 
     rows: np.ndarray  # (n,) int64, rows of the dataset (its tile table, images, fractions)
     fractions: np.ndarray  # (n, L) float32, area fractions of the run's labels on these tiles
+    presence: np.ndarray  # (n, L) bool, the run's labels present on these tiles (the dataset's min_fraction)
     ground_truth: np.ndarray  # (n,) float64 in 0..1
     learned: np.ndarray  # (n,) float64 in 0..1
 
@@ -100,6 +112,7 @@ def pair_map(
     return PairMap(
         rows=rows,
         fractions=fractions,
+        presence=presence,
         ground_truth=ground_truth_pair(fractions, presence, i, j, truth),
         learned=learned_pair(mats, i, j, source),
     )
@@ -129,6 +142,58 @@ def label_pairs(reference, learned, names: list[str]):
     labels = [f"{names[i]} × {names[j]}" for i, j in zip(*iu, strict=True)]
     pairs = pd.DataFrame({"pair": labels, "gt": gt[iu], "learned": lm[iu]})
     return pairs.dropna()
+
+
+def informative_pair(matrices: dict) -> tuple[int, int] | None:
+    """The label pair (i < j) worth a map (`INFORMATIVE_PAIR_RULE`): the highest ground-truth phi among
+    pairs together on enough of the matrices' tiles (`MIN_PAIR_TILES`, `MIN_PAIR_SHARE` of
+    `tile_indices`), else among pairs together on any tile; ties: more tiles together first.
+    None when no two labels ever co-occur.
+    """
+    cooc = np.asarray(matrices["gt_cooc"], dtype=float)
+    phi = np.asarray(matrices["gt_phi"], dtype=float)
+    i, j = np.triu_indices(len(cooc), 1)
+    together = (cooc[i, j] > 0) & np.isfinite(phi[i, j])
+    if not together.any():
+        return None
+    n_tiles = len(matrices.get("tile_indices", ()))
+    supported = together & (cooc[i, j] >= max(MIN_PAIR_TILES, MIN_PAIR_SHARE * n_tiles))
+    candidates = np.flatnonzero(supported if supported.any() else together)
+    best = max(candidates, key=lambda k: (phi[i[k], j[k]], cooc[i[k], j[k]]))
+    return int(i[best]), int(j[best])
+
+
+def colour_range(scores) -> tuple[float, float]:
+    """(0, the largest finite score) to colour a pair map by, or (0, 1) when no score is above 0.
+
+    Each map spans its own scores because the question is where the pair lies, not how high its
+    scores run: F_i·F_j never exceeds 0.25, and on a 0…1 scale a real pair would look uniformly dark.
+    """
+    values = np.asarray(scores, dtype=float)
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    return (0.0, top if top > 0 else 1.0)
+
+
+def tile_at(tiles, point: tuple[float, float] | None) -> int | None:
+    """Position in the tile table `tiles` (lon_min, lat_min, lon_max, lat_max) of the tile under `point`
+    (lon, lat), such as a click on the map; None for no point or a point off the tiles."""
+    if point is None:
+        return None
+    lon, lat = point
+    inside = (
+        (tiles["lon_min"].to_numpy(float) <= lon)
+        & (lon <= tiles["lon_max"].to_numpy(float))
+        & (tiles["lat_min"].to_numpy(float) <= lat)
+        & (lat <= tiles["lat_max"].to_numpy(float))
+    )
+    hits = np.flatnonzero(inside)
+    if not len(hits):
+        return None
+    # overlapping tiles (a stride below the tile size): the one whose centre is nearest
+    lon_mid = (tiles["lon_min"].to_numpy(float)[hits] + tiles["lon_max"].to_numpy(float)[hits]) / 2
+    lat_mid = (tiles["lat_min"].to_numpy(float)[hits] + tiles["lat_max"].to_numpy(float)[hits]) / 2
+    return int(hits[np.argmin((lon_mid - lon) ** 2 + (lat_mid - lat) ** 2)])
 
 
 def _label_index(names: list[str], label: int | str) -> int:

@@ -73,3 +73,18 @@ def images_at(dataset, rows) -> np.ndarray:
     rows = np.asarray(rows)
     # Memory-mapped reads are fastest in file order; the second argsort puts them back in `rows` order.
     return np.asarray(dataset.images[np.sort(rows)])[np.argsort(np.argsort(rows))]
+
+
+def tile_thumbnails(dataset, rows, bands: list[int] | None = None, limits: np.ndarray | None = None) -> np.ndarray:
+    """The one rendering of tiles for people: (m, H, W, 3) uint8 thumbnails of `rows`, in their order.
+
+    Bands default to the dataset's RGB bands and the stretch to the dataset-wide limits
+    (`dataset_stretch_limits`), never limits of the tiles on show: so a tile looks the same in the
+    Datasets gallery, among Evaluate's examples and anywhere else. `limits` lets a caller pass the
+    cached `dataset_stretch_limits(dataset, bands)` instead of recomputing them.
+    """
+    bands = list(bands) if bands is not None else dataset_rgb_bands(dataset)
+    if limits is None:
+        limits = dataset_stretch_limits(dataset, bands)
+    images = images_at(dataset, rows)
+    return rgb_composite(images, bands, limits, upscale=thumbnail_upscale(dataset.tile_shape[0]))

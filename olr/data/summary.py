@@ -115,6 +115,35 @@ def tile_labels(
     return out
 
 
+def tile_names(table, step: int | None = None) -> list[str]:
+    """How people are told which tile this is: "tile 123 · row 4, col 7", one per row of the tile table.
+
+    The number is the tile's id (its position in images.npy); the grid row and column follow from
+    its pixel offset and the grid `step` (meta["stride"]), and are left out for tiles without a place
+    on a grid (imported batches: offset -1; a missing step).
+    """
+    ids = np.asarray(table["tile_id"], dtype=np.int64)
+    if not step or step <= 0:
+        return [f"tile {i}" for i in ids]
+    rows = np.asarray(table["row_off"], dtype=np.int64)
+    cols = np.asarray(table["col_off"], dtype=np.int64)
+    return [
+        f"tile {i} · row {r // step}, col {c // step}" if r >= 0 and c >= 0 else f"tile {i}"
+        for i, r, c in zip(ids, rows, cols, strict=True)
+    ]
+
+
+def grid_step(dataset) -> int | None:
+    """Pixels between neighbouring tiles of a dataset cut from one scene (meta["stride"]); None for imports."""
+    step = dataset.meta.get("stride")
+    return int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 else None
+
+
+def dataset_tile_names(dataset, rows) -> list[str]:
+    """`tile_names` of the dataset's tiles at `rows` (positions in images.npy), in the order given."""
+    return tile_names(dataset.tiles.iloc[np.asarray(rows, dtype=np.int64)], grid_step(dataset))
+
+
 def tile_label_text(fractions, names: list[str], min_fraction: float, limit: int = 6) -> list[str]:
     """Per tile, its labels at or above `min_fraction` with area shares, largest first ("Olive groves 45%, ...").
 

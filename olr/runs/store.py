@@ -40,6 +40,7 @@ import pandas as pd
 
 from olr import atomic, workspace
 from olr.errors import OLRError
+from olr.runs import annotations, progress
 
 
 class RunState(StrEnum):
@@ -218,6 +219,16 @@ STATUS_TYPES = {
     "step": (int,),
     "error": _TEXT,
     "flags": (list,),
+    # progress while training (olr.runs.progress)
+    "phase": _TEXT,
+    "epochs": (int,),
+    "epoch_step": (int,),
+    "epoch_steps": (int,),
+    "steps_per_s": _NUMBER,
+    "samples_per_s": _NUMBER,
+    "sample_unit": _TEXT,
+    "epoch_end_s": _NUMBER,
+    "val_samples": (int,),
 }
 #: the same for the keys of config.json that readers use without the option schema
 CONFIG_TYPES = {
@@ -335,20 +346,27 @@ class Run:
         return RunLayout(self.path)
 
     @property
+    def request(self) -> dict:
+        """What the launcher asked for (launch_config.json; {} for runs started from a shell): it names the kind
+        and dataset of a run whose process failed before writing config.json."""
+        return read_json(self.files.launch_config)
+
+    @property
     def kind(self) -> str:
-        return str(self.config.get("kind", "unknown"))
+        return str(self.config.get("kind") or self.request.get("kind") or "unknown")
 
     @property
     def is_study(self) -> bool:
         """A study folder (`olr study`), not a training run: its config says so or, before its process
         wrote one, the launcher's request does. Run pickers and comparisons leave studies out."""
-        if self.kind == STUDY_KIND:
-            return True
-        return read_json(self.files.launch_config).get("kind") == STUDY_KIND
+        return self.kind == STUDY_KIND
 
     @property
     def dataset(self) -> str | None:
-        return self.config.get("dataset")
+        if self.config:
+            return self.config.get("dataset")
+        dataset = self.request.get("dataset")
+        return dataset if isinstance(dataset, str) else None
 
     @property
     def label_names(self) -> list[str]:
@@ -381,6 +399,10 @@ class Run:
     @property
     def is_live(self) -> bool:
         return self.state in LIVE_STATES
+
+    def console_tail(self, n: int = 20) -> list[str]:
+        """The last `n` lines of console.log (`tail_log`)."""
+        return tail_log(self, n)
 
 
 def _mtime(path: Path) -> float:
@@ -628,6 +650,11 @@ def _metrics_row_ok(row) -> bool:
     """A metrics line is an object whose bookkeeping keys have their types and whose other values are numbers."""
     if not isinstance(row, dict) or _type_problems(row, METRICS_ROW_TYPES):
         return False
+    try:  # a lone surrogate (a JSON "\ud800" escape) in a name or text cannot become a table column
+        "".join(row).encode("utf-8")
+        "".join(v for v in row.values() if isinstance(v, str)).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
     # NaN and infinities stay: a diverged loss is worth seeing
     values = (v for k, v in row.items() if k not in METRICS_ROW_TYPES)
     return all(v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in values)
@@ -698,6 +725,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the runs as JSON lines")
     parser.add_argument("--tail", metavar="RUN", help="print the last lines of one run's console log")
     parser.add_argument("-n", type=int, default=20, help="number of log lines for --tail")
+    parser.add_argument(
+        "--search",
+        metavar="QUERY",
+        default="",
+        help="only runs whose id, name, notes, tags, kind or dataset hold every word",
+    )
+    parser.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="only runs with this tag (repeatable)"
+    )
 
 
 def runs_command(args) -> int:
@@ -705,10 +741,17 @@ def runs_command(args) -> int:
         print("\n".join(tail_log(args.tail, args.n)))
         return 0
     runs = list_runs()
+    if args.search or args.tag:
+        runs = [r for r in runs if annotations.run_matches(r, args.search, args.tag)]
+        if not runs and not args.json:
+            print("No run matches the search; python -m olr runs lists them all.")
+            return 0
     if args.json:
         for r in runs:
             line = {"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}
-            print(json.dumps({**line, "flags": r.flags}))
+            told = progress.describe(r)
+            line |= {"progress": told.text, "seconds_left": told.seconds_left, "reason": told.failure}
+            print(json.dumps({**line, "flags": r.flags, "title": annotations.run_title(r), **_words(r)}))
         return 0
     if not runs:
         print(f"No runs in {workspace.models_dir()}; start one with python -m olr train --help.")
@@ -718,4 +761,15 @@ def runs_command(args) -> int:
         print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {r.status.get('epoch', '')!s:>5}  {r.dataset or ''}")
         for flag in r.flags:
             print(f"  warning: {flag['message']}")
+        told = progress.describe(r)
+        if r.is_live or told.failure:
+            print(f"  {told.text}" if r.is_live else f"  reason: {told.failure}")
+        words = annotations.read(r.path)
+        if words.name or words.tags:
+            print(f"  {words.name or annotations.default_run_name(r)}" + "".join(f"  #{t}" for t in words.tags))
     return 0
+
+
+def _words(run: Run) -> dict:
+    """A run's name, notes and tags (`olr.runs.annotations`) as JSON."""
+    return annotations.read(run.path).to_json()

@@ -27,6 +27,7 @@ import os
 import sys
 
 from olr.errors import OLRError
+from olr.runs.progress import Phase
 from olr.runs.store import RunLayout, RunState
 from olr.training.console import log
 from olr.training.plan import Plan
@@ -169,6 +170,7 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
     n_val = len(plan.val_idx) - len(plan.val_idx) % replicas
     if batch != min(cfg["batch_size"], len(plan.train_idx)):
         log(f"batch size {batch}: a multiple of the {replicas} replicas")
+    status.phase(Phase.BUILDING)
     with strategy.scope():
         model = _classifier_model(plan, batch)
         val_model = _validation_model(plan, model, plan.y_val[:n_val])
@@ -180,6 +182,7 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
     # An epoch that is not one pass (cut for a large split, stretched for a small one): the tiles
     # repeat, each pass in a fresh order.
     repeating = epoch_steps != max(1, len(plan.train_idx) // batch)
+    status.phase(Phase.LOADING)
     train_data = pipelines.tile_batches(
         ds.images,
         plan.train_idx,
@@ -194,7 +197,17 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
     val_data = pipelines.tile_batches(
         ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas)
     )
-    callback = RunCallback(plan, model, lambda: val_model.evaluate(val_data, verbose=0, return_dict=True), status, stop)
+    callback = RunCallback(
+        plan,
+        model,
+        lambda: val_model.evaluate(val_data, verbose=0, return_dict=True),
+        status,
+        stop,
+        epoch_steps=epoch_steps,
+        batch_size=batch,
+        val_samples=n_val,
+    )
+    status.phase(Phase.COMPILING)  # the first step traces (and maybe XLA-compiles) the model
     model.fit(
         train_data,
         epochs=cfg["epochs"],
@@ -268,6 +281,7 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
     val_pairs = max(replicas, cfg["val_pairs"] - cfg["val_pairs"] % replicas)
     if batch != cfg["batch_size"]:
         log(f"batch size {batch}: a multiple of the {replicas} replicas")
+    status.phase(Phase.BUILDING)
     with strategy.scope():
         classifier = _teacher(plan)
         siamese = _siamese_model(plan, classifier, batch)
@@ -285,6 +299,7 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
         f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, "
         f"fill {cfg['occlusion_fill']}"
     )
+    status.phase(Phase.LOADING)
     train_data = pipelines.pair_batches(
         ds.images,
         plan.train_idx,
@@ -303,7 +318,17 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
         seed=cfg["seed"] + 1,
         self_pair_share=cfg["self_pair_share"],
     )
-    callback = RunCallback(plan, siamese, lambda: trainer.evaluate(val_data, verbose=0, return_dict=True), status, stop)
+    callback = RunCallback(
+        plan,
+        siamese,
+        lambda: trainer.evaluate(val_data, verbose=0, return_dict=True),
+        status,
+        stop,
+        epoch_steps=steps,
+        batch_size=batch,
+        val_samples=val_pairs,
+    )
+    status.phase(Phase.COMPILING)  # the first step traces and XLA-compiles the fused step
     trainer.fit(
         train_data,
         steps_per_epoch=steps,

@@ -2,7 +2,8 @@
 the stop flag, the device queue, and the run's end (finished, stopped or failed).
 
 - status.json: a background thread rewrites it every `heartbeat_s` seconds with the
-  heartbeat, epoch and step.
+  heartbeat and the progress fields of `olr.runs.progress` (epoch, step within the epoch,
+  throughput); a change of phase (`olr.runs.progress.Phase`) is written at once.
 - SIGTERM (or Ctrl-C): the current step finishes, last.keras and train_state.json are
   written, state "stopped", exit code 143. A second Ctrl-C interrupts at once.
 - Any other exception: state "failed", the traceback's last lines in status["error"],
@@ -36,6 +37,7 @@ from pathlib import Path
 from olr import __version__
 from olr.errors import OLRError
 from olr.runs import device_queue, store
+from olr.runs.progress import Phase
 from olr.runs.store import RunLayout, RunState
 from olr.training import checkpoints
 from olr.training.console import log, start_console_log
@@ -66,11 +68,25 @@ class StatusFile:
         with self.lock:
             self.data.update(fields)
 
+    def snapshot(self) -> dict:
+        """The fields as the next write would hold them."""
+        with self.lock:
+            return dict(self.data)
+
     def update(self, **fields) -> None:
         with self.lock:
             self.data.update(fields)
             self.data["heartbeat"] = time.time()
             store.write_status(self.run_dir, self.data)
+
+    def phase(self, phase: str, **fields) -> None:
+        """Write a change of phase (`olr.runs.progress.Phase`) at once; a full disk must not stop training
+        for it (the fields stay for the next heartbeat, which retries)."""
+        try:
+            self.update(phase=phase, **fields)
+        except OSError as error:
+            if not checkpoints.is_disk_full(error):
+                raise
 
     def start_heartbeat(self, interval_s: float) -> None:
         def beat():
@@ -142,8 +158,10 @@ def _first_status(plan: Plan, wait_for_device: bool) -> dict:
     }
     if plan.resuming:
         status["resumed"] = now
-    for stale in ("followup_errors", "flags"):  # about the previous process's end; this one judges afresh
+    # about the previous process's end, or measured by it; this one judges and measures afresh
+    for stale in ("followup_errors", "flags", "steps_per_s", "samples_per_s", "epoch_end_s"):
         status.pop(stale, None)
+    status["phase"] = Phase.WAITING if wait_for_device else Phase.STARTING
     return status
 
 
@@ -185,7 +203,7 @@ def _run_recorded(
     try:
         outcome = _train(plan, status, stop, logical_cpus)
         if outcome == RunState.FINISHED and after_training is not None:
-            status.update(phase="evaluating")
+            status.update(phase=Phase.EVALUATING)
             errors = after_training(plan.run_dir)
             if errors:
                 status.progress(followup_errors=errors)
@@ -221,7 +239,11 @@ def _end_disk_full(run_dir: Path, status: StatusFile) -> None:
 def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) -> RunState:
     """Mark the run running, describe it, set up the devices and fit; returns FINISHED or STOPPED."""
     if status.data["state"] == RunState.QUEUED:
-        status.update(state=RunState.RUNNING, started=status.data["started"] if plan.resuming else time.time())
+        status.update(
+            state=RunState.RUNNING,
+            started=status.data["started"] if plan.resuming else time.time(),
+            phase=Phase.STARTING,
+        )
     cfg = plan.cfg
     log(
         f"{'resuming' if plan.resuming else 'starting'} {cfg['kind']} run {plan.run_dir.name} "

@@ -48,6 +48,17 @@ CLASSIFIER_METRICS = (
     "micro_pr_auc",
 )
 CHECKPOINT_METRICS = ("val_loss", *(f"val_{m}" for m in CLASSIFIER_METRICS))
+#: the logged metrics in words; the checkpoint metrics' titles derive from them
+METRIC_TITLES = {
+    "loss": "loss",
+    "binary_accuracy": "binary accuracy",
+    "micro_f1": "micro F1",
+    "macro_f1": "macro F1",
+    "micro_f2": "micro F2",
+    "macro_f2": "macro F2",
+    "macro_pr_auc": "macro PR-AUC",
+    "micro_pr_auc": "micro PR-AUC",
+}
 MODEL_TITLES = {"resnet": "Residual network", "thesis": "Thesis network (appendix A)"}
 
 
@@ -207,6 +218,7 @@ OPTIONS: dict[str, Option] = {
         label="Label absent from training split",
         advanced=True,
         choices=("prune", "warn", "error"),
+        titles={"prune": "Prune the label", "warn": "Keep it, with a warning", "error": "Refuse to train"},
     ),
     "loss": Option(
         "bce",
@@ -417,6 +429,7 @@ OPTIONS: dict[str, Option] = {
         section=OPTIMISATION,
         label="Best checkpoint by",
         choices=CHECKPOINT_METRICS,
+        titles={m: f"Validation {METRIC_TITLES[m.removeprefix('val_')]}" for m in CHECKPOINT_METRICS},
     ),
     "jit_compile": Option(
         "auto",

@@ -4,6 +4,12 @@ checkpoints, train_state.json, early stopping, the stop flag, and two health che
 - a loss (training, after every step; validation, after every epoch) that is NaN or infinite
   stops the run at once with an OLRError naming the first epoch and step where it happened
   (the run ends "failed"; last.keras stays the last finite epoch's);
+- progress in status.json (`olr.runs.progress`): the phase (compiling until the first step ends, then
+  training, validating, saving), the step within the epoch, the throughput over the last steps and how
+  long the last epoch's end took (validation and checkpoints); the console's metrics lines carry the
+  same progress line, with the time left;
+- metrics lines every `log_every_steps` steps, and at least `MIN_LOGS_PER_EPOCH` per epoch whatever that
+  option says, so a short run draws its training curve on the Live page's per-step axis too;
 - at the end of a classifier run, the best checkpoint's validation binary accuracy (at the
   configured threshold) is compared with the all-absent baseline on the same tiles and labels
   (`config.json["val_all_absent_accuracy"]`); a checkpoint that does not beat it is flagged in
@@ -14,6 +20,7 @@ Imported by `olr.training.fit` when training starts (this module imports Keras).
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
@@ -22,10 +29,14 @@ import numpy as np
 from olr import atomic
 from olr.errors import OLRError
 from olr.runs import store
+from olr.runs.progress import Phase, Throughput, progress_line
 from olr.runs.store import RunLayout
 from olr.training.checkpoints import save_atomic
 from olr.training.console import log
 from olr.training.plan import Plan
+
+#: an epoch logs at least this many training points, so a short run's curve shows (see the module docstring)
+MIN_LOGS_PER_EPOCH = 4
 
 
 def diverged_sentence(loss_name: str, value: float, epoch: int, step: int, learning_rate: float) -> str:
@@ -76,8 +87,12 @@ def _clean(values: dict) -> dict:
 class RunCallback(keras.callbacks.Callback):
     """Metrics lines, progress, validation, best/last checkpoints, early stopping, stop flag."""
 
-    def __init__(self, plan: Plan, save_model, validate, status, stop):
-        """`validate()`: the validation metrics of the model as it is now ({"loss": ..., <metric>: ...})."""
+    def __init__(
+        self, plan: Plan, save_model, validate, status, stop, *, epoch_steps: int, batch_size: int, val_samples: int
+    ):
+        """`validate()`: the validation metrics of the model as it is now ({"loss": ..., <metric>: ...});
+        `epoch_steps`: training steps per epoch; `batch_size`: tiles (pairs) per step, all replicas together;
+        `val_samples`: the tiles (pairs) one validation reads."""
         super().__init__()
         cfg = plan.cfg
         self.cfg = cfg
@@ -90,7 +105,9 @@ class RunCallback(keras.callbacks.Callback):
         self.monitor = cfg["checkpoint_metric"]
         self.minimize = self.monitor.endswith("loss")
         self.patience = cfg["early_stopping_patience"]
-        self.log_every = cfg["log_every_steps"]
+        self.log_every = min(cfg["log_every_steps"], math.ceil(epoch_steps / MIN_LOGS_PER_EPOCH))
+        self.throughput = Throughput(batch_size)
+        self.trained_a_step = False  # in this process: until then the first step is compiling
         self.state = {
             "epoch": 0,
             "step": 0,
@@ -105,6 +122,12 @@ class RunCallback(keras.callbacks.Callback):
         self.state["monitor"] = self.monitor  # an old run's state may name it as it was once called
         self.epoch = self.state["epoch"]
         self.metrics_log = store.MetricsLog(plan.run_dir)
+        status.progress(
+            epochs=self.epochs,
+            epoch_steps=epoch_steps,
+            val_samples=val_samples,
+            sample_unit="tiles" if cfg.get("kind") == "classifier" else "pairs",
+        )
 
     def write(self, split: str, values: dict, scope: str) -> None:
         line = {
@@ -119,7 +142,10 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
-        self.status.progress(epoch=epoch + 1, step=self.state["step"])
+        self.throughput.restart()
+        self.status.progress(epoch=epoch + 1, step=self.state["step"], epoch_step=0)
+        if self.trained_a_step:
+            self.status.phase(Phase.TRAINING)
 
     def _stop_if_diverged(self, values: dict) -> None:
         """OLRError (the run fails) when a loss in `values` ("loss", "val_loss") is NaN or infinite."""
@@ -133,14 +159,24 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.state["step"] += 1
-        self.status.progress(epoch=self.epoch + 1, step=self.state["step"])
+        self.throughput.step()
+        self.status.progress(
+            epoch=self.epoch + 1,
+            step=self.state["step"],
+            epoch_step=batch + 1,
+            steps_per_s=self.throughput.steps_per_s,
+            samples_per_s=self.throughput.samples_per_s,
+        )
+        if not self.trained_a_step:
+            self.trained_a_step = True
+            self.status.phase(Phase.TRAINING)
         # the running mean over the epoch turns NaN/inf at the first step whose loss does (losses are >= 0)
         self._stop_if_diverged({"loss": (logs or {}).get("loss")})
         if self.state["step"] % self.log_every == 0:
             values = _clean(logs)
             self.write("train", values, "step")
             log(
-                f"epoch {self.epoch + 1} step {self.state['step']}: "
+                f"{progress_line(self.status.snapshot(), self.epochs)}: "
                 + " ".join(f"{k} {v:.4f}" for k, v in values.items() if v is not None)
             )
         if self.stop.requested:
@@ -153,7 +189,10 @@ class RunCallback(keras.callbacks.Callback):
             save_atomic(self.save_model, self.files.last)
             self._write_state()
             return
+        started = time.monotonic()
+        self.status.phase(Phase.VALIDATING)
         raw_val = self.validate()
+        self.status.phase(Phase.SAVING)
         self._stop_if_diverged({"val_loss": raw_val.get("loss")})
         val = _clean(raw_val)
         self.write("train", logs, "epoch")
@@ -166,6 +205,7 @@ class RunCallback(keras.callbacks.Callback):
             self.state["early_stopped"] = True
             self.model.stop_training = True
         self._write_state()
+        self.status.progress(epoch_end_s=time.monotonic() - started)  # validation and checkpoints: for the time left
         shown = " ".join(f"{k} {v:.4f}" for k, v in _clean(logs).items() if v is not None)
         log(f"epoch {epoch + 1}/{self.epochs} done: {shown}{'  * best' if improved else ''}")
         if self.state.get("early_stopped"):

@@ -674,7 +674,7 @@ def _matrix_legend(names: list[str]) -> str:
 def _pair_map_section(study: _Study) -> str:
     mats, ds, run = study.matrices, study.dataset, study.run("siamese")
     names = [str(n) for n in mats["label_names"]]
-    pair = informative_pair(mats)
+    pair = pair_maps.informative_pair(mats)
     if pair is None:
         return _na("no two labels occur together on the test tiles, so no pair has anything to map")
     i, j = pair
@@ -702,7 +702,7 @@ def _pair_map_section(study: _Study) -> str:
     cooc, phi = int(mats["gt_cooc"][i, j]), float(mats["gt_phi"][i, j])
     return (
         f"<p><b>{a}</b> with <b>{b}</b>: together on {cooc} of {len(scores.rows)} test tiles, ground-truth "
-        f"phi {_num(phi)} (of the pairs that occur together, the one with the highest phi).</p>\n"
+        f"phi {_num(phi)} ({pair_maps.INFORMATIVE_PAIR_RULE}).</p>\n"
         f"<div class='panels'>{panels}</div>\n"
         f"<div class='legend'><span>0</span><span class='ramp' style='background:linear-gradient(to right, "
         f"{', '.join(_hex(c) for c in SEQUENTIAL)})'></span><span>the map's largest score</span></div>\n"
@@ -720,20 +720,6 @@ def _pair_map_section(study: _Study) -> str:
         + (f"Across these {n} tiles the two maps correlate with Pearson r = {r:.3f}." if r is not None else "")
         + "</p>"
     )
-
-
-def informative_pair(matrices: dict) -> tuple[int, int] | None:
-    """The label pair (i < j) worth a map: the highest ground-truth phi among pairs that occur together on
-    the matrices' tiles (ties: more tiles together first); None when no two labels ever co-occur."""
-    cooc = np.asarray(matrices["gt_cooc"], dtype=float)
-    phi = np.asarray(matrices["gt_phi"], dtype=float)
-    i, j = np.triu_indices(len(cooc), 1)
-    together = (cooc[i, j] > 0) & np.isfinite(phi[i, j])
-    if not together.any():
-        return None
-    candidates = np.flatnonzero(together)
-    best = max(candidates, key=lambda k: (phi[i[k], j[k]], cooc[i[k], j[k]]))
-    return int(i[best]), int(j[best])
 
 
 # ------------------------------------------------------------------ 6. configuration
