@@ -80,7 +80,7 @@ COMMANDS: dict[str, Command] = {
         "export the (N, L, k) label embeddings of a Siamese run",
         "export embeddings",
     ),
-    "runs": Command("olr.runs.store", "runs_command", "list runs and their state"),
+    "runs": Command("olr.runs.listing", "runs_command", "list runs and their state"),
     # annotate and delete refuse on a read-only workspace in the library (annotations.write, manage.delete),
     # so `annotate RUN` without changes, which only prints, stays allowed
     "annotate": Command(

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from olr import atomic, workspace
-from olr.runs import progress, store
+from olr.runs import listing, progress, store
 from olr.runs.progress import Phase, Throughput
 from olr.runs.store import RunLayout, RunState
 
@@ -137,10 +137,10 @@ def test_a_run_that_failed_before_writing_its_config_is_named_by_the_launchers_r
     run = _run("early", {"state": "failed", "error": "error: The dataset 'tiny' cannot be read."}, request=request)
     assert not run.config and run.kind == "classifier" and run.dataset == "tiny"
     assert progress.describe(run).text == "never started training"
-    store.runs_command(argparse.Namespace(tail=None, json=False, n=20, search="", tag=[]))
+    listing.runs_command(argparse.Namespace(tail=None, json=False, n=20, search="", tag=[]))
     out = capsys.readouterr().out
     assert "classifier" in out and "tiny" in out and "reason: The dataset 'tiny' cannot be read." in out
-    store.runs_command(argparse.Namespace(tail=None, json=True, n=20, search="", tag=[]))
+    listing.runs_command(argparse.Namespace(tail=None, json=True, n=20, search="", tag=[]))
     line = json.loads(capsys.readouterr().out.splitlines()[0])
     assert line["kind"] == "classifier" and line["reason"] == "The dataset 'tiny' cannot be read."
 

@@ -9,7 +9,6 @@ and can be edited at any time. A run or dataset without a name is shown by a rea
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from olr import atomic, workspace
 from olr.errors import OLRError
+from olr.runs import store
 
 FILE = "annotations.json"
 MAX_NAME = 80
@@ -41,23 +41,11 @@ class Annotations:
 def read(folder: str | os.PathLike) -> Annotations:
     """The annotations of a run or dataset folder; empty ones when there are none or the file is damaged
     (a damaged file loses only the words, never the run)."""
-    data = _read_object(Path(folder) / FILE)
+    data = store.read_json(Path(folder) / FILE)
     name = data.get("name") if isinstance(data.get("name"), str) else ""
     notes = data.get("notes") if isinstance(data.get("notes"), str) else ""
     raw_tags = data.get("tags") if isinstance(data.get("tags"), list) else []
     return Annotations(name=name, notes=notes, tags=tuple(t for t in raw_tags if isinstance(t, str)))
-
-
-def _read_object(path: Path) -> dict:
-    """The JSON object in `path`; {} when it is missing, unreadable or no object.
-
-    Read here rather than through `olr.runs.store.read_json` because the run store imports this module
-    (`python -m olr runs --search`), and modules of a package never import each other both ways."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def parse_tags(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -40,7 +40,6 @@ import pandas as pd
 
 from olr import atomic, workspace
 from olr.errors import OLRError
-from olr.runs import annotations, progress
 
 
 class RunState(StrEnum):
@@ -719,57 +718,3 @@ def tail_log(run: Run | str, n: int = 20) -> list[str]:
 
 
 # --- CLI: python -m olr runs ---------------------------------------------------------------
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the runs as JSON lines")
-    parser.add_argument("--tail", metavar="RUN", help="print the last lines of one run's console log")
-    parser.add_argument("-n", type=int, default=20, help="number of log lines for --tail")
-    parser.add_argument(
-        "--search",
-        metavar="QUERY",
-        default="",
-        help="only runs whose id, name, notes, tags, kind or dataset hold every word",
-    )
-    parser.add_argument(
-        "--tag", action="append", default=[], metavar="TAG", help="only runs with this tag (repeatable)"
-    )
-
-
-def runs_command(args) -> int:
-    if args.tail:
-        print("\n".join(tail_log(args.tail, args.n)))
-        return 0
-    runs = list_runs()
-    if args.search or args.tag:
-        runs = [r for r in runs if annotations.run_matches(r, args.search, args.tag)]
-        if not runs and not args.json:
-            print("No run matches the search; python -m olr runs lists them all.")
-            return 0
-    if args.json:
-        for r in runs:
-            line = {"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}
-            told = progress.describe(r)
-            line |= {"progress": told.text, "seconds_left": told.seconds_left, "reason": told.failure}
-            print(json.dumps({**line, "flags": r.flags, "title": annotations.run_title(r), **_words(r)}))
-        return 0
-    if not runs:
-        print(f"No runs in {workspace.models_dir()}; start one with python -m olr train --help.")
-        return 0
-    print(f"{'run id':<44} {'kind':<10} {'state':<10} {'epoch':>5}  dataset")
-    for r in runs:
-        print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {r.status.get('epoch', '')!s:>5}  {r.dataset or ''}")
-        for flag in r.flags:
-            print(f"  warning: {flag['message']}")
-        told = progress.describe(r)
-        if r.is_live or told.failure:
-            print(f"  {told.text}" if r.is_live else f"  reason: {told.failure}")
-        words = annotations.read(r.path)
-        if words.name or words.tags:
-            print(f"  {words.name or annotations.default_run_name(r)}" + "".join(f"  #{t}" for t in words.tags))
-    return 0
-
-
-def _words(run: Run) -> dict:
-    """A run's name, notes and tags (`olr.runs.annotations`) as JSON."""
-    return annotations.read(run.path).to_json()
