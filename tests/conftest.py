@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.runs",
     "tests.fixtures.browser",
+    "tests.fixtures.pages",
 ]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -19,9 +19,9 @@ from olr.runs import annotations, store
 from olr.training import options
 from olr.workspace import REPO_ROOT
 from tests.fixtures.browser import launched_with_upload_limit
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import make_tiny_dataset
 
-APP = str(REPO_ROOT / "app.py")
 PAGES = [
     "pages/datasets.py",
     "pages/train.py",
@@ -35,14 +35,7 @@ TIMEOUT = 60
 
 
 def open_page(page: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if page != PAGES[0]:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(page, timeout=TIMEOUT, **state)
 
 
 def shown(markdown: str) -> str:

@@ -18,20 +18,32 @@ from tests.fixtures.browser import SCREENSHOTS
 FIRST_PAGE = ("live", "Live")
 
 
+#: the run is over: the app root's run state (the attributes Streamlit's own browser tests wait on) says
+#: connected and not running, no element is still a skeleton and no running indicator shows
+IDLE_JS = """
+() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.dataset.testConnectionState === 'CONNECTED' && app.dataset.testScriptState === 'notRunning' &&
+    !document.querySelector('[data-testid="stSkeleton"], [data-testid="stStatusWidget"]');
+}
+"""
+APP_STATE_JS = """
+() => { const app = document.querySelector('[data-testid="stApp"]'); return app ? {...app.dataset} : null; }
+"""
+
+
 def settle(page, timeout: float = 90.0) -> None:
-    """Wait until Streamlit has finished the run: no running indicator and no skeletons for a while."""
+    """Wait until Streamlit has finished the run: idle (IDLE_JS) at three polls in a row, since an action's
+    rerun is requested a moment after the action and a page can rerun itself once after its first run."""
     deadline = time.monotonic() + timeout
     quiet = 0
-    time.sleep(0.5)
+    time.sleep(0.2)
     while time.monotonic() < deadline:
-        busy = (
-            page.locator('[data-testid="stStatusWidget"]').count() + page.locator('[data-testid="stSkeleton"]').count()
-        )
-        quiet = quiet + 1 if not busy else 0
+        quiet = quiet + 1 if page.evaluate(IDLE_JS) else 0
         if quiet >= 3:
             return
-        time.sleep(0.35)
-    raise AssertionError("the page did not finish rendering")
+        time.sleep(0.15)
+    raise AssertionError(f"the page did not finish rendering (app state {page.evaluate(APP_STATE_JS)})")
 
 
 def screenshot(page, name: str) -> None:

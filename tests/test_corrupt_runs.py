@@ -20,10 +20,9 @@ from streamlit.testing.v1 import AppTest
 from olr.analysis import correlations, evaluation
 from olr.errors import OLRError
 from olr.runs import store
-from olr.workspace import REPO_ROOT
 from tests.fixtures.browser import launched_with_upload_limit
+from tests.fixtures.pages import open_app
 
-APP = str(REPO_ROOT / "app.py")
 RESULT_PAGES = ("pages/evaluate.py", "pages/correlations.py", "pages/compare.py", "pages/live.py")
 
 
@@ -218,12 +217,7 @@ def corrupt_home(_isolated_workspace, training_workspace, trained_classifier_run
 
 
 def open_page(page: str, run: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["olr.run"] = run
-    at.session_state["olr.runs"] = [run]
-    at.run()
-    at.switch_page(page).run()
-    return at
+    return open_app(page, **{"olr.run": run, "olr.runs": [run]})
 
 
 def all_text(at: AppTest) -> str:

@@ -22,10 +22,10 @@ from olr.data.dataset import list_datasets, load_dataset
 from olr.runs import annotations, launcher, store
 from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_env, start_train_cli, wait_for
 from tests.test_app_pages import shown
 
-APP = str(REPO_ROOT / "app.py")
 EPOCHS = 30  # about 0.5 s each: long enough to look at the live run before the kill
 STEPS_PER_EPOCH = 115 // 16  # make_tiny_dataset: 115 training tiles, batch 16, drop remainder
 
@@ -38,11 +38,7 @@ def logged_steps(run_dir: Path) -> int:
 
 
 def open_train_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("pages/train.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app("pages/train.py")
 
 
 @contextlib.contextmanager

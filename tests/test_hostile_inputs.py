@@ -10,12 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 from markdown_it import MarkdownIt
-from streamlit.testing.v1 import AppTest
 
 from olr.data.label_schemes import get_scheme
 from olr.errors import OLRError
 from olr.training import options
-from olr.workspace import REPO_ROOT
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import make_tiny_dataset, olr_cli
 from ui.text import plain
 
@@ -151,10 +150,7 @@ def evil_home(_isolated_workspace, training_workspace, trained_classifier_run, m
 
 
 def test_markdown_in_label_names_shows_literally_on_the_evaluate_page(evil_home):
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
-    at.session_state["olr.run"] = "cls"
-    at.run()
-    at.switch_page("pages/evaluate.py").run()
+    at = open_app("pages/evaluate.py", **{"olr.run": "cls"})
     at.slider(key="eval.threshold").set_value(0.99).run()  # so some outcome groups are empty and say so
     assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
     at.selectbox(key="eval.example_label").set_value(EVIL[0]).run()

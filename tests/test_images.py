@@ -13,7 +13,6 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.warp import reproject
-from streamlit.testing.v1 import AppTest
 
 from olr import workspace
 from olr.data import composites, rasters
@@ -33,6 +32,7 @@ from tests.fixtures.data import (
     patchy_codes,
     write_raster,
 )
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import olr_env
 
 #: Sentinel-2-like band files: name -> resolution (m). 1200 m square: 120, 60 and 20 px.
@@ -439,7 +439,7 @@ def test_the_datasets_page_prepares_band_files_with_chosen_bands(s2, _isolated_w
     uploads.mkdir(parents=True)
     for path in [*s2["bands"], s2["labels"]]:
         shutil.copy(path, uploads / path.name)
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60).run()
+    at = open_app()
     at.text_input(key="prep.image").input("; ".join(f"uploads/{p.name}" for p in s2["bands"]))
     at.text_input(key="prep.labels").input(f"uploads/{s2['labels'].name}")
     at.text_input(key="prep.name").input("s2-page")

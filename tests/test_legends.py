@@ -34,6 +34,7 @@ from tests.fixtures.data import (
     write_corine_colormap,
     write_raster,
 )
+from tests.fixtures.pages import open_app
 
 TILE = 16
 VALUES = (10, 20, 30, 40, 50)
@@ -498,17 +499,13 @@ def test_the_cli_prepares_a_legend_map_and_refuses_bad_input_in_one_line(tmp_pat
 
 
 def test_the_datasets_page_prepares_with_a_legend_and_shows_the_encoding(monkeypatch, _isolated_workspace, scene):
-    from streamlit.testing.v1 import AppTest
-
-    from olr.workspace import REPO_ROOT
-
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
     image, labels, legend = scene
     uploads = _isolated_workspace / "data" / "uploads"
     uploads.mkdir(parents=True)
     for path in (image, labels, legend):
         shutil.copy(path, uploads / path.name)
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60).run()
+    at = open_app()
     at.text_input(key="prep.image").input("uploads/image.tif")
     at.text_input(key="prep.labels").input("uploads/landuse.tif")
     at.text_input(key="prep.legend").input("uploads/legend.csv")

@@ -19,7 +19,6 @@ from olr.data.prepare_options import PrepareOptions
 from olr.errors import OLRError
 from olr.training import options
 from olr.workflows import presets
-from olr.workspace import REPO_ROOT
 
 ROOT = Path(__file__).parents[1]
 
@@ -59,15 +58,12 @@ def test_the_train_page_keeps_no_option_table_of_its_own():
 
 @pytest.mark.parametrize("kind", options.KINDS)
 def test_the_train_page_shows_a_widget_for_every_option(_isolated_workspace, monkeypatch, kind):
-    from streamlit.testing.v1 import AppTest
-
+    from tests.fixtures.pages import open_app
     from tests.fixtures.runs import make_tiny_dataset
 
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
     make_tiny_dataset(_isolated_workspace / "data" / "tiny", n_tiles=48)
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page("pages/train.py").run()
+    at = open_app("pages/train.py")
     if kind != "classifier":
         at.segmented_control(key="train.kind").set_value(kind).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -16,11 +16,10 @@ from olr import workspace
 from olr.data import label_schemes
 from olr.data.dataset import load_dataset
 from olr.data.prepare import prepare_dataset
-from olr.workspace import REPO_ROOT
 from tests.fixtures.data import IMAGE_CRS, IMAGE_ORIGIN, LABEL_CRS, label_grid, make_scene, patchy_codes, write_raster
+from tests.fixtures.pages import DEFAULT_PAGE, open_app
 from tests.test_uploads import band_uploads
 
-APP = str(REPO_ROOT / "app.py")
 TILE = 16
 LEGEND_CSV = b"value,name\n10,Conifer\n20,Broadleaf\n30,Grassland\n"
 
@@ -40,19 +39,16 @@ def legend_scene(tmp_path_factory):
     return scene, landuse, legend
 
 
-def open_app(monkeypatch) -> AppTest:
+def open_without_demo(monkeypatch, page: str = DEFAULT_PAGE) -> AppTest:
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    return at
+    return open_app(page)
 
 
 def test_the_train_page_offers_only_the_schemes_that_apply_to_the_dataset_picked(legend_scene, monkeypatch):
     scene, landuse, legend = legend_scene
     prepare_dataset(scene.image, landuse, workspace.dataset_path("landuse"), tile=TILE, min_labels=0, legend=legend)
     prepare_dataset(scene.image, scene.labels, workspace.dataset_path("corine"), tile=TILE, min_labels=0)
-    at = open_app(monkeypatch)
-    at.switch_page("pages/train.py").run()
+    at = open_without_demo(monkeypatch, "pages/train.py")
     offered = {}
     for name in ("landuse", "corine", "landuse"):  # back again: the list follows the pick at once
         at.selectbox(key="train.classifier.dataset").set_value(name).run()
@@ -72,7 +68,7 @@ def test_the_train_page_offers_only_the_schemes_that_apply_to_the_dataset_picked
 def test_the_datasets_page_prepares_uploaded_band_files_with_an_uploaded_legend(legend_scene, monkeypatch, tmp_path):
     scene, landuse, legend = legend_scene
     bands = [(f.name, f.data) for f in band_uploads(scene.image)][::-1]  # reversed: stacked in the order uploaded
-    at = open_app(monkeypatch)
+    at = open_without_demo(monkeypatch)
     at.radio(key="prep.source").set_value("Upload").run()
     at.file_uploader(key="prep.image_upload").set_value([(n, data, "image/tiff") for n, data in bands])
     at.file_uploader(key="prep.labels_upload").upload("landuse.tif", landuse.read_bytes(), "image/tiff")
@@ -113,7 +109,7 @@ def test_a_bad_nodata_value_on_the_page_says_what_is_wrong_and_which_flag_fixes_
     folder.mkdir(parents=True)
     for path in (scene.image, scene.labels):
         shutil.copy(path, folder / path.name)
-    at = open_app(monkeypatch)
+    at = open_without_demo(monkeypatch)
     at.text_input(key="prep.image").input(f"uploads/{scene.image.name}")
     at.text_input(key="prep.labels").input(f"uploads/{scene.labels.name}")
     at.text_input(key="prep.name").input("bad-nodata")

@@ -9,14 +9,13 @@ import subprocess
 import sys
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from olr.analysis import correlations, evaluation, pair_maps, run_data
 from olr.runs import store
 from olr.workspace import REPO_ROOT
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import make_tiny_dataset, olr_env
 
-APP = str(REPO_ROOT / "app.py")
 CHANGED = "The dataset tiny changed after run"
 
 
@@ -73,11 +72,7 @@ def test_re_evaluating_on_a_replaced_dataset_is_refused_and_keeps_the_results(re
 
 @pytest.mark.parametrize(("page", "run_id"), [("pages/evaluate.py", "cls"), ("pages/correlations.py", "siam")])
 def test_result_pages_say_the_dataset_changed(replaced_home, page, run_id):
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["olr.run"] = run_id
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app(page, **{"olr.run": run_id})
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and errors[0].startswith(f"{CHANGED} {run_id}"), errors
     assert not at.metric and not at.dataframe  # no stored numbers beside the wrong tiles

@@ -26,6 +26,7 @@ from olr.data.thesis_import import import_batches
 from olr.data.tile_writer import BandStats
 from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene, write_batches
+from tests.fixtures.pages import open_app
 
 
 @pytest.fixture(scope="module")
@@ -390,16 +391,12 @@ def test_the_prepare_command_prints_each_warning(tmp_path):
 
 
 def test_the_datasets_page_shows_the_warnings_and_how_the_split_was_made(tmp_path, _isolated_workspace, monkeypatch):
-    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
     small = make_scene(tmp_path / "scene", size=101, seed=1)
     prepare_dataset(small.image, small.labels, _isolated_workspace / "data" / "tiny", tile=32, stride=16)
     meta = json.loads((_isolated_workspace / "data" / "tiny" / "meta.json").read_text())
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
-    at.session_state["olr.dataset"] = "tiny"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app(**{"olr.dataset": "tiny"})
     shown = [str(w.value).replace("\\", "") for w in at.warning]
     assert meta["warnings"] and all(sentence in shown for sentence in meta["warnings"])
     split_help = next(m for m in at.metric if m.label == "Train / val / test").help.replace("\\", "")

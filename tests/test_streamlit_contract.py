@@ -68,3 +68,13 @@ def test_every_page_calls_ensure_entrypoint_before_rendering_anything():
         assert calls and getattr(calls[0].func, "id", None) == "ensure_entrypoint", (
             f"{path.name} must call ensure_entrypoint() before its first other statement call"
         )
+
+
+def test_apptest_still_scans_components_through_the_function_the_tests_cache():
+    """tests/fixtures/pages.py keeps the first component scan's answer; it helps only while the scan is looked
+    up in its module at each call."""
+    from streamlit.components.v2 import component_manager
+
+    source = inspect.getsource(component_manager.BidiComponentManager.discover_and_register_components)
+    assert "from streamlit.components.v2.manifest_scanner import" in source, source
+    assert "scan_component_manifests()" in source, source

@@ -20,14 +20,13 @@ from olr import workspace
 from olr.errors import OLRError
 from olr.runs import launcher, store
 from olr.runs.store import RunLayout
-from olr.workspace import REPO_ROOT
 from tests.fixtures.browser import SCREENSHOTS, launched_with_upload_limit
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import make_tiny_dataset, wait_for
 from tests.test_browser import open_page as open_in_browser
 from tests.test_browser import screenshot
 from ui.text import plain
 
-APP = str(REPO_ROOT / "app.py")
 PAGE = "pages/study.py"
 STAGE_TITLES = {
     "dataset": "Dataset",
@@ -123,13 +122,7 @@ def studies(monkeypatch) -> dict[str, str]:
 
 
 def open_study(shown: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if shown:
-        at.session_state["study.shown"] = shown
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(PAGE, **({"study.shown": shown} if shown else {}))
 
 
 def texts(at: AppTest, kind: str) -> str:
@@ -190,10 +183,7 @@ def test_a_study_folder_before_its_first_record_shows_starting(studies):
 def test_run_the_study_starts_a_real_olr_study_process(monkeypatch):
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
     make_tiny_dataset(workspace.data_dir() / "tiny")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.session_state["olr.dataset"] = "tiny"
-    at.run()
-    at.switch_page(PAGE).run()
+    at = open_app(PAGE, **{"olr.dataset": "tiny"})
     at.toggle(key="study.quick").set_value(True)
     at.button(key="study.run").click().run()
     assert not at.exception and not at.warning, texts(at, "warning")

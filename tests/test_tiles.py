@@ -17,21 +17,13 @@ from olr.analysis import evaluation
 from olr.data import composites, summary
 from olr.data.dataset import load_dataset
 from olr.runs import store
-from olr.workspace import REPO_ROOT
+from tests.fixtures.pages import DEFAULT_PAGE, open_app
 
-APP = str(REPO_ROOT / "app.py")
 TIMEOUT = 120
 
 
 def open_page(page: str | None, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(page or DEFAULT_PAGE, timeout=TIMEOUT, **state)
 
 
 def shown_tiles(at: AppTest) -> dict[str, str]:

@@ -13,7 +13,6 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from olr import atomic, cli
 from olr.data.dataset import band_statistics, load_dataset, write_dataset
@@ -23,7 +22,7 @@ from olr.runs import annotations, store
 from olr.training import models, options
 from olr.training import plan as training_plan
 from olr.training.run_callback import below_baseline_flag
-from olr.workspace import REPO_ROOT
+from tests.fixtures.pages import open_app
 from tests.fixtures.runs import TINY_CODES, train_cli
 from tests.test_app_pages import shown
 
@@ -188,12 +187,7 @@ def test_rare_labels_run_is_flagged_below_baseline_and_scores_only_labels_with_v
     assert json.loads(capsys.readouterr().out)["flags"] == [flag]
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
     for page, state in (("pages/live.py", {"olr.runs": ["rare"]}), ("pages/evaluate.py", {"olr.run": "rare"})):
-        at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60)
-        for key, value in state.items():
-            at.session_state[key] = value
-        at.run()
-        at.switch_page(page).run()
-        assert not at.exception, [e.value for e in at.exception]
+        at = open_app(page, **state)
         title = annotations.run_title(store.load_run("rare"))
         assert f"Run {title}: {flag['message']}" in [shown(str(w.value)) for w in at.warning], page
 

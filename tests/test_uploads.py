@@ -16,10 +16,8 @@ from olr import workspace
 from olr.data import uploads
 from olr.data.prepare import prepare_dataset
 from olr.errors import OLRError
-from olr.workspace import REPO_ROOT
 from tests.fixtures.data import make_scene
-
-APP = str(REPO_ROOT / "app.py")
+from tests.fixtures.pages import open_app
 
 
 @dataclass
@@ -203,8 +201,7 @@ def test_a_read_only_workspace_saves_no_upload(scenes, monkeypatch):
 
 def open_upload_form(monkeypatch) -> AppTest:
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = open_app()
     at.radio(key="prep.source").set_value("Upload").run()
     return at
 
@@ -249,8 +246,7 @@ def test_the_page_estimates_the_size_before_preparing(scenes, monkeypatch):
     folder.mkdir(parents=True)
     shutil.copy(good.image, folder / "scene.tif")
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at = open_app()
     at.text_input(key="prep.image").input("uploads/scene.tif")
     at.number_input(key="prep.tile").set_value(16)
     click(at, "Estimate the size")

@@ -359,8 +359,8 @@ class PreviewSampler:
         src_transform = self.src.transform * self.src.transform.scale(self.k, self.k)
         h, w = self.valid.shape
         data = np.where(self.valid, self.data, np.nan).astype(np.float32)
-        left, top = src_transform * (0, 0)
-        right, bottom = src_transform * (w, h)
+        left, top = src_transform @ (0, 0)
+        right, bottom = src_transform @ (w, h)
         dst_transform, dw, dh = calculate_default_transform(
             self.src.crs,
             "EPSG:4326",
@@ -399,6 +399,6 @@ class PreviewSampler:
             warnings.simplefilter("ignore")
             with rasterio.open(path, "w", driver="PNG", width=dw, height=dh, count=4, dtype="uint8", zlevel=1) as dst:
                 dst.write(rgba)
-        west, north = dst_transform * (0, 0)
-        east, south = dst_transform * (dw, dh)
+        west, north = dst_transform @ (0, 0)
+        east, south = dst_transform @ (dw, dh)
         return {"file": path.name, "bounds_lonlat": [[float(south), float(west)], [float(north), float(east)]]}

@@ -139,8 +139,8 @@ class BandStack:
 
     @property
     def bounds(self) -> BoundingBox:
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return BoundingBox(left, bottom, right, top)
 
     def read(self, indexes=None, window: Window | None = None, out: np.ndarray | None = None) -> np.ndarray:

@@ -111,10 +111,10 @@ class RasterLabels(LabelSource):
         near, far = 0.5, tile - 0.5
         pc = np.concatenate([cols + near, cols + far, cols + near, cols + far])
         pr = np.concatenate([rows + near, rows + near, rows + far, rows + far])
-        x, y = self.image_transform * (pc, pr)
+        x, y = self.image_transform @ (pc, pr)
         if not self.same_crs:
             x, y = (np.asarray(v) for v in transform_points(self.image_crs, self.src.crs, x, y))
-        fc, fr = ~self.src.transform * (x, y)
+        fc, fr = ~self.src.transform @ (x, y)
         fc = np.asarray(fc, dtype=np.float64).reshape(4, -1)
         fr = np.asarray(fr, dtype=np.float64).reshape(4, -1)
         col0, row0 = int(np.floor(fc.min())) - 1, int(np.floor(fr.min())) - 1
