@@ -145,8 +145,6 @@ def test_a_run_that_failed_before_writing_its_config_is_named_by_the_launchers_r
     assert line["kind"] == "classifier" and line["reason"] == "The dataset 'tiny' cannot be read."
 
 
-def test_the_state_words_are_the_stores():
-    assert (progress.QUEUED, progress.RUNNING) == (RunState.QUEUED, RunState.RUNNING)
-    assert {progress.FAILED, progress.DEAD} == set(store.FAILED_STATES)
+def test_every_phase_has_its_sentence():
     for phase in Phase:
         assert phase in progress.PHASE_SENTENCES

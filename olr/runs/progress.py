@@ -15,8 +15,8 @@ StatusFile, at most every heartbeat, phases at once):
 `describe(run)` reads them (the run list, the Live page, `olr runs`), `progress_line(status)` does
 the same for the training process's own console. No TensorFlow, no Streamlit here.
 
-It imports nothing of the run store (`olr.runs.store` imports it for `olr runs`): a run is read through
-its own attributes (`state`, `status`, `config`, `console_tail`), and states by their status.json words.
+A run is read through its own attributes (`state`, `status`, `config`, `console_tail`); its states are the
+store's (`olr.runs.store.RunState`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
-#: status.json's words for the states this module tells apart (`olr.runs.store.RunState`'s values)
-QUEUED, RUNNING = "queued", "running"
-#: `olr.runs.store.FAILED_STATES`: the run broke off (an error, or a process that vanished)
-FAILED, DEAD = "failed", "dead"
+from olr.runs.store import FAILED_STATES, RunState
 
 
 class Phase(StrEnum):
@@ -143,13 +140,13 @@ def progress_line(status: dict, epochs: int | None) -> str:
 def failure_reason(run) -> str | None:
     """Why a failed or dead run ended, in one line: the last line of its error (a sentence, or a traceback's
     exception), else the last line of its console log; None for other runs."""
-    if run.state not in (FAILED, DEAD):
+    if run.state not in FAILED_STATES:
         return None
     for text in (run.status.get("error"), "\n".join(run.console_tail(5))):
         lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
         if lines:
             return lines[-1].removeprefix("error: ")
-    if run.state == DEAD:
+    if run.state == RunState.DEAD:
         return "the process stopped reporting (it is gone or its heartbeat is stale) and left no log"
     return "the process ended without saying why and left no log"
 
@@ -174,11 +171,11 @@ def describe(run) -> RunProgress:
     """How far `run` (an `olr.runs.store.Run`) has got, in the words people read (see `RunProgress`)."""
     status = run.status
     epochs = _int(status.get("epochs")) or _int(run.config.get("epochs"))
-    if run.state == QUEUED:
+    if run.state == RunState.QUEUED:
         doing = PHASE_SENTENCES[Phase.WAITING] if status.get("phase") == Phase.WAITING else STARTING_SENTENCE
         return RunProgress(text=doing, fraction=0.0 if epochs else None, doing=doing)
     line = progress_line(status, epochs)
-    if run.state == RUNNING:
+    if run.state == RunState.RUNNING:
         phase = status.get("phase")
         doing = PHASE_SENTENCES.get(phase) if phase else "starting…"
         if phase not in (None, Phase.TRAINING):
