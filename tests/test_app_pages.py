@@ -31,11 +31,6 @@ PAGES = [
     "pages/compare.py",
     "pages/study.py",
 ]
-TIMEOUT = 60
-
-
-def open_page(page: str, **state) -> AppTest:
-    return open_app(page, timeout=TIMEOUT, **state)
 
 
 def shown(markdown: str) -> str:
@@ -88,7 +83,7 @@ def geo_home(_isolated_workspace, tiny_dataset, no_auto_demo) -> Path:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_in_an_empty_workspace_says_what_to_do(no_auto_demo, page):
-    at = open_page(page)
+    at = open_app(page)
     if page == "pages/datasets.py":
         assert "No datasets in this workspace yet" in texts(at, "info")
         assert any(b.label == "Prepare dataset" for b in at.button)
@@ -106,7 +101,7 @@ def test_every_page_in_an_empty_workspace_says_what_to_do(no_auto_demo, page):
 
 def test_first_launch_prepares_the_demo_dataset_and_says_it_is_synthetic(monkeypatch):
     monkeypatch.setenv("OLR_DEMO_SIZE_PX", "256")
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     assert (workspace.data_dir() / "demo" / "meta.json").exists()
     assert at.session_state["olr.dataset"] == "demo"
     assert "ready and selected" in texts(at, "success")
@@ -118,7 +113,7 @@ def test_first_launch_prepares_the_demo_dataset_and_says_it_is_synthetic(monkeyp
 
 
 def test_datasets_page_lists_and_explores_a_real_dataset(geo_home):
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     table = at.dataframe[0].value
     assert list(table["name"]) == ["geo"]
     from olr.data.dataset import load_dataset
@@ -147,7 +142,7 @@ def test_prepare_from_server_paths_with_progress(geo_home, tiny_rasters):
     uploads.mkdir(parents=True)
     shutil.copy(tiny_rasters.image, uploads / "scene.tif")
     shutil.copy(tiny_rasters.labels, uploads / "clc.tif")
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     at.text_input(key="prep.image").input("uploads/scene.tif")
     at.text_input(key="prep.labels").input("uploads/clc.tif")
     at.text_input(key="prep.name").input("fresh")
@@ -171,7 +166,7 @@ def test_prepare_from_server_paths_with_progress(geo_home, tiny_rasters):
     ],
 )
 def test_prepare_rejects_bad_paths_with_a_sentence(geo_home, image, expected):
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     if image:
         at.text_input(key="prep.image").input(image)
     at.text_input(key="prep.labels").input("geo/meta.json")
@@ -185,7 +180,7 @@ def test_prepare_rejects_bad_paths_with_a_sentence(geo_home, image, expected):
 def test_uploads_that_are_not_rasters_or_too_large_are_refused(geo_home, monkeypatch, tiny_rasters):
     monkeypatch.setenv("OLR_MAX_UPLOAD_MB", "1")
     launched_with_upload_limit(monkeypatch, 1)
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     at.radio(key="prep.source").set_value("Upload").run()
     at.file_uploader(key="prep.image_upload").upload("scene.tif", b"this is not a GeoTIFF", "image/tiff")
     at.file_uploader(key="prep.labels_upload").upload("clc.tif", Path(tiny_rasters.labels).read_bytes(), "image/tiff")
@@ -208,7 +203,7 @@ def test_result_pages_with_finished_runs(results_home):
     cls = store.load_run("cls")
     siam = store.load_run("siam")
 
-    at = open_page("pages/evaluate.py", **{"olr.run": "cls"})
+    at = open_app("pages/evaluate.py", **{"olr.run": "cls"})
     assert at.subheader[0].value == annotations.run_title(cls)  # its readable name, the id beside it
     summary = evaluation.read_summary(cls)
     configured = evaluation.metrics_at(cls, summary["thresholds"]["configured"])
@@ -227,7 +222,7 @@ def test_result_pages_with_finished_runs(results_home):
     assert element_count(at, "image") > 0  # example tiles
     assert not at.exception
 
-    at = open_page("pages/correlations.py", **{"olr.run": "siam"})
+    at = open_app("pages/correlations.py", **{"olr.run": "siam"})
     agreement = correlations.read_agreement(siam)
     cards = {m.label: m.value for m in at.metric}
     assert cards.get("Siamese self-score · ρ") == f"{agreement['siamese_self']['spearman']:.3f}", (
@@ -240,13 +235,13 @@ def test_result_pages_with_finished_runs(results_home):
     at.selectbox(key="corr.view").set_value("siamese_rsa").run()
     assert not at.exception
 
-    at = open_page("pages/live.py", **{"olr.runs": ["cls", "siam"]})
+    at = open_app("pages/live.py", **{"olr.runs": ["cls", "siam"]})
     assert element_count(at, "vega_lite_chart") == 1
     metrics = store.read_metrics(cls)
     last_val = metrics[metrics["split"] == "val"]["loss"].dropna().iloc[-1]
     assert {m.label: m.value for m in at.metric}[annotations.run_title(cls)] == f"{last_val:.4g}"
 
-    at = open_page("pages/compare.py", **{"olr.runs": ["cls", "siam"]})
+    at = open_app("pages/compare.py", **{"olr.runs": ["cls", "siam"]})
     table = at.table[0].value  # the results, one row per run
     assert sorted(table["id"]) == ["cls", "siam"]
     assert "What to train" in at.table[1].value.columns  # the settings that differ, in words
@@ -270,18 +265,18 @@ def test_failed_half_written_and_corrupt_runs_are_explained(results_home, _isola
     (home / "models" / "half").mkdir()
     (home / "models" / "half" / "console.log").write_text("starting\n")
 
-    at = open_page("pages/live.py", **{"olr.runs": ["cls", "broken", "half"]})
+    at = open_app("pages/live.py", **{"olr.runs": ["cls", "broken", "half"]})
     assert "1 unreadable line(s)" in texts(at, "caption")
     assert element_count(at, "vega_lite_chart") == 1  # the rest is still drawn
     assert "Run broken failed: ValueError: the loss became NaN" in texts(at, "error")
 
-    at = open_page("pages/train.py")
+    at = open_app("pages/train.py")
     assert {"broken", "half"} <= set(at.dataframe[0].value["run"])
     assert "the loss became NaN" in texts(at, "error")
 
-    at = open_page("pages/evaluate.py", **{"olr.run": "broken"})
+    at = open_app("pages/evaluate.py", **{"olr.run": "broken"})
     assert "Run broken failed" in texts(at, "error")
-    at = open_page("pages/compare.py")
+    at = open_app("pages/compare.py")
     assert {"cls", "broken", "half"} == set(at.table[0].value["id"])
     assert "(broken) failed: ValueError" in texts(at, "error") and "the loss became NaN" in texts(at, "error")
 
@@ -305,7 +300,7 @@ TINY_FORM = tuple(
 
 def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_demo):
     make_tiny_dataset(_isolated_workspace / "data" / "tiny", n_tiles=96)
-    at = open_page("pages/train.py")
+    at = open_app("pages/train.py")
     for label, value in TINY_FORM:
         labelled(at.number_input, label).set_value(value)
     labelled(at.button, "Launch training").click().run()
@@ -328,7 +323,7 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
     assert {m.label: m.value for m in at.metric}.get("State") in ("queued", "running")
     assert any(run.id in str(m.value) for m in at.markdown)
     # A second browser session submitting the same settings is shown the live run, not a duplicate.
-    other = open_page("pages/train.py")
+    other = open_app("pages/train.py")
     for label, value in TINY_FORM:
         labelled(other.number_input, label).set_value(value)
     labelled(other.button, "Launch training").click().run()
@@ -369,15 +364,15 @@ def test_read_only_workspace_hides_every_action(geo_home, monkeypatch, trained_c
     (stopped / "train_state.json").write_text(json.dumps({**train_state, "epoch": 1}))
     monkeypatch.setenv("OLR_READONLY", "1")
     launched_with_upload_limit(monkeypatch, 0)  # the documented read-only launch
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     assert "Read-only demo" in texts(at, "info")
     assert not any(b.label == "Prepare dataset" for b in at.button)
     assert element_count(at, "vega_lite_chart") == 3  # browsing still works
-    at = open_page("pages/train.py")
+    at = open_app("pages/train.py")
     assert "read-only demo" in texts(at, "info")
     assert not any(b.label == "Launch training" for b in at.button)
     assert at.button(key="resume.stopped-run").disabled
-    at = open_page("pages/evaluate.py")
+    at = open_app("pages/evaluate.py")
     assert not any(b.label.startswith("Run the study") for b in at.button)
 
 
@@ -388,7 +383,7 @@ def test_import_thesis_batches_from_the_datasets_page(no_auto_demo):
     for b in range(3):
         np.save(folder / f"{b}.npy", rng.integers(0, 255, (8, 16, 16, 3), dtype=np.uint8))
         np.save(folder / f"labels{b}.npy", rng.integers(0, 2, (8, 2)).astype(np.uint8))
-    at = open_page(PAGES[0])
+    at = open_app(PAGES[0])
     at.text_input(key="imp.folder").input("uploads/batches")
     at.text_input(key="imp.name").input("thesis")
     at.text_area(key="imp.names").input("Urban\nForest")
@@ -400,7 +395,7 @@ def test_import_thesis_batches_from_the_datasets_page(no_auto_demo):
 
 
 def test_demo_button_launches_the_study_on_the_demo_dataset(no_auto_demo):
-    at = open_page("pages/compare.py")
+    at = open_app("pages/compare.py")
     labelled(at.button, "Run the study on the demo dataset").click().run()
     assert not at.exception and not at.error, texts(at, "error")
     [launch] = [r for r in store.list_runs() if r.files.launch.exists()]

@@ -20,7 +20,8 @@ from olr import workspace
 from olr.analysis import compare, correlations, evaluation
 from olr.runs import annotations, store
 from tests.fixtures.browser import SCREENSHOTS
-from tests.test_app_pages import element_count, open_page, texts
+from tests.fixtures.pages import open_app
+from tests.test_app_pages import element_count, texts
 from ui.text import plain
 
 #: the model files a copy does not need: the comparison reads only JSON results, metrics and status
@@ -155,7 +156,7 @@ def test_settings_in_words_parallel_coordinates_and_seed_groups(compared):
 
 def test_compare_page_ranks_marks_and_filters(compared):
     annotations.write(compared / "cls-s1", name="best seed", tags="keep")
-    at = open_page("pages/compare.py", **{"olr.runs": ["cls", "siam"]})
+    at = open_app("pages/compare.py", **{"olr.runs": ["cls", "siam"]})
     assert not at.error, texts(at, "error")
     results = at.table[0].value
     # ranked by macro AP: the tied best runs first, their numbers in bold with the star, the id beside the name

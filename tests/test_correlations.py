@@ -465,13 +465,14 @@ def test_each_split_keeps_its_own_correlations_and_compare_prefers_validation(tr
 
 
 def test_correlations_page_shows_the_split_chosen(trained_siamese_run, training_workspace, monkeypatch):
-    from tests.test_app_pages import open_page, texts
+    from tests.fixtures.pages import open_app
+    from tests.test_app_pages import texts
 
     monkeypatch.setenv("OLR_NO_AUTO_DEMO", "1")
     copy_runs(training_workspace, "cls", "siam")
     ds = load_dataset("tiny")
     test = correlations.read_agreement("siam")
-    at = open_page("pages/correlations.py", **{"olr.run": "siam"})
+    at = open_app("pages/correlations.py", **{"olr.run": "siam"})
     assert at.radio(key="corr.split").value == "test"  # test stays the default
     assert {m.label: m.value for m in at.metric}["Siamese self-score · ρ"] == f"{test['siamese_self']['spearman']:.3f}"
     assert f"{len(ds.split_indices('test'))} test tiles" in texts(at, "caption")
