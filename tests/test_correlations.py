@@ -319,6 +319,18 @@ def test_agreement_json_holds_references_intervals_p_and_verdict(trained_siamese
     assert interval["low"] == pytest.approx(np.percentile(rhos, 2.5), abs=1e-9)
     assert interval["high"] == pytest.approx(np.percentile(rhos, 97.5), abs=1e-9)
     assert interval["n_undefined"] == 60 - len(rhos) and interval["n_resamples"] == 60
+    # the paired comparison: the Siamese ρ minus the prior's on each of the same draws
+    diffs = []
+    for draw in sampler.draws(60, 0):
+        phi = _corrcoef_or_nan(presence[idx][sampler.rows(draw)])
+        rho = _upper_spearman(_corrcoef_or_nan(scores[sampler.rows(draw)]), phi)
+        diffs.append(rho - _upper_spearman(train_phi, phi))
+    diffs = np.array(diffs)[~np.isnan(diffs)]
+    paired = result["verdict"]["minus_prior"]
+    assert paired["estimate"] == pytest.approx(result["siamese_self"]["spearman"] - result["label_prior"]["spearman"])
+    assert paired["low"] == pytest.approx(np.percentile(diffs, 2.5), abs=1e-9)
+    assert paired["high"] == pytest.approx(np.percentile(diffs, 97.5), abs=1e-9)
+    assert "minus the label prior's" in "\n".join(correlations.agreement_lines(result))
     assert result["info"]["n_blocks"] == interval["n_blocks"] == len(np.unique(blocks)) == 3
     assert "only 3 spatial blocks" in result["info"]["few_blocks"]  # the tiny test split: a warning
 
@@ -399,7 +411,18 @@ def test_correlations_command_on_validation(trained_siamese_run, training_worksp
     home = copy_runs(training_workspace, "cls", "siam")
     test_record = folder_state(home / "models" / "siam" / "correlations")
     proc = cli(
-        "correlations", "siam", "--split", "val", "--resamples", "40", "--permutations", "30", "--rsa-tiles", "10"
+        "correlations",
+        "siam",
+        "--split",
+        "val",
+        "--resamples",
+        "40",
+        "--permutations",
+        "30",
+        "--rsa-tiles",
+        "10",
+        "--interval",
+        "BCa",
     )
     assert proc.returncode == 0, proc.stderr
     assert "validation tiles" in proc.stdout and "the split to tune" in proc.stdout
@@ -407,6 +430,8 @@ def test_correlations_command_on_validation(trained_siamese_run, training_worksp
     assert "verdict: siamese_self" in proc.stdout and "95% block-bootstrap interval" in proc.stdout
     written = correlations.read_agreement("siam", "val")
     assert written["info"]["split"] == "val" and written["verdict"]["outcome"] in correlations.VERDICT_TEXT
+    assert written["siamese_self"]["interval"]["method"] == correlations.intervals.METHOD_TEXT["BCa"]
+    assert written["verdict"]["minus_prior"]["method"] == correlations.intervals.METHOD_TEXT["BCa"]
     # the validation figures have their own folder; the test record is untouched
     assert (home / "models" / "siam" / "correlations-val" / "agreement.json").exists()
     assert folder_state(home / "models" / "siam" / "correlations") == test_record

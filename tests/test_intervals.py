@@ -55,10 +55,14 @@ def test_the_rows_of_one_block_are_always_resampled_together():
         seen.append(np.array(rows))
         return float(len(rows))
 
-    result = intervals.block_bootstrap(record, blocks, n_resamples=40, seed=3)
+    result = intervals.block_bootstrap(record, blocks, n_resamples=40, seed=3, method="BCa")
     assert np.array_equal(seen[0], np.arange(len(blocks)))  # the estimate sees every row once
-    assert len(seen) == 41 and result.n_blocks == 5
-    for rows in seen[1:]:
+    # then 40 resamples, then BCa's jackknife: each block left out once, the other rows once each
+    assert len(seen) == 1 + 40 + 5 and result.n_blocks == 5
+    left_out = [set(blocks.tolist()) - set(blocks[rows].tolist()) for rows in seen[41:]]
+    assert sorted(b.pop() for b in left_out) == [10, 20, 30, 40, 50]
+    assert all(len(rows) == len(set(rows.tolist())) for rows in seen[41:])
+    for rows in seen[1:41]:
         per_row = Counter(rows.tolist())
         copies = {}
         for block in np.unique(blocks):
@@ -70,7 +74,7 @@ def test_the_rows_of_one_block_are_always_resampled_together():
     # different seeds draw differently, the same seed the same
     again = intervals.block_bootstrap(lambda rows: float(rows.sum()), blocks, n_resamples=40, seed=3)
     other = intervals.block_bootstrap(lambda rows: float(rows.sum()), blocks, n_resamples=40, seed=4)
-    assert np.array_equal(again.resamples, [float(r.sum()) for r in seen[1:]])
+    assert np.array_equal(again.resamples, [float(r.sum()) for r in seen[1:41]])
     assert not np.array_equal(again.resamples, other.resamples)
 
 
@@ -87,6 +91,9 @@ def test_undefined_resamples_are_left_out_and_counted():
     kept = r.resamples[~np.isnan(r.resamples)]
     assert r.low == pytest.approx(np.percentile(kept, 2.5)) and r.high == pytest.approx(np.percentile(kept, 97.5))
     assert np.isnan(r.estimate)
+    # BCa needs the estimate to place it among the resamples: none, so no interval (not a guess)
+    bca = intervals.block_bootstrap(mean_unless_block_zero, blocks, n_resamples=300, seed=0, method="BCa")
+    assert np.isnan(bca.low) and np.isnan(bca.high) and bca.n_undefined == with_zero
 
     # an array statistic: NaN counted per element; an element never defined has no interval
     both = intervals.block_bootstrap(
@@ -95,6 +102,67 @@ def test_undefined_resamples_are_left_out_and_counted():
     assert both.n_undefined.tolist()[1] == 100 and both.n_undefined[2] == 0
     assert np.isnan(both.low[1]) and np.isnan(both.high[1]) and both.low[2] <= both.high[2]
     assert both.to_json()["low"][1] is None and both.item(2).high == both.high[2]
+
+
+def test_bca_interval_matches_scipy_on_single_rows_and_on_blocks():
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    x = rng.exponential(size=60)  # a skewed sample: the variance's BCa interval is far from the percentile one
+    ours = intervals.block_bootstrap(lambda rows: x[rows].var(), np.arange(60), n_resamples=4000, seed=1, method="BCa")
+    ref = stats.bootstrap((x,), np.var, n_resamples=4000, method="BCa", rng=np.random.default_rng(1))
+    # two bootstraps of 4000 resamples: their bounds agree to Monte Carlo error (they are equal when scipy
+    # draws as we do, which it does today)
+    assert ours.low == pytest.approx(ref.confidence_interval.low, rel=0.03)
+    assert ours.high == pytest.approx(ref.confidence_interval.high, rel=0.03)
+    plain = intervals.block_bootstrap(lambda rows: x[rows].var(), np.arange(60), n_resamples=4000, seed=1)
+    # a right-skewed statistic: the skew correction moves both ends up, as it should
+    assert plain.low < ours.low and plain.high < ours.high
+    assert ours.to_json()["method"].startswith("spatial block bootstrap, BCa")
+
+    # blocks as scipy's units: the statistic of the blocks drawn is the statistic of their rows
+    blocks, values = _block_data(rng, n_blocks=15, rows_per_block=4)
+    sampler = intervals.BlockResampler(blocks)
+    ours = intervals.block_bootstrap(
+        lambda rows: np.log(values[rows].var()), blocks, n_resamples=3000, seed=2, method="BCa"
+    )
+    ref = stats.bootstrap(
+        (np.arange(15),),
+        lambda drawn: np.log(values[sampler.rows(drawn.astype(int))].var()),
+        vectorized=False,
+        n_resamples=3000,
+        method="BCa",
+        rng=np.random.default_rng(2),
+    )
+    assert ours.low == pytest.approx(ref.confidence_interval.low, abs=0.03)
+    assert ours.high == pytest.approx(ref.confidence_interval.high, abs=0.03)
+
+
+def test_bca_recentres_an_agreement_that_resampling_pulls_down():
+    # A learned (L, L) correlation matrix agreeing with the presence phi, both estimated from the same
+    # blocks of tiles: a resample repeats blocks, has fewer distinct tiles, noisier matrices and so a
+    # lower agreement than the split itself. The percentile interval then lies below its own estimate;
+    # BCa moves it back around it.
+    rng = np.random.default_rng(1)
+    n_blocks, per_block, n_labels = 15, 30, 8
+    mixing = rng.normal(size=(n_labels, n_labels))
+    latent = np.repeat(rng.normal(size=(n_blocks, n_labels)), per_block, axis=0) + rng.normal(
+        size=(n_blocks * per_block, n_labels)
+    )
+    latent = latent @ mixing
+    presence = (latent > 0.5).astype(float)
+    scores = latent + rng.normal(scale=6.0, size=latent.shape)
+    blocks = np.repeat(np.arange(n_blocks), per_block)
+
+    def agreement(rows):
+        return correlations._rho(np.corrcoef(scores[rows].T), np.corrcoef(presence[rows].T))
+
+    plain = intervals.block_bootstrap(agreement, blocks, n_resamples=300)
+    bca = intervals.block_bootstrap(agreement, blocks, n_resamples=300, method="BCa")
+    below = np.mean(plain.resamples < plain.estimate)
+    assert below > 0.85  # the resamples sit below the estimate...
+    assert plain.high < plain.estimate + 0.25 * (plain.high - plain.low)  # ...so the percentile interval does too
+    assert bca.low < bca.estimate < bca.high and bca.low > plain.low and bca.high > plain.high
 
 
 def _draws(blocks, n, seed):
@@ -109,6 +177,11 @@ def test_paired_share_uses_the_same_resamples():
     assert share == 0.0
     r = intervals.block_bootstrap(lambda rows: np.array([values[rows].mean(), values[rows].mean() - 0.01]), blocks)
     assert r.share_greater(0, 1) == 1.0 and r.low[0] < r.high[1]
+    # their difference has an interval of its own, from the same resamples: exactly 0.01 every time
+    paired = r.difference(0, 1)
+    assert paired.estimate == pytest.approx(0.01) and np.allclose(paired.resamples, 0.01)
+    assert paired.low == pytest.approx(0.01) and paired.high == pytest.approx(0.01)
+    assert r.difference(1, 0).high == pytest.approx(-0.01)
     assert np.isnan(intervals.share_greater([np.nan, 1.0], [0.0, np.nan]))
 
 
@@ -119,6 +192,8 @@ def test_bad_arguments_are_one_sentence_errors():
         intervals.block_bootstrap(lambda rows: 0.0, [1, 2], level=95)
     with pytest.raises(OLRError, match="1-D"):
         intervals.block_bootstrap(lambda rows: np.zeros((2, 2)), [1, 2])
+    with pytest.raises(OLRError, match="Unknown interval method 'basic'"):
+        intervals.block_bootstrap(lambda rows: 0.0, [1, 2], method="basic")
     assert intervals.few_blocks_warning(thin_data.MIN_SPLIT_BLOCKS) is None
     assert "only 3 spatial blocks" in intervals.few_blocks_warning(3, "the test split")
 

@@ -313,12 +313,14 @@ def _undefined_rows(m) -> np.ndarray:
     return np.all(np.isnan(np.where(~np.eye(n, dtype=bool), m, np.nan)), axis=1)
 
 
-def _add_uncertainty(result, figures: _Figures, matrices: dict, blocks, n_resamples, n_permutations, seed) -> None:
+def _add_uncertainty(
+    result, figures: _Figures, matrices: dict, blocks, n_resamples, n_permutations, seed, method="percentile"
+) -> None:
     """Adds a "permutation" test and, when the tiles have spatial `blocks`, an "interval" (block
     bootstrap of the Spearman ρ; all figures on the same resamples) to every figure of `result`,
     and the "verdict"."""
     boot = (
-        intervals.block_bootstrap(figures.rho, blocks, n_resamples=n_resamples, seed=seed)
+        intervals.block_bootstrap(figures.rho, blocks, n_resamples=n_resamples, seed=seed, method=method)
         if blocks is not None
         else None
     )
@@ -342,6 +344,8 @@ def _add_uncertainty(result, figures: _Figures, matrices: dict, blocks, n_resamp
         "rule": VERDICT_RULE,
         "share_above_prior": share("label_prior"),
         "share_above_classifier": share("classifier_prob"),
+        # the paired comparison: both ρ lose alike when a resample's phi is noisier, which cancels here
+        "minus_prior": boot.difference(at(view), at("label_prior")).to_json() if boot is not None else None,
     }
 
 
@@ -412,6 +416,7 @@ def compute_for_run(
     check_finished: bool = True,
     n_resamples: int = intervals.N_RESAMPLES,
     n_permutations: int = intervals.N_PERMUTATIONS,
+    interval_method: str = "percentile",
 ) -> dict:
     """Correlation matrices and agreement of a Siamese run (all views) or a classifier run, with
     references, intervals and a verdict.
@@ -424,12 +429,13 @@ def compute_for_run(
     "classifier_prob"; Siamese runs also "siamese_self_vs_classifier" and, with
     `include_untrained`, "untrained": {view: {...}}); "label_prior": the same for the phi of the
     training split's labels (a reference that sees no image); "verdict" (see `VERDICT_RULE`):
-    {"view", "outcome", "text", "rule", "share_above_prior", "share_above_classifier"}; plus
+    {"view", "outcome", "text", "rule", "share_above_prior", "share_above_classifier", "minus_prior" (the
+    view's ρ minus the prior's with its own interval from the same resamples, or null)}; plus
     "info": {"run", "kind", "classifier_run", "split", "split_role", "n_tiles", "n_rsa_tiles",
     "labels", "reference", "n_blocks", "few_blocks" (a warning or null), "n_prior_tiles"}.
     "interval" is `intervals.Interval.to_json` of the Spearman ρ under a block bootstrap over
     the split's spatial blocks (`n_resamples`, one set of resamples for all figures; absent when
-    the dataset records no blocks);
+    the dataset records no blocks; `interval_method`: see `intervals.block_bootstrap`);
     "permutation" is `agreement_pvalue`'s test (`n_permutations` relabellings).
     """
     run = as_run(run)
@@ -515,7 +521,7 @@ def compute_for_run(
         matrices["untrained siamese_self"] = (u_self, gt.phi)
         matrices["untrained siamese_rsa"] = (u_rsa, gt.phi)
     figures = _Figures(presence, prior_phi, probs, scores, rsa, untrained)
-    _add_uncertainty(result, figures, matrices, blocks, n_resamples, n_permutations, seed)
+    _add_uncertainty(result, figures, matrices, blocks, n_resamples, n_permutations, seed, interval_method)
 
     with atomic.staged_folder(folder, overwrite=True) as tmp:
         buf = io.BytesIO()
@@ -744,6 +750,13 @@ def add_arguments(parser) -> None:
         default=intervals.N_PERMUTATIONS,
         help=f"label relabellings for the p-values (default {intervals.N_PERMUTATIONS})",
     )
+    parser.add_argument(
+        "--interval",
+        default="percentile",
+        choices=tuple(intervals.METHOD_TEXT),
+        help="interval method: percentile (the default) or BCa (bias-corrected; see how far a verdict depends on "
+        "the method: the percentile interval of an agreement ρ lies low)",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="tiles per batch (default 256)")
 
 
@@ -762,6 +775,7 @@ def correlations_command(args) -> int:
         include_untrained=args.untrained,
         n_resamples=args.resamples,
         n_permutations=args.permutations,
+        interval_method=args.interval,
     )
     print("\n".join(agreement_lines(result, header=True)))
     return 0
@@ -790,6 +804,20 @@ def rho_text(entry: dict) -> str:
     if p is not None:
         text += f" p={p:.3g}"
     return text
+
+
+def minus_prior_text(verdict: dict) -> str | None:
+    """ "its ρ minus the label prior's: +0.068 [+0.031, +0.105]" (the paired comparison), or None
+    for files written before it existed or without blocks."""
+    diff = (verdict or {}).get("minus_prior") or {}
+    if diff.get("estimate") is None:
+        return None
+    bounds = (
+        f" [{diff['low']:+.3f}, {diff['high']:+.3f}]"
+        if diff.get("low") is not None and diff.get("high") is not None
+        else ""
+    )
+    return f"its ρ minus the label prior's: {diff['estimate']:+.3f}{bounds}"
 
 
 REFERENCE_TITLES = {
@@ -831,6 +859,9 @@ def agreement_lines(result: dict, header: bool = False) -> list[str]:
         if v.get("share_above_classifier") is not None:
             shares += f", > classifier_prob in {v['share_above_classifier']:.1%}"
         lines.append(f"  verdict: {v['view']} {v['text']}" + (f" ({shares})" if shares else ""))
+        paired = minus_prior_text(v)
+        if paired:
+            lines.append(f"  {'':<9}{paired}")
     if info.get("few_blocks"):
         lines.append(f"  warning: {info['few_blocks']}")
     return lines

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import olr
 from olr import atomic, workspace
+from olr.analysis import correlations
 from olr.data.dataset import list_datasets, load_dataset
 from olr.data.demo_scene import DEMO_DATASET, ensure_demo_dataset
 from olr.errors import OLRError
@@ -678,6 +679,7 @@ def report(record: dict) -> str:
             )
             if share is not None
         ]
+        shares += [text for text in [correlations.minus_prior_text(verdict)] if text]
         lines.append(
             (
                 f"  verdict: the Siamese view {verdict['text']}"
