@@ -90,13 +90,39 @@ def temp_sibling(path: str | os.PathLike, suffix: str = "") -> Path:
     return Path(tmp)
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """True if `error`, or an error it was raised from, says the disk is full (ENOSPC, also via h5py)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error):  # h5py and TensorFlow keep only the message
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+#: below this much free space after a failed write, the disk is taken to be full: GDAL and SQLite often
+#: report a full disk as something else ("no such table: gpkg_contents", "Write failed")
+LOW_DISK_BYTES = 2**20
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder in a hidden temporary sibling; rename it to `final` on success.
 
     On any exception the temporary folder is removed and `final` is untouched. An
     existing `final` is an error unless `overwrite` is true; then it is replaced only
-    once the new folder is complete. Disk-full and permission errors become OLRError.
+    once the new folder is complete. Disk-full and permission errors become OLRError, and so
+    does any error of a writer (GDAL, SQLite) when the disk is then (nearly) full.
 
     Killed at any moment (kill -9 included), the build leaves only hidden entries: the
     staging folder `.NAME.XXXX.partial`, perhaps the previous version in `.NAME.XXXX.old`,
@@ -137,6 +163,14 @@ def staged_folder(final: str | os.PathLike, overwrite: bool = False) -> Iterator
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise OLRError(
                 f"Permission denied while writing {final}; nothing was kept. Choose a folder you can write to."
+            ) from None
+        raise
+    except Exception as e:
+        free = _free_bytes(final.parent)  # before the staging folder's space is given back
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, OLRError) and (is_disk_full(e) or (free is not None and free < LOW_DISK_BYTES)):
+            raise OLRError(
+                f"The disk is full while writing {final}; nothing was kept. Free some space and try again."
             ) from None
         raise
     except BaseException:

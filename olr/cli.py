@@ -80,7 +80,25 @@ COMMANDS: dict[str, Command] = {
         "export the (N, L, k) label embeddings of a Siamese run",
         "export embeddings",
     ),
+    "export": Command(
+        "olr.analysis.exports",
+        "export_command",
+        "export a dataset's tile grid or a finished run's results as a GeoPackage and GeoTIFFs for a GIS",
+        # refused in read-only mode even with --out outside the workspace: one rule, no path to check
+        "write an export",
+    ),
+    "predict": Command(
+        "olr.analysis.predict",
+        "predict_command",
+        "apply a finished run to an image without labels: per-label probability GeoTIFFs and a GeoPackage of tiles",
+        "write predictions",
+    ),
     "runs": Command("olr.runs.listing", "runs_command", "list runs and their state"),
+    "track": Command(
+        "olr.workflows.tracking",
+        "track_command",
+        "mirror runs to MLflow (installed, with MLFLOW_TRACKING_URI set); the run folders stay the source of truth",
+    ),
     # annotate and delete refuse on a read-only workspace in the library (annotations.write, manage.delete),
     # so `annotate RUN` without changes, which only prints, stays allowed
     "annotate": Command(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from olr.analysis import correlations, evaluation, intervals, pair_maps
+from olr.analysis import correlations, embedding_map, evaluation, intervals, pair_maps
 from olr.data import summary
 from olr.runs import annotations
-from ui import charts, loaders, maps, results, tiles
+from ui import charts, downloads, loaders, maps, results, tiles
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 from ui.text import plain, plain_list
@@ -142,6 +142,9 @@ def verdict_section(agreement: dict) -> None:
     if v.get("share_above_classifier") is not None:
         shares.append(f"above the classifier view in {v['share_above_classifier']:.1%}")
     text = f"**{view} {v['text']}**" + (f" — {' and '.join(shares)} of the paired resamples." if shares else ".")
+    paired = correlations.minus_prior_text(v)
+    if paired:
+        text += f" {paired[:1].upper()}{paired[1:]}."
     show = {"beats": st.success, "below": st.error}.get(v["outcome"], st.warning)
     show(text, icon=":material/gavel:")
     st.caption(correlations.VERDICT_RULE)
@@ -347,17 +350,17 @@ def missing_split(run, split: str, computed: list[str]) -> None:
     )
 
 
-run = results.selected_run("Correlations & map")
-if run is not None:
+def agreement_view(run) -> None:
+    """The split choice, the agreement figures, the matrices and the pair map of the run."""
     recipe()
     split, computed = split_choice(run)
     if split not in computed:
         missing_split(run, split, computed)
-        st.stop()
+        return
     agreement = correlations.read_agreement(run, split)
     if agreement is None:
         missing_split(run, split, computed)
-        st.stop()
+        return
     mats = loaders.matrices(run, split)
     names = [str(s) for s in mats["label_names"]]
     st.subheader(annotations.run_title(run))
@@ -385,5 +388,150 @@ if run is not None:
         )
     agreement_cards(agreement)
     verdict_section(agreement)
+    downloads.run_button(run, split)
     matrices_section(mats, names, agreement)
     pair_map(run, mats, names, correlations.split_word(split))
+
+
+#: the tabs of a Siamese run; the explorer runs only while its tab is open
+AGREEMENT_TAB, EXPLORER_TAB = "Agreement & map", "Embedding explorer"
+#: the embedding choice meaning every label's embedding, concatenated
+ALL_LABELS = -1
+
+
+def _pick(chart_key: str, pick_key: str, map_key: str, rows) -> None:
+    """A click on the scatter picks that tile (and opens it below the pair map, when that split shows it)."""
+    chosen = (st.session_state[chart_key]["selection"].get("tile") or [{}])[0].get("position")
+    if chosen is not None:
+        st.session_state[pick_key] = int(chosen)
+        _picked(pick_key, map_key, rows)
+
+
+def _picked(pick_key: str, map_key: str, rows) -> None:
+    st.session_state[map_key] = int(rows[st.session_state[pick_key]])
+
+
+@st.fragment
+@guarded("The embedding explorer")
+def embedding_explorer(run) -> None:
+    """The 2-D map of a Siamese run's tile embeddings, a picked tile and its nearest tiles (a fragment)."""
+    st.caption(
+        "Each point is a tile, placed by the first two principal axes (PCA) of the run's embeddings eᵢ of one "
+        "label, or of all labels' embeddings side by side; tiles the network sees alike lie close together. Pick "
+        "a tile (click it, or choose it below) to list the tiles whose embedding points the same way (cosine "
+        "similarity): retrieval by what one label's embedding learned."
+    )
+    split = st.radio(
+        "Tiles of",
+        list(SPLIT_TITLES),
+        format_func=lambda s: correlations.split_word(s).capitalize(),
+        horizontal=True,
+        key="corr.emb_split",
+        help="Validation by default: the split to look around in while tuning.",
+    )
+    with st.spinner("Embedding the tiles…"):
+        data = loaders.split_embeddings(run, split)
+    names = data.label_names
+    c1, c2 = st.columns(2)
+    chosen = c1.selectbox(
+        "Embedding",
+        [ALL_LABELS, *range(len(names))],
+        format_func=lambda i: "All labels (concatenated)" if i == ALL_LABELS else names[i],
+        key=f"corr.emb_label.{run.id}",
+    )
+    label = None if chosen == ALL_LABELS else int(chosen)
+    colour = label
+    if label is None:
+        colour = c2.selectbox(
+            "Colour by",
+            range(len(names)),
+            index=None,
+            format_func=names.__getitem__,
+            placeholder="the label present in most of these tiles",
+            key=f"corr.emb_colour.{run.id}",
+        )
+    frame = loaders.embedding_map_frame(run, split, label, colour)
+    shares = frame.attrs["shares"]
+    pick_key, chart_key = f"corr.emb_tile.{run.id}.{split}", f"corr.emb_chart.{run.id}.{split}"
+    map_key = f"corr.map_tile.{run.id}"  # the pair map's opened tile
+    if st.session_state.get(pick_key) not in range(len(frame)):
+        st.session_state[pick_key] = 0
+    picked = int(st.session_state[pick_key])
+    colour_name = frame.attrs["colour"]
+    st.altair_chart(
+        charts.embedding_scatter(
+            frame,
+            colour_title=f"{colour_name} (area share)",
+            x_title=f"axis 1 ({shares[0]:.0%} of the variance)",
+            y_title=f"axis 2 ({shares[1]:.0%} of the variance)",
+            picked=picked,
+        ),
+        width="stretch",
+        key=chart_key,
+        on_select=lambda: _pick(chart_key, pick_key, map_key, data.rows),
+        selection_mode="tile",
+    )
+    source = (
+        f"read from the run's export `embeddings/{data.source.name}`"
+        if data.source is not None
+        else "computed now with the run's best checkpoint and kept in memory, not saved (`python -m olr embed "
+        f"{run.id} --split {split}` saves them, so later starts read them)"
+    )
+    ds = loaders.run_dataset(run)
+    linked = (
+        " The pair map (first tab) opens the picked tile below it when it shows that split's tiles."
+        if summary.has_coordinates(ds)
+        else ""
+    )
+    st.caption(
+        f"{len(frame)} {correlations.split_word(split)} tiles, coloured by the area share of **{plain(colour_name)}**; "
+        f"the red ring is the picked tile. Embeddings {source}.{linked}"
+    )
+    tile_names = frame["tile"].tolist()
+    st.selectbox(
+        "Tile",
+        range(len(frame)),
+        format_func=tile_names.__getitem__,
+        key=pick_key,
+        on_change=_picked,
+        args=(pick_key, map_key, data.rows),
+        help="Or click a point of the scatter above.",
+    )
+    table = loaders.nearest_tiles(run, split, picked, label)
+    by = "all labels' embeddings" if label is None else f"the embedding of {plain(names[label])}"
+    st.markdown(f"**Nearest tiles to {tile_names[picked]}** by {by}")
+    st.dataframe(
+        table.drop(columns=["position", "row"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "rank": st.column_config.NumberColumn("rank", width=45),
+            "tile": st.column_config.TextColumn("tile", width=170),
+            "similarity": st.column_config.NumberColumn("cosine similarity", format="%.3f", width=90),
+            "fraction": st.column_config.NumberColumn(
+                f"{names[label] if label is not None else ''} share", format="percent", width=80
+            ),
+            "present": st.column_config.CheckboxColumn("present", width=60),
+            "labels": st.column_config.TextColumn("labels of that tile"),
+        },
+    )
+    shown = [picked, *table["position"].tolist()]
+    captions = [f"picked: {tile_names[picked]}"] + [
+        f"{r}. {t} · {s:.3f}" for r, t, s in zip(table["rank"], table["tile"], table["similarity"], strict=True)
+    ]
+    st.caption("The picked tile and its nearest tiles (rank, tile, cosine similarity), with their labels:")
+    rows = data.rows[shown]
+    tiles.gallery(tiles.thumbnails(ds, rows), captions, embedding_map.tile_chips(data, ds, shown), columns=6)
+
+
+run = results.selected_run("Correlations & map")
+if run is not None and run.kind == "siamese":
+    agreement_tab, explorer_tab = st.tabs([AGREEMENT_TAB, EXPLORER_TAB], key="corr.tab", on_change="rerun")
+    if agreement_tab.open:
+        with agreement_tab:
+            agreement_view(run)
+    if explorer_tab.open:
+        with explorer_tab:
+            embedding_explorer(run)
+elif run is not None:
+    agreement_view(run)

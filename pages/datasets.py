@@ -16,7 +16,7 @@ from olr.data.demo_scene import DEMO_DATASET
 from olr.data.prepare_options import PrepareOptions
 from olr.errors import OLRError
 from olr.runs import annotations
-from ui import annotate, charts, loaders, maps, state, tiles
+from ui import annotate, charts, downloads, loaders, maps, state, tiles
 from ui.entry import ensure_entrypoint
 from ui.guard import guarded
 from ui.progress import ProgressBar
@@ -617,6 +617,7 @@ def explorer(name: str | None) -> None:
             "no real satellite or CORINE data."
         )
     header_metrics(ds)
+    downloads.dataset_button(ds)
     view = st.segmented_control(
         "Show",
         ["Labels", "Tiles", "Map"],

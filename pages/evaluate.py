@@ -1,5 +1,6 @@
 """Evaluate: a classifier run's validation and test figures per threshold mode, with intervals,
-the all-absent baseline and diagnostics; per-label metrics at any threshold; example tiles."""
+the all-absent baseline and diagnostics; per-label metrics at any threshold; example tiles; and
+predictions of any run on a new scene."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from olr import workspace
 from olr.analysis import evaluation, metrics
 from olr.data import summary as tile_summary
 from olr.runs import annotations, store
-from ui import charts, loaders, results, runs_panel, tiles
+from ui import charts, downloads, loaders, predict_panel, results, runs_panel, tiles
 from ui.entry import ensure_entrypoint
 from ui.text import plain
 
@@ -257,10 +258,12 @@ if run is not None:
     runs_panel.show_flags(run)  # e.g. a best checkpoint that does not beat the all-absent baseline on validation
     if run.kind == "siamese":
         siamese_summary(run)
+        predict_panel.section(run)
         st.stop()
     summary = evaluation.read_summary(run)
     if summary is None:
         offer_evaluation(run)
+        predict_panel.section(run)
         st.stop()
     beta = float(summary.get("beta", 2.0))
     tuned_on = evaluation.SPLIT_NAMES.get(summary.get("tuned_on"), summary.get("tuned_on"))
@@ -294,6 +297,7 @@ if run is not None:
     else:
         st.info(f"Evaluate the run again (`python -m olr evaluate {run.id}`) for intervals and sample F2.")
     diagnostics(summary, report)
+    downloads.run_button(run, split)
 
     st.subheader("Explore thresholds")
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
@@ -341,3 +345,4 @@ if run is not None:
     st.altair_chart(charts.per_label_bars(df.fillna({"f2": 0.0}), "f2", colors), width="stretch")
     st.subheader("Example tiles")
     examples(run, thresholds, split)
+    predict_panel.section(run)

@@ -8,6 +8,7 @@ each page go to test-artifacts/screenshots/ for a person to look at.
 from __future__ import annotations
 
 import time
+import zipfile
 
 from olr.runs import annotations, store
 from olr.training import options
@@ -88,6 +89,30 @@ def test_datasets_charts_and_offline_map_render(app_server, page):
     assert page.locator('[data-testid="stException"]').count() == 0
     time.sleep(1.0)
     screenshot(page, "datasets-map")
+
+
+def test_a_dataset_downloads_as_a_geopackage_and_geotiff(app_server, page, browser_workspace, tmp_path):
+    import fiona
+    import rasterio
+
+    from olr.data.dataset import load_dataset
+
+    open_page(page, app_server, "")  # the Datasets page on "geo", the first dataset: prepared from real rasters
+    with page.expect_download(timeout=60000) as download:
+        page.locator('[data-testid="stDownloadButton"] button').first.click()
+    assert download.value.suggested_filename == "geo-tiles.zip"
+    download.value.save_as(tmp_path / "geo.zip")
+    with zipfile.ZipFile(tmp_path / "geo.zip") as archive:
+        assert sorted(archive.namelist()) == ["fractions.tif", "tiles.gpkg"]
+        archive.extractall(tmp_path)
+    ds = load_dataset(browser_workspace / "data" / "geo")
+    source_crs = rasterio.crs.CRS.from_wkt(ds.meta["crs"]["wkt"])
+    with fiona.open(tmp_path / "tiles.gpkg", layer="tiles") as tiles:
+        assert len(tiles) == ds.n_tiles and rasterio.crs.CRS.from_wkt(tiles.crs.to_wkt()) == source_crs
+        assert sum(name.startswith("frac_") for name in tiles.schema["properties"]) == len(ds.labels)
+    with rasterio.open(tmp_path / "fractions.tif") as fractions:
+        assert fractions.count == len(ds.labels) and fractions.crs == source_crs
+    assert page.locator('[data-testid="stException"]').count() == 0
 
 
 def test_a_run_launched_on_the_train_page_draws_its_curve_on_the_live_page(app_server, page, browser_workspace):

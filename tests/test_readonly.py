@@ -91,6 +91,8 @@ WRITING_COMMANDS = {
     "evaluate": ["cls"],
     "correlations": ["siam"],
     "embed": ["siam"],
+    "export": ["run", "siam"],
+    "predict": ["cls", "--image", "IMAGE.tif"],
     "demo": ["--quick"],
     "study": ["--dataset", "tiny", "--quick"],
     "sweep": ["--preset", "thesis", "--dataset", "tiny", "--quick"],

@@ -292,3 +292,41 @@ def parallel_coordinates_chart(
     )
     drawn = runs.mark_line(strokeWidth=2.5, opacity=0.85) + runs.mark_circle(size=55, opacity=1)
     return alt.layer(axes, drawn, words).properties(height=340)
+
+
+def embedding_scatter(
+    df: pd.DataFrame, *, colour_title: str, x_title: str, y_title: str, picked: int | None = None
+) -> alt.Chart:
+    """Tiles at their 2-D embedding coordinates (`olr.analysis.embedding_map.embedding_map`), coloured by
+    `fraction` (0..1, viridis) and clickable: the point selection "tile" holds the clicked tile's `position`.
+    `picked`: the position of a tile to ring in red."""
+    pick = alt.selection_point(name="tile", fields=["position"], on="click", clear=False)
+    points = (
+        alt.Chart(df)
+        .mark_circle(size=28, opacity=0.8)
+        .encode(
+            x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False)),
+            y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
+            color=alt.Color(
+                "fraction:Q",
+                title=colour_title,
+                scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+                legend=alt.Legend(orient="bottom", format=".0%", labelLimit=LABEL_LIMIT),
+            ),
+            tooltip=[
+                alt.Tooltip("tile:N", title="tile"),
+                alt.Tooltip("fraction:Q", format=".1%", title=colour_title),
+                alt.Tooltip("labels:N", title="labels"),
+            ],
+        )
+        .add_params(pick)
+    )
+    layers = [points]
+    if picked is not None:
+        ring = df[df["position"] == picked]
+        layers.append(
+            alt.Chart(ring)
+            .mark_point(size=220, color="#e45756", strokeWidth=2.5, filled=False)
+            .encode(x="x:Q", y="y:Q")
+        )
+    return alt.layer(*layers).properties(width="container", height=420)

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from olr import workspace
-from olr.analysis import correlations, evaluation, run_data
+from olr.analysis import correlations, embedding_map, evaluation, predict, run_data
 from olr.data import composites, label_stats
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.label_schemes import Label
@@ -168,3 +168,54 @@ def run_dataset(run) -> Dataset:
     if isinstance(name, str) and name in list_datasets():
         return run_data.check_dataset(run, dataset(name))
     return run_data.run_dataset(run)
+
+
+def _embeddings_stamp(run) -> tuple[float, float]:
+    """Changes when the run's best checkpoint or its embeddings folder (an export added or replaced) does."""
+    layout = RunLayout(run.path)
+    return _stamp(layout.best), _stamp(layout.embeddings)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _split_embeddings(run_path: str, split: str, stamp: tuple) -> embedding_map.SplitEmbeddings:
+    run = store.load_run(run_path)
+    return embedding_map.split_embeddings(run, split, dataset=run_dataset(run))
+
+
+def split_embeddings(run, split: str) -> embedding_map.SplitEmbeddings:
+    """`olr.analysis.embedding_map.split_embeddings` of a Siamese run (export or computed), held once per server."""
+    return _split_embeddings(str(run.path), split, _embeddings_stamp(run))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _embedding_map(run_path: str, split: str, stamp: tuple, label: int | None, colour: int | None):
+    run = store.load_run(run_path)
+    data = _split_embeddings(run_path, split, stamp)
+    return embedding_map.embedding_map(data, run_dataset(run), label, colour)
+
+
+def embedding_map_frame(run, split: str, label: int | None, colour: int | None):
+    """`olr.analysis.embedding_map.embedding_map` of the run's `split` tiles, cached until its embeddings change."""
+    return _embedding_map(str(run.path), split, _embeddings_stamp(run), label, colour)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _nearest(run_path: str, split: str, stamp: tuple, position: int, label: int | None, k: int):
+    run = store.load_run(run_path)
+    data = _split_embeddings(run_path, split, stamp)
+    return embedding_map.nearest(data, run_dataset(run), position, label, k)
+
+
+def nearest_tiles(run, split: str, position: int, label: int | None, k: int = embedding_map.NEIGHBOURS):
+    """`olr.analysis.embedding_map.nearest` of one tile of the run's `split` tiles, cached."""
+    return _nearest(str(run.path), split, _embeddings_stamp(run), int(position), label, int(k))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _prediction(run_path: str, name: str, stamp: float):
+    return predict.read_prediction(run_path, name)
+
+
+def prediction(run, name: str):
+    """`olr.analysis.predict.read_prediction` of one of a run's predictions, cached until it is replaced."""
+    return _prediction(str(run.path), name, _stamp(RunLayout(run.path).prediction_for(name) / predict.RECORD))

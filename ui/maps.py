@@ -94,6 +94,22 @@ class Legend(MacroElement):
         )
 
 
+class SwatchLegend(Legend):
+    """A legend of categories in a map corner: title, then one colour swatch and name per line."""
+
+    def __init__(self, title: str, items: list[tuple[str, str]], note: str = "", position: str = "bottomright"):
+        MacroElement.__init__(self)
+        self._name = "Legend"
+        self.position = position
+        lines = "".join(
+            f"<div><span style='display:inline-block;width:12px;height:12px;margin-right:6px;vertical-align:middle;"
+            f"background:{colour};border:1px solid #999'></span>{html.escape(name)}</div>"
+            for name, colour in items
+        )
+        extra = f"<div style='margin-top:4px;color:#555'>{html.escape(note)}</div>" if note else ""
+        self.html = f"<div style='font-weight:600;margin-bottom:4px'>{html.escape(title)}</div>{lines}{extra}"
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def _preview_data_url(path: str, mtime: float) -> str:
     """The preview as an embedded WebP (keeps transparency; ~10x smaller than the PNG, sent with every map)."""
@@ -253,6 +269,32 @@ def fraction_map(
         popup_fields=[("tile", ""), ("split", "Split"), ("value", title), ("labels", "Labels")],
     )
     Legend(title, VIRIDIS, 0.0, 1.0, note="outline only = 0").add_to(m)
+    if basemap:
+        folium.LayerControl(collapsed=True).add_to(m)
+    return m
+
+
+def tile_map(
+    tiles: pd.DataFrame,
+    colours: list[str],
+    opacities: list[float],
+    properties: dict[str, list],
+    *,
+    tooltip_fields: list[tuple[str, str]],
+    popup_fields: list[tuple[str, str]],
+    legend: MacroElement,
+    basemap: bool = False,
+) -> folium.Map:
+    """Tiles (lon/lat bounds) drawn in the given colours, without a scene preview (e.g. a prediction on an
+    image that has none); `properties` (already escaped) feed the tooltip and popup fields."""
+    m = base_map(tiles_bounds(tiles), basemap=basemap)
+    add_tile_layer(
+        m,
+        tiles_geojson(tiles, properties, colours, opacities),
+        tooltip_fields=tooltip_fields,
+        popup_fields=popup_fields,
+    )
+    legend.add_to(m)
     if basemap:
         folium.LayerControl(collapsed=True).add_to(m)
     return m

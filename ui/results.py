@@ -4,6 +4,7 @@ and evaluating one that ended without an evaluation."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -63,17 +64,14 @@ def settings(run, expanded: bool = False) -> None:
 OUTPUT_LINES = 12
 
 
-@guarded("Evaluating the run")
-def evaluate(run) -> None:
-    """Evaluate an ended run from the page: `python -m olr evaluate RUN` in a child process (TensorFlow stays out
-    of the server, and on the CPU, never competing with training for a GPU), its output shown as it comes."""
-    workspace.require_writable("evaluate a run")
-    run_data.require_finished(run)
-    argv = [sys.executable, "-m", "olr", "evaluate", run.id]
+def run_command(args: list[str], *, running: str, done: str, failed: str) -> list[str]:
+    """`python -m olr ARGS` in a child process (TensorFlow stays out of the server, and on the CPU, never
+    competing with training for a GPU), its last output lines shown in a status box as they come; an
+    OLRError naming the command when it fails. Returns its output lines."""
+    argv = [sys.executable, "-m", "olr", *args]
     env = dict(os.environ, OLR_HOME=str(workspace.home()), CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
-    title = annotations.run_title(run)
     lines: list[str] = []
-    with st.status(f"Evaluating {title} on its validation and test splits…", expanded=True) as box:
+    with st.status(running, expanded=True) as box:
         output = st.empty()
         with subprocess.Popen(
             argv,
@@ -88,11 +86,27 @@ def evaluate(run) -> None:
                 lines.append(line.rstrip())
                 output.code("\n".join(lines[-OUTPUT_LINES:]) or " ", language=None)
         if proc.returncode != 0:
-            box.update(label=f"Evaluating {title} failed", state="error", expanded=True)
+            box.update(label=failed, state="error", expanded=True)
+            last = lines[-1].removeprefix("error: ") if lines else "no output"
             raise OLRError(
-                f"The evaluation of run {run.id} failed: {lines[-1] if lines else 'no output'}. "
-                f"Its last lines are shown above; the command was `python -m olr evaluate {run.id}`."
+                f"{failed}: {last} Its last lines are shown above; the command was "
+                f"`python -m olr {' '.join(shlex.quote(a) for a in args)}`."
             )
-        box.update(label=f"Evaluated {title}", state="complete")
+        box.update(label=done, state="complete")
+    return lines
+
+
+@guarded("Evaluating the run")
+def evaluate(run) -> None:
+    """Evaluate an ended run from the page: `python -m olr evaluate RUN` in a child process."""
+    workspace.require_writable("evaluate a run")
+    run_data.require_finished(run)
+    title = annotations.run_title(run)
+    run_command(
+        ["evaluate", run.id],
+        running=f"Evaluating {title} on its validation and test splits…",
+        done=f"Evaluated {title}",
+        failed=f"The evaluation of run {run.id} failed",
+    )
     state.flash("success", f"Evaluated **{title}**: its figures are below.")
     st.rerun()

@@ -25,7 +25,8 @@ A dataset is a folder `data/<name>/` holding:
                   `nodata_fill` says), band `scale`/`offset`, `fractions_kind`
                   ("presence" for presence-only imports such as BigEarthNet), creation
                   time, the exact parameters;
-- `preview.png`   small RGB preview of the scene in lon/lat, bounds in meta["preview"].
+- `preview.png`   small RGB preview of the scene in lon/lat, bounds in meta["preview"];
+- `exports/`      (optional) the tile grid exported for a GIS (`olr.analysis.exports`), replaced as a whole.
 
 `fractions.npy`, `tiles.parquet` and `meta.json["labels"]` are the stable contract.
 """
@@ -51,6 +52,10 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 REQUIRED_FILES = ("images.npy", "fractions.npy", "presence.npy", "tiles.parquet", "meta.json")
 TILE_COLUMNS = ("tile_id", "row_off", "col_off", "split")
+#: tile bounds in the source CRS (tiles.parquet), as the preparer writes them
+SOURCE_BOUNDS = ("x_min", "y_min", "x_max", "y_max")
+#: the folder inside a dataset folder that its GIS export goes to by default
+EXPORTS_FOLDER = "exports"
 
 
 def presence_from_fractions(fractions: np.ndarray, min_fraction: float) -> np.ndarray:

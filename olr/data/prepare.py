@@ -82,7 +82,7 @@ def _crs_json(crs) -> dict:
     return {"wkt": crs.to_wkt(), "epsg": crs.to_epsg()}
 
 
-def _tile_bounds(transform, rows: np.ndarray, cols: np.ndarray, tile: int, crs) -> dict[str, np.ndarray]:
+def tile_bounds(transform, rows: np.ndarray, cols: np.ndarray, tile: int, crs) -> dict[str, np.ndarray]:
     """Bounds of tiles (pixel offsets rows, cols) in the image CRS and in lon/lat."""
     from rasterio.warp import transform as transform_points
 
@@ -468,7 +468,7 @@ def _tile_table(src, kept: _Kept, selection: _Selection, opts: PrepareOptions, n
             "block_id": selection.block_id,
             "nodata_share": np.concatenate(kept.nodata_share)[tile_keep].astype(np.float32),
             "unlabelled_share": np.concatenate(kept.unlabelled_share)[tile_keep].astype(np.float32),
-            **_tile_bounds(src.transform, row_off, col_off, opts.tile, src.crs),
+            **tile_bounds(src.transform, row_off, col_off, opts.tile, src.crs),
         }
     )
 

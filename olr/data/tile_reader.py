@@ -92,21 +92,32 @@ class WindowData:
     window: Window  # pixel window
     pixels: np.ndarray  # (h, w, b), image dtype; reused after the consumer moves on
     nodata: np.ndarray | None  # (h, w) bool, None when every pixel is valid
-    counts: np.ndarray  # (n_rows * n_cols, N_CODE_INDEX) pixels per code index, valid pixels only
+    # (n_rows * n_cols, N_CODE_INDEX) pixels per code index, valid pixels only; None without a label source
+    counts: np.ndarray | None
+
+
+def window_ranges(src, bands: list[int], grid: TileGrid, budget: int | None = None) -> list[tuple[int, int, int, int]]:
+    """The tile ranges (r0, r1, c0, c1) `read_windows` reads, in its order (`TileGrid.windows` over the
+    image's blocks and pixel size); those with one r0 form a strip of whole tile rows."""
+    itemsize = np.dtype(src.dtypes[bands[0] - 1]).itemsize
+    return list(grid.windows(src.block_shapes[bands[0] - 1], len(bands) * itemsize, budget))
 
 
 def read_windows(
     src,
     bands: list[int],
     mask: rasters.ImageMask,
-    label_source: rasters.LabelSource,
+    label_source: rasters.LabelSource | None,
     grid: TileGrid,
     lookahead: int = 2,
+    budget: int | None = None,
 ) -> Iterator[WindowData]:
-    """The windows of `grid` in order, read ahead on two threads (GDAL and numpy release the GIL).
+    """The windows of `grid` in order (`window_ranges`; `budget`: raw bytes of a window, default
+    `WINDOW_BYTES`), read ahead on two threads (GDAL and numpy release the GIL).
 
     One thread reads pixels (decoding blocks), another counts labels of the window read
-    before, while the caller works on the one before that.
+    before, while the caller works on the one before that. Without a label source (an image
+    without labels, `olr.analysis.predict`) no labels are counted and `counts` is None.
     """
     dtype = np.dtype(src.dtypes[bands[0] - 1])
     b = len(bands)
@@ -128,13 +139,15 @@ def read_windows(
 
     def count_labels(window: Window, n_rows: int, n_cols: int, pixels_read: concurrent.futures.Future):
         nodata = pixels_read.result()
+        if label_source is None:
+            return None
         exclude = None
         if nodata is not None:
             exclude = np.ascontiguousarray(tiles_view(nodata, n_rows, n_cols, grid.tile, grid.stride))
             exclude = exclude.reshape(-1, grid.tile, grid.tile)
         return label_source.read_counts(window, n_rows, n_cols, grid.tile, grid.stride, exclude)
 
-    specs = iter(grid.windows(src.block_shapes[bands[0] - 1], b * dtype.itemsize))
+    specs = iter(window_ranges(src, bands, grid, budget))
     reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="olr-pixels")
     counter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="olr-labels")
     queue: list = []

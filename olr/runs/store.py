@@ -125,6 +125,8 @@ class RunLayout:
     MATRICES: ClassVar[str] = "matrices.npz"
     AGREEMENT: ClassVar[str] = "agreement.json"
     EMBEDDINGS: ClassVar[str] = "embeddings"  # folder of exported embeddings
+    EXPORTS: ClassVar[str] = "exports"  # GIS export of the test split (`olr.analysis.exports`), replaced as a whole
+    PREDICTIONS: ClassVar[str] = "predictions"  # folder of predictions on images (`olr.analysis.predict`)
 
     config = _path(CONFIG)
     status = _path(STATUS)
@@ -145,6 +147,8 @@ class RunLayout:
     matrices = _path(CORRELATIONS, MATRICES)
     agreement = _path(CORRELATIONS, AGREEMENT)
     embeddings = _path(EMBEDDINGS)
+    exports = _path(EXPORTS)
+    predictions = _path(PREDICTIONS)
 
     def __init__(self, root: str | os.PathLike):
         object.__setattr__(self, "root", Path(root))
@@ -161,6 +165,18 @@ class RunLayout:
 
     def agreement_for(self, split: str = "test") -> Path:
         return self.correlations_for(split) / self.AGREEMENT
+
+    def exports_for(self, split: str = "test") -> Path:
+        """The default GIS export folder of one evaluated split: `exports/` for test, `exports-<split>/`
+        for the others (as `correlations_for` names them)."""
+        if split not in self.CORRELATION_SPLITS:
+            raise OLRError(f"Unknown split {split!r} for an export; use {', '.join(self.CORRELATION_SPLITS)}.")
+        return self.exports if split == "test" else self.root / f"{self.EXPORTS}-{split}"
+
+    def prediction_for(self, name: str) -> Path:
+        """The folder of one prediction on an image, `predictions/<name>/`, replaced as a whole (the name is
+        validated as a folder name)."""
+        return self.predictions / workspace.check_name(name, "prediction name")
 
     def checkpoint(self, which: str = "best") -> Path:
         """`best.keras` (best validation score) or `last.keras` (end of the last epoch)."""

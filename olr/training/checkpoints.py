@@ -8,7 +8,6 @@ so the process that wrote it can be checked. Imports no Keras (the model is only
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 from pathlib import Path
@@ -53,19 +52,6 @@ def remove_stale_temp_checkpoints(run_dir: Path) -> list[Path]:
             tmp.unlink()
             removed.append(tmp)
     return removed
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """True if `error`, or an error it was raised from, says the disk is full (ENOSPC, also via h5py)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(error):  # h5py and TensorFlow keep only the message
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def disk_full_sentence(folder: Path, then: str = "resume the run") -> str:

@@ -34,7 +34,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from olr import __version__
+from olr import __version__, atomic
 from olr.errors import OLRError
 from olr.runs import device_queue, store
 from olr.runs.progress import Phase
@@ -85,7 +85,7 @@ class StatusFile:
         try:
             self.update(phase=phase, **fields)
         except OSError as error:
-            if not checkpoints.is_disk_full(error):
+            if not atomic.is_disk_full(error):
                 raise
 
     def start_heartbeat(self, interval_s: float) -> None:
@@ -110,7 +110,7 @@ class StatusFile:
                 self.update(state=state, ended=time.time(), **fields)
                 return
             except OSError as e:
-                if not checkpoints.is_disk_full(e) or attempt == END_WRITE_ATTEMPTS - 1:
+                if not atomic.is_disk_full(e) or attempt == END_WRITE_ATTEMPTS - 1:
                     raise
                 time.sleep(END_WRITE_PAUSE_S)
 
@@ -214,7 +214,7 @@ def _run_recorded(
         status.end(RunState.FAILED, error=str(e))
         raise
     except BaseException as e:  # every failure must be recorded in status.json
-        if checkpoints.is_disk_full(e):
+        if atomic.is_disk_full(e):
             _end_disk_full(plan.run_dir, status)
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)

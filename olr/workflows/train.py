@@ -26,13 +26,14 @@ import os
 import traceback
 from pathlib import Path
 
-from olr import workspace
+from olr import atomic, workspace
 from olr.analysis import correlations, evaluation
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
 from olr.training import checkpoints, lifecycle, options, plan
 from olr.training.console import log
+from olr.workflows import tracking
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,13 +99,15 @@ def planned_run(args) -> plan.Plan:
 def train_command(args) -> int:
     workspace.require_writable("start a training run")
     the_plan = planned_run(args)
-    return lifecycle.execute(
+    code = lifecycle.execute(
         the_plan,
         heartbeat_s=args.heartbeat_s,
         logical_cpus=args.logical_cpus,
         wait_for_device=args.wait_for_device,
         after_training=None if args.no_evaluate else evaluate_and_correlate,
     )
+    tracking.mirror_quietly(the_plan.run_dir)  # as it ended; nothing without MLflow and a tracking URI
+    return code
 
 
 def evaluate_and_correlate(run_dir: Path) -> list[str]:
@@ -134,7 +137,7 @@ def _followup(name: str, step) -> str | None:
     try:
         step()
     except Exception as e:  # training succeeded; keep it finished, report the rest
-        known = isinstance(e, OLRError) or checkpoints.is_disk_full(e)
+        known = isinstance(e, OLRError) or atomic.is_disk_full(e)
         message = _sentence(e) if known else f"{type(e).__name__}: {e}"
         log(f"{name} failed: {message}")
         if not known:
@@ -145,6 +148,6 @@ def _followup(name: str, step) -> str | None:
 
 def _sentence(error: Exception) -> str:
     """The one sentence of an OLRError, or what a full disk means for the run."""
-    if checkpoints.is_disk_full(error):
+    if atomic.is_disk_full(error):
         return checkpoints.disk_full_sentence(workspace.models_dir(), then="evaluate the run again")
     return str(error)
