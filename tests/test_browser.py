@@ -103,7 +103,7 @@ def test_a_dataset_downloads_as_a_geopackage_and_geotiff(app_server, page, brows
     assert download.value.suggested_filename == "geo-tiles.zip"
     download.value.save_as(tmp_path / "geo.zip")
     with zipfile.ZipFile(tmp_path / "geo.zip") as archive:
-        assert sorted(archive.namelist()) == ["fractions.tif", "tiles.gpkg"]
+        assert sorted(archive.namelist()) == ["fractions.tif", "main_label.tif", "tiles.gpkg"]
         archive.extractall(tmp_path)
     ds = load_dataset(browser_workspace / "data" / "geo")
     source_crs = rasterio.crs.CRS.from_wkt(ds.meta["crs"]["wkt"])

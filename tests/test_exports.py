@@ -98,7 +98,8 @@ def test_dataset_export_is_the_tile_grid_in_the_source_crs(tiny_dataset, tmp_pat
     ds = load_dataset(tiny_dataset)
     out = tmp_path / "tiny-export"
     done = exports.export_dataset(ds, out=out)
-    assert done.folder == out and sorted(p.name for p in out.iterdir()) == ["fractions.tif", "tiles.gpkg"]
+    assert done.folder == out
+    assert sorted(p.name for p in out.iterdir()) == ["fractions.tif", "main_label.tif", "tiles.gpkg"]
     keys = exports.label_keys(ds.labels)
 
     crs, schema, features = read_layer(out / "tiles.gpkg", "tiles")
@@ -130,12 +131,25 @@ def test_dataset_export_is_the_tile_grid_in_the_source_crs(tiny_dataset, tmp_pat
         assert src.xy(0, 0, offset="ul") == pytest.approx((ds.meta["transform"][2], ds.meta["transform"][5]))
     assert int((data != exports.NODATA).sum()) == ds.n_tiles  # every other pixel is nodata
 
+    # the label of the largest share per tile, in CORINE colours as the GeoTIFF's colour table
+    classes, src = values_at(out / "main_label.tif", bounds)
+    largest = [int(np.argmax(f)) + 1 if f.max() > 0 else exports.NO_LABEL for f in np.asarray(ds.fractions)]
+    assert classes[:, 0].tolist() == largest and src.nodata == exports.NO_TILE
+    with rasterio.open(out / "main_label.tif") as src:
+        colours = src.colormap(1)
+        assert src.dtypes == ("uint8",) and int((src.read(1) != exports.NO_TILE).sum()) == ds.n_tiles
+        assert json.loads(src.tags(1)["classes"]) == {"0": "no label"} | {
+            str(j + 1): name for j, name in enumerate(ds.label_names)
+        }
+    for j, colour in enumerate(ds.label_colors):
+        assert "#{:02x}{:02x}{:02x}".format(*colours[j + 1][:3]) == colour.lower() and colours[j + 1][3] == 255
+
 
 def test_classifier_run_export_round_trips_the_stored_evaluation(trained_classifier_run, training_workspace):
     folder, bounds = georeferenced_copy(training_workspace, "cls")
     done, _ = exports.export_run("cls")
     out = store.load_run("cls").path / "exports"
-    assert done.folder == out and done.files == ["predictions.gpkg", "probabilities.tif"]
+    assert done.folder == out and done.files == ["predictions.gpkg", "probabilities.tif", "predicted_label.tif"]
 
     stored = np.load(out.parent / "evaluation" / "test_predictions.npz")
     per_label = json.loads((out.parent / "evaluation" / "thresholds.json").read_text())["per_label"]
@@ -164,12 +178,17 @@ def test_classifier_run_export_round_trips_the_stored_evaluation(trained_classif
     with rasterio.open(out / "probabilities.tif") as src:
         assert src.height == int(load_dataset(folder).tiles["row_off"].max()) // 16 + 2
         assert int((src.read() != exports.NODATA).sum()) == probabilities.size  # training and val tiles: nodata
+    classes, src = values_at(out / "predicted_label.tif", bounds[rows])
+    for value, p, said in zip(classes[:, 0], probabilities, probabilities >= thresholds, strict=True):
+        best = max(np.flatnonzero(said), key=lambda j: p[j], default=-1)  # the most probable of those said
+        assert value == best + 1
+    assert src.descriptions == ["most probable label predicted present"]
 
 
 def test_siamese_run_export_holds_the_stored_self_scores(trained_siamese_run, training_workspace):
     _, bounds = georeferenced_copy(training_workspace, "cls", "siam")
     done, scores = exports.export_run("siam", mode="uniform")
-    assert done.files == ["predictions.gpkg", "probabilities.tif", "self_scores.tif"]
+    assert done.files == ["predictions.gpkg", "probabilities.tif", "predicted_label.tif", "self_scores.tif"]
     matrices = correlations.load_matrices("siam")
     rows, names = matrices["tile_indices"], [str(n) for n in matrices["label_names"]]
     labels = run_data.run_labels(store.load_run("siam"))
@@ -226,7 +245,7 @@ def test_bad_input_is_refused_in_one_sentence_and_changes_nothing(trained_siames
     # downloads stay possible on a read-only demo: the archive is built outside the workspace, which it leaves as it was
     before_workspace = tree_hashes(workspace.home())
     with zipfile.ZipFile(io.BytesIO(exports.run_archive("cls", mode="configured"))) as archive:
-        assert sorted(archive.namelist()) == ["predictions.gpkg", "probabilities.tif"]
+        assert sorted(archive.namelist()) == ["predicted_label.tif", "predictions.gpkg", "probabilities.tif"]
         unpacked = workspace.home().parent / "unpacked"
         archive.extractall(unpacked)
     _, _, table = read_layer(unpacked / "predictions.gpkg", "labels")

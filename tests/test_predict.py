@@ -80,7 +80,8 @@ def test_prediction_in_another_crs_matches_the_model_on_the_same_pixels(trained_
     )
 
     out = run.path / "predictions" / "scene_3035"  # the image's stem as a folder name
-    assert done.folder == out and done.files == ["probabilities.tif", "tiles.gpkg", "prediction.json"]
+    assert done.folder == out
+    assert done.files == ["probabilities.tif", "predicted_label.tif", "tiles.gpkg", "prediction.json"]
     assert (done.n_tiles, done.n_nodata, done.thresholds) == (rows * cols - 1, 1, True)
     assert strips == [(1, 2, 16 * cols, 1), (2, 2, 8 * cols, 0)]
     expected = run_data.predict_run(run, ds, order, batch_size=64)  # (192, L) on the dataset's own tiles
@@ -146,6 +147,15 @@ def test_prediction_in_another_crs_matches_the_model_on_the_same_pixels(trained_
         assert scene.label_text()[k].split(" · ")[0] == (
             f"{ds.label_names[best]} {props[f'prob_{keys[best]}']:.2f}" if present else "none"
         )
+    with rasterio.open(out / "predicted_label.tif") as src:  # the map's classes, in CORINE colours
+        classes = src.read(1)
+        assert src.transform == north_up(TILE * RES) and src.colormap(1)[1][:3] == tuple(
+            int(ds.labels[0].color[k : k + 2], 16) for k in (1, 3, 5)
+        )
+    assert classes[blank] == exports.NO_TILE
+    assert [classes[r, c] for r, c in zip(scene.tiles.tile_row, scene.tiles.tile_col, strict=True)] == (
+        scene.top_labels() + 1
+    ).tolist()
     with zipfile.ZipFile(io.BytesIO(predict.prediction_archive("cls", "scene_3035"))) as archive:
         assert sorted(archive.namelist()) == sorted(done.files)
         assert archive.read("prediction.json") == (out / "prediction.json").read_bytes()
@@ -161,7 +171,8 @@ def test_siamese_run_writes_its_self_scores_beside_its_classifiers_probabilities
     order = np.arange(12, 28)
     path = write_scene(home / "small.tif", mosaic(ds, order, 4, 4))
     done = predict.predict_image("siam", path, name="small-scene")
-    assert done.files == ["probabilities.tif", "self_scores.tif", "tiles.gpkg", "prediction.json"]
+    written = ["probabilities.tif", "self_scores.tif", "predicted_label.tif", "tiles.gpkg", "prediction.json"]
+    assert done.files == written
     with rasterio.open(done.folder / "self_scores.tif") as src:
         self_scores = src.read().transpose(1, 2, 0).reshape(16, -1)
         assert list(src.descriptions) == ds.label_names

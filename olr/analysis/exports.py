@@ -6,7 +6,8 @@
   `tile_id`, `tile` (the name the app shows), `split`, `block_id` (when recorded), `main_label` and
   `main_color` (the label with the largest area share and its colour) and per label `pres_<key>`
   (0/1 presence) and `frac_<key>` (area fraction);
-- `fractions.tif`: one float32 band per label, one pixel per tile, the area fractions.
+- `fractions.tif`: one float32 band per label, one pixel per tile, the area fractions;
+- `main_label.tif`: one uint8 band, per tile its label of the largest area share (`MAIN_LABEL_TIF`).
 
 **Run** (default folder `<run>/exports/` for the test split, `<run>/exports-val/` for validation,
 `RunLayout.exports_for`), from the run's stored results, nothing recomputed:
@@ -16,7 +17,9 @@
   `pred_<key>` (0/1 at the stored thresholds of one threshold mode, `--thresholds`, default the
   per-label-tuned ones), `err_<key>` ("TP", "FP", "FN" or "TN") and, for a Siamese run, `self_<key>`
   (the self-score s_i(x) = ||e_i(x)||² of `olr.analysis.correlations`);
-- `probabilities.tif` (and `self_scores.tif` for a Siamese run): one float32 band per label.
+- `probabilities.tif` (and `self_scores.tif` for a Siamese run): one float32 band per label;
+- `predicted_label.tif`: one uint8 band, per tile its most probable label among those predicted
+  present (`PREDICTED_LABEL_TIF`).
 
 A classifier run's tiles, targets and probabilities are its evaluation's `test_predictions.npz`
 and its thresholds those of `summary.json` (`olr.analysis.evaluation`). A Siamese run has no
@@ -37,10 +40,13 @@ Tiles placed on no common grid (BigEarthNet patches, each in its own UTM zone) a
 polygons only, in lon/lat (EPSG:4326, the CRS they share), and the command says the GeoTIFFs were
 left out. A dataset without coordinates (imported batches) cannot be exported.
 
-Styles: the colours are data, not a style. QGIS reads a "#rrggbb" field as a colour, so the tiles
-layer can be filled by `main_color` (a data-defined fill) and the `labels` table lists each label's
-colour; no QGIS `layer_styles` table, QML/SLD file or GeoTIFF colour table is written (a band of
-fractions is continuous, so a colour table would not apply).
+Styles: the class GeoTIFFs (`main_label.tif`, `predicted_label.tif`) carry the CORINE colours as their
+colour table, so QGIS opens them as a land-cover map in the official colours: value j + 1 is label j
+(the band tag `classes` names each value), 0 a tile without a label (transparent), 255 no tile. In the
+GeoPackages the colours are data: QGIS reads a "#rrggbb" field as a colour, so the dataset's tiles layer
+can be filled by `main_color` (a data-defined fill), and the `labels` table lists each label's colour;
+no QGIS `layer_styles` table or QML/SLD file is written (nothing here could check that QGIS reads one).
+A band of fractions or probabilities is continuous, so a colour table would not apply to it.
 
 Every export is written into a hidden staging folder and moved into place when complete
 (`olr.atomic.staged_folder`): an existing target is refused unless `--overwrite` is given, and a
@@ -50,6 +56,7 @@ failed export leaves nothing behind. Exports are refused on a read-only workspac
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import tempfile
@@ -73,6 +80,10 @@ from olr.runs.store import RunLayout
 DATASET_GPKG, DATASET_LAYER, FRACTIONS_TIF = "tiles.gpkg", "tiles", "fractions.tif"
 RUN_GPKG, RUN_LAYER = "predictions.gpkg", "predictions"
 PROBABILITIES_TIF, SELF_SCORES_TIF = "probabilities.tif", "self_scores.tif"
+#: one class per tile in CORINE colours: the dataset's label of the largest share, a run's label predicted
+MAIN_LABEL_TIF, PREDICTED_LABEL_TIF = "main_label.tif", "predicted_label.tif"
+#: the class raster's values: 0 for a tile without a label, j + 1 for label j, 255 where there is no tile
+NO_LABEL, NO_TILE = 0, 255
 LABELS_TABLE = "labels"
 #: GeoTIFF value of a pixel without a tile (every exported value is >= 0)
 NODATA = -1.0
@@ -312,6 +323,45 @@ def _write_bands(path: Path, places: TilePlaces, rows, values, labels: list[Labe
         describe_label_bands(dst, labels, keys)
 
 
+def top_labels(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per row the index of the label with the highest score among those `present` (n, L), -1 where none
+    is: a tile's main label (scores: area fractions, present: fraction > 0) or its predicted label
+    (scores: probabilities, present: predicted at the thresholds)."""
+    scores = np.where(np.asarray(present, dtype=bool), np.asarray(scores, dtype=np.float64), -np.inf)
+    if scores.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.where(np.isfinite(scores.max(axis=1)), scores.argmax(axis=1), -1)
+
+
+def _rgb(colour: str) -> tuple[int, int, int, int]:
+    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 255)
+
+
+def write_class_raster(path: Path, crs, transform, classes: np.ndarray, labels: list[Label], what: str) -> None:
+    """A uint8 GeoTIFF of one class per pixel (`NO_LABEL`, label j + 1, `NO_TILE` as nodata) with the labels'
+    colours as its colour table, which QGIS and GDAL draw as they are; `what` describes the band, and the
+    band tag `classes` maps each value to its label name (JSON)."""
+    import rasterio
+
+    profile = label_bands_profile(crs, transform, classes.shape[0], classes.shape[1], 1)
+    profile.update(dtype="uint8", nodata=NO_TILE, photometric="palette")
+    names = {str(NO_LABEL): "no label", **{str(j + 1): lab.name for j, lab in enumerate(labels)}}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(classes.astype(np.uint8), 1)
+        dst.write_colormap(1, {NO_LABEL: (255, 255, 255, 0)} | {j + 1: _rgb(lab.color) for j, lab in enumerate(labels)})
+        dst.set_band_description(1, what)
+        dst.update_tags(1, classes=json.dumps(names))
+
+
+def _write_classes(path: Path, places: TilePlaces, rows, top: np.ndarray, labels: list[Label], what: str) -> None:
+    """`write_class_raster` of the tiles at dataset rows `rows` with classes `top` (`top_labels`)."""
+    grid = places.raster
+    classes = np.full((grid.height, grid.width), NO_TILE, dtype=np.uint8)
+    rows = np.asarray(rows, dtype=np.int64)
+    classes[grid.rows[rows], grid.cols[rows]] = np.asarray(top) + 1  # -1 (no label) becomes NO_LABEL
+    write_class_raster(path, places.crs_wkt, grid.transform, classes, labels, what)
+
+
 def _tile_fields(dataset, rows) -> dict:
     """The fields every exported layer starts with: tile_id, tile (its name), split, block_id (when recorded)."""
     table = dataset.tiles.iloc[np.asarray(rows, dtype=np.int64)]
@@ -343,7 +393,8 @@ def _write_dataset(dataset, target: Path, overwrite: bool) -> Export:
     fractions = np.asarray(dataset.fractions, dtype=np.float32)
     presence = np.asarray(dataset.presence, dtype=np.int64)
     # The label with the largest share and its colour (a QGIS data-defined fill); "" on a tile without any.
-    main = np.where(fractions.max(axis=1) > 0, fractions.argmax(axis=1), len(labels))
+    top = top_labels(fractions, fractions > 0)
+    main = np.where(top >= 0, top, len(labels))
     fields = _tile_fields(dataset, rows) | {
         "main_label": ("str", np.array([*(lab.name for lab in labels), ""])[main]),
         "main_color": ("str", np.array([*(lab.color for lab in labels), ""])[main]),
@@ -357,7 +408,8 @@ def _write_dataset(dataset, target: Path, overwrite: bool) -> Export:
         write_labels_table(tmp / DATASET_GPKG, labels, keys)
         if places.raster is not None:
             _write_bands(tmp / FRACTIONS_TIF, places, rows, fractions, labels, keys)
-            files.append(FRACTIONS_TIF)
+            _write_classes(tmp / MAIN_LABEL_TIF, places, rows, top, labels, "label of the largest area share")
+            files += [FRACTIONS_TIF, MAIN_LABEL_TIF]
     return Export(target, files, len(rows), _raster_notes(places))
 
 
@@ -476,7 +528,10 @@ def _write_run(run, target: Path, split: str, mode: str, overwrite: bool) -> tup
         write_labels_table(tmp / RUN_GPKG, labels, keys, extra)
         if places.raster is not None:
             _write_bands(tmp / PROBABILITIES_TIF, places, scores.indices, scores.probabilities, labels, keys)
-            files.append(PROBABILITIES_TIF)
+            top = top_labels(scores.probabilities, predicted)
+            what = "most probable label predicted present"
+            _write_classes(tmp / PREDICTED_LABEL_TIF, places, scores.indices, top, labels, what)
+            files += [PROBABILITIES_TIF, PREDICTED_LABEL_TIF]
             if scores.self_scores is not None:
                 _write_bands(tmp / SELF_SCORES_TIF, places, scores.indices, scores.self_scores, labels, keys)
                 files.append(SELF_SCORES_TIF)

@@ -12,6 +12,8 @@ file's stem), staged and moved into place when complete (`olr.atomic.staged_fold
 - `self_scores.tif` (a Siamese run given as RUN): the self-scores s_i(x) = ||e_i(x)||² of its
   embedder (`olr.analysis.correlations.self_scores`), beside the probabilities of its classifier run
   (what the Siamese network was taught to imitate), as `export run` pairs them;
+- `predicted_label.tif` (a run whose classifier has an evaluation): per tile its most probable label
+  predicted present, in CORINE colours (`exports.write_class_raster`);
 - `tiles.gpkg`, layer `tiles`: one polygon per predicted tile (its footprint in the image CRS), fields
   `tile_row`, `tile_col` (its pixel of the GeoTIFFs), `row_off`, `col_off` (its pixel offset in the
   image), per label `prob_<key>` and `pred_<key>` (0/1 at the stored thresholds of the classifier's
@@ -314,6 +316,9 @@ def predict_image(
                     f"{trained.dataset} kept), so nothing was predicted; give an image with data."
                 )
             files = [PROBABILITIES_TIF] + ([SELF_SCORES_TIF] if models.embedder is not None else [])
+            if models.thresholds is not None:
+                _write_predicted_labels(tmp, models)
+                files.append(exports.PREDICTED_LABEL_TIF)
             _write_tiles(tmp, models, keys, src, grid)
             files.append(TILES_GPKG)
             record = _record(models, paths, src, grid, trained, bands, counts)
@@ -393,6 +398,19 @@ def _predicted(models: Models, tiles: np.ndarray, batch_size: int) -> tuple[np.n
         empty = np.zeros((0, len(models.labels)), dtype=np.float32)
         return empty, (empty if models.embedder is not None else None)
     return models.predict(tiles, batch_size)
+
+
+def _write_predicted_labels(folder: Path, models: Models) -> None:
+    """predicted_label.tif on the grid of probabilities.tif (one pixel per tile, small enough to read whole):
+    per tile its most probable label predicted present, in CORINE colours (`exports.write_class_raster`)."""
+    with rasterio.open(folder / PROBABILITIES_TIF) as tif:
+        probabilities, crs, transform = tif.read(), tif.crs, tif.transform
+    bands, height, width = probabilities.shape
+    flat = probabilities.reshape(bands, -1).T.astype(np.float64)
+    top = exports.top_labels(flat, binarize(flat, models.thresholds))
+    classes = np.where(flat[:, 0] == NODATA, exports.NO_TILE, top + 1).reshape(height, width)
+    what = f"most probable label predicted present ({models.mode.replace('_', '-')} thresholds)"
+    exports.write_class_raster(folder / exports.PREDICTED_LABEL_TIF, crs, transform, classes, models.labels, what)
 
 
 def _write_tiles(folder: Path, models: Models, keys: list[str], src, grid: TileGrid) -> None:
@@ -487,13 +505,9 @@ class PredictedScene:
 
     def top_labels(self) -> np.ndarray:
         """Per tile the index of its most probable label among those predicted present (among all labels
-        when there are no thresholds), -1 where no label is predicted present."""
-        probabilities = self.probabilities
-        if self.predicted is not None:
-            probabilities = np.where(self.predicted.astype(bool), probabilities, -np.inf)
-        top = np.argmax(probabilities, axis=1) if len(probabilities) else np.zeros(0, dtype=np.int64)
-        present = np.isfinite(probabilities.max(axis=1)) if len(probabilities) else np.zeros(0, dtype=bool)
-        return np.where(present, top, -1)
+        when there are no thresholds), -1 where no label is predicted present (`exports.top_labels`)."""
+        present = self.predicted if self.predicted is not None else np.ones_like(self.probabilities, dtype=bool)
+        return exports.top_labels(self.probabilities, present)
 
     def label_text(self, limit: int = 4) -> list[str]:
         """Per tile its labels predicted present (all labels when there are no thresholds), most probable
