@@ -4,15 +4,17 @@ what arrives there is read back with MLflow's own client and compared with the r
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from mlflow import tracking as mlflow_tracking
 
+from olr import workspace
 from olr.analysis import compare
 from olr.runs import store
 from olr.workflows import tracking
-from tests.fixtures.runs import TINY_CLASSIFIER, make_tiny_dataset, olr_cli, train_cli
+from tests.fixtures.runs import olr_cli, session_tracker
 from tests.test_evaluation import copy_runs
 
 
@@ -95,18 +97,22 @@ def test_a_tracker_that_fails_costs_the_run_nothing_and_the_command_says_what_is
     )
 
 
-def test_a_training_process_mirrors_its_run_when_it_ends(tmp_path, tracker):
-    make_tiny_dataset(tmp_path / "data" / "tiny")
-    args = [*TINY_CLASSIFIER, "--epochs", "1", "--no-evaluate", "--run-id", "tracked"]
-    done = train_cli(tmp_path, *args, **tracker)
-    assert done.returncode == 0, done.stderr
-    assert "Mirrored to MLflow run " in done.stderr
-    _, (copy,) = mirrored("tracked")
+def test_a_training_process_mirrors_its_run_when_it_ends(trained_classifier_run, training_workspace, monkeypatch):
+    """The session's classifier run was trained with a tracker set (tests/fixtures/runs.session_tracker)."""
+    tracker = session_tracker(training_workspace)
+    for key, value in tracker.items():
+        monkeypatch.setenv(key, value)
+    _, (copy,) = mirrored("cls")
     assert copy.info.status == "FINISHED" and copy.data.tags["olr.state"] == "finished"
-    assert {"train_loss", "val_loss"} <= copy.data.metrics.keys() and copy.data.params["epochs"] == "1"
+    assert {"train_loss", "val_loss", "micro_f2"} <= copy.data.metrics.keys()
+    assert copy.data.params["epochs"] == str(store.load_run(trained_classifier_run).config["epochs"])
 
-    listed = olr_cli(tmp_path, "track", "--all", **tracker)
+    copy_runs(training_workspace)  # the dataset only: `track --all` mirrors this test's workspace, empty of runs
+    listed = olr_cli(workspace.home(), "track", "--all", **tracker)
+    assert listed.returncode == 0 and listed.stdout == "", listed.stderr
+    shutil.copytree(trained_classifier_run, workspace.home() / "models" / "cls")
+    listed = olr_cli(workspace.home(), "track", "--all", **tracker)
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.startswith("tracked -> MLflow run ")
-    _, again = mirrored("tracked")
-    assert len(again) == 1 and again[0].info.run_id != copy.info.run_id
+    assert listed.stdout.startswith("cls -> MLflow run ")
+    _, again = mirrored("cls")
+    assert len(again) == 1 and again[0].info.run_id != copy.info.run_id  # the earlier copy replaced

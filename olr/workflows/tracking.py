@@ -111,8 +111,8 @@ def mirror_run(run) -> str:
     for earlier in client.search_runs([experiment_id], filter_string=f"tags.`olr.run_id` = '{run.id}'"):
         client.delete_run(earlier.info.run_id)
     tags = {"olr.run_id": run.id, "olr.kind": run.kind, "olr.state": str(run.state)}
-    tags["olr.dataset"] = str(run.config.get("dataset", ""))
-    if run.config.get("classifier_run"):
+    tags["olr.dataset"] = str(run.config["dataset"])
+    if run.kind == "siamese":
         tags["olr.classifier_run"] = str(run.config["classifier_run"])
     mirrored = client.create_run(experiment_id, run_name=annotations.run_title(run), tags=tags)
     mlflow_id = mirrored.info.run_id
