@@ -18,6 +18,20 @@ LABEL = "Download for a GIS"
 HELP = "A .zip with a GeoPackage of the tiles (attributes per label) and GeoTIFFs with one band per label."
 
 
+def _zip_button(archive, file_name: str, key: str, help_text: str = HELP) -> None:
+    """A download button whose .zip `archive()` is built only when it is pressed."""
+    st.download_button(
+        LABEL,
+        data=archive,
+        file_name=file_name,
+        mime="application/zip",
+        icon=":material/download:",
+        on_click="ignore",
+        help=help_text,
+        key=key,
+    )
+
+
 def dataset_button(ds) -> None:
     """The dataset's tile grid with labels and fractions."""
     try:
@@ -25,16 +39,7 @@ def dataset_button(ds) -> None:
     except OLRError as error:
         st.caption(plain(str(error)))
         return
-    st.download_button(
-        LABEL,
-        data=lambda: exports.dataset_archive(ds),
-        file_name=f"{ds.name}-tiles.zip",
-        mime="application/zip",
-        icon=":material/download:",
-        on_click="ignore",
-        help=HELP,
-        key=f"download.dataset.{ds.name}",
-    )
+    _zip_button(lambda: exports.dataset_archive(ds), f"{ds.name}-tiles.zip", f"download.dataset.{ds.name}")
 
 
 def run_button(run, split: str) -> None:
@@ -46,27 +51,14 @@ def run_button(run, split: str) -> None:
     except OLRError as error:
         st.caption(plain(str(error)))
         return
-    st.download_button(
-        LABEL,
-        data=lambda: exports.run_archive(run, split),
-        file_name=f"{run.id}-{split}.zip",
-        mime="application/zip",
-        icon=":material/download:",
-        on_click="ignore",
-        help=HELP,
-        key=f"download.run.{run.id}.{split}",
-    )
+    _zip_button(lambda: exports.run_archive(run, split), f"{run.id}-{split}.zip", f"download.run.{run.id}.{split}")
 
 
 def prediction_button(run, name: str) -> None:
     """The files of one stored prediction of a run on a new image."""
-    st.download_button(
-        LABEL,
-        data=lambda: predict.prediction_archive(run, name),
-        file_name=f"{run.id}-{name}.zip",
-        mime="application/zip",
-        icon=":material/download:",
-        on_click="ignore",
-        help="A .zip with the per-label probability GeoTIFF, the GeoPackage of tiles and prediction.json.",
-        key=f"download.prediction.{run.id}.{name}",
+    _zip_button(
+        lambda: predict.prediction_archive(run, name),
+        f"{run.id}-{name}.zip",
+        f"download.prediction.{run.id}.{name}",
+        "A .zip with the per-label probability GeoTIFF, the GeoPackage of tiles and prediction.json.",
     )

@@ -19,7 +19,7 @@ from olr.data import uploads
 from olr.errors import OLRError
 from olr.runs import annotations
 from ui import downloads, loaders, maps, results, state
-from ui.guard import guarded, public_text
+from ui.guard import guarded
 
 #: the map's first choice: each tile in the colour of its most probable label predicted present
 TOP_LABEL = "Predicted label (most probable present)"
@@ -119,7 +119,7 @@ def _shown_path(path: str) -> str:
     try:
         return str(Path(path).relative_to(workspace.data_dir()))
     except ValueError:
-        return public_text(path) if not workspace.is_readonly() else Path(path).name
+        return Path(path).name if workspace.is_readonly() else path
 
 
 def scene_map(run, name: str) -> None:
@@ -146,10 +146,9 @@ def scene_map(run, name: str) -> None:
             "holds them all."
         )
     tiles = scene.tiles.iloc[rows].reset_index(drop=True)
-    texts = scene.label_text()
     properties = {
         "tile": [f"row {r}, column {c}" for r, c in zip(tiles["tile_row"], tiles["tile_col"], strict=True)],
-        "labels": [html.escape(texts[i]) for i in rows],
+        "labels": [html.escape(text) for text in scene.label_text(rows)],  # the drawn tiles only
     }
     if view == TOP_LABEL:
         top = scene.top_labels()[rows]

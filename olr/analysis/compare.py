@@ -199,7 +199,8 @@ BEST, WITHIN = "best", "within interval"
 HEADLINE_MODE = "per_label"
 
 
-def _number(x) -> float | None:
+def finite_number(x) -> float | None:
+    """`x` as a float when it is a finite int or float (not a bool), else None: a figure as read from JSON."""
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return float(x)
@@ -207,11 +208,11 @@ def _number(x) -> float | None:
 
 def _put(row: dict, key: str, value, band=None) -> None:
     """row[key] = value with its 95 % interval as row[key_low], row[key_high] (numbers only)."""
-    if _number(value) is None:
+    if finite_number(value) is None:
         return
     row[key] = float(value)
     band = _dict(band)
-    low, high = _number(band.get("low")), _number(band.get("high"))
+    low, high = finite_number(band.get("low")), finite_number(band.get("high"))
     if low is not None and high is not None:
         row[f"{key}_low"], row[f"{key}_high"] = low, high
 
@@ -253,7 +254,7 @@ def _agreement_figures(row: dict, data: dict, split: str) -> None:
 
 def _duration(run: Run) -> float | None:
     """Seconds from the start to the end of a run that ended (None while it runs or when unknown)."""
-    start, end = _number(run.status.get("started")), _number(run.status.get("ended"))
+    start, end = finite_number(run.status.get("started")), finite_number(run.status.get("ended"))
     if run.is_live or start is None or end is None or end < start:
         return None
     return end - start
@@ -307,7 +308,7 @@ def _overlaps(table: pd.DataFrame, key: str, a, b) -> bool:
     lows, highs = table.get(f"{key}_low"), table.get(f"{key}_high")
     if lows is None or highs is None:
         return False
-    bounds = [_number(x) for x in (lows[a], highs[a], lows[b], highs[b])]
+    bounds = [finite_number(x) for x in (lows[a], highs[a], lows[b], highs[b])]
     if None in bounds:
         return False
     low_a, high_a, low_b, high_b = bounds
@@ -410,7 +411,7 @@ def _axis_positions(values: list, texts: list[str]) -> tuple[list[float], list[t
     """Positions in [0, 1] of one axis's values and its (position, text) ticks: numbers spread linearly
     (logarithmically when they span two decades or more), anything else (words, a blank, an option
     the run's kind lacks) as evenly spaced categories in the order of their words."""
-    if all(_number(v) is not None for v in values):
+    if all(finite_number(v) is not None for v in values):
         xs = np.array(values, dtype=float)
         if xs.min() > 0 and xs.max() / xs.min() >= 100:
             xs = np.log10(xs)
@@ -434,7 +435,7 @@ def parallel_coordinates(runs: list[Run | str], figure: str, table: pd.DataFrame
     axis's positions mean. Both are empty when fewer than two runs have the figure or no setting differs."""
     runs = [r if isinstance(r, Run) else store.load_run(r) for r in runs]
     table = results_table(runs) if table is None else table
-    have = [r for r in runs if r.id in table.index and _number(table.loc[r.id].get(figure)) is not None]
+    have = [r for r in runs if r.id in table.index and finite_number(table.loc[r.id].get(figure)) is not None]
     keys = setting_differences(have) if len(have) > 1 else []
     line_columns = ["run", "id", "axis", "order", "position", "value", "figure"]
     tick_columns = ["axis", "order", "position", "text"]
@@ -495,7 +496,9 @@ def seed_groups(runs: list[Run | str], table: pd.DataFrame | None = None) -> lis
             members.setdefault(settings_key(r), []).append(r)
     groups = []
     for group in (g for g in members.values() if len(g) > 1):
-        group = sorted(group, key=lambda r: (_number(r.config.get("seed")) is None, _number(r.config.get("seed")) or 0))
+        group = sorted(
+            group, key=lambda r: (finite_number(r.config.get("seed")) is None, finite_number(r.config.get("seed")) or 0)
+        )
         stats = {}
         for f in FIGURES:
             if f.key not in table:

@@ -503,21 +503,28 @@ class PredictedScene:
     predicted: np.ndarray | None  # (n, L) 0/1 at the stored thresholds; None without an evaluation
     self_scores: np.ndarray | None  # (n, L), a Siamese run's
 
-    def top_labels(self) -> np.ndarray:
-        """Per tile the index of its most probable label among those predicted present (among all labels
-        when there are no thresholds), -1 where no label is predicted present (`exports.top_labels`)."""
-        present = self.predicted if self.predicted is not None else np.ones_like(self.probabilities, dtype=bool)
-        return exports.top_labels(self.probabilities, present)
+    @property
+    def present(self) -> np.ndarray:
+        """(n, L) bool: the labels predicted present, every label when there are no thresholds."""
+        if self.predicted is None:
+            return np.ones_like(self.probabilities, dtype=bool)
+        return self.predicted.astype(bool)
 
-    def label_text(self, limit: int = 4) -> list[str]:
-        """Per tile its labels predicted present (all labels when there are no thresholds), most probable
-        first, with their probabilities: "Pastures 0.91 · Non-irrigated arable land 0.62"."""
-        shown = self.predicted.astype(bool) if self.predicted is not None else np.ones_like(self.probabilities, bool)
-        order = np.argsort(-self.probabilities, axis=1, kind="stable")
+    def top_labels(self) -> np.ndarray:
+        """Per tile the index of its most probable label among those `present`, -1 where none is
+        (`exports.top_labels`)."""
+        return exports.top_labels(self.probabilities, self.present)
+
+    def label_text(self, rows=None, limit: int = 4) -> list[str]:
+        """For the tiles at `rows` (default all) their labels `present`, most probable first, with their
+        probabilities: "Pastures 0.91 · Non-irrigated arable land 0.62"."""
+        rows = np.arange(len(self.probabilities)) if rows is None else np.asarray(rows, dtype=np.int64)
+        probabilities, present = self.probabilities[rows], self.present[rows]
+        order = np.argsort(-probabilities, axis=1, kind="stable")
         texts = []
-        for k in range(len(self.probabilities)):
-            picked = [j for j in order[k] if shown[k, j]][:limit]
-            texts.append(" · ".join(f"{self.label_names[j]} {self.probabilities[k, j]:.2f}" for j in picked) or "none")
+        for k in range(len(rows)):
+            picked = [j for j in order[k] if present[k, j]][:limit]
+            texts.append(" · ".join(f"{self.label_names[j]} {probabilities[k, j]:.2f}" for j in picked) or "none")
         return texts
 
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from olr import atomic, workspace
 from olr.analysis import correlations
+from olr.analysis.compare import finite_number
 from olr.data.dataset import load_dataset
 from olr.errors import OLRError
 from olr.runs import launcher, store
@@ -424,13 +425,13 @@ def classifier_validation(run_id: str) -> dict:
     ap = report.get("macro_ap_interval") or {}
     accuracy = (configured.get("intervals") or {}).get("accuracy") or {}
     figures = {
-        "val macro AP": _number(ap.get("estimate", (configured.get("macro") or {}).get("ap"))),
-        "val macro AP low": _number(ap.get("low")),
-        "val macro AP high": _number(ap.get("high")),
-        "val accuracy (configured threshold)": _number(report.get("binary_accuracy")),
-        "val accuracy low": _number(accuracy.get("low")),
-        "val accuracy high": _number(accuracy.get("high")),
-        "val all-absent accuracy": _number(report.get("baseline_accuracy")),
+        "val macro AP": finite_number(ap.get("estimate", (configured.get("macro") or {}).get("ap"))),
+        "val macro AP low": finite_number(ap.get("low")),
+        "val macro AP high": finite_number(ap.get("high")),
+        "val accuracy (configured threshold)": finite_number(report.get("binary_accuracy")),
+        "val accuracy low": finite_number(accuracy.get("low")),
+        "val accuracy high": finite_number(accuracy.get("high")),
+        "val all-absent accuracy": finite_number(report.get("baseline_accuracy")),
     }
     return {k: v for k, v in figures.items() if v is not None}
 
@@ -439,7 +440,7 @@ def _logged_validation(run) -> dict:
     """Validation figures from the metrics log at the epoch the checkpoint metric liked best."""
     val = store.epoch_metrics(run, "val")
     out = {}
-    baseline = _number(run.config.get("val_all_absent_accuracy"))
+    baseline = finite_number(run.config.get("val_all_absent_accuracy"))
     if baseline is not None:
         out["val all-absent accuracy"] = baseline
     monitor = _logged_column(val, str(run.config.get("checkpoint_metric") or "val_loss").removeprefix("val_"))
@@ -462,10 +463,6 @@ def _logged_column(val: pd.DataFrame, metric: str) -> str | None:
     return name if name in val and val[name].notna().any() else None
 
 
-def _number(x) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
-
-
 def _entry(agreement, *path: str) -> dict:
     """The dict at `path` inside an agreement.json (e.g. "untrained", "siamese_self"); {} where absent."""
     for key in path:
@@ -480,12 +477,12 @@ def agreement_figures(agreement: dict, split: str) -> dict:
     what it has."""
     view = _entry(agreement, SIAMESE_VIEW)
     figures = {
-        f"{split} Siamese ρ": _number(view.get("spearman")),
-        f"{split} Siamese ρ low": _number(_entry(view, "interval").get("low")),
-        f"{split} Siamese ρ high": _number(_entry(view, "interval").get("high")),
-        f"{split} label-prior ρ": _number(_entry(agreement, "label_prior").get("spearman")),
-        f"{split} classifier ρ": _number(_entry(agreement, "classifier_prob").get("spearman")),
-        f"{split} untrained ρ": _number(_entry(agreement, "untrained", SIAMESE_VIEW).get("spearman")),
+        f"{split} Siamese ρ": finite_number(view.get("spearman")),
+        f"{split} Siamese ρ low": finite_number(_entry(view, "interval").get("low")),
+        f"{split} Siamese ρ high": finite_number(_entry(view, "interval").get("high")),
+        f"{split} label-prior ρ": finite_number(_entry(agreement, "label_prior").get("spearman")),
+        f"{split} classifier ρ": finite_number(_entry(agreement, "classifier_prob").get("spearman")),
+        f"{split} untrained ρ": finite_number(_entry(agreement, "untrained", SIAMESE_VIEW).get("spearman")),
         f"{split} verdict": _entry(agreement, "verdict").get("text"),
     }
     return {k: v for k, v in figures.items() if v is not None}
@@ -563,7 +560,7 @@ def sweep_table(sweep_id: str) -> pd.DataFrame:
 
 def _rank(figures) -> tuple[float, float]:
     """How a variant ranks (higher is better): its validation Siamese ρ, a tie going to the higher lower bound."""
-    low = _number(figures.get("val Siamese ρ low"))
+    low = finite_number(figures.get("val Siamese ρ low"))
     return figures["val Siamese ρ"], -math.inf if low is None else low
 
 
@@ -578,7 +575,7 @@ def best_variant(table: pd.DataFrame) -> pd.Series | None:
     """The row of `sweep_table` that ranks best on validation (`_rank`), or None; test columns are never read."""
     if "val Siamese ρ" not in table:
         return None
-    rows = [row for _, row in table.iterrows() if _number(row["val Siamese ρ"]) is not None]
+    rows = [row for _, row in table.iterrows() if finite_number(row["val Siamese ρ"]) is not None]
     return max(rows, key=_rank) if rows else None
 
 

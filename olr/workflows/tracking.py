@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 import sys
 import time
@@ -64,12 +63,6 @@ def _params(config: dict) -> dict[str, str]:
     }
 
 
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def epoch_metrics(run) -> list[tuple[str, float, int]]:
     """(name, value, epoch) of each epoch-end line of the run's metrics.jsonl: `train_loss`, `val_macro_pr_auc`."""
     df = store.read_metrics(run)
@@ -78,7 +71,7 @@ def epoch_metrics(run) -> list[tuple[str, float, int]]:
     found = []
     for row in df[df["scope"] == "epoch"].to_dict("records"):
         for key, value in row.items():
-            if key not in BOOKKEEPING and _number(value) is not None:
+            if key not in BOOKKEEPING and compare.finite_number(value) is not None:
                 found.append((f"{row['split']}_{key}", float(value), int(row["epoch"])))
     return found
 
@@ -90,7 +83,7 @@ def figure_metrics(run) -> dict[str, float]:
     found = {}
     for key in keys:
         for name in (key, f"{key}_low", f"{key}_high"):
-            if _number(row.get(name)) is not None:
+            if compare.finite_number(row.get(name)) is not None:
                 found[name] = float(row[name])
     return found
 
