@@ -62,6 +62,18 @@ COMMANDS: dict[str, Command] = {
         "train a classifier or a Siamese network into models/<run-id>/",
         "start a training run",
     ),
+    "register": Command(
+        "olr.workflows.register",
+        "register_command",
+        "register a researcher's own Keras classifier (.keras) as a classifier run of a dataset, then evaluate it",
+        "register a model as a run",
+    ),
+    "ensemble": Command(
+        "olr.workflows.ensemble",
+        "ensemble_command",
+        "average finished classifier runs of one dataset into one classifier run, then evaluate it",
+        "write an ensemble run",
+    ),
     "evaluate": Command(
         "olr.analysis.evaluation",
         "evaluate_command",

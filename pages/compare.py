@@ -130,6 +130,40 @@ def results_section(runs: list, table: pd.DataFrame) -> None:
             st.error(f"Run {title} failed: {plain(reason)}", icon=":material/error:")
 
 
+def teachers_section(runs: list, table: pd.DataFrame) -> None:
+    """Each teacher (trained family, registered model, ensemble) with its figures and the agreement of the
+    Siamese networks trained against it: the thesis's comparison, one row per teacher and Siamese run."""
+    teachers = compare.teacher_table(runs, table)
+    if teachers.empty:
+        return
+    st.subheader("Teachers and their Siamese networks")
+    shown = {
+        "teacher": [plain(t) for t in teachers["teacher"]],
+        "model": [plain(t) for t in teachers["model"]],
+    }
+    for key, title in compare.TEACHER_FIGURES.items():
+        if key in teachers and teachers[key].notna().any():
+            shown[title] = [
+                number_text(key, row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high"))
+                for _, row in teachers.iterrows()
+            ]
+    if "siamese" in teachers:
+        shown["Siamese run"] = [plain(t) if isinstance(t, str) else "" for t in teachers["siamese"]]
+        verdicts = teachers["verdict"] if "verdict" in teachers else [None] * len(teachers)
+        shown["verdict"] = [plain(t) if isinstance(t, str) else "" for t in verdicts]
+    for key in ("teacher time", "siamese time"):
+        if key in teachers:
+            shown[key] = [number_text("duration_s", v) for v in teachers[key]]
+    shown["id"] = [plain(i) for i in teachers["teacher id"]]
+    st.table(pd.DataFrame(shown), hide_index=True)
+    st.caption(
+        "The Siamese network imitates its teacher, so the teacher is the ceiling of the method: a better teacher "
+        "should give a Siamese view closer to the classifier view. Macro AP is threshold-free; F2 at per-label "
+        "thresholds tuned on validation; ρ with the references on the test split; intervals: spatial block "
+        "bootstrap. Register a model with `python -m olr register`, average runs with `python -m olr ensemble`."
+    )
+
+
 def settings_section(runs: list) -> None:
     st.subheader("Settings that differ")
     if len(runs) < 2:
@@ -289,6 +323,7 @@ else:
     st.caption(f"{len(runs)} of {len(everything)} runs compared.")
     table = compare.results_table(runs)
     results_section(runs, table)
+    teachers_section(runs, table)
     settings_section(runs)
     parallel_section(runs, table)
     seed_section(runs, table)

@@ -244,7 +244,8 @@ def test_result_pages_with_finished_runs(results_home):
     at = open_app("pages/compare.py", **{"olr.runs": ["cls", "siam"]})
     table = at.table[0].value  # the results, one row per run
     assert sorted(table["id"]) == ["cls", "siam"]
-    assert "What to train" in at.table[1].value.columns  # the settings that differ, in words
+    assert list(at.table[1].value["id"]) == ["cls"]  # the teachers: the classifier beside its Siamese run
+    assert "What to train" in at.table[2].value.columns  # the settings that differ, in words
     assert at.get("download_button")
     assert element_count(at, "vega_lite_chart") == 2  # settings against a figure, the curves
 

@@ -166,9 +166,17 @@ def test_compare_page_ranks_marks_and_filters(compared):
     assert by_id["test macro AP"]["cls"].startswith("≈ 0.800 [0.700, 0.900]")
     assert by_id["test macro AP"][plain("cls-lr")] == "0.500 [0.400, 0.600]"
     assert "within interval" in texts(at, "caption")
-    settings = at.table[1].value
+    # the teachers: each classifier with its figures, the one the Siamese run imitates beside its agreement
+    teachers = at.table[1].value.set_index("id")
+    assert len(teachers) == 4 and set(teachers["model"]) == {"Residual network"}
+    assert teachers["teacher"][plain("cls-s1")] == "best seed"
+    assert teachers["test macro AP"][plain("cls-s1")] == "0.900 [0.850, 0.950]"
+    assert teachers["Siamese run"]["cls"] == plain(annotations.run_title(store.load_run(compared / "siam")))
+    assert teachers["Siamese test ρ"]["cls"].startswith(("+", "-"))
+    assert teachers["Siamese run"][plain("cls-s1")] == "" and teachers["siamese time"]["cls"] == "2:00"
+    settings = at.table[2].value
     assert {"What to train", "Loss", "Learning rate", "Seed"} <= set(settings.columns)
-    repeats = at.table[2].value
+    repeats = at.table[3].value
     assert repeats["seeds"][0] == "0, 1, 2"
     assert repeats["test macro AP"][0] == f"0.867 ± {np.std([0.8, 0.9, 0.9], ddof=1):.3f} (n=3)"
     assert element_count(at, "vega_lite_chart") == 2  # settings against a figure, the curves

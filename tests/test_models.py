@@ -1,4 +1,5 @@
-"""Models: thesis/resnet classifiers at several tile sizes, Siamese embedder and pair model,
+"""Models: thesis/resnet classifiers at several tile sizes, keras.applications backbones on any
+band count (ImageNet weights from a file, adapted to the bands), Siamese embedder and pair model,
 occlusion, the Siamese training wrapper, and loading saved models in a fresh process."""
 
 import subprocess
@@ -9,10 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from olr.training import losses, models, pipelines
+from olr.errors import OLRError
+from olr.training import losses, models, options, pipelines
+from olr.training.backbones import BACKBONES
 from olr.workspace import REPO_ROOT
 
 BANDS = [{"mean": 100.0, "std": 20.0}, {"mean": 50.0, "std": 10.0}, {"mean": 10.0, "std": 5.0}]
+#: the cheapest backbone, for the tests that build or train one
+SMALL_BACKBONE = "mobilenetv3small"
 
 
 def _conv_sizes(model):
@@ -70,6 +75,152 @@ def test_siamese_scores_are_per_label_dot_products():
     assert thesis.output_shape == (None, 5, 4)
 
 
+def _bands(n):
+    return [{"mean": 10.0 * (i + 1), "std": 5.0} for i in range(n)]
+
+
+def _backbone(model):
+    """The keras.applications network nested in a backbone classifier or embedder."""
+    (nested,) = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested
+
+
+def _inner_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _inner_layers(layer)
+
+
+@pytest.mark.parametrize("family", list(BACKBONES))
+def test_each_backbone_builds_for_multispectral_tiles_from_its_minimum_side(family):
+    side = BACKBONES[family].min_side
+    model = models.classifier({**options.defaults(), "model": family}, (side, side, 4), 6, _bands(4))
+    assert model.output_shape == (None, 6) and model.get_layer("probabilities").activation.__name__ == "sigmoid"
+    first_kernel = next(v for v in _backbone(model).weights if len(v.shape) == 4)
+    assert first_kernel.shape[2] == 4  # the first convolution takes the 4 bands
+    inner = list(_inner_layers(_backbone(model)))
+    # no ImageNet rescaling inside: the tiles are scaled by our Normalization layer only
+    assert not [layer for layer in inner if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))]
+    assert {layer.momentum for layer in inner if isinstance(layer, keras.layers.BatchNormalization)} <= {
+        models.BN_MOMENTUM
+    }
+    # the table's minimum is Keras's own: one pixel less and the application refuses
+    with pytest.raises(ValueError, match=f"at least {side}"):
+        getattr(keras.applications, BACKBONES[family].application)(
+            weights=None, include_top=False, input_shape=(side - 1, side - 1, 3)
+        )
+
+
+@pytest.mark.parametrize("n_bands", [4, 13])
+def test_a_backbone_trains_one_step_on_any_band_count(n_bands):
+    cfg = {**options.defaults(), "model": SMALL_BACKBONE}
+    model = models.classifier(cfg, (32, 32, n_bands), 5, _bands(n_bands))
+    # Eagerly: tracing the ~200-layer network into a graph takes ~30 s on 2 cores, a step 2 s.
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", run_eagerly=True)
+    rng = np.random.default_rng(n_bands)
+    x = rng.uniform(0, 60, (2, 32, 32, n_bands)).astype("float32")
+    y = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1]], "float32")
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    p = keras.ops.convert_to_numpy(model(x))
+    assert p.shape == (2, 5) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_backbones_refuse_tiles_below_their_minimum_side_in_one_sentence():
+    side = BACKBONES[SMALL_BACKBONE].min_side
+    with pytest.raises(OLRError, match=rf"{SMALL_BACKBONE} needs tiles of at least {side}x{side} .* are 16x16; "):
+        models.backbone_classifier((16, 16, 4), 3, _bands(4), SMALL_BACKBONE)
+    with pytest.raises(OLRError, match=rf"at least {side}x{side} .* are {side}x{side - 1};"):
+        models.siamese_embedder((side, side - 1, 4), 3, 2, _bands(4), SMALL_BACKBONE)
+
+
+def _rgb_weights_file(tmp_path, file_format):
+    """A 3-band MobileNetV3Small without top, saved as a user would save ImageNet's (preprocessing on):
+    by save_weights, or in the legacy HDF5 format of the *_notop.h5 files Keras downloads (whose
+    weights load by layer order, not by name)."""
+    rgb = keras.applications.MobileNetV3Small(weights=None, include_top=False, input_shape=(32, 32, 3))
+    if file_format == "legacy_h5":
+        path = tmp_path / "mobilenetv3small_notop.h5"
+        rgb.save(path)
+    else:
+        path = tmp_path / "mobilenetv3small_notop.weights.h5"
+        rgb.save_weights(path)
+    return rgb, path
+
+
+@pytest.mark.parametrize("n_bands, file_format", [(3, "weights_h5"), (4, "weights_h5"), (4, "legacy_h5")])
+def test_imagenet_weights_come_from_the_file_adapted_to_the_bands(tmp_path, n_bands, file_format):
+    rgb, path = _rgb_weights_file(tmp_path, file_format)
+    model = models.classifier(
+        {**options.defaults(), "model": SMALL_BACKBONE, "backbone_weights": str(path)},
+        (32, 32, n_bands),
+        3,
+        _bands(n_bands),
+    )
+    network = _backbone(model)
+    (rgb_kernel,) = rgb.get_layer("conv").get_weights()  # (3, 3, 3, 16): the first convolution
+    # each band gets the mean of the RGB kernels, scaled by 3/b (b = 3: the file's kernel itself)
+    expected = np.repeat(rgb_kernel.mean(axis=2, keepdims=True), n_bands, axis=2) * 3 / n_bands
+    (kernel,) = network.get_layer("conv").get_weights()
+    np.testing.assert_allclose(kernel, rgb_kernel if n_bands == 3 else expected, rtol=1e-6, atol=1e-7)
+    for name in ("conv_bn", "expanded_conv_project", "conv_1"):
+        for mine, theirs in zip(network.get_layer(name).get_weights(), rgb.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+def _another_networks_weights(tmp_path):
+    path = tmp_path / "resnet.weights.h5"
+    models.resnet_classifier((32, 32, 3), 3, BANDS, width=0.25, depth=1).save_weights(path)
+    return path
+
+
+def _corrupt_file(tmp_path):
+    path = tmp_path / "corrupt_notop.h5"
+    path.write_bytes(b"not an HDF5 file")
+    return path
+
+
+@pytest.mark.parametrize(
+    "weights_file, complaint",
+    [
+        (_another_networks_weights, "does not fit keras.applications.MobileNetV3Small without its top"),
+        (_corrupt_file, "does not fit keras.applications.MobileNetV3Small without its top"),
+        (lambda tmp_path: tmp_path / "nowhere_notop.h5", "does not exist"),
+    ],
+    ids=["another_network", "corrupt", "missing"],
+)
+def test_a_weights_file_that_does_not_fit_is_refused_in_one_sentence(tmp_path, weights_file, complaint):
+    path = weights_file(tmp_path)
+    with pytest.raises(OLRError) as refused:
+        models.backbone_classifier((32, 32, 4), 3, _bands(4), SMALL_BACKBONE, weights=path)
+    message = str(refused.value)
+    assert str(path) in message and complaint in message and message.endswith(".") and ". " not in message
+
+
+def test_a_weights_file_is_refused_for_the_own_families():
+    cfg = {**options.defaults(), "model": "resnet", "backbone_weights": "resnet50_notop.h5"}
+    with pytest.raises(OLRError, match=r"backbone_weights is set, but the family resnet is not a keras\.applications"):
+        models.classifier(cfg, (32, 32, 4), 3, _bands(4))
+
+
+def test_a_backbone_embedder_gives_label_embeddings_and_takes_the_classifiers_trunk():
+    classifier = models.backbone_classifier((32, 32, 4), 5, _bands(4), SMALL_BACKBONE)
+    embedder = models.siamese_embedder((32, 32, 4), 5, 3, _bands(4), SMALL_BACKBONE)
+    x = np.random.default_rng(2).uniform(0, 60, (2, 32, 32, 4)).astype("float32")
+    assert keras.ops.convert_to_numpy(embedder(x)).shape == (2, 5, 3)
+    trunk = _backbone(classifier).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(trunk, _backbone(embedder).get_weights()))
+    copied = models.copy_trunk_weights(classifier, embedder)
+    # every weighted layer of the nested network counts (fit.py logs "n layers copied")
+    assert copied == sum(1 for layer in _inner_layers(_backbone(classifier)) if layer.weights)
+    assert all(np.array_equal(a, b) for a, b in zip(trunk, _backbone(embedder).get_weights()))
+    resnet = models.siamese_embedder((32, 32, 4), 5, 3, _bands(4), "resnet", width=0.25, depth=1)
+    assert models.copy_trunk_weights(classifier, resnet) == 0  # another family shares nothing
+
+
 def test_occlude_sets_exactly_the_box_to_the_fill():
     images = np.ones((50, 12, 9, 2), dtype="float32")
     boxes = pipelines.random_boxes(50, 12, 9, 0.3, 0.7, seed=tf.constant([0, 7], tf.int64))
@@ -122,6 +273,11 @@ def test_saved_models_load_in_a_fresh_process(tmp_path):
     np.save(tmp_path / "expected_s.npy", keras.ops.convert_to_numpy(pair([x, x[::-1]], training=False)))
     classifier.save(tmp_path / "c.keras")
     pair.save(tmp_path / "s.keras")
+    backbone = models.backbone_classifier((32, 32, 4), 3, _bands(4), SMALL_BACKBONE)
+    x4 = np.random.default_rng(3).uniform(0, 60, (2, 32, 32, 4)).astype("float32")
+    np.save(tmp_path / "x4.npy", x4)
+    np.save(tmp_path / "expected_b.npy", keras.ops.convert_to_numpy(backbone(x4, training=False)))
+    backbone.save(tmp_path / "b.keras")
     script = (
         "import sys, numpy as np, keras, olr.training.models, olr.training.losses\n"
         "d = sys.argv[1]; x = np.load(d + '/x.npy')\n"
@@ -129,6 +285,8 @@ def test_saved_models_load_in_a_fresh_process(tmp_path):
         "assert type(c.loss).__name__ == 'PosWeightedBCE'\n"
         "np.testing.assert_allclose(c(x), np.load(d + '/expected_p.npy'), rtol=1e-5)\n"
         "np.testing.assert_allclose(s([x, x[::-1]]), np.load(d + '/expected_s.npy'), rtol=1e-4, atol=1e-6)\n"
+        "b = keras.models.load_model(d + '/b.keras')\n"
+        "np.testing.assert_allclose(b(np.load(d + '/x4.npy')), np.load(d + '/expected_b.npy'), rtol=1e-5, atol=1e-6)\n"
         "print(s.get_layer('embedder').output_shape)\n"
     )
     proc = subprocess.run(
@@ -136,3 +294,17 @@ def test_saved_models_load_in_a_fresh_process(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(None, 3, 2)" in proc.stdout
+
+
+def test_a_run_with_tiles_too_small_for_its_backbone_is_refused_before_its_folder_exists(tmp_path, _isolated_workspace):
+    from olr.training import plan
+    from tests.fixtures.runs import make_tiny_dataset
+
+    tiny = make_tiny_dataset(tmp_path / "tiny")  # 16 x 16 px tiles
+    with pytest.raises(
+        OLRError, match=rf"{SMALL_BACKBONE} needs tiles of at least 32x32 pixels, but these tiles are 16x16"
+    ):
+        plan.prepare({"dataset": str(tiny), "model": SMALL_BACKBONE})
+    with pytest.raises(OLRError, match="backbone_weights is set, but the family resnet"):
+        plan.prepare({"dataset": str(tiny), "backbone_weights": "resnet50_notop.h5"})
+    assert not (_isolated_workspace / "models").exists() or not any((_isolated_workspace / "models").iterdir())

@@ -109,3 +109,85 @@ def test_fixed_pair_batches_are_identical_every_pass(tiles):
     assert [len(p) for p in passes] == [3, 3]
     ids = [int(v) for batch in ds for v in _ids(batch[0][0])]
     assert all(20 <= i < 40 for i in ids)
+
+
+# ------------------------------------------------------------------ shifts and brightness/contrast jitter
+
+
+@pytest.fixture
+def distinct_tiles(tmp_path):
+    """(24, 16, 16, 3) uint16 memmap, every value distinct within a tile's band (where a pixel went is visible)."""
+    rng = np.random.default_rng(7)
+    images = np.stack([rng.choice(60000, 16 * 16 * 3, replace=False).reshape(16, 16, 3) for _ in range(24)])
+    np.save(tmp_path / "distinct.npy", images.astype(np.uint16))
+    return np.load(tmp_path / "distinct.npy", mmap_mode="r")
+
+
+BANDS = [{"mean": 30000.0, "std": 17000.0}, {"mean": 100.0, "std": 5.0}, {"mean": 0.0, "std": 1.0}]
+
+
+def _batches(images, **switches):
+    """The tiles in order (x (N, h, w, b)) through `tile_batches` with the given augmentation switches."""
+    ds = pipelines.tile_batches(images, np.arange(len(images)), batch_size=8, **switches)
+    return np.concatenate([x.numpy() for x in ds])
+
+
+def test_switched_off_augmentations_leave_tiles_untouched(distinct_tiles):
+    out = _batches(distinct_tiles, augment=False, shift=False, jitter_bands=None)
+    np.testing.assert_array_equal(out, np.asarray(distinct_tiles, dtype=np.float32))
+
+
+def test_shifts_move_each_tile_by_at_most_an_eighth_of_its_side_with_the_edge_mirrored(distinct_tiles):
+    reach = 4  # look twice as far as the bound: 16 px / 8 = 2 px
+    offsets = []
+    for _ in range(2):  # fresh shifts every pass
+        out = _batches(distinct_tiles, shift=True)
+        assert out.shape == distinct_tiles.shape
+        for tile, shifted in zip(np.asarray(distinct_tiles, dtype=np.float32), out, strict=True):
+            padded = np.pad(tile, ((reach, reach), (reach, reach), (0, 0)), mode="symmetric")  # d c b a | a b c d
+            found = [
+                (dy, dx)
+                for dy in range(-reach, reach + 1)
+                for dx in range(-reach, reach + 1)
+                if np.array_equal(shifted, padded[reach + dy : reach + dy + 16, reach + dx : reach + dx + 16])
+            ]
+            assert len(found) == 1, "a shifted tile is not a mirror-padded crop of its tile"
+            offsets.append(found[0])
+    bound = round(16 * pipelines.SHIFT_FRACTION)
+    assert max(max(abs(dy), abs(dx)) for dy, dx in offsets) == bound  # the full reach, not beyond
+    assert len(set(offsets)) >= 10  # per tile, in both directions
+    assert len(set(offsets[:8])) > 1  # within one batch too
+
+
+def test_jitter_is_a_per_band_affine_map_around_the_band_statistics(distinct_tiles):
+    raw = np.asarray(distinct_tiles, dtype=np.float64)
+    out = np.concatenate([_batches(distinct_tiles, jitter_bands=BANDS) for _ in range(3)]).astype(np.float64)
+    raw = np.concatenate([raw] * 3)
+    contrasts, brightnesses = [], []
+    for tile, jittered in zip(raw, out, strict=True):
+        for band, stats in enumerate(BANDS):
+            x, x_ = tile[..., band].ravel(), jittered[..., band].ravel()
+            c, intercept = np.polyfit(x, x_, 1)
+            # every pixel of the band by the same affine map, in place (no pixel moved)
+            np.testing.assert_allclose(x_, c * x + intercept, atol=1e-6 * max(1.0, np.abs(x_).max()))
+            # x' = mean + c (x - mean) + d std  =>  intercept = (1 - c) mean + d std
+            contrasts.append(c)
+            brightnesses.append((intercept - (1 - c) * stats["mean"]) / stats["std"])
+    contrasts, brightnesses = np.array(contrasts), np.array(brightnesses)
+    eps = 1e-4
+    assert (np.abs(contrasts - 1) <= pipelines.CONTRAST_JITTER + eps).all()
+    assert (np.abs(brightnesses) <= pipelines.BRIGHTNESS_JITTER + eps).all()
+    # drawn over the whole range, and per band: the bands of one tile get different factors
+    assert (
+        np.ptp(contrasts) > 1.5 * pipelines.CONTRAST_JITTER and np.ptp(brightnesses) > 1.5 * pipelines.BRIGHTNESS_JITTER
+    )
+    per_tile = contrasts.reshape(-1, len(BANDS))
+    assert (np.ptp(per_tile, axis=1) > 1e-3).mean() > 0.9
+
+
+def test_the_options_help_states_the_strengths_the_pipeline_uses():
+    from olr.training.options import OPTIONS
+
+    assert pipelines.SHIFT_FRACTION == 1 / 8 and "1/8 of its side" in OPTIONS["augment_shift"].help
+    assert (pipelines.CONTRAST_JITTER, pipelines.BRIGHTNESS_JITTER) == (0.1, 0.1)
+    assert "x0.9 to x1.1" in OPTIONS["augment_jitter"].help and "±0.1 std" in OPTIONS["augment_jitter"].help

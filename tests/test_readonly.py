@@ -93,6 +93,8 @@ WRITING_COMMANDS = {
     "embed": ["siam"],
     "export": ["run", "siam"],
     "predict": ["cls", "--image", "IMAGE.tif"],
+    "register": ["MODEL.keras", "--dataset", "tiny", "--input-scaling", "raw"],
+    "ensemble": ["cls", "cls"],
     "demo": ["--quick"],
     "study": ["--dataset", "tiny", "--quick"],
     "sweep": ["--preset", "thesis", "--dataset", "tiny", "--quick"],

@@ -19,7 +19,7 @@ from olr import cli
 from olr.data.dataset import load_dataset
 from olr.errors import OLRError
 from olr.runs import store
-from olr.training import lifecycle, models, options
+from olr.training import lifecycle, losses, models, options
 from olr.training import plan as training_plan
 from olr.workflows import train
 from olr.workspace import REPO_ROOT
@@ -405,7 +405,9 @@ def test_pruning_and_schemes(_isolated_workspace):
 
 def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     """In-process run: with a learning rate of ~0 the validation score cannot improve after
-    epoch 1, so patience 1 stops after epoch 2 of 5; best.keras stays the epoch-1 model."""
+    epoch 1, so patience 1 stops after epoch 2 of 5; best.keras stays the epoch-1 model.
+    The run also trains with the asymmetric loss, random shifts and brightness/contrast jitter,
+    and its checkpoints load with that loss."""
     home = _isolated_workspace
     make_tiny_dataset(home / "data" / "tiny")
     code = cli.main(
@@ -425,6 +427,12 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
             "1",
             "--augment",
             "false",
+            "--augment-shift",
+            "true",
+            "--augment-jitter",
+            "true",
+            "--loss",
+            "asl",
             "--run-id",
             "early",
             "--no-evaluate",
@@ -440,6 +448,10 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     assert "early stopping: val_macro_pr_auc did not improve for 1 epochs" in log
     best, last = models.load_model(store.RunLayout(run_dir).best), models.load_model(store.RunLayout(run_dir).last)
     assert all(np.allclose(b, w, atol=1e-6) for b, w in zip(best.get_weights(), last.get_weights()))
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert (cfg["loss"], cfg["augment_shift"], cfg["augment_jitter"]) == ("asl", True, True)
+    resumable = keras.models.load_model(store.RunLayout(run_dir).last)  # compiled, as a resumed run loads it
+    assert isinstance(resumable.loss, losses.AsymmetricLoss) and resumable.loss.margin == 0.05
 
 
 def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_workspace, tiny_dataset):

@@ -334,6 +334,79 @@ def best_marks(table: pd.DataFrame) -> pd.DataFrame:
     return marks
 
 
+# ------------------------------------------------------------------ teachers and their Siamese networks
+
+
+def teacher_text(config: dict) -> str:
+    """What a classifier run's model is, in words: its family's title, the file of a registered model,
+    the members of an ensemble."""
+    model = config.get("model")
+    teacher = _dict(config.get("teacher"))
+    if model == options.REGISTERED:
+        return f"{options.TEACHER_TITLES[model]} ({teacher.get('file') or 'file unknown'})"
+    if model == options.ENSEMBLE:
+        members = teacher.get("members") or []
+        return f"{options.TEACHER_TITLES[model]} ({len(members)} runs)"
+    return options.MODEL_TITLES.get(model, str(model or "unknown"))
+
+
+#: the teacher table's figure columns: key -> title (each with key_low / key_high where it has an interval)
+TEACHER_FIGURES = {
+    "val_macro_ap": "val macro AP",
+    "macro_ap": "test macro AP",
+    "macro_f2": "test macro F2",
+    "val_rho": "Siamese val ρ",
+    "rho": "Siamese test ρ",
+    "label_prior_rho": "label prior ρ",
+    "classifier_rho": "classifier view ρ",
+}
+
+
+def teacher_table(runs: list[Run | str], table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The thesis-style comparison of teachers: one row per classifier run of `runs` and Siamese run of `runs`
+    trained against it (a classifier without one gets a row of its own): the teacher's kind (`teacher_text`), its
+    validation and test macro AP and test macro F2 with intervals, the Siamese run's validation and test ρ with
+    intervals, the references on test and the verdict, and both runs' training times. `table`: the runs'
+    `results_table` when the caller has it."""
+    runs = [r if isinstance(r, Run) else store.load_run(r) for r in runs]
+    table = results_table(runs) if table is None else table
+    rows = []
+    for teacher in (r for r in runs if r.kind == "classifier"):
+        own = table.loc[teacher.id] if teacher.id in table.index else pd.Series(dtype=object)
+        base = {"teacher": own.get("run", teacher.id), "teacher id": teacher.id, "model": teacher_text(teacher.config)}
+        for key in ("macro_ap", "macro_f2"):
+            for part in ("", "_low", "_high"):
+                base[key + part] = own.get(key + part)
+        base["teacher time"] = own.get("duration_s")
+        try:
+            summary = evaluation.read_summary(teacher)
+        except OLRError:  # said in the results table's problem column
+            summary = None
+        val = evaluation.split_figures(summary, "val") if summary else None
+        if val:
+            mode = _dict(_dict(val.get("modes")).get(HEADLINE_MODE))
+            band = _dict(val.get("macro_ap_interval"))
+            base["val_macro_ap"] = finite_number(_dict(mode.get("macro")).get("ap"))
+            base["val_macro_ap_low"], base["val_macro_ap_high"] = (
+                finite_number(band.get("low")),
+                finite_number(band.get("high")),
+            )
+        students = [r for r in runs if r.kind == "siamese" and r.config.get("classifier_run") == teacher.id]
+        for student in students or [None]:
+            row = dict(base)
+            if student is not None:
+                theirs = table.loc[student.id] if student.id in table.index else pd.Series(dtype=object)
+                row.update({"siamese": theirs.get("run", student.id), "siamese id": student.id})
+                for key in ("val_rho", "rho"):
+                    for part in ("", "_low", "_high"):
+                        row[key + part] = theirs.get(key + part)
+                for key in ("label_prior_rho", "classifier_rho", "verdict"):
+                    row[key] = theirs.get(key)
+                row["siamese time"] = theirs.get("duration_s")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------ settings in words
 
 

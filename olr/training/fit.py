@@ -190,6 +190,8 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
         batch_size=batch,
         shuffle=cfg["shuffle"],
         augment=cfg["augment"],
+        shift=cfg["augment_shift"],
+        jitter_bands=ds.meta["bands"] if cfg["augment_jitter"] else None,
         seed=cfg["seed"],
         drop_remainder=True,
         repeat=repeating,
@@ -251,6 +253,7 @@ def _siamese_model(plan: Plan, classifier, batch: int):
         cfg["trunk"],
         cfg["width"],
         cfg["depth"],
+        cfg["backbone_weights"],
     )
     if cfg["init_from_classifier"]:
         copied = models.copy_trunk_weights(classifier, embedder)

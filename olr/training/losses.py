@@ -1,4 +1,4 @@
-"""Losses for multi-label training: built-ins where Keras has them, two class-weighted BCEs.
+"""Losses for multi-label training: built-ins where Keras has them, two class-weighted BCEs, ASL.
 
 - `bce`: `keras.losses.BinaryCrossentropy`.
 - `focal`: `keras.losses.BinaryFocalCrossentropy` (gamma; alpha switches class balancing on).
@@ -9,6 +9,8 @@
   Under MirroredStrategy "the batch" is each replica's share of it.
 - `weighted_bce_global`: BCE with a per-label positive weight from the training split,
   pos_weight_c = (N - n_c) / n_c, clipped to [1/max, max] (`pos_weights`).
+- `asl`: the asymmetric loss of Ridnik et al. 2021 (`AsymmetricLoss`): focal terms with their own
+  exponents for positives and negatives, and negatives' probabilities shifted down by a margin.
 
 All take `y_true` (B, L) in {0, 1} and `y_pred` (B, L) sigmoid probabilities.
 """
@@ -20,6 +22,7 @@ import numpy as np
 from keras import ops
 
 _EPS = 1e-7  # as keras.losses.BinaryCrossentropy clips probabilities
+_ASL_EPS = 1e-8  # as the official ASL clamps the arguments of its logarithms
 
 
 def _bce_terms(y_true, y_pred, pos_weight=1.0):
@@ -65,6 +68,40 @@ class PosWeightedBCE(keras.losses.Loss):
         return {**super().get_config(), "pos_weight": self.pos_weight}
 
 
+@keras.saving.register_keras_serializable(package="olr")
+class AsymmetricLoss(keras.losses.Loss):
+    """ASL (Ridnik et al. 2021, "Asymmetric Loss For Multi-Label Classification").
+
+    For a probability p and the margin m, with p_m = max(p - m, 0) a negative's shifted probability:
+    a positive costs -(1 - p)^gamma_pos * log(p), a negative -p_m^gamma_neg * log(1 - p_m); so a
+    negative below the margin costs nothing, and easy negatives (the many absent labels) weigh little.
+    It follows the official implementation (github.com/Alibaba-MIIL/ASL, src/loss_functions/losses.py,
+    `AsymmetricLoss`) from its sigmoid on: logarithms of probabilities clamped at 1e-8, and the focusing
+    weights constants for the gradient (its default `disable_torch_grad_focal_loss=True`).
+    Reduction as the other losses here: per tile the mean over the L labels, which Keras averages
+    over the batch; the official `-loss.sum()` over a batch of B tiles is this value times B * L.
+    The parameters' defaults (the paper's) are the options' (`olr.training.options`).
+    """
+
+    def __init__(self, gamma_neg, gamma_pos, margin, name="asl", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.gamma_neg = float(gamma_neg)
+        self.gamma_pos = float(gamma_pos)
+        self.margin = float(margin)
+
+    def call(self, y_true, y_pred):
+        y = ops.cast(y_true, y_pred.dtype)
+        absent = ops.minimum(1.0 - y_pred + self.margin, 1.0)  # 1 - p_m: a negative's shifted probability of absence
+        pos_weight = ops.stop_gradient(ops.power(1.0 - y_pred, self.gamma_pos))
+        neg_weight = ops.stop_gradient(ops.power(1.0 - absent, self.gamma_neg))
+        positive = y * pos_weight * ops.log(ops.maximum(y_pred, _ASL_EPS))
+        negative = (1.0 - y) * neg_weight * ops.log(ops.maximum(absent, _ASL_EPS))
+        return -ops.mean(positive + negative, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "gamma_neg": self.gamma_neg, "gamma_pos": self.gamma_pos, "margin": self.margin}
+
+
 def pos_weights(presence: np.ndarray, max_weight: float = 100.0) -> np.ndarray:
     """(L,) float32 (N - n_c) / n_c over the training presence (N, L), clipped to [1/max, max].
 
@@ -79,7 +116,7 @@ def pos_weights(presence: np.ndarray, max_weight: float = 100.0) -> np.ndarray:
 
 
 def make_loss(cfg: dict, pos_weight: np.ndarray | None = None) -> keras.losses.Loss:
-    """The loss named by `cfg["loss"]` (with its focal/weight options)."""
+    """The loss named by `cfg["loss"]` (with its focal/weight/ASL options)."""
     name = cfg["loss"]
     if name == "bce":
         return keras.losses.BinaryCrossentropy(name="bce")
@@ -97,4 +134,6 @@ def make_loss(cfg: dict, pos_weight: np.ndarray | None = None) -> keras.losses.L
         if pos_weight is None:
             raise ValueError("weighted_bce_global needs the training split's pos_weight")
         return PosWeightedBCE(pos_weight)
+    if name == "asl":
+        return AsymmetricLoss(cfg["asl_gamma_neg"], cfg["asl_gamma_pos"], cfg["asl_margin"])
     raise ValueError(f"unknown loss {name!r}")

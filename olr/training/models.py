@@ -1,4 +1,5 @@
-"""Keras models: the thesis classifier, a compact residual classifier, the Siamese network.
+"""Keras models: the thesis classifier, a compact residual classifier, keras.applications
+backbones, the Siamese network.
 
 Every model takes raw tiles (B, h, w, b) as float32 (the dataset's values, not rescaled)
 and starts with a `Normalization` layer holding the dataset's band mean/std, so a saved
@@ -17,6 +18,13 @@ Classifiers map a tile to (B, L) sigmoid probabilities:
   of `depth` batch-norm residual blocks with 32/64/128/256 filters (x `width`), each stage
   after the first halving the map; stages stop while the map would drop below 4 pixels
   (16x16 tiles: 3 stages, 64x64: 4). Global average pooling, dropout, Dense L.
+- the backbones of `olr.training.backbones.BACKBONES` (`resnet50`, `efficientnetv2b0`, ...):
+  the `keras.applications` network without its top and without its own ImageNet input
+  preprocessing (the `Normalization` layer scales the input), built for the tile's b bands
+  and nested as one layer; global average pooling, dropout, Dense L. `width` and `depth` do
+  not apply. Random initial weights, or ImageNet ones from a weights file the user supplies
+  (`backbone_weights`; nothing is downloaded), adapted to b bands as `_load_backbone_weights`
+  says. Tiles must be at least the application's minimum side (32 px).
 
 Siamese (thesis appendix B): `siamese_embedder` (named "embedder") maps a tile to (B, L, k)
 label embeddings: the trunk of the chosen family, a 1x1 convolution to L*k channels (linear,
@@ -30,8 +38,10 @@ step occludes both batches, computes the targets p_i(a') p_i(b') and regresses s
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -39,6 +49,7 @@ import numpy as np
 from keras import layers, ops
 
 from olr.errors import OLRError
+from olr.training.backbones import BACKBONES, check_architecture, check_tile_side
 
 THESIS_FILTERS = (64, 64, 64, 128, 256)
 RESNET_FILTERS = (32, 64, 128, 256)
@@ -111,11 +122,87 @@ def resnet_trunk(x, width: float = 1.0, depth: int = 2):
     return x
 
 
-def _trunk(family: str, x, width: float, depth: int):
+def backbone_trunk(family: str, x, weights: str | os.PathLike | None = None):
+    """The keras.applications network `family` on x (B, h, w, b), nested as one layer -> its last
+    feature map (B, h', w', c), about h/32 x w/32. `weights`: its no-top ImageNet weights file, or None."""
+    h, w, bands = (int(s) for s in x.shape[1:])
+    check_tile_side(family, (h, w))
+    network = _application(family, (h, w, bands))
+    if weights is not None:
+        _load_backbone_weights(network, family, weights)
+    for layer in _nested_layers(network):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM  # the applications use 0.99 or 0.999; see BN_MOMENTUM
+    return network(x)
+
+
+def _application(family: str, input_shape) -> keras.Model:
+    """keras.applications' `family` for (h, w, b) inputs: random weights, no top, no input preprocessing."""
+    constructor = getattr(keras.applications, BACKBONES[family].application)
+    # Tiles arrive normalised by our Normalization layer; the ImageNet rescaling some applications
+    # build in would distort them (ResNet50 has none inside the model, so no switch).
+    switch = (
+        {"include_preprocessing": False} if "include_preprocessing" in inspect.signature(constructor).parameters else {}
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "This model usually expects 1 or 3 input channels")  # b bands on purpose
+        return constructor(weights=None, include_top=False, input_shape=tuple(input_shape), **switch)
+
+
+def _nested_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # a nested Sequential or Functional (ConvNeXt's stem)
+            yield from _nested_layers(layer)
+
+
+def _load_backbone_weights(network: keras.Model, family: str, path: str | os.PathLike) -> None:
+    """Load the no-top ImageNet weights file `path` into `network` (built by `_application`).
+
+    With b != 3 bands the file goes into a 3-band build of the same application first, and
+    every weight is copied from there except the first convolution's kernel (kh, kw, 3, f):
+    each of the b bands gets the mean of the three RGB input channels' kernels, scaled by
+    3/b, so that on inputs of comparable scale the convolution's outputs keep the scale the
+    ImageNet weights were trained for (b equal bands give exactly the RGB response to gray).
+    A Keras 3 `.weights.h5` saved with the top loads (its backbone weights are the no-top
+    ones); a legacy `.h5` with the top, like another family's file, is refused.
+    """
+    name = BACKBONES[family].application
+    path = Path(path)
+    if not path.is_file():
+        raise OLRError(
+            f"The backbone weights file {path} does not exist; give the path of keras.applications.{name}'s "
+            "no-top ImageNet weights, or leave backbone_weights blank for random initial weights."
+        )
+    h, w, bands = network.input_shape[1:]
+    rgb = network if bands == 3 else _application(family, (h, w, 3))
+    try:
+        rgb.load_weights(path)
+    except Exception as e:  # another family's file, a legacy one with the top, a corrupt or foreign file
+        raise OLRError(
+            f"The backbone weights file {path} does not fit keras.applications.{name} without its top "
+            f"({type(e).__name__}); supply {name}'s no-top ImageNet weights (the *_notop.h5 file Keras "
+            f"downloads, or save_weights of {name}(include_top=False)) or leave backbone_weights blank."
+        ) from None
+    if rgb is network:
+        return
+    # Two builds of one constructor differ only in the first convolution's input channels, so their
+    # variables pair up in order.
+    for source, target in zip(rgb.weights, network.weights, strict=True):
+        value = source.numpy()
+        if value.shape != tuple(target.shape):
+            value = np.repeat(value.mean(axis=2, keepdims=True), bands, axis=2) * (3 / bands)
+        target.assign(value)
+
+
+def _trunk(family: str, x, width: float, depth: int, backbone_weights=None):
+    check_architecture(family, (int(x.shape[1]), int(x.shape[2])), backbone_weights)
     if family == "thesis":
         return thesis_trunk(x, width)
     if family == "resnet":
         return resnet_trunk(x, width, depth)
+    if family in BACKBONES:
+        return backbone_trunk(family, x, backbone_weights)
     raise ValueError(f"unknown model family {family!r}")
 
 
@@ -148,9 +235,32 @@ def resnet_classifier(
     return keras.Model(inputs, outputs, name="resnet_classifier")
 
 
+def backbone_classifier(
+    tile_shape,
+    n_labels: int,
+    bands: list[dict],
+    family: str,
+    dropout: float = 0.5,
+    weights: str | os.PathLike | None = None,
+) -> keras.Model:
+    """keras.applications backbone `family` for (h, w, b) tiles -> (B, n_labels) probabilities;
+    `weights`: the application's no-top ImageNet weights file (None: random initial weights)."""
+    inputs = _tile_input(tile_shape)
+    x = backbone_trunk(family, normalization(bands)(inputs), weights)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_labels, activation="sigmoid", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"{family}_classifier")
+
+
 def classifier(cfg: dict, tile_shape, n_labels: int, bands: list[dict]) -> keras.Model:
-    """The classifier named by cfg["model"], sized by width/depth/dropout."""
-    if cfg["model"] == "thesis":
+    """The classifier named by cfg["model"], sized by width/depth/dropout (a backbone by
+    dropout and started from cfg["backbone_weights"])."""
+    family, weights = cfg["model"], cfg["backbone_weights"]
+    check_architecture(family, tile_shape, weights)
+    if family in BACKBONES:
+        return backbone_classifier(tile_shape, n_labels, bands, family, cfg["dropout"], weights)
+    if family == "thesis":
         return thesis_classifier(tile_shape, n_labels, bands, cfg["width"], cfg["dropout"])
     return resnet_classifier(tile_shape, n_labels, bands, cfg["width"], cfg["depth"], cfg["dropout"])
 
@@ -167,12 +277,39 @@ class LabelDot(layers.Layer):
         return ops.sum(a * b, axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="olr")
+class SelectChannels(layers.Layer):
+    """The channels `indices` of the last axis, in that order: a dataset's bands in the order a model
+    takes them, or a model's outputs in the order of a run's labels (`olr.workflows.teachers`)."""
+
+    def __init__(self, indices, **kwargs):
+        super().__init__(**kwargs)
+        self.indices = [int(i) for i in indices]
+
+    def call(self, inputs):
+        return ops.take(inputs, ops.convert_to_tensor(self.indices, dtype="int32"), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.indices))
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices}
+
+
 def siamese_embedder(
-    tile_shape, n_labels: int, k: int, bands: list[dict], family: str = "resnet", width: float = 1.0, depth: int = 2
+    tile_shape,
+    n_labels: int,
+    k: int,
+    bands: list[dict],
+    family: str = "resnet",
+    width: float = 1.0,
+    depth: int = 2,
+    backbone_weights: str | os.PathLike | None = None,
 ) -> keras.Model:
-    """Tile (B, h, w, b) -> label embeddings (B, L, k); the model is named "embedder"."""
+    """Tile (B, h, w, b) -> label embeddings (B, L, k); the model is named "embedder".
+    `backbone_weights`: a backbone trunk's no-top ImageNet weights file (None: random)."""
     inputs = _tile_input(tile_shape)
-    x = _trunk(family, normalization(bands)(inputs), width, depth)
+    x = _trunk(family, normalization(bands)(inputs), width, depth, backbone_weights)
     # Small initial embeddings: trunk features (possibly a trained classifier's) are large, and
     # unscaled products e_i(a).e_i(b) would start in the hundreds, wrecking the first updates.
     head_init = keras.initializers.VarianceScaling(scale=0.01, mode="fan_in")
@@ -186,7 +323,8 @@ def copy_trunk_weights(source: keras.Model, target: keras.Model) -> int:
     """Copy the weights of the layers `source` and `target` share as a prefix; return how many.
 
     Classifier and embedder of one family, width and depth are built by the same trunk code,
-    so their layers match one for one up to the heads. Starting the Siamese trunk from the
+    so their layers match one for one up to the heads (a backbone is one nested layer, copied
+    whole; its layers count one each). Starting the Siamese trunk from the
     trained classifier's gives it label-aware features from the first step: trained from
     scratch, the product e_i(a).e_i(b) of two small embeddings gets vanishing gradients.
     """
@@ -199,8 +337,14 @@ def copy_trunk_weights(source: keras.Model, target: keras.Model) -> int:
             break
         if weights:
             dst.set_weights(weights)
-            copied += 1
+            copied += _weighted_leaf_layers(src)
     return copied
+
+
+def _weighted_leaf_layers(layer) -> int:
+    if hasattr(layer, "layers"):
+        return sum(_weighted_leaf_layers(inner) for inner in layer.layers)
+    return 1 if layer.weights else 0
 
 
 def siamese_pair_model(embedder: keras.Model) -> keras.Model:

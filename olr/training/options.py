@@ -31,10 +31,11 @@ from typing import Any
 from olr.data.label_schemes import parse_json_strictly, read_json_file, short_repr
 from olr.errors import OLRError
 from olr.runs.store import current_metric_name
+from olr.training.backbones import BACKBONES
 
 KINDS = ("classifier", "siamese")
-MODELS = ("resnet", "thesis")
-LOSSES = ("bce", "focal", "weighted_bce_batch", "weighted_bce_global")
+MODELS = ("resnet", "thesis", *BACKBONES)
+LOSSES = ("bce", "focal", "weighted_bce_batch", "weighted_bce_global", "asl")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 #: what a classifier run logs (`olr.training.keras_metrics`); the PR-AUCs are Keras's interpolated areas,
 #: not the evaluation's average precision (runs before this name logged them as macro_ap/micro_ap)
@@ -59,7 +60,14 @@ METRIC_TITLES = {
     "macro_pr_auc": "macro PR-AUC",
     "micro_pr_auc": "micro PR-AUC",
 }
-MODEL_TITLES = {"resnet": "Residual network", "thesis": "Thesis network (appendix A)"}
+MODEL_TITLES = {
+    "resnet": "Residual network",
+    "thesis": "Thesis network (appendix A)",
+    **{name: backbone.title for name, backbone in BACKBONES.items()},
+}
+#: config["model"] of classifier runs not trained here (`olr.workflows.teachers`): not a choice of the form
+REGISTERED, ENSEMBLE = "registered", "ensemble"
+TEACHER_TITLES = {REGISTERED: "Registered model", ENSEMBLE: "Ensemble of runs"}
 
 
 #: The Train page's form sections, in order ("kind" is chosen above the form).
@@ -132,7 +140,8 @@ OPTIONS: dict[str, Option] = {
     "model": Option(
         "resnet",
         "str",
-        "classifier family: resnet (compact residual) or thesis (appendix A)",
+        "classifier family: resnet (compact residual), thesis (appendix A) or a keras.applications backbone "
+        "(random initial weights, or ImageNet ones from backbone_weights)",
         C,
         section=ARCHITECTURE,
         label="Model",
@@ -151,10 +160,28 @@ OPTIONS: dict[str, Option] = {
         nullable=True,
     ),
     "width": Option(
-        1.0, "float", "channel-width multiplier", section=ARCHITECTURE, label="Width", min=0.01, max=16, step=0.25
+        1.0,
+        "float",
+        "channel-width multiplier (resnet and thesis families; a keras.applications backbone has its own widths)",
+        section=ARCHITECTURE,
+        label="Width",
+        min=0.01,
+        max=16,
+        step=0.25,
     ),
     "depth": Option(
         1, "int", "residual blocks per stage (resnet family)", section=ARCHITECTURE, label="Depth", min=1, max=16
+    ),
+    "backbone_weights": Option(
+        None,
+        "str",
+        "a keras.applications backbone's ImageNet weights without the top: path of the file (relative paths from "
+        "the project folder), e.g. the *_notop.h5 Keras downloads; adapted to the dataset's bands; blank: random "
+        "initial weights (nothing is ever downloaded)",
+        section=ARCHITECTURE,
+        label="Backbone ImageNet weights file (blank: random)",
+        advanced=True,
+        nullable=True,
     ),
     "dropout": Option(
         0.2,
@@ -233,6 +260,7 @@ OPTIONS: dict[str, Option] = {
             "focal": "Focal loss",
             "weighted_bce_batch": "Weighted BCE (per batch)",
             "weighted_bce_global": "Weighted BCE (global positive weights)",
+            "asl": "Asymmetric loss (ASL)",
         },
     ),
     "focal_gamma": Option(
@@ -260,6 +288,41 @@ OPTIONS: dict[str, Option] = {
         min=1.0,
         max=1e6,
     ),
+    # ASL's defaults are the paper's and the official training script's (its loss class defaults gamma_pos to 1)
+    "asl_gamma_neg": Option(
+        4.0,
+        "float",
+        "asymmetric loss: focusing exponent gamma- of the absent labels (easy negatives weigh less)",
+        C,
+        section=LOSS,
+        label="ASL gamma (negatives)",
+        min=0.0,
+        max=10.0,
+    ),
+    "asl_gamma_pos": Option(
+        0.0,
+        "float",
+        "asymmetric loss: focusing exponent gamma+ of the present labels",
+        C,
+        section=LOSS,
+        label="ASL gamma (positives)",
+        advanced=True,
+        min=0.0,
+        max=10.0,
+    ),
+    "asl_margin": Option(
+        0.05,
+        "float",
+        "asymmetric loss: probability margin m (the official code's clip): an absent label's probability counts "
+        "as m lower, so below m it costs nothing",
+        C,
+        section=LOSS,
+        label="ASL probability margin",
+        advanced=True,
+        min=0.0,
+        max=0.5,
+        step=0.01,
+    ),
     "shuffle": Option(
         True,
         "bool",
@@ -270,6 +333,22 @@ OPTIONS: dict[str, Option] = {
     ),
     "augment": Option(
         True, "bool", "random flips and 90-degree rotations", C, section=BATCHES, label="Flips and 90° rotations"
+    ),
+    "augment_shift": Option(
+        False,
+        "bool",
+        "shift each tile by up to 1/8 of its side each way, the edge mirrored into the gap",
+        C,
+        section=BATCHES,
+        label="Random shifts",
+    ),
+    "augment_jitter": Option(
+        False,
+        "bool",
+        "random contrast (x0.9 to x1.1) and brightness (±0.1 std) per tile and band, around the band's mean",
+        C,
+        section=BATCHES,
+        label="Brightness and contrast jitter",
     ),
     "threshold": Option(
         0.5,
@@ -650,7 +729,14 @@ def check_preset(settings: Any, name: str) -> dict:
 #: Options added after runs were first stored, and the value a stored config without them reads
 #: as. The runs from before them trained without them (no self pairs, a constant rate, a trunk
 #: from scratch), but a resumed old run has always been re-resolved, i.e. given these values.
-ADDED_LATER = {"init_from_classifier": True, "self_pair_share": 0.9, "lr_schedule": "cosine"}
+#: The shift and jitter switches read as off: old runs trained without them, whatever the default becomes.
+ADDED_LATER = {
+    "init_from_classifier": True,
+    "self_pair_share": 0.9,
+    "lr_schedule": "cosine",
+    "augment_shift": False,
+    "augment_jitter": False,
+}
 
 
 def upgrade(stored: dict) -> dict:

@@ -7,7 +7,9 @@ puts them back in batch order -> cast to float32 -> augment -> prefetch. Tiles c
 
 - `tile_batches`: classifier batches x (B, h, w, b) float32, or (x, y) with y (B, L).
   shuffle=False gives batches of consecutive tiles in index order (the thesis's in-order
-  batches); shuffle=True reshuffles every epoch.
+  batches); shuffle=True reshuffles every epoch. Each augmentation has its own switch:
+  brightness/contrast jitter (`jitter_batch`), shifts (`random_shift`), flips and 90-degree
+  rotations (`augment_batch`), drawn per tile.
 - `pair_batches`: endless Siamese batches ((a, b, box_a, box_b),): two independent random
   batches of tiles and one occlusion box per tile, drawn with tf ops for the whole batch
   from a counter-based seed (fresh every step, reproducible, resumable at any step).
@@ -16,10 +18,21 @@ puts them back in batch order -> cast to float32 -> augment -> prefetch. Tiles c
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+#: A shift moves a tile by up to this fraction of its side each way: at least (7/8)^2, about 77 %, of
+#: its area stays in view, so the labels (the area fractions of the whole tile) mostly still hold.
+SHIFT_FRACTION = 1 / 8
+#: Contrast factors are drawn from [1 - CONTRAST_JITTER, 1 + CONTRAST_JITTER] and brightness offsets
+#: from [-BRIGHTNESS_JITTER, BRIGHTNESS_JITTER] band standard deviations: of the order of the
+#: differences between acquisitions (sun angle, haze, calibration), and small next to the spread
+#: between land covers (one std), so a tile keeps its spectral signature.
+CONTRAST_JITTER = 0.1
+BRIGHTNESS_JITTER = 0.1
 
 
 def read_rows(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -55,6 +68,24 @@ def augment_batch(x: tf.Tensor) -> tf.Tensor:
     return x
 
 
+def random_shift() -> keras.layers.RandomTranslation:
+    """A layer shifting each tile of a batch (B, h, w, b) by its own whole number of pixels, up to
+    SHIFT_FRACTION of its side each way; the pixels shifted in mirror the edge (d c b a | a b c d)."""
+    return keras.layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="reflect", interpolation="nearest")
+
+
+def jitter_batch(x: tf.Tensor, mean, std) -> tf.Tensor:
+    """Per tile and band, x' = mean + c * (x - mean) + d * std with contrast c and brightness d drawn
+    uniformly (CONTRAST_JITTER, BRIGHTNESS_JITTER). x: (B, h, w, b) raw; mean, std: (b,) the bands'
+    statistics, which the jitter is relative to because the models normalise raw tiles with them
+    (Keras's RandomContrast and RandomBrightness work per image and on a fixed value range)."""
+    n, bands = tf.shape(x)[0], tf.shape(x)[-1]
+    c = tf.random.uniform([n, 1, 1, bands], 1.0 - CONTRAST_JITTER, 1.0 + CONTRAST_JITTER)
+    d = tf.random.uniform([n, 1, 1, bands], -BRIGHTNESS_JITTER, BRIGHTNESS_JITTER)
+    mean, std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
+    return mean + c * (x - mean) + d * std
+
+
 def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     # Batches are already whole; under MirroredStrategy Keras splits each batch between replicas.
@@ -70,6 +101,8 @@ def tile_batches(
     batch_size: int = 64,
     shuffle: bool = False,
     augment: bool = False,
+    shift: bool = False,
+    jitter_bands: list[dict] | None = None,
     seed: int = 0,
     drop_remainder: bool = False,
     repeat: bool = False,
@@ -78,6 +111,8 @@ def tile_batches(
 
     repeat: pass after pass without end (each reshuffled when shuffle=True), for epochs of a
     fixed number of steps shorter than a pass.
+    augment: random flips and 90-degree rotations; shift: random shifts; jitter_bands: the
+    dataset's meta["bands"] (each with "mean" and "std") for brightness/contrast jitter, None for none.
 
     images: (N, h, w, b) memmap; indices: (n,) rows to use, in the order batches take them
     when shuffle=False. Yields x (B, h, w, b) float32, or (x, y) with y (B, L) float32.
@@ -94,8 +129,17 @@ def tile_batches(
     if repeat:
         ds = ds.repeat()
 
+    shifter = random_shift() if shift else None
+    if jitter_bands is not None:
+        band_mean = np.array([float(b["mean"]) for b in jitter_bands], dtype=np.float32)
+        band_std = np.array([float(b["std"]) for b in jitter_bands], dtype=np.float32)
+
     def load(idx, y=None):
         x = read(idx)
+        if jitter_bands is not None:
+            x = jitter_batch(x, band_mean, band_std)
+        if shifter is not None:
+            x = shifter(x)
         if augment:
             x = augment_batch(x)
         return x if y is None else (x, y)

@@ -21,7 +21,7 @@ from olr.data.label_schemes import Label
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout, RunState
-from olr.training import options, recipe
+from olr.training import backbones, options, recipe
 
 #: options a resumed run may change
 RESUMABLE_KEYS = ("epochs", "early_stopping_patience", "log_every_steps")
@@ -189,6 +189,7 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     """
     ds = load_dataset(cfg["dataset"])
     check_finite_pixels(ds)
+    backbones.check_architecture(cfg["model"], ds.tile_shape, cfg["backbone_weights"])
     notes = []
     if fixed_labels is not None:
         labels = fixed_labels
@@ -223,7 +224,7 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
     return Plan(cfg, ds, train_idx, val_idx, y[train_idx], y[val_idx], notes=notes)
 
 
-def _finished_classifier(run_id: str) -> store.Run:
+def finished_classifier(run_id: str) -> store.Run:
     crun = store.load_run(run_id)
     if crun.kind != "classifier":
         raise OLRError(
@@ -263,7 +264,7 @@ def _check_fits_classifier(ds: Dataset, crun: store.Run, labels: list[Label]) ->
 
 def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
     """Check the classifier run and that the dataset fits it (tile shape and labels)."""
-    crun = _finished_classifier(cfg["classifier_run"])
+    crun = finished_classifier(cfg["classifier_run"])
     ccfg = crun.config
     ds = load_dataset(cfg["dataset"] or ccfg["dataset"])
     check_finite_pixels(ds)
@@ -277,7 +278,10 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
         cfg = {**cfg, **_derived(ds, train_idx, val_idx)}
         cfg["labels"] = ccfg["labels"]
         cfg["classifier_run"] = crun.id
-        cfg["trunk"] = cfg["trunk"] or options.upgrade(ccfg)["model"]
+        # A teacher not trained here (a registered model, an ensemble) has no trunk of ours: the default family.
+        family = options.upgrade(ccfg)["model"]
+        cfg["trunk"] = cfg["trunk"] or (family if family in options.MODELS else options.OPTIONS["model"].default)
+        backbones.check_architecture(cfg["trunk"], ds.tile_shape, cfg["backbone_weights"])
     return Plan(cfg, ds, train_idx, val_idx, classifier_run=crun, notes=notes)
 
 

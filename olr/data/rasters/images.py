@@ -77,7 +77,7 @@ def image_bands(src: rasterio.DatasetReader, requested: Sequence[str | int] | No
         return list(src.indexes)
     names = band_names(src)
     positions = [band_position(token, names, src.name, "--bands") for token in requested]
-    _require_distinct(positions, names, "--bands")
+    require_distinct(positions, names, "--bands")
     return [src.indexes[p] for p in positions]
 
 
@@ -125,7 +125,7 @@ def band_position(token: str | int, names: list[str], image: str, flag: str) -> 
     )
 
 
-def _require_distinct(positions: list[int], names: list[str], flag: str) -> None:
+def require_distinct(positions: list[int], names: list[str], flag: str) -> None:
     twice = next((names[p] for k, p in enumerate(positions) if p in positions[:k]), None)
     if twice is not None:
         raise OLRError(f"{flag} names the band {twice} twice; give each band once.")
