@@ -291,5 +291,8 @@ def test_the_pages_show_a_registered_run_like_a_trained_one(tiny, tmp_path, monk
     ):
         at = open_app(page, **state)
         assert not at.error, (page, [e.value for e in at.error])
+        if page == "pages/evaluate.py":  # a model not trained here has no settings to train again
+            labels = [b.label for b in at.sidebar.button]
+            assert "Delete this run…" in labels and "New run from these settings" not in labels
     shown = at.table[1].value  # Compare: the teachers table after the results
     assert list(shown["model"]) == [plain("Registered model (t.keras)")] and list(shown["id"]) == ["mine"]

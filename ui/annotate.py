@@ -82,13 +82,19 @@ def run_about(run, container) -> None:
     with container.popover("About this run", icon=":material/edit_note:", width="stretch"):
         st.caption(f"Run id `{run.id}` · {plain(run.kind)} on {plain(run.dataset or '?')} · {run.state}")
         words_form(run.path, f"about.run.{run.id}", annotations.default_run_name(run))
-        if settings_for_new_run(run).get("kind") in options.KINDS and st.button(
-            "New run from these settings",
-            key=f"about.run.{run.id}.again",
-            icon=":material/content_copy:",
-            help="Opens the Train form filled with this run's settings (options the recipe decided stay blank).",
-            disabled=workspace.is_readonly(),
-            width="stretch",
+        # a registered model or an ensemble was not trained from settings: nothing to train again
+        trained_here = run.config.get("model") not in options.TEACHER_TITLES
+        if (
+            trained_here
+            and settings_for_new_run(run).get("kind") in options.KINDS
+            and st.button(
+                "New run from these settings",
+                key=f"about.run.{run.id}.again",
+                icon=":material/content_copy:",
+                help="Opens the Train form filled with this run's settings (options the recipe decided stay blank).",
+                disabled=workspace.is_readonly(),
+                width="stretch",
+            )
         ):
             start_new_run_from(run)
         if st.button(
