@@ -362,6 +362,12 @@ TEACHER_FIGURES = {
 }
 
 
+def _copy_figure(row: dict, source: pd.Series, key: str) -> None:
+    """row[key] and its interval bounds (key_low, key_high) as `source`, a `results_table` row, holds them."""
+    for part in ("", "_low", "_high"):
+        row[key + part] = source.get(key + part)
+
+
 def teacher_table(runs: list[Run | str], table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The thesis-style comparison of teachers: one row per classifier run of `runs` and Siamese run of `runs`
     trained against it (a classifier without one gets a row of its own): the teacher's kind (`teacher_text`), its
@@ -375,8 +381,7 @@ def teacher_table(runs: list[Run | str], table: pd.DataFrame | None = None) -> p
         own = table.loc[teacher.id] if teacher.id in table.index else pd.Series(dtype=object)
         base = {"teacher": own.get("run", teacher.id), "teacher id": teacher.id, "model": teacher_text(teacher.config)}
         for key in ("macro_ap", "macro_f2"):
-            for part in ("", "_low", "_high"):
-                base[key + part] = own.get(key + part)
+            _copy_figure(base, own, key)
         base["teacher time"] = own.get("duration_s")
         try:
             summary = evaluation.read_summary(teacher)
@@ -385,12 +390,7 @@ def teacher_table(runs: list[Run | str], table: pd.DataFrame | None = None) -> p
         val = evaluation.split_figures(summary, "val") if summary else None
         if val:
             mode = _dict(_dict(val.get("modes")).get(HEADLINE_MODE))
-            band = _dict(val.get("macro_ap_interval"))
-            base["val_macro_ap"] = finite_number(_dict(mode.get("macro")).get("ap"))
-            base["val_macro_ap_low"], base["val_macro_ap_high"] = (
-                finite_number(band.get("low")),
-                finite_number(band.get("high")),
-            )
+            _put(base, "val_macro_ap", _dict(mode.get("macro")).get("ap"), val.get("macro_ap_interval"))
         students = [r for r in runs if r.kind == "siamese" and r.config.get("classifier_run") == teacher.id]
         for student in students or [None]:
             row = dict(base)
@@ -398,8 +398,7 @@ def teacher_table(runs: list[Run | str], table: pd.DataFrame | None = None) -> p
                 theirs = table.loc[student.id] if student.id in table.index else pd.Series(dtype=object)
                 row.update({"siamese": theirs.get("run", student.id), "siamese id": student.id})
                 for key in ("val_rho", "rho"):
-                    for part in ("", "_low", "_high"):
-                        row[key + part] = theirs.get(key + part)
+                    _copy_figure(row, theirs, key)
                 for key in ("label_prior_rho", "classifier_rho", "verdict"):
                     row[key] = theirs.get(key)
                 row["siamese time"] = theirs.get("duration_s")

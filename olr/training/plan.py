@@ -135,7 +135,8 @@ def _open_splits(ds: Dataset, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     return train_idx, val_idx
 
 
-def _derived(ds: Dataset, train_idx, val_idx) -> dict:
+def derived_keys(ds: Dataset, train_idx, val_idx) -> dict:
+    """The facts about its dataset a new run's config.json records (`options.DERIVED_KEYS`)."""
     return {
         "dataset": ds.name,
         "dataset_path": str(ds.path),
@@ -145,6 +146,15 @@ def _derived(ds: Dataset, train_idx, val_idx) -> dict:
         "n_val": len(val_idx),
         "created": time.time(),
         "olr_version": __version__,
+    }
+
+
+def validation_facts(labels: list[Label], y_val: np.ndarray) -> dict:
+    """What a classifier run's checks read of its validation targets `y_val` (n_val, L): the all-absent
+    baseline's accuracy and the labels without validation positives (left out of the macro averages)."""
+    return {
+        "val_all_absent_accuracy": float(1.0 - y_val.mean()),
+        "val_labels_without_positives": [lab.name for lab, n in zip(labels, y_val.sum(axis=0), strict=True) if n == 0],
     }
 
 
@@ -205,13 +215,10 @@ def prepare_classifier(cfg: dict, fixed_labels: list[Label] | None = None) -> Pl
         labels = [lab for lab, k in zip(labels, keep, strict=True) if k]
         presence = presence[:, keep]
     y = presence.astype(np.float32)
-    cfg = {**cfg, **_derived(ds, train_idx, val_idx)}
+    cfg = {**cfg, **derived_keys(ds, train_idx, val_idx)}
     cfg["labels"] = [lab.to_json() for lab in labels]
     cfg["pruned_labels"] = pruned
-    cfg["val_all_absent_accuracy"] = float(1.0 - y[val_idx].mean())
-    cfg["val_labels_without_positives"] = [
-        lab.name for lab, n in zip(labels, y[val_idx].sum(axis=0), strict=True) if n == 0
-    ]
+    cfg.update(validation_facts(labels, y[val_idx]))
     if cfg["val_labels_without_positives"]:
         notes.append(
             "validation macro averages leave out the labels without validation positives: "
@@ -275,7 +282,7 @@ def prepare_siamese(cfg: dict, resuming: bool = False) -> Plan:
     cfg = _with_recipe(ds, cfg, notes)
     train_idx, val_idx = _open_splits(ds, cfg)
     if not resuming:
-        cfg = {**cfg, **_derived(ds, train_idx, val_idx)}
+        cfg = {**cfg, **derived_keys(ds, train_idx, val_idx)}
         cfg["labels"] = ccfg["labels"]
         cfg["classifier_run"] = crun.id
         # A teacher not trained here (a registered model, an ensemble) has no trunk of ours: the default family.

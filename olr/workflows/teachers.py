@@ -27,7 +27,6 @@ architecture is not one of ours, so nothing is copied from it).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -35,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from olr import __version__, atomic, workspace
+from olr import atomic, workspace
+from olr.analysis import run_data
 from olr.data.dataset import Dataset, load_dataset
 from olr.data.label_schemes import Label, read_json_file, short_repr, whole_number
+from olr.data.prepare import file_digest
 from olr.data.rasters.images import band_position, require_distinct
 from olr.errors import OLRError
 from olr.runs import store
@@ -125,9 +126,10 @@ class OutputMap:
 def map_outputs(names: list, mapping: dict, ds: Dataset) -> OutputMap:
     """Match the model's output names (after `mapping`) to `ds`'s labels by name (case-insensitive) or
     CLC code; OLRError for an output that matches nothing or a label given by two outputs."""
-    by_name = {lab.name.casefold(): i for i, lab in enumerate(ds.labels)}
+    labels = ds.labels
+    by_name = {lab.name.casefold(): i for i, lab in enumerate(labels)}
     by_code = {}
-    for i, lab in enumerate(ds.labels):
+    for i, lab in enumerate(labels):
         for code in lab.codes:
             by_code.setdefault(code, i)
     label_of_output: dict[int, int] = {}
@@ -155,7 +157,6 @@ def map_outputs(names: list, mapping: dict, ds: Dataset) -> OutputMap:
     if not label_of_output:
         raise OLRError(f"None of the model's outputs gives a label of the dataset {ds.name}; name its outputs.")
     order = sorted(label_of_output.items(), key=lambda item: item[1])
-    labels = ds.labels
     return OutputMap(
         labels=[labels[i] for _, i in order],
         outputs=[k for k, _ in order],
@@ -287,7 +288,7 @@ def check_probabilities(model, ds: Dataset, path, logits: bool) -> None:
     rows = (rows if len(rows) else ds.split_indices("train"))[:CHECK_TILES]
     if not len(rows):
         return
-    p = np.asarray(model.predict(np.asarray(ds.images[np.sort(rows)], dtype=np.float32), verbose=0))
+    p = np.asarray(model.predict(np.asarray(ds.images[rows], dtype=np.float32), verbose=0))
     if not np.isfinite(p).all():
         raise OLRError(
             f"The model {Path(path).name} gives NaN or infinite outputs on tiles of the dataset {ds.name}; check "
@@ -300,39 +301,20 @@ def check_probabilities(model, ds: Dataset, path, logits: bool) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _run_config(ds: Dataset, labels: list[Label], model: str, teacher: dict, unpredicted: list[str]) -> dict:
     """config.json of a classifier run not trained here: the derived keys a trained run has, and where it came from."""
     train_idx, val_idx = ds.split_indices("train"), ds.split_indices("val")
     cfg = {
         "kind": "classifier",
         "model": model,
-        "dataset": ds.name,
-        "dataset_path": str(ds.path),
-        "dataset_checksum": plan.meta_checksum(ds),
-        "tile_shape": list(ds.tile_shape),
-        "n_train": len(train_idx),
-        "n_val": len(val_idx),
-        "created": time.time(),
-        "olr_version": __version__,
+        **plan.derived_keys(ds, train_idx, val_idx),
         "labels": [lab.to_json() for lab in labels],
         "pruned_labels": unpredicted,
         "threshold": options.OPTIONS["threshold"].default,
         "teacher": teacher,
     }
-    y_val = ds.presence_for(labels)[val_idx].astype(np.float64)
     if len(val_idx):
-        cfg["val_all_absent_accuracy"] = float(1.0 - y_val.mean())
-        cfg["val_labels_without_positives"] = [
-            lab.name for lab, n in zip(labels, y_val.sum(axis=0), strict=True) if n == 0
-        ]
+        cfg.update(plan.validation_facts(labels, ds.presence_for(labels)[val_idx].astype(np.float64)))
     return cfg
 
 
@@ -397,8 +379,8 @@ def register_model(
     teacher = {
         "source": REGISTERED,
         "file": path.name,
-        "sha256": _sha256(path),
-        "outputs": [None if n is None else n for n in names],
+        "sha256": file_digest(path)["sha256"],
+        "outputs": list(names),
         "bands": chosen,
         "bands_given": bool(bands),
         "input_scaling": scaling,
@@ -500,12 +482,7 @@ def ensemble_runs(run_ids: list[str], run_id: str | None = None, weights: str = 
             )
     if run_id:
         store.check_new_run_id(run_id)
-    ds = load_dataset(first.config["dataset"])
-    if plan.meta_checksum(ds) != first.config.get("dataset_checksum"):
-        raise OLRError(
-            f"The dataset {ds.name} was prepared again after the run {first.id} was trained on it; an ensemble of "
-            "its runs would be evaluated on other tiles. Train the members on the dataset as it is now."
-        )
+    ds = run_data.run_dataset(first)  # DatasetChanged when it was prepared again since the members trained
     names = [[d["name"] for d in m.config["labels"]] for m in members]
     common = [n for n in names[0] if all(n in other for other in names[1:])]
     if not common:
