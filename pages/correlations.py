@@ -260,30 +260,28 @@ def pair_map(run, mats: dict, names: list[str], split: str) -> None:
     source = c4.selectbox("Learned", list(sources), format_func=sources.get, key="corr.map_source")
     basemap = st.toggle("OpenStreetMap basemap (needs internet)", value=False, key="corr.map_osm")
     scores = pair_maps.pair_map(run, label_i, label_j, truth, source, matrices=mats, dataset=ds)
-    table = ds.tiles.iloc[scores.rows]
-    tile_names = summary.dataset_tile_names(ds, scores.rows)
-    text = maps.labels_text(scores.fractions, names, float(ds.meta.get("min_fraction", 0.0)))
+    where = maps.dataset_tiles(ds)
+    left_range = pair_maps.colour_range(scores.ground_truth)
+    right_range = pair_maps.colour_range(scores.learned)
     preview = ds.meta.get("preview") or {}
     dm = maps.dual_map(
-        table,
-        scores.ground_truth,
-        scores.learned,
-        text,
+        maps.tile_layer(where, scores.rows, maps.value_rgba(scores.ground_truth, left_range)),
+        maps.tile_layer(where, scores.rows, maps.value_rgba(scores.learned, right_range)),
         left_title=f"Ground truth ({'both present' if truth == 'both' else 'fraction product'})",
         right_title=sources[source],
-        left_range=pair_maps.colour_range(scores.ground_truth),
-        right_range=pair_maps.colour_range(scores.learned),
-        bounds=maps.tiles_bounds(table),
+        left_range=left_range,
+        right_range=right_range,
+        bounds=where.bounds(scores.rows),
         preview_png=ds.path / preview.get("file", "preview.png") if preview else None,
         preview_bounds=preview.get("bounds_lonlat"),
         basemap=basemap,
-        tile_names=tile_names,
     )
     st.caption(
         f"{split.capitalize()} tiles, **{plain(label_i)}** with **{plain(label_j)}**. "
         "Left: the ground truth; right: the network's score for the pair, each pane coloured from 0 to its "
         "largest score (the question is where the pair lies, not how high its scores run). The panes move "
-        "together; hover a tile for both values, click it to see it below the map. "
+        "together; click a tile in either pane to see it and both values below the map (the tiles are one "
+        "image, so hovering shows nothing). "
         + (
             "ŝ is each label's self-score scaled to 0…1 by its 99th percentile over these tiles. "
             if source == "siamese"
@@ -291,13 +289,13 @@ def pair_map(run, mats: dict, names: list[str], split: str) -> None:
         )
         + f"The map opens on the most informative pair: {pair_maps.INFORMATIVE_PAIR_RULE}."
     )
-    clicked = pair_maps.tile_at(table, maps.show(dm, key=f"corr.map.{run.id}", height=520, clicks=True))
+    clicked = maps.tile_at(where, maps.show(dm, key=f"corr.map.{run.id}", height=520, clicks=True), scores.rows)
     r, n_tiles = pair_maps.pane_correlation(scores.ground_truth, scores.learned)
     if r is not None:
         st.caption(f"Across these {n_tiles} tiles the two panes correlate with Pearson r = {r:.3f}.")
     opened = f"corr.map_tile.{run.id}"
-    if clicked is not None:
-        st.session_state[opened] = int(scores.rows[clicked])
+    if clicked is not None:  # a dataset row, as the embedding explorer's pick
+        st.session_state[opened] = clicked
     at = np.flatnonzero(scores.rows == st.session_state.get(opened, -1))  # empty on another split's tiles
     if not len(at):
         st.caption("Click a tile on the map to see it here with its labels.")
@@ -306,8 +304,9 @@ def pair_map(run, mats: dict, names: list[str], split: str) -> None:
     row = int(scores.rows[k])
     colors = [lab.color for lab in evaluation.run_labels(run)]
     chips = summary.tile_labels(scores.fractions[[k]], scores.presence[[k]], names, colors)
+    name = summary.dataset_tile_names(ds, [row])[0]
     caption = (
-        f"{tile_names[k]} · {ds.tiles['split'].iloc[row]} · ground truth {scores.ground_truth[k]:.3f} · "
+        f"{name} · {ds.tiles['split'].iloc[row]} · ground truth {scores.ground_truth[k]:.3f} · "
         f"{'ŝᵢ·ŝⱼ' if source == 'siamese' else 'pᵢ·pⱼ'} {scores.learned[k]:.3f}"
     )
     st.caption("The tile last clicked on the map, with its labels and their shares of its area:")

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from olr import workspace
+from olr.analysis import tile_images
 from olr.data import composites, label_schemes, legends, prepare_options, summary, uploads
 from olr.data.dataset import SPLITS, Dataset, list_datasets, load_dataset
 from olr.data.demo_scene import DEMO_DATASET
@@ -556,7 +557,9 @@ def tiles_view(ds: Dataset) -> None:
     tiles.gallery(thumbs, captions, chips)
 
 
+@st.fragment
 def map_view(ds: Dataset) -> None:
+    """The tile map and the tile last clicked on it: a fragment, so a click reruns only this part."""
     if not summary.has_coordinates(ds):
         st.info("This dataset has no tile coordinates (imported from the batch format), so it has no map.")
         return
@@ -576,31 +579,53 @@ def map_view(ds: Dataset) -> None:
         key="ds.map_osm",
         help="Needs internet access; the preview and grid work without.",
     )
+    where = maps.dataset_tiles(ds)
     rows = summary.tiles_with(ds, split)
-    if len(rows) > maps.MAX_TILES_DRAWN:
-        rows = summary.sample_rows(rows, maps.MAX_TILES_DRAWN)
-        st.caption(f"Showing a random {maps.MAX_TILES_DRAWN:,} of the tiles to keep the map responsive.")
+    if not len(rows):
+        st.info(f"The dataset has no {split} tiles to draw.")
+        return
+    if not where.on_grid and len(rows) > maps.MAX_POLYGONS:
+        rows = summary.sample_rows(rows, maps.MAX_POLYGONS)
+        st.caption(
+            f"The tiles are drawn one polygon each ({plain(where.places.note)}): "
+            f"showing a random {maps.MAX_POLYGONS:,} of them to keep the map responsive."
+        )
     j = names.index(label)
-    fractions = np.asarray(ds.fractions[rows])
-    table = ds.tiles.iloc[rows]
-    text = maps.labels_text(fractions, names, float(ds.meta.get("min_fraction", 0.0)))
+    values = np.asarray(ds.fractions[:, j])[rows]
     preview = ds.meta.get("preview") or {}
-    preview_png = ds.path / preview.get("file", "preview.png") if preview else None
     m = maps.fraction_map(
-        table,
-        fractions[:, j],
-        text,
+        maps.tile_layer(where, rows, tile_images.fraction_rgba(values)),
         title=f"{label} (area fraction)",
-        bounds=maps.tiles_bounds(table),
-        preview_png=preview_png,
+        bounds=where.bounds(rows),
+        preview_png=ds.path / preview.get("file", "preview.png") if preview else None,
         preview_bounds=preview.get("bounds_lonlat"),
         basemap=basemap,
     )
     st.caption(
-        f"Each rectangle is a tile over the scene preview, coloured by the share of its labelled area that is "
-        f"**{plain(label)}**. Hover for the value, click a tile for all its labels."
+        f"Each tile over the scene preview is coloured by the share of its labelled area that is "
+        f"**{plain(label)}** (transparent where it is 0). Click a tile for its values and labels (the tiles are "
+        "one image, so hovering shows nothing)."
     )
-    maps.show(m, key=f"ds.map.{ds.name}")
+    clicked = maps.tile_at(where, maps.show(m, key=f"ds.map.{ds.name}", clicks=True), rows)
+    opened = f"ds.map_tile.{ds.name}"
+    if clicked is not None:
+        st.session_state[opened] = clicked
+    clicked_tile(ds, st.session_state.get(opened), rows, label)
+
+
+def clicked_tile(ds: Dataset, row: int | None, rows: np.ndarray, label: str) -> None:
+    """The tile last clicked on the map (dataset row `row`), while the map shows it (`rows`)."""
+    if row is None or not np.any(rows == row):
+        st.caption("Click a tile on the map to see it here with its labels.")
+        return
+    j = ds.label_names.index(label)
+    chips = summary.tile_labels(ds.fractions[[row]], ds.presence[[row]], ds.label_names, ds.label_colors)
+    caption = (
+        f"{summary.dataset_tile_names(ds, [row])[0]} · {ds.tiles['split'].iloc[row]} · "
+        f"{label} {float(ds.fractions[row, j]) * 100:.1f}%"
+    )
+    st.caption("The tile last clicked on the map, with its labels and their shares of its area:")
+    tiles.gallery(tiles.thumbnails(ds, [row]), [caption], chips, columns=4)
 
 
 def explorer(name: str | None) -> None:

@@ -14,7 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from olr import workspace
-from olr.analysis import correlations, evaluation
+from olr.analysis import correlations, evaluation, tile_images
+from olr.data import summary
 from olr.runs import annotations, store
 from olr.training import options
 from olr.workspace import REPO_ROOT
@@ -40,6 +41,20 @@ def shown(markdown: str) -> str:
 
 def texts(at: AppTest, kind: str) -> str:
     return "\n".join(shown(str(e.value)) for e in getattr(at, kind))
+
+
+def image_captions(at: AppTest) -> list[str]:
+    """The captions of the page's images (st.image), in page order."""
+    found = []
+
+    def walk(node):
+        if getattr(node, "type", None) == "image":
+            found.extend(image.caption for image in node.proto.imgs)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return found
 
 
 def labelled(widgets, label: str):
@@ -135,6 +150,22 @@ def test_datasets_page_lists_and_explores_a_real_dataset(geo_home):
     at.segmented_control(key="ds.view").set_value("Map").run()
     assert not at.exception
     assert element_count(at, "component_instance") == 1  # the streamlit-folium map
+    assert "click a tile for its values" in texts(at, "caption").lower()
+    assert "Click a tile on the map to see it here with its labels." in texts(at, "caption")
+    # a click on the map (what the browser tests do) opens that tile below it, with its values and labels
+    label = at.selectbox(key="ds.map_label").value
+    j = ds.label_names.index(label)
+    row = int(np.argmax(np.asarray(ds.fractions[:, j])))
+    at.session_state["ds.map_tile.geo"] = row
+    at.run()
+    assert not at.exception
+    assert "The tile last clicked on the map" in texts(at, "caption")
+    name = summary.dataset_tile_names(ds, [row])[0]
+    assert image_captions(at) == [
+        f"{name} · {ds.tiles['split'].iloc[row]} · {label} {float(ds.fractions[row, j]) * 100:.1f}%"
+    ]
+    at.selectbox(key="ds.map_split").set_value("val" if ds.tiles["split"].iloc[row] != "val" else "test").run()
+    assert "Click a tile on the map to see it here" in texts(at, "caption")  # not on the map of another split
 
 
 def test_prepare_from_server_paths_with_progress(geo_home, tiny_rasters):
@@ -369,6 +400,10 @@ def test_read_only_workspace_hides_every_action(geo_home, monkeypatch, trained_c
     assert "Read-only demo" in texts(at, "info")
     assert not any(b.label == "Prepare dataset" for b in at.button)
     assert element_count(at, "vega_lite_chart") == 3  # browsing still works
+    at.segmented_control(key="ds.view").set_value("Map").run()  # and the map, a click included
+    at.session_state["ds.map_tile.geo"] = 0
+    at.run()
+    assert not at.exception and element_count(at, "component_instance") == 1 and len(image_captions(at)) == 1
     at = open_app("pages/train.py")
     assert "read-only demo" in texts(at, "info")
     assert not any(b.label == "Launch training" for b in at.button)
@@ -412,8 +447,9 @@ def test_demo_button_launches_the_study_on_the_demo_dataset(no_auto_demo):
     assert store.load_run(launch.id).state == "stopped"
 
 
-def test_maps_load_nothing_from_the_internet(tiny_dataset):
-    """The folium maps reference only the app's own static files: they work offline."""
+def test_maps_load_nothing_from_the_internet(tiny_dataset, tmp_path):
+    """The folium maps reference only the app's own static files: they work offline. Tiles on a grid are one
+    embedded PNG per pane drawn with crisp pixels; tiles on no grid are polygons."""
     import branca
     import folium
     import folium.plugins
@@ -422,28 +458,42 @@ def test_maps_load_nothing_from_the_internet(tiny_dataset):
     from ui import maps
 
     ds = load_dataset(tiny_dataset)
+    gridless = tmp_path / "gridless"
+    shutil.copytree(tiny_dataset, gridless)
+    meta = json.loads((gridless / "meta.json").read_text())
+    del meta["transform"]
+    (gridless / "meta.json").write_text(json.dumps(meta))
     fractions = np.asarray(ds.fractions)
-    text = maps.labels_text(fractions, ds.label_names, 0.05)
+    rows = np.arange(ds.n_tiles)
     preview = ds.meta["preview"]
+    where = maps.dataset_tiles(ds)
+    assert where.on_grid and not maps.dataset_tiles(load_dataset(gridless)).on_grid
+
+    def layer(tiles, j):
+        return maps.tile_layer(tiles, rows, tile_images.fraction_rgba(fractions[:, j]))
+
     single = maps.fraction_map(
-        ds.tiles,
-        fractions[:, 0],
-        text,
+        layer(where, 0),
         title="share",
-        bounds=maps.tiles_bounds(ds.tiles),
+        bounds=where.bounds(rows),
+        preview_png=ds.path / preview["file"],
+        preview_bounds=preview["bounds_lonlat"],
+    )
+    polygons = maps.fraction_map(
+        layer(maps.dataset_tiles(load_dataset(gridless)), 0),
+        title="share",
+        bounds=where.bounds(rows),
         preview_png=ds.path / preview["file"],
         preview_bounds=preview["bounds_lonlat"],
     )
     dual = maps.dual_map(
-        ds.tiles,
-        fractions[:, 0],
-        fractions[:, 1],
-        text,
+        layer(where, 0),
+        layer(where, 1),
         left_title="truth",
         right_title="score",
         left_range=(0.0, 1.0),
         right_range=(0.0, 1.0),
-        bounds=maps.tiles_bounds(ds.tiles),
+        bounds=where.bounds(rows),
         preview_png=ds.path / preview["file"],
         preview_bounds=preview["bounds_lonlat"],
     )
@@ -456,7 +506,7 @@ def test_maps_load_nothing_from_the_internet(tiny_dataset):
         for child in getattr(node, "_children", {}).values():
             yield from elements(child)
 
-    for m, panes in ((single, 1), (dual, 2)):
+    for m, panes, images in ((single, 1, 1), (dual, 2, 2), (polygons, 1, 0)):
         found = list(elements(m))
         assert not any(isinstance(e, branca.colormap.ColorMap) for e in found)  # would pull d3 from a CDN
         links = [url for e in found for _, url in getattr(e, "default_js", []) + getattr(e, "default_css", [])]
@@ -465,6 +515,10 @@ def test_maps_load_nothing_from_the_internet(tiny_dataset):
             assert (REPO_ROOT / "static" / url.removeprefix("/app/static/")).is_file()
         html = m.get_root().render()
         assert html.count('"olr-legend"') == panes and html.count("data:image/webp;base64,") == panes
+        assert html.count("data:image/png;base64,") == images  # the tiles, one image per pane
+        assert html.count(f'className: "{maps.TILE_IMAGE_CLASS}"') == images
+        assert (f".{maps.TILE_IMAGE_CLASS} {{ image-rendering" in html) == bool(images)  # crisp pixels
+        assert html.count("L.geoJson(") == panes - images  # else the tiles' polygons
         assert "://" not in html.replace("http://www.w3.org", ""), "an absolute URL would need internet access"
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 import zipfile
 
+import numpy as np
+
 from olr.runs import annotations, store
 from olr.training import options
 from tests.fixtures.browser import SCREENSHOTS
@@ -73,8 +75,12 @@ def test_a_deep_link_opened_first_runs_inside_the_app(app_server, page):
     screenshot(page, path)
 
 
-def test_datasets_charts_and_offline_map_render(app_server, page):
-    open_page(page, app_server, "")
+def test_datasets_charts_and_offline_map_render(app_server, page, browser_workspace):
+    from olr.data import summary
+    from olr.data.dataset import load_dataset
+    from tests.test_browser_maps import POINT_JS, tile_centre
+
+    open_page(page, app_server, "")  # on "geo", the first dataset
     assert page.locator(".vega-embed").count() >= 3
     page.wait_for_selector(".vega-embed canvas, .vega-embed svg")
     page.get_by_text("Map", exact=True).first.click()
@@ -83,9 +89,25 @@ def test_datasets_charts_and_offline_map_render(app_server, page):
     frame = frame_element.content_frame()
     # Leaflet comes from the app's static folder, so this works without internet access.
     frame.wait_for_selector(".leaflet-container", timeout=30000)
-    frame.wait_for_selector(".leaflet-overlay-pane canvas", timeout=30000)  # the tile rectangles (canvas renderer)
+    frame.wait_for_selector("img.leaflet-image-layer.olr-tiles", timeout=30000)  # the tiles: one image
     assert frame.locator(".olr-legend").count() == 1
-    assert frame.locator("img.leaflet-image-layer").count() == 1  # the scene preview
+    assert frame.locator("img.leaflet-image-layer").count() == 2  # the scene preview and the tiles
+    rendering = frame.evaluate("() => getComputedStyle(document.querySelector('img.olr-tiles')).imageRendering")
+    assert rendering == "pixelated"  # one pixel per tile, crisp at any zoom
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Click a tile on the map to see it here" in page.locator('[data-testid="stMain"]').inner_text()
+
+    # a click on a tile in the middle of the scene (clear of the legend) shows its values and labels below
+    ds = load_dataset(browser_workspace / "data" / "geo")
+    centres = np.array([tile_centre(ds, row) for row in range(ds.n_tiles)])
+    row = int(np.argmin(((centres - centres.mean(axis=0)) ** 2).sum(axis=1)))
+    frame_element.scroll_into_view_if_needed()
+    box = frame_element.bounding_box()
+    point = frame.evaluate(f"(p) => ({POINT_JS})([map_div, p[0], p[1]])", list(centres[row]))
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    name = summary.dataset_tile_names(ds, [row])[0]
+    page.get_by_test_id("stImage").filter(has_text=name).wait_for(timeout=30000)
+    assert f"{name} · {ds.tiles['split'].iloc[row]} · " in page.locator('[data-testid="stMain"]').inner_text()
     assert page.locator('[data-testid="stException"]').count() == 0
     time.sleep(1.0)
     screenshot(page, "datasets-map")

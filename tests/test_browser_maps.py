@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 import pytest
+import rasterio.warp
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from streamlit.proto import ForwardMsg_pb2
 
-from olr.analysis import correlations, pair_maps
+from olr.analysis import correlations, pair_maps, tile_images
 from olr.data import label_stats, summary
 from olr.data.dataset import load_dataset
 from olr.runs import annotations
@@ -29,45 +30,38 @@ from tests.test_browser import settle
 
 RUN_ID = "maps-geo-siam"
 
-# The painted extent of a pane's tile canvas against where its tiles should be, both in the pane's
-# pixels: the bounding box of the canvas pixels with any paint, and the tile layer's bounds projected
-# with the map's current view (clipped to the canvas, which covers the pane plus a margin).
+# Where a pane's tile image is drawn against where its bounds should be, both in the pane's pixels: the
+# bounding box of the <img> (moved with the map by Leaflet's CSS transforms) and the overlay's lat/lon bounds
+# projected with the map's current view.
 PANE_EXTENT_JS = """
 (map) => {
-  const canvases = map.getPane("overlayPane").querySelectorAll("canvas");
-  let grid = null;
-  map.eachLayer((layer) => { if (layer instanceof L.GeoJSON) { grid = layer; } });
-  const bounds = grid.getBounds();
-  const nw = map.latLngToContainerPoint(bounds.getNorthWest());
-  const se = map.latLngToContainerPoint(bounds.getSouthEast());
-  const canvas = canvases[0];
+  let overlay = null;
+  map.eachLayer((layer) => {
+    if (layer instanceof L.ImageOverlay && layer.options.className === "olr-tiles") { overlay = layer; }
+  });
   const pane = map.getContainer().getBoundingClientRect();
-  const box = canvas.getBoundingClientRect();
-  const w = canvas.width, h = canvas.height, scale = w / box.width;
-  const data = canvas.getContext("2d").getImageData(0, 0, w, h).data;
-  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (data[(y * w + x) * 4 + 3] > 0) {
-        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
-      }
-    }
-  }
-  const ox = box.left - pane.left, oy = box.top - pane.top;
+  const box = overlay.getElement().getBoundingClientRect();
+  const nw = map.latLngToContainerPoint(overlay.getBounds().getNorthWest());
+  const se = map.latLngToContainerPoint(overlay.getBounds().getSouthEast());
   return {
-    canvases: canvases.length,
-    painted: [ox + x0 / scale, oy + y0 / scale, ox + (x1 + 1) / scale, oy + (y1 + 1) / scale],
-    expected: [Math.max(nw.x, ox), Math.max(nw.y, oy), Math.min(se.x, ox + box.width), Math.min(se.y, oy + box.height)],
+    images: map.getPane("overlayPane").querySelectorAll("img.olr-tiles").length,
+    painted: [box.left - pane.left, box.top - pane.top, box.right - pane.left, box.bottom - pane.top],
+    expected: [nw.x, nw.y, se.x, se.y],
   };
 }
 """
 
-# The brightest paint on a pane's tile canvas, (R + G) / 2 in 0..255: the top of viridis (yellow) is
-# about 240, its middle (teal) about 90, its dark end about 40.
+# The brightest pixel of a pane's tile image, (R + G) / 2 in 0..255: the top of viridis (yellow) is about 240,
+# its middle (teal) about 90, its dark end about 40.
 BRIGHTEST_JS = """
 (map) => {
-  const canvas = map.getPane("overlayPane").querySelector("canvas");
-  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const image = map.getPane("overlayPane").querySelector("img.olr-tiles");
+  const canvas = document.createElement("canvas");
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
   let best = 0;
   for (let k = 0; k < data.length; k += 4) {
     if (data[k + 3] > 0) { best = Math.max(best, (data[k] + data[k + 1]) / 2); }
@@ -76,17 +70,22 @@ BRIGHTEST_JS = """
 }
 """
 
-# Where a tile of a pane is on the screen (the pane's page offset is added by the caller), and its name.
-TILE_POINT_JS = """
-([map, k]) => {
-  let grid = null;
-  map.eachLayer((layer) => { if (layer instanceof L.GeoJSON) { grid = layer; } });
-  const tile = grid.getLayers()[k];
-  const point = map.latLngToContainerPoint(tile.getBounds().getCenter());
+# Where a lat/lon point of a pane is on the screen (the frame's page offset is added by the caller).
+POINT_JS = """
+([map, lat, lon]) => {
+  const point = map.latLngToContainerPoint([lat, lon]);
   const pane = map.getContainer().getBoundingClientRect();
-  return {x: pane.left + point.x, y: pane.top + point.y, name: tile.feature.properties.tile};
+  return {x: pane.left + point.x, y: pane.top + point.y};
 }
 """
+
+
+def tile_centre(ds, row: int) -> tuple[float, float]:
+    """(lat, lon) of the centre of the dataset's tile `row` (from its bounds in the source CRS)."""
+    places = tile_images.map_places(ds)
+    x0, y0, x1, y1 = places.bounds[row]
+    (lon,), (lat,) = rasterio.warp.transform(places.crs_wkt, "EPSG:4326", [(x0 + x1) / 2], [(y0 + y1) / 2])
+    return lat, lon
 
 
 @pytest.fixture(scope="module")
@@ -190,14 +189,14 @@ def choose(tab, label: str, option) -> None:
 
 
 def wait_for_map(tab, timeout: float = 60.0, new: bool = False):
-    """The pair map's frame once both panes have drawn their tiles (`new`: a frame not marked olrOldMap)."""
+    """The pair map's frame once both panes have drawn their tile images (`new`: a frame not marked olrOldMap)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for element in tab.query_selector_all('iframe[title*="st_folium"]'):
             frame = element.content_frame()
             if frame is not None and frame.evaluate(
-                "(fresh) => typeof map_div2 !== 'undefined' && !(fresh && window.olrOldMap)"
-                " && document.querySelectorAll('.leaflet-overlay-pane canvas').length === 2",
+                "(fresh) => typeof map_div2 !== 'undefined' && !(fresh && window.olrOldMap) && Array.from("
+                "document.querySelectorAll('img.olr-tiles')).filter((i) => i.complete && i.naturalWidth).length === 2",
                 new,
             ):
                 return frame
@@ -232,7 +231,7 @@ def test_both_panes_tiles_follow_a_drag_of_one_pane(map_page):
     map_page.mouse.down()
     map_page.mouse.move(x + dx, y + dy, steps=12)
     map_page.mouse.up()
-    map_page.mouse.move(5, 5)  # off the map: no hover outline on the canvas
+    map_page.mouse.move(5, 5)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         after = {pane: frame.evaluate(f"() => ({PANE_EXTENT_JS})({pane})") for pane in ("map_div", "map_div2")}
@@ -242,13 +241,13 @@ def test_both_panes_tiles_follow_a_drag_of_one_pane(map_page):
         time.sleep(0.3)
     shot(map_page, "correlations-map-after-drag")
     for pane in ("map_div", "map_div2"):
-        assert after[pane]["canvases"] == 1
-        # the view moved with the mouse: where the tiles should be went (dx, dy) along (where not clipped), or
+        assert after[pane]["images"] == 1
+        # the view moved with the mouse: where the tiles should be went (dx, dy) along, or
         # a little further: Leaflet's drag inertia carries the view on after the release when the mouse's last
         # moves were quick, which a loaded machine makes them
         moved = np.subtract(after[pane]["expected"][:2], before[pane]["expected"][:2])
         assert (moved >= np.array([dx, dy]) - 3).all() and (moved <= np.array([dx, dy]) * 1.5).all(), moved
-        # and the tiles are painted there, in the dragged pane as in the other
+        # and the tile image is drawn there, in the dragged pane as in the other
         assert after[pane]["painted"] == pytest.approx(after[pane]["expected"], abs=3), pane
 
 
@@ -274,18 +273,20 @@ def test_a_pair_change_reruns_only_the_map(map_page, geo_run):
 
 
 def test_clicking_a_tile_opens_it_below_the_map(map_page, geo_run):
-    _, ds, _ = geo_run
+    _, ds, arrays = geo_run
+    row = int(arrays["tile_indices"][3])  # a test tile, as the map shows the test split
     frame = wait_for_map(map_page)
     map_page.locator('iframe[title*="st_folium"]').scroll_into_view_if_needed()
     frame_box = map_page.locator('iframe[title*="st_folium"]').bounding_box()
-    tile = frame.evaluate(f"(k) => ({TILE_POINT_JS})([map_div2, k])", 3)  # in the right pane: either pane opens it
-    map_page.mouse.click(frame_box["x"] + tile["x"], frame_box["y"] + tile["y"])
-    entry = map_page.get_by_test_id("stImage").filter(has_text=tile["name"])
+    point = frame.evaluate(f"(p) => ({POINT_JS})([map_div2, p[0], p[1]])", list(tile_centre(ds, row)))
+    map_page.mouse.click(frame_box["x"] + point["x"], frame_box["y"] + point["y"])  # the right pane: either opens it
+    name = summary.dataset_tile_names(ds, [row])[0]
+    entry = map_page.get_by_test_id("stImage").filter(has_text=name)
     entry.wait_for(timeout=30000)
-    row = int(re.match(r"tile (\d+)", tile["name"]).group(1))  # a tile's id is its row in the dataset
     present = summary.tile_labels(ds.fractions[[row]], ds.presence[[row]], ds.label_names, ds.label_colors)[0]
     opened = map_page.locator('[data-testid="stVerticalBlock"]').filter(has=entry).last.inner_text()
-    assert present and all(name in opened for name, _, _ in present)  # the tile's label chips
-    map_page.mouse.move(5, 5)  # no tooltip over the popup
+    assert present and all(label in opened for label, _, _ in present)  # the tile's label chips
+    assert "ground truth" in opened  # and both values
+    map_page.mouse.move(5, 5)
     map_page.locator('[data-testid="stHtml"]').filter(has_text=present[0][0]).last.scroll_into_view_if_needed()
     shot(map_page, "correlations-map-tile-clicked")

@@ -241,7 +241,7 @@ def _tiny_pair_setup(tmp_path):
     pair = models.siamese_pair_model(models.siamese_embedder((8, 8, 3), 3, 2, BANDS, "resnet", 0.25, 1))
     pair.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     trainer = models.SiameseTrainer(pair, classifier, [b["mean"] for b in BANDS])
-    trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=True)  # as training runs it on one device
+    trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=True)  # as training runs it on one GPU
     return mm, classifier, pair, trainer
 
 
@@ -308,3 +308,81 @@ def test_a_run_with_tiles_too_small_for_its_backbone_is_refused_before_its_folde
     with pytest.raises(OLRError, match="backbone_weights is set, but the family resnet"):
         plan.prepare({"dataset": str(tiny), "backbone_weights": "resnet50_notop.h5"})
     assert not (_isolated_workspace / "models").exists() or not any((_isolated_workspace / "models").iterdir())
+
+
+# --- compute precision -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def policy():
+    """Set Keras's global dtype policy for the models a test builds; float32 again afterwards."""
+    yield keras.config.set_dtype_policy
+    keras.config.set_dtype_policy("float32")
+
+
+def test_auto_precision_is_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
+    from olr.training import fit
+
+    assert set(options.PRECISIONS) == {"auto", *(p for p in options.PRECISIONS if p != "auto")}
+    for chosen in ("float32", "mixed_bfloat16", "mixed_float16"):
+        assert fit.compute_policy(chosen, on_gpu=False) == chosen == fit.compute_policy(chosen, on_gpu=True)
+    assert fit.compute_policy("auto", on_gpu=True) == "float32"
+    with open("/proc/cpuinfo") as f:
+        native = any(flag in f.read().split() for flag in fit.BFLOAT16_CPU_FLAGS)
+    assert fit.compute_policy("auto", on_gpu=False) == ("mixed_bfloat16" if native else "float32")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow without oneDNN: bfloat16 is no faster
+    assert fit.compute_policy("auto", on_gpu=False) == "float32"
+    assert options.upgrade({"kind": "classifier"})["precision"] == "float32"  # runs from before: float32
+    assert options.resolve({"dataset": "x"})["precision"] == "auto"
+
+
+def test_mixed_bfloat16_keeps_inputs_and_outputs_in_float32_and_trains(policy, tmp_path):
+    side, n_labels = 16, 4
+    mean, std = np.array([[b["mean"], b["std"]] for b in BANDS], "float32").T
+    rng = np.random.default_rng(0)
+    x = (mean + std * rng.standard_normal((32, side, side, 3))).astype("float32")
+    y = (rng.random((32, n_labels)) < 0.4).astype("float32")
+    policy("mixed_bfloat16")
+    model = models.resnet_classifier((side, side, 3), n_labels, BANDS, width=0.25, depth=1)
+    embedder = models.siamese_embedder((side, side, 3), n_labels, 4, BANDS, "resnet", 0.25, 1)
+    pair = models.siamese_pair_model(embedder)
+    policy("float32")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32" for layer in convs)
+    for layer in (model.get_layer("normalize"), model.get_layer("probabilities"), embedder.get_layer("label_channels")):
+        assert layer.compute_dtype == "float32"
+    assert keras.ops.convert_to_numpy(model(x)).dtype == np.float32
+    policy("mixed_bfloat16")
+    shift = pipelines.random_shift()  # built inside a bfloat16 training process, it still moves raw values intact
+    policy("float32")
+    raw = np.full((2, side, side, 3), 10001.0, "float32")  # bfloat16 would round it to 9984 or 10048
+    assert shift.compute_dtype == "float32" and (keras.ops.convert_to_numpy(shift(raw, training=True)) == raw).all()
+    assert keras.ops.convert_to_numpy(pair([x, x])).dtype == np.float32
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    losses_seen = model.fit(x, y, batch_size=16, epochs=8, verbose=0).history["loss"]
+    assert np.isfinite(losses_seen).all() and losses_seen[-1] < losses_seen[0]
+    # the same weights computing in float32 give nearly the same probabilities (bfloat16 keeps ~3 digits)
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert reloaded.get_layer(convs[0].name).compute_dtype == "bfloat16"  # a checkpoint computes as it trained
+    twin = models.resnet_classifier((side, side, 3), n_labels, BANDS, width=0.25, depth=1)
+    twin.set_weights(model.get_weights())
+    p_mixed, p_float = (keras.ops.convert_to_numpy(m(x, training=False)) for m in (reloaded, twin))
+    assert np.abs(p_mixed - p_float).max() < 0.05
+
+
+def test_mixed_float16_scales_the_siamese_loss(policy, tmp_path):
+    mm, _, _, _ = _tiny_pair_setup(tmp_path)
+    classifier = models.resnet_classifier((8, 8, 3), 3, BANDS, width=0.25, depth=1)
+    policy("mixed_float16")
+    pair = models.siamese_pair_model(models.siamese_embedder((8, 8, 3), 3, 2, BANDS, "resnet", 0.25, 1))
+    pair.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    trainer = models.SiameseTrainer(pair, classifier, [b["mean"] for b in BANDS])
+    trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=False)
+    policy("float32")
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)  # Keras wraps it for float16
+    before = [w.copy() for w in pair.get_weights()]
+    train = pipelines.pair_batches(mm, np.arange(32), batch_size=4, occlusion=(0.25, 0.5), seed=0)
+    history = trainer.fit(train, steps_per_epoch=3, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert any(not np.array_equal(b, a) for b, a in zip(before, pair.get_weights()))

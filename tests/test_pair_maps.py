@@ -131,23 +131,6 @@ def test_each_pane_is_coloured_from_zero_to_its_largest_score():
     assert pair_maps.colour_range(np.array([np.nan, np.inf])) == (0.0, 1.0)
 
 
-def test_a_click_opens_the_tile_under_it_and_nothing_between_tiles():
-    # two rows of tiles 0.01° apart; the second row overlaps the first by half a tile (stride below tile size)
-    tiles = pd.DataFrame(
-        {
-            "lon_min": [33.00, 33.01, 33.00],
-            "lon_max": [33.01, 33.02, 33.01],
-            "lat_min": [35.00, 35.00, 35.005],
-            "lat_max": [35.01, 35.01, 35.015],
-        }
-    )
-    assert pair_maps.tile_at(tiles, (33.015, 35.002)) == 1
-    assert pair_maps.tile_at(tiles, (33.004, 35.009)) == 2  # in tiles 0 and 2: the nearer centre
-    assert pair_maps.tile_at(tiles, (33.004, 35.006)) == 0
-    assert pair_maps.tile_at(tiles, (33.05, 35.0)) is None
-    assert pair_maps.tile_at(tiles, None) is None
-
-
 def test_the_informative_pair_is_the_highest_phi_among_pairs_that_occur_together():
     phi = np.array([[1.0, 0.9, 0.5, 0.2], [0.9, 1.0, 0.1, np.nan], [0.5, 0.1, 1.0, 0.7], [0.2, np.nan, 0.7, 1.0]])
     cooc = np.array([[9, 0, 3, 2], [0, 5, 1, 4], [3, 1, 8, 6], [2, 4, 6, 7]])

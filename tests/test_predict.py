@@ -19,7 +19,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from olr import workspace
-from olr.analysis import correlations, exports, inference, predict, run_data
+from olr.analysis import correlations, exports, inference, predict, run_data, tile_images
 from olr.data.dataset import load_dataset
 from olr.data.tile_writer import fill_nodata
 from olr.errors import OLRError
@@ -147,6 +147,17 @@ def test_prediction_in_another_crs_matches_the_model_on_the_same_pixels(trained_
         assert scene.label_text()[k].split(" · ")[0] == (
             f"{ds.label_names[best]} {props[f'prob_{keys[best]}']:.2f}" if present else "none"
         )
+    # on the map: each tile on its pixel of the GeoTIFFs' grid, and a click on its centre finds it (none on the blank)
+    places = tile_images.prediction_places(scene)
+    grid = places.raster
+    assert grid.transform == north_up(TILE * RES) and (grid.height, grid.width) == (rows, cols)
+    centres_x = ((scene.tiles.x_min + scene.tiles.x_max) / 2).tolist()
+    centres_y = ((scene.tiles.y_min + scene.tiles.y_max) / 2).tolist()
+    lon, lat = rasterio.warp.transform(CRS.from_epsg(EPSG), "EPSG:4326", centres_x, centres_y)
+    assert [tile_images.tile_at(places, p) for p in zip(lon, lat, strict=True)] == list(range(len(scene.tiles)))
+    blank_x, blank_y = ORIGIN[0] + (blank[1] + 0.5) * TILE * RES, ORIGIN[1] - (blank[0] + 0.5) * TILE * RES
+    (blank_lon,), (blank_lat,) = rasterio.warp.transform(CRS.from_epsg(EPSG), "EPSG:4326", [blank_x], [blank_y])
+    assert tile_images.tile_at(places, (blank_lon, blank_lat)) is None
     with rasterio.open(out / "predicted_label.tif") as src:  # the map's classes, in CORINE colours
         classes = src.read(1)
         assert src.transform == north_up(TILE * RES) and src.colormap(1)[1][:3] == tuple(
@@ -291,6 +302,13 @@ def test_the_evaluate_page_predicts_an_image_of_the_data_folder_and_never_replac
     assert view.options == [predict_panel.TOP_LABEL, *ds.label_names]
     view.set_value(ds.label_names[1]).run()
     assert not at.exception
+    assert "Click a tile on the map to see its predicted labels here." in texts(at, "caption")
+    at.session_state["predict.tile.cls.scene"] = 5  # as a click on the map's sixth tile (row 1, column 1)
+    at.run()
+    scene = predict.read_prediction("cls", "scene")
+    opened = texts(at, "markdown")
+    assert "Tile at row 1, column 1" in opened and f"P({ds.label_names[1]}) = {scene.probabilities[5, 1]:.3f}" in opened
+    assert scene.label_text([5])[0] in opened
 
     folder = store.load_run("cls").path / "predictions"
     before = tree_hashes(folder)
@@ -344,7 +362,7 @@ def test_a_prediction_is_drawn_on_the_map_and_downloads_in_a_browser(
             for element in page.query_selector_all('iframe[title*="st_folium"]'):
                 candidate = element.content_frame()
                 if candidate is not None and candidate.evaluate(
-                    "() => document.querySelectorAll('.leaflet-overlay-pane canvas').length === 1"
+                    "() => document.querySelectorAll('img.olr-tiles').length === 1"
                     " && (document.querySelector('.olr-legend') || {}).innerText !== undefined"
                 ):
                     frame = candidate

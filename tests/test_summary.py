@@ -76,15 +76,6 @@ def test_tile_labels_list_present_labels_largest_share_first():
     assert summary.tile_label_text(np.zeros((1, 4)), names, 0.05) == ["no label"]
 
 
-def test_map_text_is_the_library_text_escaped_for_html():
-    from ui import maps
-
-    fractions = np.array([[0.7, 0.3]])
-    assert maps.labels_text(fractions, ["Fields <arable>", "Sea & ocean"], 0.05) == [
-        "Fields &lt;arable&gt; 70%, Sea &amp; ocean 30%"
-    ]
-
-
 def test_coordinates_are_required_in_every_corner_column():
     full = pd.DataFrame({c: [0.0, 1.0] for c in summary.COORDINATE_COLUMNS})
     assert summary.has_coordinates(SimpleNamespace(tiles=full))

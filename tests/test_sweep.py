@@ -251,7 +251,7 @@ def test_siamese_study_runs_and_is_judged_on_validation(_isolated_workspace, tra
     home = _isolated_workspace
     shutil.copytree(training_workspace / "data", home / "data")
     tiny = {"epochs": 1, "batch_size": 16, "width": 0.25, "log_every_steps": 2, "prune_below": 0}
-    tiny |= {"embedding_dim": 4, "pairs_per_epoch": 64, "val_pairs": 32, "jit_compile": False}  # as TINY_SIAMESE
+    tiny |= {"embedding_dim": 4, "pairs_per_epoch": 64, "val_pairs": 32}
     messages = []
     sweep_id = sweep.run_sweep(
         "siamese",

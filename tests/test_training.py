@@ -19,7 +19,7 @@ from olr import cli
 from olr.data.dataset import load_dataset
 from olr.errors import OLRError
 from olr.runs import store
-from olr.training import lifecycle, losses, models, options
+from olr.training import fit, lifecycle, losses, models, options
 from olr.training import plan as training_plan
 from olr.workflows import train
 from olr.workspace import REPO_ROOT
@@ -452,6 +452,12 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     assert (cfg["loss"], cfg["augment_shift"], cfg["augment_jitter"]) == ("asl", True, True)
     resumable = keras.models.load_model(store.RunLayout(run_dir).last)  # compiled, as a resumed run loads it
     assert isinstance(resumable.loss, losses.AsymmetricLoss) and resumable.loss.margin == 0.05
+    # it computed at the compute precision "auto" decided here, and left this process's policy as it found it
+    precision = fit.compute_policy("auto", on_gpu=False)
+    assert json.loads((run_dir / "status.json").read_text())["precision"] == precision
+    assert f"compute precision {precision} (auto)" in log
+    assert {layer.dtype_policy.name for layer in best.layers if isinstance(layer, keras.layers.Conv2D)} == {precision}
+    assert keras.config.dtype_policy().name == "float32"
 
 
 def test_siamese_accepts_a_classifier_trained_on_another_scheme(_isolated_workspace, tiny_dataset):

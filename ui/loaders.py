@@ -22,7 +22,8 @@ from olr.runs import store
 from olr.runs.store import RunLayout
 
 
-def _stamp(path: Path) -> float:
+def stamp(path: Path) -> float:
+    """A file's modification time (0 when it is missing): the version a cache entry is keyed on."""
     try:
         return path.stat().st_mtime_ns / 1e9
     except OSError:
@@ -37,7 +38,7 @@ def _open_dataset(path: str, stamp: float) -> Dataset:
 def dataset(name: str) -> Dataset:
     """The opened dataset `name` of the current workspace (memory-mapped, cached)."""
     path = workspace.dataset_path(name)
-    return _open_dataset(str(path), _stamp(path / "meta.json"))
+    return _open_dataset(str(path), stamp(path / "meta.json"))
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -60,7 +61,7 @@ def dataset_stats(name: str, split: str | None = None, labels: list | None = Non
     """`olr.data.label_stats.LabelStats` of dataset `name` (optionally for another label set `labels`), cached."""
     path = workspace.dataset_path(name)
     labels_json = None if labels is None else json.dumps([lab.to_json() for lab in labels])
-    return _dataset_stats(str(path), _stamp(path / "meta.json"), split, labels_json)
+    return _dataset_stats(str(path), stamp(path / "meta.json"), split, labels_json)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -70,7 +71,7 @@ def _stretch_limits(path: str, stamp: float, bands: tuple[int, ...]) -> np.ndarr
 
 def stretch_limits(ds: Dataset, bands: list[int]) -> np.ndarray:
     """`olr.data.composites.dataset_stretch_limits` of an opened dataset and bands, cached until it changes."""
-    return _stretch_limits(str(ds.path), _stamp(ds.path / "meta.json"), tuple(int(b) for b in bands))
+    return _stretch_limits(str(ds.path), stamp(ds.path / "meta.json"), tuple(int(b) for b in bands))
 
 
 def dataset_summaries() -> list[dict]:
@@ -137,8 +138,7 @@ def _metrics_at(run_path: str, stamp: float, thresholds: tuple[float, ...] | flo
 def metrics_at(run, thresholds, beta: float):
     """`olr.analysis.evaluation.metrics_at` on the run's stored test predictions, cached per threshold."""
     key = tuple(float(t) for t in thresholds) if np.ndim(thresholds) else float(thresholds)
-    stamp = _stamp(RunLayout(run.path).test_predictions)
-    return _metrics_at(str(run.path), stamp, key, float(beta))
+    return _metrics_at(str(run.path), stamp(RunLayout(run.path).test_predictions), key, float(beta))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -147,7 +147,7 @@ def _predictions(run_path: str, stamp: float) -> dict:
 
 
 def predictions(run) -> dict:
-    return _predictions(str(run.path), _stamp(RunLayout(run.path).test_predictions))
+    return _predictions(str(run.path), stamp(RunLayout(run.path).test_predictions))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -158,8 +158,8 @@ def _matrices(run_path: str, split: str, stamp: float) -> dict:
 def matrices(run, split: str = "test") -> dict:
     """`olr.analysis.correlations.load_matrices` of a run on `split`, cached until the file changes."""
     folder = correlations.figures_folder(run.path, split)
-    stamp = _stamp(folder / RunLayout.MATRICES) if folder is not None else 0.0
-    return _matrices(str(run.path), split, stamp)
+    version = stamp(folder / RunLayout.MATRICES) if folder is not None else 0.0
+    return _matrices(str(run.path), split, version)
 
 
 def run_dataset(run) -> Dataset:
@@ -173,7 +173,7 @@ def run_dataset(run) -> Dataset:
 def _embeddings_stamp(run) -> tuple[float, float]:
     """Changes when the run's best checkpoint or its embeddings folder (an export added or replaced) does."""
     layout = RunLayout(run.path)
-    return _stamp(layout.best), _stamp(layout.embeddings)
+    return stamp(layout.best), stamp(layout.embeddings)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -218,4 +218,4 @@ def _prediction(run_path: str, name: str, stamp: float):
 
 def prediction(run, name: str):
     """`olr.analysis.predict.read_prediction` of one of a run's predictions, cached until it is replaced."""
-    return _prediction(str(run.path), name, _stamp(RunLayout(run.path).prediction_for(name) / predict.RECORD))
+    return _prediction(str(run.path), name, stamp(RunLayout(run.path).prediction_for(name) / predict.RECORD))

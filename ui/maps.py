@@ -1,38 +1,48 @@
 """Folium maps of tile grids over the scene preview, rendered with streamlit-folium.
 
+Tiles are drawn as one image, a pixel per tile warped to Web Mercator (`olr.analysis.tile_images`):
+the map of half a million tiles is one PNG of about half a megabyte, every tile drawn. Tiles that lie
+on no common grid (BigEarthNet patches in several UTM zones) are drawn as polygons instead. An image has no hover, so
+a tile's values are shown by the page on a click: `show(..., clicks=True)` returns the clicked
+(lon, lat) and `tile_at` finds the tile there. Images are cached per set of tiles (a dataset's path
+and modification time) and colours.
+
 The maps work offline: no basemap tiles unless asked for, and Leaflet (plus Leaflet.Sync
 for the dual map) is served by the app itself from `static/vendor/` instead of public
 CDNs. Colour scales and legends are plain HTML (branca's legend would pull d3 from a CDN).
 Coordinates are EPSG:4326; bounds are in Leaflet order [[south, west], [north, east]] (as
-meta["preview"]["bounds_lonlat"] stores them) and tile rectangles come from the tile table's
-lon_min/lat_min/lon_max/lat_max.
+meta["preview"]["bounds_lonlat"] stores them).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import folium
 import folium.plugins
 import numpy as np
-import pandas as pd
 import streamlit as st
 from branca.element import MacroElement, Template
 from streamlit_folium import st_folium
 
+from olr.analysis import predict, tile_images
+from olr.analysis.exports import TilePlaces
+from olr.analysis.tile_images import DIVERGING, VIRIDIS, TileImage
 from olr.data import summary
+from olr.runs.store import RunLayout
+from ui import loaders
 
 LEAFLET = "vendor/leaflet-1.9.3"
 LEAFLET_SYNC = "vendor/leaflet.sync-0.2.4"
-MAX_TILES_DRAWN = 20000  # beyond this a browser struggles with one polygon per tile
-
-# Viridis at 9 stops: perceptually even and readable for colour-blind viewers.
-VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
-# Diverging blue-white-red for signed values (correlations, differences), -1..1.
-DIVERGING = ["#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"]
+#: tiles on no common grid are drawn one polygon each; beyond this many a browser struggles
+MAX_POLYGONS = 20000
+#: the class of the tile image's <img> (drawn with crisp pixels)
+TILE_IMAGE_CLASS = "olr-tiles"
 
 
 def static_url(relative: str) -> str:
@@ -47,16 +57,14 @@ def _use_local_assets(m: folium.Map) -> None:
     m.default_css = [("leaflet_css", static_url(f"{LEAFLET}/leaflet.css"))]
 
 
-def ramp(values: np.ndarray, stops: list[str], vmin: float, vmax: float) -> list[str]:
-    """Hex colours for `values` on the colour ramp `stops` spanning vmin..vmax (NaN -> grey)."""
-    rgb = np.array([[int(s[i : i + 2], 16) for i in (1, 3, 5)] for s in stops], dtype=float)
-    v = np.asarray(values, dtype=float)
-    t = np.clip((v - vmin) / max(vmax - vmin, 1e-12), 0.0, 1.0) * (len(stops) - 1)
-    lo = np.floor(np.nan_to_num(t)).astype(int).clip(0, len(stops) - 2)
-    frac = (np.nan_to_num(t) - lo)[:, None]
-    out = np.rint(rgb[lo] * (1 - frac) + rgb[lo + 1] * frac).astype(int)
-    colours = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in out]
-    return [("#9e9e9e" if np.isnan(x) else c) for x, c in zip(v, colours)]
+def stops_for(value_range: tuple[float, float]) -> list[str]:
+    """The ramp of a value range: diverging when it reaches below 0, else viridis."""
+    return DIVERGING if value_range[0] < 0 else VIRIDIS
+
+
+def value_rgba(values, value_range: tuple[float, float]) -> np.ndarray:
+    """(n, 4) uint8 colours of `values` on the ramp of `value_range` (`stops_for`), at `tile_images.TILE_ALPHA`."""
+    return tile_images.ramp_rgba(values, stops_for(value_range), *value_range, alpha=tile_images.TILE_ALPHA)
 
 
 class Legend(MacroElement):
@@ -126,14 +134,6 @@ def _bounds_latlon(bounds) -> list[list[float]]:
     return [[float(south), float(west)], [float(north), float(east)]]
 
 
-def tiles_bounds(tiles: pd.DataFrame) -> list[list[float]]:
-    """[[south, west], [north, east]] around all tiles (Leaflet order)."""
-    return [
-        [float(tiles["lat_min"].min()), float(tiles["lon_min"].min())],
-        [float(tiles["lat_max"].max()), float(tiles["lon_max"].max())],
-    ]
-
-
 def base_map(bounds, *, basemap: bool = False, preview_png: Path | None = None, preview_bounds=None) -> folium.Map:
     """A Leaflet map fitted to `bounds` [[south, west], [north, east]], without basemap unless asked."""
     m = folium.Map(tiles=None, control_scale=True, zoom_snap=0.25, prefer_canvas=True)
@@ -156,144 +156,161 @@ def add_preview(m, preview_png: Path | None, preview_bounds) -> None:
         ).add_to(m)
 
 
-def tiles_geojson(tiles: pd.DataFrame, properties: dict[str, list], colours: list[str], opacities: list[float]) -> dict:
-    """A GeoJSON FeatureCollection of tile rectangles (lon/lat, 6 decimals ~ 0.1 m) with style and properties."""
-    lon0, lat0, lon1, lat1 = (
-        np.round(tiles[c].to_numpy(float), 6).tolist() for c in ("lon_min", "lat_min", "lon_max", "lat_max")
+# ------------------------------------------------------------------ where tiles lie, and their layer
+
+
+@dataclass(frozen=True)
+class MapTiles:
+    """A set of tiles a map draws: `places` (`tile_images.map_places`: on a grid or not), `lonlat` (N, 4)
+    lon_min, lat_min, lon_max, lat_max (the polygons of tiles on no grid) and `key`, what names them
+    in the image cache (their file's path and modification time)."""
+
+    key: tuple
+    places: TilePlaces
+    lonlat: np.ndarray
+
+    @property
+    def on_grid(self) -> bool:
+        return self.places.raster is not None
+
+    def bounds(self, rows) -> list[list[float]]:
+        """[[south, west], [north, east]] around the tiles at `rows` (Leaflet order)."""
+        lon0, lat0, lon1, lat1 = self.lonlat[np.asarray(rows, dtype=np.int64)].T
+        return [[float(lat0.min()), float(lon0.min())], [float(lat1.max()), float(lon1.max())]]
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _dataset_tiles(path: str, stamp: float, _ds) -> MapTiles:
+    lonlat = _ds.tiles[list(summary.COORDINATE_COLUMNS)].to_numpy(dtype=np.float64)
+    return MapTiles(("dataset", path, stamp), tile_images.map_places(_ds), lonlat)
+
+
+def dataset_tiles(ds) -> MapTiles:
+    """The tiles of a dataset with coordinates (`summary.has_coordinates`), held once per dataset version."""
+    return _dataset_tiles(str(ds.path), loaders.stamp(ds.path / "meta.json"), ds)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _prediction_tiles(path: str, name: str, stamp: float, _scene) -> MapTiles:
+    lonlat = _scene.tiles[list(summary.COORDINATE_COLUMNS)].to_numpy(dtype=np.float64)
+    return MapTiles(("prediction", path, name, stamp), tile_images.prediction_places(_scene), lonlat)
+
+
+def prediction_tiles(run, name: str, scene) -> MapTiles:
+    """The tiles of a run's stored prediction `name` (`olr.analysis.predict.read_prediction`), held once per version."""
+    record = RunLayout(run.path).prediction_for(name) / predict.RECORD
+    return _prediction_tiles(str(run.path), name, loaders.stamp(record), scene)
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def _layer(key: tuple, digest: str, _rows: np.ndarray, _rgba: np.ndarray, _tiles: MapTiles) -> TileImage | dict:
+    if _tiles.on_grid:
+        return tile_images.tile_image(_tiles.places, _rows, _rgba)
+    return tile_images.tiles_geojson(_tiles.lonlat[_rows], _rgba)
+
+
+def tile_layer(tiles: MapTiles, rows, rgba) -> TileImage | dict:
+    """The tiles at `rows` (positions in `tiles`) in colours `rgba` ((n, 4) uint8): an image
+    (`tile_images.tile_image`) when they lie on a grid, else GeoJSON polygons; cached per version of the
+    tiles and the rows and colours themselves."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+    # a digest of every byte (a few ms): Streamlit's own hash of an array this large samples it
+    digest = hashlib.blake2b(rows, digest_size=16)
+    digest.update(rgba)
+    return _layer(tiles.key, digest.hexdigest(), rows, rgba, tiles)
+
+
+def tile_at(tiles: MapTiles, point: tuple[float, float] | None, rows=None) -> int | None:
+    """The tile under a clicked `point` (lon, lat) among `rows` (`tile_images.tile_at`): its position in `tiles`."""
+    return tile_images.tile_at(tiles.places, point, rows)
+
+
+class TileOverlay(MacroElement):
+    """The tile image (`TileImage`) over the map, its pixels drawn crisp at any zoom (CSS image-rendering:
+    pixelated on its class `TILE_IMAGE_CLASS`) and letting clicks through to the map."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        if (!document.getElementById("{{ this.css_class }}-style")) {
+            var style = document.createElement("style");
+            style.id = "{{ this.css_class }}-style";
+            style.textContent = ".{{ this.css_class }} { image-rendering: crisp-edges; image-rendering: pixelated; }";
+            document.head.appendChild(style);
+        }
+        var {{ this.get_name() }} = L.imageOverlay({{ this.url|tojson }}, {{ this.bounds|tojson }}, {
+            className: "{{ this.css_class }}", interactive: false
+        }).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
     )
-    features = []
-    for k in range(len(tiles)):
-        ring = [[lon0[k], lat0[k]], [lon1[k], lat0[k]], [lon1[k], lat1[k]], [lon0[k], lat1[k]], [lon0[k], lat0[k]]]
-        props = {name: values[k] for name, values in properties.items()}
-        props["_fill"] = colours[k]
-        props["_opacity"] = opacities[k]
-        features.append(
-            {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
-        )
-    return {"type": "FeatureCollection", "features": features}
+
+    def __init__(self, image: TileImage):
+        super().__init__()
+        self._name = "TileOverlay"
+        self.url = image.data_url
+        self.bounds = image.bounds
+        self.css_class = TILE_IMAGE_CLASS
 
 
 class TileGrid(MacroElement):
-    """Tile rectangles drawn on a canvas, styled from each feature's `_fill`/`_opacity` in the browser.
-
-    folium's GeoJson computes a style per feature in Python and embeds mappings; for thousands of
-    tiles this element is several times smaller and faster. Tooltip on hover, popup on click.
-    """
+    """Tile rectangles (GeoJSON of `tile_images.tiles_geojson`) drawn on a canvas, styled from each
+    feature's `_fill`/`_opacity` in the browser; not interactive, so a click reaches the map."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = L.geoJson({{ this.data|tojson }}, {
             renderer: L.canvas(),
+            interactive: false,
             style: function (f) {
                 return {fillColor: f.properties._fill, fillOpacity: f.properties._opacity,
                         color: "#333333", weight: 0.3};
-            },
-            onEachFeature: function (f, layer) {
-                function rows(fields) {  // a field without a title is the heading (the tile's name)
-                    return fields.map(function (p) {
-                        var value = f.properties[p[0]];
-                        return p[1] ? "<b>" + p[1] + "</b>: " + value : "<b>" + value + "</b>";
-                    }).join("<br>");
-                }
-                layer.bindTooltip(rows({{ this.tooltip|tojson }}), {sticky: true});
-                layer.bindPopup(rows({{ this.popup|tojson }}), {maxWidth: 360});
-                layer.on({
-                    mouseover: function (e) { e.target.setStyle({weight: 2, color: "#000000"}); },
-                    mouseout: function (e) { {{ this.get_name() }}.resetStyle(e.target); },
-                    // the popup keeps the click from the map, which is what streamlit-folium reports
-                    click: function (e) { {{ this._parent.get_name() }}.fire("click", {latlng: e.latlng}); }
-                });
             }
         }).addTo({{ this._parent.get_name() }});
         {% endmacro %}
         """
     )
 
-    def __init__(self, geojson: dict, tooltip_fields: list[tuple[str, str]], popup_fields: list[tuple[str, str]]):
+    def __init__(self, geojson: dict):
         super().__init__()
         self._name = "TileGrid"
         self.data = geojson
-        self.tooltip = [[f, html.escape(a)] for f, a in tooltip_fields]
-        self.popup = [[f, html.escape(a)] for f, a in popup_fields]
 
 
-def add_tile_layer(
-    m, geojson: dict, *, tooltip_fields: list[tuple[str, str]], popup_fields: list[tuple[str, str]]
-) -> None:
-    """Draw tile rectangles styled by their `_fill`/`_opacity` properties, with tooltip and click popup."""
-    TileGrid(geojson, tooltip_fields, popup_fields).add_to(m)
+def add_tiles(m, layer: TileImage | dict) -> None:
+    """Draw a `tile_layer`: the image, or the polygons of tiles on no grid."""
+    (TileOverlay(layer) if isinstance(layer, TileImage) else TileGrid(layer)).add_to(m)
 
 
-def labels_text(fractions: np.ndarray, names: list[str], min_fraction: float, limit: int = 6) -> list[str]:
-    """`olr.data.summary.tile_label_text`, HTML-escaped for the map's tooltips and popups."""
-    return [html.escape(t) for t in summary.tile_label_text(fractions, names, min_fraction, limit)]
+# ------------------------------------------------------------------ the maps
 
 
 def fraction_map(
-    tiles: pd.DataFrame,
-    values: np.ndarray,
-    label_text: list[str],
+    layer: TileImage | dict,
     *,
     title: str,
     bounds,
     preview_png: Path | None,
     preview_bounds,
     basemap: bool = False,
-    tile_names: list[str] | None = None,
 ) -> folium.Map:
-    """Tile grid coloured by `values` in 0..1 (e.g. one label's area fraction) over the preview.
-
-    Tiles with value 0 are drawn as outlines only, so the preview shows through. `tile_names`:
-    `olr.data.summary.dataset_tile_names` of the tiles (default: their ids only).
-    """
-    values = np.asarray(values, dtype=float)
+    """Tiles coloured by a value in 0..1 (e.g. one label's area fraction, `tile_images.fraction_rgba`) over
+    the preview: `layer` is their `tile_layer`. Tiles of value 0 are transparent, so the preview shows."""
     m = base_map(bounds, basemap=basemap, preview_png=preview_png, preview_bounds=preview_bounds)
-    colours = ramp(values, VIRIDIS, 0.0, 1.0)
-    opacities = [0.0 if v <= 0 else 0.7 for v in values]
-    geojson = tiles_geojson(
-        tiles,
-        {
-            "tile": _names(tiles, tile_names),
-            "split": [str(s) for s in tiles["split"]],
-            "value": [f"{v * 100:.1f}%" for v in values],
-            "labels": label_text,
-        },
-        colours,
-        opacities,
-    )
-    add_tile_layer(
-        m,
-        geojson,
-        tooltip_fields=[("tile", ""), ("value", title)],
-        popup_fields=[("tile", ""), ("split", "Split"), ("value", title), ("labels", "Labels")],
-    )
-    Legend(title, VIRIDIS, 0.0, 1.0, note="outline only = 0").add_to(m)
+    add_tiles(m, layer)
+    Legend(title, VIRIDIS, 0.0, 1.0, note="transparent = 0").add_to(m)
     if basemap:
         folium.LayerControl(collapsed=True).add_to(m)
     return m
 
 
-def tile_map(
-    tiles: pd.DataFrame,
-    colours: list[str],
-    opacities: list[float],
-    properties: dict[str, list],
-    *,
-    tooltip_fields: list[tuple[str, str]],
-    popup_fields: list[tuple[str, str]],
-    legend: MacroElement,
-    basemap: bool = False,
-) -> folium.Map:
-    """Tiles (lon/lat bounds) drawn in the given colours, without a scene preview (e.g. a prediction on an
-    image that has none); `properties` (already escaped) feed the tooltip and popup fields."""
-    m = base_map(tiles_bounds(tiles), basemap=basemap)
-    add_tile_layer(
-        m,
-        tiles_geojson(tiles, properties, colours, opacities),
-        tooltip_fields=tooltip_fields,
-        popup_fields=popup_fields,
-    )
+def tile_map(layer: TileImage | dict, *, bounds, legend: MacroElement, basemap: bool = False) -> folium.Map:
+    """Tiles (`tile_layer`) fitted to `bounds`, without a scene preview (e.g. a prediction on an image that
+    has none), with `legend`."""
+    m = base_map(bounds, basemap=basemap)
+    add_tiles(m, layer)
     legend.add_to(m)
     if basemap:
         folium.LayerControl(collapsed=True).add_to(m)
@@ -301,10 +318,8 @@ def tile_map(
 
 
 def dual_map(
-    tiles: pd.DataFrame,
-    left: np.ndarray,
-    right: np.ndarray,
-    label_text: list[str],
+    left: TileImage | dict,
+    right: TileImage | dict,
     *,
     left_title: str,
     right_title: str,
@@ -314,46 +329,24 @@ def dual_map(
     preview_png: Path | None,
     preview_bounds,
     basemap: bool = False,
-    tile_names: list[str] | None = None,
 ) -> folium.plugins.DualMap:
-    """Two synchronised panes over the same tiles: `left` and `right` values, each with its legend.
-
-    A click on a tile in either pane is reported to `show(..., clicks=True)`; `tile_names` as in `fraction_map`.
-    """
+    """Two synchronised panes over the same tiles: the `tile_layer`s `left` and `right`, coloured by
+    `value_rgba` over their ranges, each with its legend. A click in either pane is reported to
+    `show(..., clicks=True)`."""
     dm = SyncedPanes(tiles=None, control_scale=True, prefer_canvas=True)
     dm.default_js = [("Leaflet.Sync", static_url(f"{LEAFLET_SYNC}/L.Map.Sync.js"))]
-    for pane in (dm.m1, dm.m2):
+    for pane, layer, title, (lo, hi) in (
+        (dm.m1, left, left_title, left_range),
+        (dm.m2, right, right_title, right_range),
+    ):
         _use_local_assets(pane)
         if basemap:
             folium.TileLayer("OpenStreetMap").add_to(pane)
         add_preview(pane, preview_png, preview_bounds)
-    props = {
-        "tile": _names(tiles, tile_names),
-        "labels": label_text,
-        "left": [f"{v:.3f}" for v in left],
-        "right": [f"{v:.3f}" for v in right],
-    }
-    for pane, values, title, (lo, hi) in (
-        (dm.m1, left, left_title, left_range),
-        (dm.m2, right, right_title, right_range),
-    ):
-        values = np.asarray(values, dtype=float)
-        stops = DIVERGING if lo < 0 else VIRIDIS
-        colours = ramp(values, stops, lo, hi)
-        geojson = tiles_geojson(tiles, props, colours, [0.75] * len(values))
-        add_tile_layer(
-            pane,
-            geojson,
-            tooltip_fields=[("tile", ""), ("left", left_title), ("right", right_title)],
-            popup_fields=[("tile", ""), ("left", left_title), ("right", right_title), ("labels", "Labels")],
-        )
-        Legend(title, stops, lo, hi).add_to(pane)
+        add_tiles(pane, layer)
+        Legend(title, stops_for((lo, hi)), lo, hi).add_to(pane)
     dm.fit_bounds(_bounds_latlon(bounds))
     return dm
-
-
-def _names(tiles: pd.DataFrame, tile_names: list[str] | None) -> list[str]:
-    return [html.escape(n) for n in (tile_names if tile_names is not None else summary.tile_names(tiles))]
 
 
 class SyncedPanes(folium.plugins.DualMap):
@@ -361,8 +354,9 @@ class SyncedPanes(folium.plugins.DualMap):
 
     - Leaflet.Sync ends a drag by resetting the view with the panes' "viewprereset" handlers taken
       off (to spare tile layers a flicker). That event is what tells a canvas renderer to project its
-      paths again before it draws, so the dragged pane kept drawing its tiles where they had been
-      (even off the scene) until the next zoom. Each canvas is redrawn after every view reset instead.
+      paths again before it draws, so the dragged pane kept drawing its polygons where they had been
+      (even off the scene) until the next zoom. Each canvas is redrawn after every view reset instead
+      (tile images follow the view by themselves).
     - streamlit-folium reports clicks on the first pane only, so a click on the second is passed on
       to the first: a tile opens from either pane.
     """

@@ -6,25 +6,22 @@ this module only draws it."""
 
 from __future__ import annotations
 
-import html
-import math
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from olr import workspace
-from olr.analysis import predict
+from olr.analysis import predict, tile_images
 from olr.data import uploads
 from olr.errors import OLRError
 from olr.runs import annotations
 from ui import downloads, loaders, maps, results, state
 from ui.guard import guarded
+from ui.text import plain
 
 #: the map's first choice: each tile in the colour of its most probable label predicted present
 TOP_LABEL = "Predicted label (most probable present)"
-#: colour of a tile with no label predicted present (drawn as an outline only)
-NONE_COLOUR = "#ffffff"
 
 
 def section(run) -> None:
@@ -103,16 +100,6 @@ def _predict(run, image: str | None, name: str, overwrite: bool) -> None:
     st.rerun()
 
 
-def _drawn(scene: predict.PredictedScene) -> np.ndarray:
-    """Rows of the scene's tiles to draw: all, or every k-th tile row and column beyond what a browser draws."""
-    n = len(scene.tiles)
-    if n <= maps.MAX_TILES_DRAWN:
-        return np.arange(n)
-    k = math.ceil(math.sqrt(n / maps.MAX_TILES_DRAWN))
-    keep = (scene.tiles["tile_row"].to_numpy() % k == 0) & (scene.tiles["tile_col"].to_numpy() % k == 0)
-    return np.flatnonzero(keep)
-
-
 def _shown_path(path: str) -> str:
     """An image path as the form takes it (relative to the data folder) when it lies there; in a read-only
     demo never the server's own path."""
@@ -122,7 +109,9 @@ def _shown_path(path: str) -> str:
         return Path(path).name if workspace.is_readonly() else path
 
 
+@st.fragment
 def scene_map(run, name: str) -> None:
+    """A stored prediction on the map and the tile last clicked on it: a fragment, so a click reruns only this part."""
     scene = loaders.prediction(run, name)
     record = scene.record
     image = _shown_path(record["image"]) if isinstance(record["image"], str) else f"{len(record['image'])} band files"
@@ -139,39 +128,38 @@ def scene_map(run, name: str) -> None:
     view = c1.selectbox("Colour tiles by", choices, key=f"predict.view.{run.id}.{name}")
     with c2:
         downloads.prediction_button(run, name)
-    rows = _drawn(scene)
-    if len(rows) < len(scene.tiles):
-        st.caption(
-            f"The map draws {len(rows):,} of the {len(scene.tiles):,} tiles (a regular subset); the GeoPackage "
-            "holds them all."
-        )
-    tiles = scene.tiles.iloc[rows].reset_index(drop=True)
-    properties = {
-        "tile": [f"row {r}, column {c}" for r, c in zip(tiles["tile_row"], tiles["tile_col"], strict=True)],
-        "labels": [html.escape(text) for text in scene.label_text(rows)],  # the drawn tiles only
-    }
+    where = maps.prediction_tiles(run, name, scene)
+    rows = np.arange(len(scene.tiles))
     if view == TOP_LABEL:
-        top = scene.top_labels()[rows]
-        colours = [scene.label_colours[t] if t >= 0 else NONE_COLOUR for t in top]
-        opacities = [0.75 if t >= 0 else 0.0 for t in top]
+        top = scene.top_labels()
+        rgba = tile_images.hex_rgba(scene.label_colours, tile_images.TILE_ALPHA)[top]
+        rgba[top < 0, 3] = 0
         shown, counts = np.unique(top[top >= 0], return_counts=True)
         items = [(scene.label_names[j], scene.label_colours[j]) for j in shown[np.argsort(-counts, kind="stable")]]
-        legend = maps.SwatchLegend("Predicted label", items[:12], note="outline only = no label present")
-        properties["value"] = [html.escape(scene.label_names[t]) if t >= 0 else "none" for t in top]
+        legend = maps.SwatchLegend("Predicted label", items[:12], note="transparent = no label present")
     else:
         j = scene.label_names.index(view)
-        values = scene.probabilities[rows, j]
-        colours = maps.ramp(values, maps.VIRIDIS, 0.0, 1.0)
-        opacities = [0.75] * len(values)
-        legend = maps.Legend(f"P({view})", maps.VIRIDIS, 0.0, 1.0)
-        properties["value"] = [f"{v:.3f}" for v in values]
-    m = maps.tile_map(
-        tiles,
-        colours,
-        opacities,
-        properties,
-        tooltip_fields=[("tile", ""), ("value", "Predicted label" if view == TOP_LABEL else f"P({view})")],
-        popup_fields=[("tile", ""), ("labels", "Predicted")],
-        legend=legend,
+        rgba = maps.value_rgba(scene.probabilities[:, j], (0.0, 1.0))
+        legend = maps.Legend(f"P({view})", maps.stops_for((0.0, 1.0)), 0.0, 1.0)
+    m = maps.tile_map(maps.tile_layer(where, rows, rgba), bounds=where.bounds(rows), legend=legend)
+    st.caption("Click a tile for its values (the tiles are one image, so hovering shows nothing).")
+    clicked = maps.tile_at(where, maps.show(m, key=f"predict.map.{run.id}.{name}", clicks=True))
+    opened = f"predict.tile.{run.id}.{name}"
+    if clicked is not None:
+        st.session_state[opened] = clicked
+    clicked_tile(scene, st.session_state.get(opened), view)
+
+
+def clicked_tile(scene: predict.PredictedScene, k: int | None, view: str) -> None:
+    """The predicted tile last clicked on the map (row `k` of the scene's tiles): its place and labels."""
+    if k is None or k >= len(scene.tiles):
+        st.caption("Click a tile on the map to see its predicted labels here.")
+        return
+    tile = scene.tiles.iloc[k]
+    value = ""
+    if view != TOP_LABEL:
+        value = f" · P({plain(view)}) = {scene.probabilities[k, scene.label_names.index(view)]:.3f}"
+    st.markdown(
+        f"**Tile at row {int(tile['tile_row'])}, column {int(tile['tile_col'])}**{value}  \n"
+        f"Predicted, most probable first: {plain(scene.label_text([k])[0])}"
     )
-    maps.show(m, key=f"predict.map.{run.id}.{name}")

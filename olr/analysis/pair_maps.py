@@ -10,8 +10,9 @@ these scores say *where*. For labels i and j on the tiles a run's matrices were 
   ("siamese"), where ŝ is each label's self-score divided by its 99th percentile over these
   tiles and clipped to 0..1, so a few outliers do not wash the map out.
 
-Which pair a map opens on (`informative_pair`, also the study report's pair), how a pane is
-coloured (`colour_range`) and which tile a click on the map hit (`tile_at`) are decided here too.
+Which pair a map opens on (`informative_pair`, also the study report's pair) and how a pane is
+coloured (`colour_range`) are decided here too; which tile a click on the map hit is
+`olr.analysis.tile_images.tile_at`, for every map.
 """
 
 from __future__ import annotations
@@ -173,27 +174,6 @@ def colour_range(scores) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     top = float(finite.max()) if finite.size else 0.0
     return (0.0, top if top > 0 else 1.0)
-
-
-def tile_at(tiles, point: tuple[float, float] | None) -> int | None:
-    """Position in the tile table `tiles` (lon_min, lat_min, lon_max, lat_max) of the tile under `point`
-    (lon, lat), such as a click on the map; None for no point or a point off the tiles."""
-    if point is None:
-        return None
-    lon, lat = point
-    inside = (
-        (tiles["lon_min"].to_numpy(float) <= lon)
-        & (lon <= tiles["lon_max"].to_numpy(float))
-        & (tiles["lat_min"].to_numpy(float) <= lat)
-        & (lat <= tiles["lat_max"].to_numpy(float))
-    )
-    hits = np.flatnonzero(inside)
-    if not len(hits):
-        return None
-    # overlapping tiles (a stride below the tile size): the one whose centre is nearest
-    lon_mid = (tiles["lon_min"].to_numpy(float)[hits] + tiles["lon_max"].to_numpy(float)[hits]) / 2
-    lat_mid = (tiles["lat_min"].to_numpy(float)[hits] + tiles["lat_max"].to_numpy(float)[hits]) / 2
-    return int(hits[np.argmin((lon_mid - lon) ** 2 + (lat_mid - lat) ** 2)])
 
 
 def _label_index(names: list[str], label: int | str) -> int:

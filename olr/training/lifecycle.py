@@ -41,7 +41,7 @@ from olr.runs.progress import Phase
 from olr.runs.store import RunLayout, RunState
 from olr.training import checkpoints
 from olr.training.console import log, start_console_log
-from olr.training.fit import setup_devices, train_classifier, train_siamese
+from olr.training.fit import compute_policy_scope, setup_devices, train_classifier, train_siamese
 from olr.training.plan import Plan
 
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, cleanly (status.json says "stopped")
@@ -259,7 +259,8 @@ def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) ->
     for leftover in checkpoints.remove_stale_temp_checkpoints(plan.run_dir):
         log(f"removed {leftover.name}, a checkpoint a stopped process left half written")
     strategy, device = setup_devices(logical_cpus)
-    status.update(device=device)
-    log(f"device: {device}")
-    train = train_classifier if cfg["kind"] == "classifier" else train_siamese
-    return train(plan, strategy, status, stop)
+    with compute_policy_scope(cfg, device) as precision:
+        status.update(device=device, precision=precision)
+        log(f"device: {device}; compute precision {precision}" + (" (auto)" if cfg["precision"] == "auto" else ""))
+        train = train_classifier if cfg["kind"] == "classifier" else train_siamese
+        return train(plan, strategy, status, stop)

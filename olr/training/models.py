@@ -56,6 +56,10 @@ RESNET_FILTERS = (32, 64, 128, 256)
 #: Batch-norm statistics follow the data faster than Keras's 0.99: runs here are often only a
 #: few hundred steps long, and slow moving averages make validation lag far behind training.
 BN_MOMENTUM = 0.9
+#: Under a mixed precision policy (`olr.training.fit.compute_policy`) the layers compute in bfloat16
+#: or float16; the input normalisation and the outputs (probabilities, label embeddings and their
+#: dot products) stay in float32, as Keras's mixed-precision guide advises for a model's outputs.
+OUTPUT_DTYPE = "float32"
 
 
 def _scaled(n: int, width: float) -> int:
@@ -66,7 +70,14 @@ def normalization(bands: list[dict]) -> layers.Normalization:
     """Per-band (x - mean) / std from the dataset's meta["bands"]."""
     mean = np.array([float(b["mean"]) for b in bands], dtype=np.float32)
     std = np.array([max(float(b["std"]), 1e-6) for b in bands], dtype=np.float32)
-    return layers.Normalization(mean=mean, variance=std**2, name="normalize")
+    # float32 whatever the compute precision: raw values (reflectance in the thousands) would lose
+    # their last digits in bfloat16; the normalised tiles are cast for the first convolution
+    return layers.Normalization(mean=mean, variance=std**2, name="normalize", dtype=OUTPUT_DTYPE)
+
+
+def _probabilities(n_labels: int) -> layers.Dense:
+    """The classifier head, in float32 under mixed precision (the loss, metrics and thresholds read it)."""
+    return layers.Dense(n_labels, activation="sigmoid", name="probabilities", dtype=OUTPUT_DTYPE)
 
 
 def _tile_input(tile_shape, name="tile"):
@@ -219,7 +230,7 @@ def thesis_classifier(
     x = layers.Dense(_scaled(2000, width), activation="relu")(x)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(_scaled(1000, width), activation="relu")(x)
-    outputs = layers.Dense(n_labels, activation="sigmoid", name="probabilities")(x)
+    outputs = _probabilities(n_labels)(x)
     return keras.Model(inputs, outputs, name="thesis_classifier")
 
 
@@ -231,7 +242,7 @@ def resnet_classifier(
     x = resnet_trunk(normalization(bands)(inputs), width, depth)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_labels, activation="sigmoid", name="probabilities")(x)
+    outputs = _probabilities(n_labels)(x)
     return keras.Model(inputs, outputs, name="resnet_classifier")
 
 
@@ -249,7 +260,7 @@ def backbone_classifier(
     x = backbone_trunk(family, normalization(bands)(inputs), weights)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_labels, activation="sigmoid", name="probabilities")(x)
+    outputs = _probabilities(n_labels)(x)
     return keras.Model(inputs, outputs, name=f"{family}_classifier")
 
 
@@ -313,9 +324,9 @@ def siamese_embedder(
     # Small initial embeddings: trunk features (possibly a trained classifier's) are large, and
     # unscaled products e_i(a).e_i(b) would start in the hundreds, wrecking the first updates.
     head_init = keras.initializers.VarianceScaling(scale=0.01, mode="fan_in")
-    x = layers.Conv2D(n_labels * k, 1, kernel_initializer=head_init, name="label_channels")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Reshape((n_labels, k), name="label_embeddings")(x)
+    x = layers.Conv2D(n_labels * k, 1, kernel_initializer=head_init, name="label_channels", dtype=OUTPUT_DTYPE)(x)
+    x = layers.GlobalAveragePooling2D(dtype=OUTPUT_DTYPE)(x)
+    outputs = layers.Reshape((n_labels, k), name="label_embeddings", dtype=OUTPUT_DTYPE)(x)
     return keras.Model(inputs, outputs, name="embedder")
 
 
@@ -352,7 +363,7 @@ def siamese_pair_model(embedder: keras.Model) -> keras.Model:
     shape = embedder.input_shape[1:]
     a = _tile_input(shape, "tile_a")
     b = _tile_input(shape, "tile_b")
-    scores = LabelDot(name="label_scores")([embedder(a), embedder(b)])
+    scores = LabelDot(name="label_scores", dtype=OUTPUT_DTYPE)([embedder(a), embedder(b)])
     return keras.Model([a, b], scores, name="siamese")
 
 

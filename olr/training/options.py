@@ -37,6 +37,8 @@ KINDS = ("classifier", "siamese")
 MODELS = ("resnet", "thesis", *BACKBONES)
 LOSSES = ("bce", "focal", "weighted_bce_batch", "weighted_bce_global", "asl")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+#: Keras dtype policies a run may compute with ("auto": `olr.training.fit.compute_policy` decides)
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 #: what a classifier run logs (`olr.training.keras_metrics`); the PR-AUCs are Keras's interpolated areas,
 #: not the evaluation's average precision (runs before this name logged them as macro_ap/micro_ap)
 CLASSIFIER_METRICS = (
@@ -513,10 +515,27 @@ OPTIONS: dict[str, Option] = {
     "jit_compile": Option(
         "auto",
         "auto_bool",
-        "XLA-compile the training step: auto (Siamese: on for one device; classifier: on GPU only), true or false",
+        "XLA-compile the training step: auto (on a GPU only; on the CPU XLA made the steps slower), true or false",
         section=OPTIMISATION,
         label="XLA-compile the step",
         advanced=True,
+    ),
+    "precision": Option(
+        "auto",
+        "str",
+        "the numbers the layers compute with (the weights stay float32): auto is bfloat16 on a CPU that "
+        "computes it natively (AMX or AVX512-BF16), float32 elsewhere; mixed float16 (with loss scaling) "
+        "or bfloat16 are for GPUs that have them",
+        section=OPTIMISATION,
+        label="Compute precision",
+        advanced=True,
+        choices=PRECISIONS,
+        titles={
+            "auto": "Automatic (bfloat16 where the CPU has it)",
+            "float32": "float32",
+            "mixed_bfloat16": "Mixed bfloat16",
+            "mixed_float16": "Mixed float16 (loss scaling)",
+        },
     ),
     "log_every_steps": Option(
         20,
@@ -729,13 +748,15 @@ def check_preset(settings: Any, name: str) -> dict:
 #: Options added after runs were first stored, and the value a stored config without them reads
 #: as. The runs from before them trained without them (no self pairs, a constant rate, a trunk
 #: from scratch), but a resumed old run has always been re-resolved, i.e. given these values.
-#: The shift and jitter switches read as off: old runs trained without them, whatever the default becomes.
+#: The shift and jitter switches read as off and the precision as float32: old runs trained without
+#: them, whatever the default becomes.
 ADDED_LATER = {
     "init_from_classifier": True,
     "self_pair_share": 0.9,
     "lr_schedule": "cosine",
     "augment_shift": False,
     "augment_jitter": False,
+    "precision": "float32",
 }
 
 

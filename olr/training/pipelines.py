@@ -71,7 +71,10 @@ def augment_batch(x: tf.Tensor) -> tf.Tensor:
 def random_shift() -> keras.layers.RandomTranslation:
     """A layer shifting each tile of a batch (B, h, w, b) by its own whole number of pixels, up to
     SHIFT_FRACTION of its side each way; the pixels shifted in mirror the edge (d c b a | a b c d)."""
-    return keras.layers.RandomTranslation(SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="reflect", interpolation="nearest")
+    # float32 under any compute precision: the raw tiles (reflectance in the thousands) would lose digits
+    return keras.layers.RandomTranslation(
+        SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="reflect", interpolation="nearest", dtype="float32"
+    )
 
 
 def jitter_batch(x: tf.Tensor, mean, std) -> tf.Tensor:
@@ -90,6 +93,12 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     # Batches are already whole; under MirroredStrategy Keras splits each batch between replicas.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    # No autotuning model: its background thread sleeps in periods that grow to about 10 s, and ending
+    # an iterator (each validation pass, the end of each fit) waited for the period to run out, up to
+    # 10 s a time (`bench siamese` took 10.24 or 20.48 s for any 10 steps). Without it, AUTOTUNE maps
+    # run as many calls in parallel as there are cores and the prefetch buffer grows while the
+    # consumer waits, which keeps up with the steps here (`python -m olr bench classifier`).
+    options.autotune.enabled = False
     return ds.with_options(options).prefetch(AUTOTUNE)
 
 

@@ -1,4 +1,4 @@
-"""Benchmarks (CLI `bench prepare|classifier|siamese`), each against a baseline from the same run.
+"""Benchmarks (CLI `bench prepare|classifier|siamese|maps|pages`), each against a baseline or target in the same run.
 
 `bench prepare` generates (once, cached in the work folder) a large scene: a 4-band uint16
 tiled, compressed GeoTIFF in EPSG:32636 at 10 m and a CORINE grid-code raster in
@@ -7,9 +7,9 @@ process, (a) a plain read of the image by the same windows `prepare` uses (the I
 and (b) `prepare_dataset` on it, and reports the ratio, the peak resident memory of the
 preparing process and tiles per second. Targets: prepare <= 2x the read, peak < 1.5 GB.
 
-`bench classifier` / `bench siamese` are implemented in `olr.workflows.bench_training`
-(`bench_classifier(args)` / `bench_siamese(args)`, optional `add_classifier_arguments(parser)`
-/ `add_siamese_arguments(parser)`); it is imported only when one of them runs.
+`bench classifier` / `bench siamese` are implemented in `olr.workflows.bench_training`, `bench maps` in
+`olr.workflows.bench_maps`, `bench pages` by the app's `ui.page_times` (run as a child process); each is
+imported only when it runs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 from olr.data.prepare_options import PrepareOptions
 
-BENCHMARKS = ("prepare", "classifier", "siamese")
+BENCHMARKS = ("prepare", "classifier", "siamese", "maps", "pages")
 TARGET_RATIO = 2.0
 TARGET_PEAK_MB = 1536.0
 SCENE_VERSION = 2
@@ -58,31 +58,45 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bench_command(args: argparse.Namespace) -> int:
     prog = f"python -m olr bench {args.benchmark}"
+    if args.benchmark == "pages":
+        return bench_pages(args.options)
+    parser = argparse.ArgumentParser(prog=prog)
     if args.benchmark == "prepare":
-        parser = argparse.ArgumentParser(prog=prog, description="time prepare_dataset against a plain windowed read")
+        parser.description = "time prepare_dataset against a plain windowed read"
         add_prepare_arguments(parser)
         return bench_prepare(parser.parse_args(args.options))
-    import importlib
+    if args.benchmark == "maps":
+        from olr.workflows import bench_maps
+
+        bench_maps.add_arguments(parser)
+        return bench_maps.run(parser.parse_args(args.options))
+    from olr.workflows import bench_training
+
+    getattr(bench_training, f"add_{args.benchmark}_arguments")(parser)
+    return int(getattr(bench_training, f"bench_{args.benchmark}")(parser.parse_args(args.options)) or 0)
+
+
+def bench_pages(options: list[str]) -> int:
+    """Each page's render time through Streamlit's AppTest, by `python -m ui.page_times` in a child process
+    (the library does not import Streamlit; the pages' package sits beside it in the repository)."""
+    import subprocess
+    import sys
 
     from olr.errors import OLRError
+    from olr.workspace import REPO_ROOT
 
-    try:
-        training = importlib.import_module("olr.workflows.bench_training")
-    except ModuleNotFoundError as e:
-        if e.name != "olr.workflows.bench_training":
-            raise
+    if not (REPO_ROOT / "ui" / "page_times.py").is_file():
         raise OLRError(
-            f"The {args.benchmark} benchmark is not part of this installation (olr/workflows/bench_training.py "
-            "is missing); update OLR Studio or run `python -m olr bench prepare`."
-        ) from None
-    add = getattr(training, f"add_{args.benchmark}_arguments", None)
-    if add is not None:
-        parser = argparse.ArgumentParser(prog=prog)
-        add(parser)
-        sub_args = parser.parse_args(args.options)
-    else:
-        sub_args = args
-    return int(getattr(training, f"bench_{args.benchmark}")(sub_args) or 0)
+            "The pages benchmark needs the app's files (ui/, pages/) beside the olr package; run it from a "
+            "checkout of OLR Studio."
+        )
+    # its lines pass through this process's stdout (so `--help` and redirections see them as this command's)
+    with subprocess.Popen(
+        [sys.executable, "-m", "ui.page_times", *options], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    ) as child:
+        for line in child.stdout:
+            print(line, end="", flush=True)
+    return child.returncode
 
 
 # --------------------------------------------------------------------------- the scene
