@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from olr.errors import OLRError
-from olr.training import losses, models, options, pipelines
+from olr.training import fit, losses, models, options, pipelines
 from olr.training.backbones import BACKBONES
 from olr.workspace import REPO_ROOT
 
@@ -313,17 +313,8 @@ def test_a_run_with_tiles_too_small_for_its_backbone_is_refused_before_its_folde
 # --- compute precision -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def policy():
-    """Set Keras's global dtype policy for the models a test builds; float32 again afterwards."""
-    yield keras.config.set_dtype_policy
-    keras.config.set_dtype_policy("float32")
-
-
 def test_auto_precision_is_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
-    from olr.training import fit
-
-    assert set(options.PRECISIONS) == {"auto", *(p for p in options.PRECISIONS if p != "auto")}
+    assert set(options.PRECISIONS) == {"auto", "float32", "mixed_bfloat16", "mixed_float16"}
     for chosen in ("float32", "mixed_bfloat16", "mixed_float16"):
         assert fit.compute_policy(chosen, on_gpu=False) == chosen == fit.compute_policy(chosen, on_gpu=True)
     assert fit.compute_policy("auto", on_gpu=True) == "float32"
@@ -336,25 +327,24 @@ def test_auto_precision_is_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
     assert options.resolve({"dataset": "x"})["precision"] == "auto"
 
 
-def test_mixed_bfloat16_keeps_inputs_and_outputs_in_float32_and_trains(policy, tmp_path):
+def test_mixed_bfloat16_keeps_inputs_and_outputs_in_float32_and_trains(tmp_path):
     side, n_labels = 16, 4
     mean, std = np.array([[b["mean"], b["std"]] for b in BANDS], "float32").T
     rng = np.random.default_rng(0)
     x = (mean + std * rng.standard_normal((32, side, side, 3))).astype("float32")
     y = (rng.random((32, n_labels)) < 0.4).astype("float32")
-    policy("mixed_bfloat16")
-    model = models.resnet_classifier((side, side, 3), n_labels, BANDS, width=0.25, depth=1)
-    embedder = models.siamese_embedder((side, side, 3), n_labels, 4, BANDS, "resnet", 0.25, 1)
-    pair = models.siamese_pair_model(embedder)
-    policy("float32")
+    with fit.dtype_policy("mixed_bfloat16"):
+        model = models.resnet_classifier((side, side, 3), n_labels, BANDS, width=0.25, depth=1)
+        embedder = models.siamese_embedder((side, side, 3), n_labels, 4, BANDS, "resnet", 0.25, 1)
+        pair = models.siamese_pair_model(embedder)
+    assert keras.config.dtype_policy().name == "float32"  # as it was before
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32" for layer in convs)
     for layer in (model.get_layer("normalize"), model.get_layer("probabilities"), embedder.get_layer("label_channels")):
         assert layer.compute_dtype == "float32"
     assert keras.ops.convert_to_numpy(model(x)).dtype == np.float32
-    policy("mixed_bfloat16")
-    shift = pipelines.random_shift()  # built inside a bfloat16 training process, it still moves raw values intact
-    policy("float32")
+    with fit.dtype_policy("mixed_bfloat16"):
+        shift = pipelines.random_shift()  # built inside a bfloat16 training process, it moves raw values intact
     raw = np.full((2, side, side, 3), 10001.0, "float32")  # bfloat16 would round it to 9984 or 10048
     assert shift.compute_dtype == "float32" and (keras.ops.convert_to_numpy(shift(raw, training=True)) == raw).all()
     assert keras.ops.convert_to_numpy(pair([x, x])).dtype == np.float32
@@ -371,15 +361,14 @@ def test_mixed_bfloat16_keeps_inputs_and_outputs_in_float32_and_trains(policy, t
     assert np.abs(p_mixed - p_float).max() < 0.05
 
 
-def test_mixed_float16_scales_the_siamese_loss(policy, tmp_path):
+def test_mixed_float16_scales_the_siamese_loss(tmp_path):
     mm, _, _, _ = _tiny_pair_setup(tmp_path)
     classifier = models.resnet_classifier((8, 8, 3), 3, BANDS, width=0.25, depth=1)
-    policy("mixed_float16")
-    pair = models.siamese_pair_model(models.siamese_embedder((8, 8, 3), 3, 2, BANDS, "resnet", 0.25, 1))
-    pair.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    trainer = models.SiameseTrainer(pair, classifier, [b["mean"] for b in BANDS])
-    trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=False)
-    policy("float32")
+    with fit.dtype_policy("mixed_float16"):
+        pair = models.siamese_pair_model(models.siamese_embedder((8, 8, 3), 3, 2, BANDS, "resnet", 0.25, 1))
+        pair.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        trainer = models.SiameseTrainer(pair, classifier, [b["mean"] for b in BANDS])
+        trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=False)
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)  # Keras wraps it for float16
     before = [w.copy() for w in pair.get_weights()]
     train = pipelines.pair_batches(mm, np.arange(32), batch_size=4, occlusion=(0.25, 0.5), seed=0)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from olr import workspace
 from olr.analysis import predict, tile_images
-from olr.data import uploads
+from olr.data import label_schemes, uploads
 from olr.errors import OLRError
 from olr.runs import annotations
 from ui import downloads, loaders, maps, results, state
@@ -132,7 +132,7 @@ def scene_map(run, name: str) -> None:
     rows = np.arange(len(scene.tiles))
     if view == TOP_LABEL:
         top = scene.top_labels()
-        rgba = tile_images.hex_rgba(scene.label_colours, tile_images.TILE_ALPHA)[top]
+        rgba = label_schemes.hex_rgba(scene.label_colours, tile_images.TILE_ALPHA)[top]
         rgba[top < 0, 3] = 0
         shown, counts = np.unique(top[top >= 0], return_counts=True)
         items = [(scene.label_names[j], scene.label_colours[j]) for j in shown[np.argsort(-counts, kind="stable")]]

@@ -72,7 +72,7 @@ from olr.analysis import correlations, evaluation, run_data
 from olr.analysis.compare import HEADLINE_MODE
 from olr.analysis.metrics import binarize
 from olr.data.dataset import EXPORTS_FOLDER, SOURCE_BOUNDS, load_dataset
-from olr.data.label_schemes import Label
+from olr.data.label_schemes import Label, hex_rgba
 from olr.data.summary import COORDINATE_COLUMNS, dataset_tile_names, grid_step
 from olr.errors import OLRError
 from olr.runs.store import RunLayout
@@ -333,10 +333,6 @@ def top_labels(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(scores.max(axis=1)), scores.argmax(axis=1), -1)
 
 
-def _rgb(colour: str) -> tuple[int, int, int, int]:
-    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16), 255)
-
-
 def write_class_raster(path: Path, crs, transform, classes: np.ndarray, labels: list[Label], what: str) -> None:
     """A uint8 GeoTIFF of one class per pixel (`NO_LABEL`, label j + 1, `NO_TILE` as nodata) with the labels'
     colours as its colour table, which QGIS and GDAL draw as they are; `what` describes the band, and the
@@ -348,7 +344,8 @@ def write_class_raster(path: Path, crs, transform, classes: np.ndarray, labels: 
     names = {str(NO_LABEL): "no label", **{str(j + 1): lab.name for j, lab in enumerate(labels)}}
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(classes.astype(np.uint8), 1)
-        dst.write_colormap(1, {NO_LABEL: (255, 255, 255, 0)} | {j + 1: _rgb(lab.color) for j, lab in enumerate(labels)})
+        colours = hex_rgba([lab.color for lab in labels]).tolist()
+        dst.write_colormap(1, {NO_LABEL: (255, 255, 255, 0)} | {j + 1: tuple(c) for j, c in enumerate(colours)})
         dst.set_band_description(1, what)
         dst.update_tags(1, classes=json.dumps(names))
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from olr.analysis.exports import TilePlaces, TileRaster, tile_grid_transform, tile_places
+from olr.data.label_schemes import hex_rgba
 from olr.data.summary import COORDINATE_COLUMNS
 from olr.errors import OLRError
 
@@ -71,15 +72,6 @@ class TileImage:
 
 
 # ------------------------------------------------------------------ colours
-
-
-def hex_rgba(colours, alpha: int = 255) -> np.ndarray:
-    """(n, 4) uint8 RGBA of "#rrggbb" colours, all of opacity `alpha` (0..255)."""
-    rgb = [[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours]
-    out = np.full((len(rgb), 4), alpha, dtype=np.uint8)
-    if rgb:
-        out[:, :3] = rgb
-    return out
 
 
 def rgba_hex(rgba) -> list[str]:

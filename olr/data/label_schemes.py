@@ -128,6 +128,15 @@ SCHEME_TITLES = {
 }
 
 
+def hex_rgba(colours, alpha: int = 255) -> np.ndarray:
+    """(n, 4) uint8 RGBA of "#rrggbb" colours (a label's `color`), all of opacity `alpha` (0..255)."""
+    rgb = [[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours]
+    out = np.full((len(rgb), 4), alpha, dtype=np.uint8)
+    if rgb:
+        out[:, :3] = rgb
+    return out
+
+
 @dataclass(frozen=True)
 class Label:
     """One output label of a scheme: its name, the CLC codes it covers, its colour."""

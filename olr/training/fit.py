@@ -82,20 +82,23 @@ def compute_policy(precision: str, on_gpu: bool) -> str:
 
 
 @contextlib.contextmanager
-def compute_policy_scope(cfg: dict, device: str):
-    """Within: Keras's global dtype policy is the one the run computes with (`compute_policy`), for the models
-    it builds; yields its name. Afterwards the policy is what it was (a run trained in a notebook or a test
-    leaves the process as it found it). Models loaded from a run's checkpoints compute as they were saved
-    (each layer stores its policy)."""
+def dtype_policy(policy: str):
+    """Within: Keras's global dtype policy is `policy`, for the models built inside; afterwards it is what
+    it was (a run trained in a notebook or a test leaves the process as it found it). Models loaded from
+    checkpoints compute as they were saved (each layer stores its policy)."""
     import keras
 
     before = keras.config.dtype_policy()
-    policy = compute_policy(cfg["precision"], on_gpu=device.startswith("GPU"))
     keras.config.set_dtype_policy(policy)
     try:
         yield policy
     finally:
         keras.config.set_dtype_policy(before)
+
+
+def compute_policy_scope(cfg: dict, device: str):
+    """`dtype_policy` of the policy the run computes with (`compute_policy`); yields its name."""
+    return dtype_policy(compute_policy(cfg["precision"], on_gpu=device.startswith("GPU")))
 
 
 def _gpu_strategy(tf, gpus):

@@ -51,6 +51,13 @@ def _tiles(folder: Path, n: int, side: int, bands: int, n_labels: int, seed: int
     return np.load(folder / "images.npy", mmap_mode="r"), labels, bands_meta
 
 
+def training_policy() -> str:
+    """The dtype policy training computes with on this machine's CPU by default (`fit.compute_policy`)."""
+    from olr.training import fit
+
+    return fit.compute_policy(options.OPTIONS["precision"].default, on_gpu=False)
+
+
 class Timed:
     """Wall time and this process's CPU time (all threads) of a block, per item."""
 
@@ -132,11 +139,10 @@ def bench_classifier(args) -> int:
 
         def make_model():
             keras.utils.set_random_seed(0)
-            keras.config.set_dtype_policy(fit.compute_policy(options.OPTIONS["precision"].default, on_gpu=False))
-            model = models.resnet_classifier(
-                images.shape[1:], args.labels, bands, width=args.width, depth=CLASSIFIER["depth"]
-            )
-            keras.config.set_dtype_policy("float32")
+            with fit.dtype_policy(training_policy()):
+                model = models.resnet_classifier(
+                    images.shape[1:], args.labels, bands, width=args.width, depth=CLASSIFIER["depth"]
+                )
             model.compile(optimizer=keras.optimizers.Adam(CLASSIFIER["learning_rate"]), loss="binary_crossentropy")
             return model
 
@@ -220,22 +226,21 @@ class SiamesePath:
     thesis_loop: bool = False
 
 
-def siamese_paths(training_policy: str) -> list[SiamesePath]:
+def siamese_paths(policy: str) -> list[SiamesePath]:
     """The paths `bench siamese` times; the last one is the baseline, the first the headline.
 
     Baseline: the thesis's loop with the thesis's network (appendix B; float32 and no XLA, as Keras 2
     ran it). Headline: the step as `olr train --kind siamese` runs it with the defaults (the default
     trunk, the compute precision and XLA setting "auto" resolve to on this machine). Between them,
     the fused step on the thesis's network, first in float32 (what the step's mechanics alone gain:
-    same network, same arithmetic), then at the training precision.
+    same network, same arithmetic), then at the training precision; and the old default (the default
+    trunk in float32 with XLA).
     """
     trunk = options.OPTIONS["model"].default  # the default classifier, whose family a Siamese trunk takes
     return [
-        SiamesePath(
-            f"training step as olr trains ({trunk} trunk, {training_policy}, XLA auto)", trunk, training_policy, "auto"
-        ),
+        SiamesePath(f"training step as olr trains ({trunk} trunk, {policy}, XLA auto)", trunk, policy, "auto"),
         SiamesePath("fused step, thesis network, float32, no XLA", "thesis", "float32", False),
-        SiamesePath(f"fused step, thesis network, {training_policy}, no XLA", "thesis", training_policy, False),
+        SiamesePath(f"fused step, thesis network, {policy}, no XLA", "thesis", policy, False),
         SiamesePath(f"fused step, {trunk} trunk, float32, XLA", trunk, "float32", True),
         SiamesePath("thesis loop, thesis network, float32 (baseline)", "thesis", "float32", False, thesis_loop=True),
     ]
@@ -247,8 +252,8 @@ def bench_siamese(args) -> int:
     from olr.training import fit, models, pipelines
 
     bs, side = args.batch_size, args.tile
-    training_policy = fit.compute_policy(options.OPTIONS["precision"].default, on_gpu=False)
-    paths = siamese_paths(training_policy)
+    policy = training_policy()
+    paths = siamese_paths(policy)
     with tempfile.TemporaryDirectory(prefix="olr-bench-siamese-") as tmp:
         images, _, bands = _tiles(Path(tmp), args.tiles, side, args.bands, args.labels)
         data = np.asarray(images, dtype=np.float32)  # the thesis loop holds the data in RAM
@@ -256,13 +261,12 @@ def bench_siamese(args) -> int:
         print(
             f"{args.tiles} tiles of {side}x{side}x{args.bands}, {bs} pairs per step, {args.labels} labels, "
             f"k={args.embedding_dim}, width {args.width:g}, occlusion {args.occlusion[0]}-{args.occlusion[1]} "
-            f"of the side; compute precision 'auto' is {training_policy} on this CPU"
+            f"of the side; compute precision 'auto' is {policy} on this CPU"
         )
 
         def build(path: SiamesePath):
             """(classifier, pair model compiled as the thesis's loop compiles it) of `path`'s network and policy."""
-            keras.config.set_dtype_policy(path.policy)
-            try:
+            with fit.dtype_policy(path.policy):
                 keras.utils.set_random_seed(0)
                 cfg = {"model": path.family, "width": args.width, "depth": SIAMESE["depth"], "dropout": 0.5}
                 classifier = models.classifier({**cfg, "backbone_weights": None}, images.shape[1:], args.labels, bands)
@@ -281,8 +285,6 @@ def bench_siamese(args) -> int:
                 trainer = models.SiameseTrainer(pair, classifier, fill)
                 trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=path.jit)
                 return classifier, trainer
-            finally:
-                keras.config.set_dtype_policy("float32")
 
         pairs = pipelines.pair_batches(
             images, np.arange(args.tiles), batch_size=bs, occlusion=tuple(args.occlusion), seed=0

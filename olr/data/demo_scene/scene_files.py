@@ -109,9 +109,9 @@ def _write_labels(path: Path, grid_codes: np.ndarray, g: Grids) -> None:
         compress="deflate",
     ) as dst:
         dst.write(grid_codes, 1)
-        cmap = {
-            c.grid_code: (*tuple(int(c.color[i : i + 2], 16) for i in (1, 3, 5)), 255) for c in label_schemes.legend()
-        }
+        legend = label_schemes.legend()
+        colours = label_schemes.hex_rgba([c.color for c in legend]).tolist()
+        cmap = {c.grid_code: tuple(rgba) for c, rgba in zip(legend, colours)}
         cmap[NODATA_GRID] = (255, 255, 255, 0)
         dst.write_colormap(1, cmap)
         dst.set_band_description(1, "CORINE Land Cover grid code")
