@@ -272,6 +272,28 @@ def test_rsa_of_a_resample_is_the_rsa_of_its_repeated_tiles_without_self_pairs()
     assert np.allclose(correlations.RsaPairs(emb).correlation(np.ones(9)), correlations.rsa_correlation(emb))
 
 
+def test_verdict_judges_the_paired_difference_so_a_shared_drop_on_resamples_cancels():
+    # Constructed: on a resample both ρ drop by the share of repeated blocks (as an agreement ρ does,
+    # its phi being noisier), the learned one always 0.05 above the prior. The learned view's own
+    # percentile interval then reaches below the prior's ρ, the paired difference never does.
+    blocks = np.repeat(np.arange(12), 5)
+
+    def both(rows):
+        repeated = 1 - len(np.unique(blocks[rows])) / 12
+        return np.array([0.85 - 0.5 * repeated, 0.80 - 0.5 * repeated])
+
+    boot = correlations.intervals.block_bootstrap(both, blocks, n_resamples=200, seed=3)
+    learned, prior = boot.item(0).to_json(), boot.item(1).to_json()
+    assert learned["low"] < prior["estimate"] == pytest.approx(0.80)  # the old rule said "tie"
+    paired = boot.difference(0, 1).to_json()
+    assert paired["low"] == pytest.approx(0.05) and paired["high"] == pytest.approx(0.05)
+    assert correlations.verdict(paired) == "beats"
+    assert correlations.verdict({"low": -0.2, "high": -0.01}) == "below"
+    assert correlations.verdict({"low": -0.01, "high": 0.2}) == "tie"
+    assert correlations.verdict({"low": float("nan"), "high": 0.2}) == "undefined"
+    assert correlations.verdict(None) == "undefined"  # no blocks, no interval, no verdict
+
+
 def _upper_spearman(a, b):
     """scipy's Spearman ρ over the label pairs i < j, labels without variance in either left out."""
     from scipy import stats
@@ -344,21 +366,21 @@ def test_agreement_json_holds_references_intervals_p_and_verdict(trained_siamese
             assert test["p"] * test["n_permutations"] == pytest.approx(round(test["p"] * test["n_permutations"]))
 
     v = result["verdict"]
-    low, high, prior = interval["low"], interval["high"], result["label_prior"]["spearman"]
-    expected = "beats" if low > prior else "below" if high < prior else "tie"
+    expected = "beats" if paired["low"] > 0 else "below" if paired["high"] < 0 else "tie"
     assert v["view"] == "siamese_self" and v["outcome"] == expected and v["text"] == correlations.VERDICT_TEXT[expected]
     assert 0 <= v["share_above_prior"] <= 1 and 0 <= v["share_above_classifier"] <= 1
 
     # every figure is printed with its interval, the references and the verdict
     lines = "\n".join(correlations.agreement_lines(result, header=True))
     assert "TEST tiles" in lines and "label prior (train phi)" in lines and "verdict: siamese_self" in lines
-    assert f"[{low:+.3f}, {high:+.3f}]" in lines and "warning: The test split has only 3" in lines
+    assert f"[{interval['low']:+.3f}, {interval['high']:+.3f}]" in lines
+    assert "warning: The test split has only 3" in lines
 
     from olr.analysis import compare
 
     row = compare.compare_runs(["siam"]).iloc[0]
     assert row["learned ρ"] == pytest.approx(result["siamese_self"]["spearman"]) and row["verdict"] == v["text"]
-    assert row["label prior ρ"] == pytest.approx(prior) and row["agreement split"] == "test"
+    assert row["label prior ρ"] == pytest.approx(result["label_prior"]["spearman"]) and row["agreement split"] == "test"
     assert list(compare.compare_runs(["siam"]).columns[5:8]) == ["agreement split", "learned ρ", "learned ρ 95% low"]
 
 

@@ -1,5 +1,8 @@
 """Opening sources and aligning labels onto the image grid (olr.data.rasters), on real GeoTIFFs."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -119,6 +122,27 @@ def test_vector_labels_match_the_raster_away_from_borders(scene, tmp_path):
     assert np.array_equal(v[interior], r[interior])
     # Elsewhere only pixels on a polygon edge may differ (edges are straight in the image CRS).
     assert (v != r).mean() < 0.002
+
+
+def test_without_fiona_a_vector_map_and_a_geopackage_export_say_how_to_add_it(scene, tmp_path, monkeypatch):
+    """On Linux ARM64 the install leaves fiona out (no wheel there): the two places that need it say so."""
+    from olr.analysis import exports
+
+    gpkg = write_label_vector(tmp_path / "clc.gpkg", scene.codes, scene.label_transform)
+    monkeypatch.setitem(sys.modules, "fiona", None)  # what `import fiona` meets where it is not installed
+    from olr.data.rasters import vector_labels
+
+    # what the preparation's child process runs to read the map (the monkeypatch stays in this process)
+    with rasters.open_image(scene.image) as src, pytest.raises(OLRError) as refused:
+        vector_labels.read_vector_layer(gpkg, src.crs.to_wkt(), src.bounds)
+    assert "Reading a vector label map needs the fiona package" in str(refused.value)
+    assert "pip install 'fiona~=1.10.1'" in str(refused.value) and "GeoTIFF" in str(refused.value)
+    out = tmp_path / "out.gpkg"
+    with pytest.raises(OLRError, match="Writing a GeoPackage needs the fiona package"):
+        exports.write_gpkg_layer(out, "tiles", {"geometry": None, "properties": {}}, lambda: iter(()), None)
+    assert not out.exists()
+    # and the pin the message names is the one the project installs
+    assert "fiona~=1.10.1;" in (Path(__file__).parents[1] / "pyproject.toml").read_text()
 
 
 @pytest.mark.parametrize("raw,expected", [(48, 0), (49, 0), (50, 0), (255, 0), (0, 0), (45, 0), (1, 1), (44, 44)])

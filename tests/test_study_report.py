@@ -10,6 +10,7 @@ to test-artifacts/screenshots/ for a person to look at.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from olr import atomic
+from olr.analysis import correlations
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
@@ -110,6 +112,7 @@ def test_report_names_every_headline_figure_with_its_interval_and_the_references
         assert f"{name} " in text and _with_interval(f[key]) in text, name
     assert f"p = {f['siamese']['p']:.3g}" in text
     assert f["verdict"]["text"] in text and "n/a —" not in text  # every section found what it shows
+    assert html.escape(correlations.minus_prior_text(f["verdict"])) in text  # what the verdict rests on
     assert "Repeat: olr study --from report.html" in text
     assert seconds < 30
 

@@ -140,9 +140,9 @@ def test_siamese_preset_is_one_classifier_and_variants_that_reuse_it():
 
 def test_sweep_jobs_restricted_and_overridden_per_kind():
     jobs = sweep.build_jobs(
-        "siamese", 100, quick=True, only=["occlusion-small"], overrides={"epochs": 1, "val_pairs": 8}
+        "siamese", 100, quick=True, only=["occlusion-wide"], overrides={"epochs": 1, "val_pairs": 8}
     )
-    assert [j.name for j in jobs] == [sweep.STUDY_CLASSIFIER, "occlusion-small"]  # the classifier it needs comes along
+    assert [j.name for j in jobs] == [sweep.STUDY_CLASSIFIER, "occlusion-wide"]  # the classifier it needs comes along
     assert jobs[1].inherit_from == []  # no pair variant in this sweep to inherit from
     assert jobs[0].settings["epochs"] == 1 and "val_pairs" not in jobs[0].settings  # val_pairs is a Siamese option
     assert jobs[1].siamese_settings["epochs"] == 1 and jobs[1].siamese_settings["val_pairs"] == 8
@@ -258,7 +258,7 @@ def test_siamese_study_runs_and_is_judged_on_validation(_isolated_workspace, tra
         "tiny",
         ["cpu"],
         quick=True,
-        only=["pairs-random", "occlusion-small"],
+        only=["pairs-random", "occlusion-wide"],
         overrides=tiny,
         sweep_id="study",
         poll_s=0.5,
@@ -276,11 +276,11 @@ def test_siamese_study_runs_and_is_judged_on_validation(_isolated_workspace, tra
     }
     assert {c["classifier_run"] for c in siamese_configs.values()} == {classifier}
     # The occlusion size ran at the pair mix of the best (here the only) pair variant.
-    assert siamese_configs["occlusion-small"]["self_pair_share"] == 0.0
+    assert siamese_configs["occlusion-wide"]["self_pair_share"] == 0.0
     assert (
-        siamese_configs["occlusion-small"]["occlusion_min"],
-        siamese_configs["occlusion-small"]["occlusion_max"],
-    ) == (0.05, 0.2)
+        siamese_configs["occlusion-wide"]["occlusion_min"],
+        siamese_configs["occlusion-wide"]["occlusion_max"],
+    ) == (0.05, 0.5)
     for name in siamese_configs:
         val = jobs[name]["validation"]["val_agreement"]
         assert val["info"]["split"] == "val"

@@ -455,6 +455,7 @@ def test_early_stopping_keeps_the_best_checkpoint(_isolated_workspace, capsys):
     # it computed at the compute precision "auto" decided here, and left this process's policy as it found it
     precision = fit.compute_policy("auto", on_gpu=False)
     assert json.loads((run_dir / "status.json").read_text())["precision"] == precision
+    assert json.loads((run_dir / "status.json").read_text())["backend"] == keras.backend.backend() in log
     assert f"compute precision {precision} (auto)" in log
     assert {layer.dtype_policy.name for layer in best.layers if isinstance(layer, keras.layers.Conv2D)} == {precision}
     assert keras.config.dtype_policy().name == "float32"

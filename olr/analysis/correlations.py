@@ -199,10 +199,15 @@ def agreement(learned, reference, names=None) -> dict:
 
 #: how a learned view is judged against the label prior (the one place this rule is stated)
 VERDICT_RULE = (
-    "A learned view beats the label prior when the lower end of its 95 % block-bootstrap interval lies above "
-    "the label prior's ρ, falls short of it when the upper end lies below that ρ, and cannot be told apart "
-    "from it otherwise."
+    "A learned view beats the label prior when the 95 % block-bootstrap interval of its ρ minus the label "
+    "prior's ρ (both computed on the same resampled blocks) lies above zero, falls short of it when that "
+    "interval lies below zero, and cannot be told apart from it otherwise."
 )
+# Why the paired difference and not "the view's lower end above the prior's ρ": a resample repeats
+# blocks, so its phi is noisier than the split's and every agreement ρ drops on it — the percentile
+# interval of a ρ lies low (the prior's own interval can miss the prior's ρ), and the old rule compared
+# that biased lower end with an unbiased point. Both ρ of one resample drop alike; their difference
+# does not, so its interval judges like with like.
 VERDICT_TEXT = {
     "beats": "beats the label prior",
     "below": "falls short of the label prior",
@@ -211,16 +216,13 @@ VERDICT_TEXT = {
 }
 
 
-def verdict(learned: dict, prior: dict) -> str:
-    """ "beats", "below", "tie" or "undefined": `learned`'s interval against `prior`'s ρ (`VERDICT_RULE`).
-
-    `learned` is an agreement entry with an "interval" ({"low", "high"}), `prior` one with "spearman".
-    """
-    interval = learned.get("interval") or {}
-    low, high, rho = interval.get("low"), interval.get("high"), prior.get("spearman")
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in (low, high, rho)):
+def verdict(minus_prior: dict | None) -> str:
+    """ "beats", "below", "tie" or "undefined" by `VERDICT_RULE`, from the paired difference's
+    interval ({"low", "high"}: the learned ρ minus the label prior's on the same resamples)."""
+    low, high = ((minus_prior or {}).get(k) for k in ("low", "high"))
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in (low, high)):
         return "undefined"
-    return "beats" if low > rho else "below" if high < rho else "tie"
+    return "beats" if low > 0 else "below" if high < 0 else "tie"
 
 
 def agreement_pvalue(learned, reference, n_permutations: int = intervals.N_PERMUTATIONS, seed: int = 0):
@@ -332,7 +334,9 @@ def _add_uncertainty(
         entries[name]["permutation"] = agreement_pvalue(learned, reference, n_permutations, seed).to_json()
     view = "siamese_self" if "siamese_self" in figures.names else "classifier_prob"
     at = figures.names.index
-    outcome = verdict(entries[view], entries["label_prior"])
+    # the paired comparison: both ρ lose alike when a resample's phi is noisier, which cancels here
+    minus_prior = boot.difference(at(view), at("label_prior")).to_json() if boot is not None else None
+    outcome = verdict(minus_prior)
 
     def share(other):
         return boot.share_greater(at(view), at(other)) if boot is not None and other != view else None
@@ -344,8 +348,7 @@ def _add_uncertainty(
         "rule": VERDICT_RULE,
         "share_above_prior": share("label_prior"),
         "share_above_classifier": share("classifier_prob"),
-        # the paired comparison: both ρ lose alike when a resample's phi is noisier, which cancels here
-        "minus_prior": boot.difference(at(view), at("label_prior")).to_json() if boot is not None else None,
+        "minus_prior": minus_prior,
     }
 
 

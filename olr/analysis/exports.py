@@ -73,6 +73,7 @@ from olr.analysis.compare import HEADLINE_MODE
 from olr.analysis.metrics import binarize
 from olr.data.dataset import EXPORTS_FOLDER, SOURCE_BOUNDS, load_dataset
 from olr.data.label_schemes import Label, hex_rgba
+from olr.data.rasters import user_files
 from olr.data.summary import COORDINATE_COLUMNS, dataset_tile_names, grid_step
 from olr.errors import OLRError
 from olr.runs.store import RunLayout
@@ -265,7 +266,7 @@ def write_gpkg_layer(path: Path, layer: str, schema: dict, features, crs_wkt: st
     a notebook that trained first) its SQLite, without that module, is the one in use. The layer is
     then written again without an index, which a GIS only needs for speed.
     """
-    import fiona
+    fiona = user_files.fiona_module("writing a GeoPackage")
     from fiona.crs import CRS
 
     options = {"crs": CRS.from_wkt(crs_wkt)} if crs_wkt else {}

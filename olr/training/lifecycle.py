@@ -259,8 +259,14 @@ def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) ->
     for leftover in checkpoints.remove_stale_temp_checkpoints(plan.run_dir):
         log(f"removed {leftover.name}, a checkpoint a stopped process left half written")
     strategy, device = setup_devices(logical_cpus)
+    import keras
+
+    backend = keras.backend.backend()  # KERAS_BACKEND: tensorflow (the default) or jax
     with compute_policy_scope(cfg, device) as precision:
-        status.update(device=device, precision=precision)
-        log(f"device: {device}; compute precision {precision}" + (" (auto)" if cfg["precision"] == "auto" else ""))
+        status.update(device=device, precision=precision, backend=backend)
+        log(
+            f"device: {device}; Keras backend {backend}; compute precision {precision}"
+            + (" (auto)" if cfg["precision"] == "auto" else "")
+        )
         train = train_classifier if cfg["kind"] == "classifier" else train_siamese
         return train(plan, strategy, status, stop)

@@ -375,7 +375,7 @@ OPTIONS: dict[str, Option] = {
         min_exclusive=True,
     ),
     "occlusion_max": Option(
-        0.5,
+        0.2,
         "float",
         "largest occlusion rectangle side, as a fraction of the tile side",
         S,
@@ -405,7 +405,7 @@ OPTIONS: dict[str, Option] = {
         label="Start the trunk from the classifier's",
     ),
     "self_pair_share": Option(
-        0.9,
+        1.0,
         "float",
         "share of pairs that pair a tile with an independently occluded copy of itself "
         "(teaches the self-score the correlations use)",

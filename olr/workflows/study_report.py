@@ -374,10 +374,13 @@ def _verdict_sentence(study: _Study) -> str:
     view = str(verdict.get("view") or SIAMESE_VIEW)
     learned = agreement.get(view) or {}
     prior = agreement.get("label_prior") or {}
+    paired = correlations.minus_prior_text(verdict)
     return (
         f"The Siamese network's learned label correlations ({html.escape(_view_name(view))}) "
         f"<b>{html.escape(str(verdict.get('text') or 'have no verdict'))}</b>: agreement with the ground truth "
-        f"{_rho(learned)} against the label prior's {_rho(prior)} (test split, Spearman ρ, 95 % interval)."
+        f"{_rho(learned)} against the label prior's {_rho(prior)}"
+        + (f"; {html.escape(paired)}" if paired else "")
+        + " (test split, Spearman ρ, 95 % interval)."
     )
 
 

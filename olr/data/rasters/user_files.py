@@ -49,9 +49,23 @@ def open_raster(path: Path) -> rasterio.DatasetReader:
         return rasterio.open(path, driver=RASTER_DRIVER)
 
 
+def fiona_module(task: str):
+    """The `fiona` module for `task` ("reading a vector label map", "writing a GeoPackage"), or an
+    OLRError saying how to add it: Fiona publishes no wheel for Linux ARM64, so the install leaves it
+    out there (pyproject.toml) and it builds only against a GDAL on the machine."""
+    try:
+        import fiona
+    except ImportError:
+        raise OLRError(
+            f"{task[0].upper()}{task[1:]} needs the fiona package, which is not installed (it has no ready-made "
+            "wheel for this platform). Install GDAL's development files (e.g. `apt-get install libgdal-dev`), "
+            "then `pip install 'fiona~=1.10.1'`; or rasterize the label map to a GeoTIFF and give that."
+        ) from None
+    return fiona
+
+
 def open_vector(path: str | os.PathLike):
     """Open a user vector with the GeoPackage or Shapefile driver only (a fiona Collection)."""
-    import fiona
-
+    fiona = fiona_module("reading a vector label map")
     with fiona.Env(**SAFE_ENV):
         return fiona.open(check_local_path(path, "vector labels"), enabled_drivers=list(VECTOR_DRIVERS))
