@@ -249,7 +249,7 @@ def _tiny_pair_setup(tmp_path):
 def test_siamese_trainer_regresses_on_occluded_classifier_products(tmp_path):
     mm, classifier, pair, trainer = _tiny_pair_setup(tmp_path)
     val = pipelines.fixed_pair_batches(mm, np.arange(32), n_pairs=8, batch_size=8, occlusion=(0.25, 0.5), seed=0)
-    ((a, b, box_a, box_b),) = next(iter(val))
+    ((a, b, box_a, box_b),) = (tuple(np.asarray(t) for t in batch) for batch in next(iter(val)))  # any backend
     fill = np.array([b_["mean"] for b_ in BANDS], "float32")
     a2, b2 = models.occlude(a, box_a, fill), models.occlude(b, box_b, fill)
     target = classifier(a2, training=False) * classifier(b2, training=False)
