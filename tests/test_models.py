@@ -2,7 +2,6 @@
 band count (ImageNet weights from a file, adapted to the bands), Siamese embedder and pair model,
 occlusion, the Siamese training wrapper, and loading saved models in a fresh process."""
 
-import os
 import subprocess
 import sys
 
@@ -321,12 +320,12 @@ def test_auto_precision_is_bfloat16_only_on_a_cpu_that_computes_it(monkeypatch):
     assert fit.compute_policy("auto", on_gpu=True) == "float32"
     with open("/proc/cpuinfo") as f:
         native = any(flag in f.read().split() for flag in fit.BFLOAT16_CPU_FLAGS)
-    native = native and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+    native = native and keras.backend.backend() == "tensorflow"
     assert fit.compute_policy("auto", on_gpu=False) == ("mixed_bfloat16" if native else "float32")
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow without oneDNN: bfloat16 is no faster
     assert fit.compute_policy("auto", on_gpu=False) == "float32"
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
-    monkeypatch.setenv("KERAS_BACKEND", "jax")  # another backend: its CPU bfloat16 is not measured, float32
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")  # another backend: CPU bfloat16 not measured
     assert fit.compute_policy("auto", on_gpu=False) == "float32"
     assert options.upgrade({"kind": "classifier"})["precision"] == "float32"  # runs from before: float32
     assert options.resolve({"dataset": "x"})["precision"] == "auto"

@@ -60,10 +60,10 @@ def native_bfloat16_cpu() -> bool:
     """Whether this CPU computes bfloat16 natively and TensorFlow's oneDNN kernels are on to use it
     (without them bfloat16 runs no faster than float32). Linux only: other systems say False; so does
     Keras on another backend than TensorFlow (KERAS_BACKEND=jax: XLA's CPU kernels, not measured here)."""
-    if (
-        os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") == "0"
-        or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow"
-    ):
+    import keras
+
+    # the backend as Keras resolved it (KERAS_BACKEND or keras.json), as the run's status records it
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") == "0" or keras.backend.backend() != "tensorflow":
         return False
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
