@@ -30,7 +30,7 @@ class Command(NamedTuple):
 #: subcommand -> where it lives and what it does
 COMMANDS: dict[str, Command] = {
     "prepare": Command(
-        "olr.data.prepare",
+        "olr.data.prepare_command",
         "prepare_command",
         "turn an image raster + CORINE labels into a tile dataset",
         "prepare a dataset",

@@ -557,12 +557,20 @@ def tiles_view(ds: Dataset) -> None:
     tiles.gallery(thumbs, captions, chips)
 
 
+#: The map's choice of every scene of a dataset of several.
+ALL_SCENES = "all scenes"
+
+
 @st.fragment
 def map_view(ds: Dataset) -> None:
     """The tile map and the tile last clicked on it: a fragment, so a click reruns only this part."""
     if not summary.has_coordinates(ds):
         st.info("This dataset has no tile coordinates (imported from the batch format), so it has no map.")
         return
+    whole = ds
+    if ds.scene_names:  # a scene on its own grid over its own preview; all scenes over their mosaic
+        scene = st.selectbox("Scene", [ALL_SCENES, *ds.scene_names], key=f"ds.map_scene.{ds.name}")
+        ds = ds if scene == ALL_SCENES else ds.scene(scene)
     names = ds.label_names
     c1, c2, c3 = st.columns([3, 2, 2])
     default_label = summary.most_frequent_label(ds)
@@ -606,11 +614,15 @@ def map_view(ds: Dataset) -> None:
         f"**{plain(label)}** (transparent where it is 0). Click a tile for its values and labels (the tiles are "
         "one image, so hovering shows nothing)."
     )
-    clicked = maps.tile_at(where, maps.show(m, key=f"ds.map.{ds.name}", clicks=True), rows)
-    opened = f"ds.map_tile.{ds.name}"
+    clicked = maps.tile_at(
+        where, maps.show(m, key=f"ds.map.{whole.name}" + ("" if ds is whole else f".{ds.name}"), clicks=True), rows
+    )
+    # a scene's rows are its own; its tile_id column holds their rows in the whole dataset, where the tile is shown
+    in_whole = ds.tiles["tile_id"].to_numpy() if ds is not whole else np.arange(whole.n_tiles)
+    opened = f"ds.map_tile.{whole.name}"
     if clicked is not None:
-        st.session_state[opened] = clicked
-    clicked_tile(ds, st.session_state.get(opened), rows, label)
+        st.session_state[opened] = int(in_whole[clicked])
+    clicked_tile(whole, st.session_state.get(opened), in_whole[rows], label)
 
 
 def clicked_tile(ds: Dataset, row: int | None, rows: np.ndarray, label: str) -> None:

@@ -1,4 +1,5 @@
-"""Train: a form for every training option (laid out by the option schema), device choice, launch, and active runs."""
+"""Train: a form for every training option (laid out by the option schema), device and Keras backend choice, launch,
+and active runs."""
 
 from __future__ import annotations
 
@@ -167,6 +168,7 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
     annotate.prefill_note(kind)
     layout = options.page_layout(kind)
     devices = _devices()
+    backends = launcher.available_backends()
     # Outside the form, so that picking a dataset updates the label schemes offered for it at once.
     with st.columns(3)[0]:
         values = {
@@ -184,13 +186,24 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
                     st.markdown(f"**{title}**")
                     values |= _option_columns(_in_form(advanced), kind, defaults, datasets, classifiers)
         st.markdown("**Where to run**")
-        c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+        picks_backend = len(backends) > 1  # with one installed, the run trains on it without asking
+        c1, *cb, c2, c3 = st.columns([2, 1.5, 2, 1] if picks_backend else [2, 2, 1], vertical_alignment="bottom")
         device = c1.selectbox(
             "Device",
             [d.id for d in devices],
             format_func={d.id: d.label for d in devices}.get,
             key=f"train.{kind}.device",
             help="GPUs found with nvidia-smi; the run sees only the chosen ones (CUDA_VISIBLE_DEVICES).",
+        )
+        backend = (
+            cb[0].selectbox(
+                "Keras backend",
+                backends,
+                key=f"train.{kind}.backend",
+                help=" ".join(launcher.BACKENDS[b] for b in backends) + " It sets the run's KERAS_BACKEND.",
+            )
+            if picks_backend
+            else None
         )
         queue = c2.toggle(
             "One run per device (queue)",
@@ -206,7 +219,7 @@ def training_form(datasets: list[str], classifiers: list[str]) -> None:
         )
     annotate.send_prefilled_values(kind)
     if submitted:
-        launch(kind, values, device, queue)
+        launch(kind, values, device, queue, backend)
 
 
 @guarded("Reading what the recipe decides")
@@ -236,7 +249,7 @@ def _devices() -> list[launcher.Device]:
 
 
 @guarded("Launching the run")
-def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
+def launch(kind: str, values: dict, device: str, queue: bool = False, backend: str | None = None) -> None:
     workspace.require_writable("start a training run")
     raw = {"kind": kind, **{k: v for k, v in values.items() if v is not None}}
     if isinstance(raw.get("scheme"), str) and raw["scheme"].lstrip().startswith("{"):
@@ -247,14 +260,17 @@ def launch(kind: str, values: dict, device: str, queue: bool = False) -> None:
     cfg = options.resolve(raw)  # bad options are reported here, before any process starts
     # One key per submission: a rerun or double click while launching returns the same run.
     key = st.session_state.setdefault("train.launch_key", launcher.new_key())
-    run_id = launcher.launch_training({k: cfg[k] for k in raw} | {"kind": kind}, device, key=key, wait_for_device=queue)
+    run_id = launcher.launch_training(
+        {k: cfg[k] for k in raw} | {"kind": kind}, device, key=key, wait_for_device=queue, backend=backend
+    )
     st.session_state["train.launch_key"] = launcher.new_key()
     st.session_state[runs_panel.LAUNCHED] = run_id  # followed under the form: starting, training, or why it failed
     state.choose_runs([run_id, *[r for r in state.runs() if r != run_id]][:4])
     if launcher.launched_by(run_id, key):
         state.flash(
             "success",
-            f"Launched **{run_id}** ({kind}, {device}{', queued for the device' if queue else ''}). "
+            f"Launched **{run_id}** ({kind}, {device}{f', {backend}' if backend else ''}"
+            f"{', queued for the device' if queue else ''}). "
             "Its progress is below; follow its curves on the Live page.",
         )
     else:

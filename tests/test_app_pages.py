@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -384,6 +385,42 @@ def test_launch_from_the_train_page_then_stop_it(_isolated_workspace, no_auto_de
     assert "No run is active" in texts(at, "caption")
     recent = next(d.value for d in at.dataframe if "state" in d.value)  # the Recent runs table
     assert "stopped" in list(recent["state"])
+
+
+@pytest.mark.jax_leg
+def test_the_train_page_launches_on_the_picked_keras_backend(_isolated_workspace, no_auto_demo, monkeypatch):
+    make_tiny_dataset(_isolated_workspace / "data" / "tiny", n_tiles=96)
+    at = open_app("pages/train.py")
+    picker = labelled(at.selectbox, "Keras backend")
+    assert picker.options == ["tensorflow", "jax"] and picker.value == "tensorflow"  # the default first
+    assert "keras.distribution" in picker.help and "MirroredStrategy" in picker.help
+    for label, value in TINY_FORM:
+        labelled(at.number_input, label).set_value(value)
+    picker.set_value("jax")
+    labelled(at.button, "Launch training").click().run()
+    assert not at.exception and not at.error, texts(at, "error")
+    [run] = store.list_runs()
+    assert f"Launched **{run.id}** (classifier, cpu, jax)" in texts(at, "success")
+    assert json.loads((run.path / "launch.json").read_text())["backend"] == "jax"
+    from olr.runs import launcher
+
+    try:  # the process's Keras trains on it, and the run panel says so beside the run
+        deadline = time.monotonic() + 180
+        while "Keras backend" not in "".join(store.tail_log(run.id, 40)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "Keras backend jax;" in "\n".join(store.tail_log(run.id, 40)), store.tail_log(run.id, 30)
+        at.run()
+        assert any(f"`{run.id}` · jax" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    finally:
+        launcher.stop_run(run.id, grace_s=20, wait=True)
+    at.run()
+    recent = next(d.value for d in at.dataframe if "state" in d.value)  # the Recent runs table
+    assert list(recent["backend"]) == ["jax"]
+
+    # With one backend installed there is nothing to choose, so there is no picker.
+    monkeypatch.setitem(sys.modules, "jax", None)  # how Python marks a package as not importable
+    at = open_app("pages/train.py")
+    assert "Keras backend" not in [w.label for w in at.selectbox]
 
 
 def test_read_only_workspace_hides_every_action(geo_home, monkeypatch, trained_classifier_run):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import shutil
 
+import pytest
+
 from tests.fixtures.runs import olr_cli
 
 #: a timed path's line: "  TITLE  median 58.2 pairs/s (min 31.1, max 80.1, 5 runs); ..."
@@ -56,6 +58,27 @@ def test_bench_siamese_times_every_path_against_the_thesis_loop(tmp_path):
         assert abs(ratio - row["median"] / base) <= 0.02 * ratio + 0.01, line
         # the target is the headline's alone; the other rows say where a difference comes from
         assert (f"target >= {bench_training.SIAMESE_TARGET}x" in line) == (i == 0), line
+
+
+@pytest.mark.jax_leg
+def test_bench_backends_times_the_training_step_on_each_backend(tmp_path):
+    proc = olr_cli(
+        tmp_path,
+        *("bench", "backends", "--tiles", "96", "--tile", "16", "--bands", "3", "--labels", "4"),
+        *("--embedding-dim", "4", "--width", "0.25", "--steps", "2", "--repeats", "1"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        if match := re.match(r"^  (\w+)\s+\((\w+)\): median ([\d.]+) pairs/s \(min ([\d.]+), max ([\d.]+)\)", line):
+            rows[match[1]] = (match[2], *(float(match[i]) for i in (3, 4, 5)))
+    assert list(rows) == ["tensorflow", "jax"], proc.stdout
+    for _policy, median, low, high in rows.values():
+        assert 0 < low <= median <= high
+    assert rows["jax"][0] == "float32"  # precision auto off TensorFlow
+    ratio = float(re.search(r"jax / tensorflow: ([\d.]+)x", proc.stdout)[1])
+    assert abs(ratio - rows["jax"][1] / rows["tensorflow"][1]) <= 0.01 * ratio + 0.01, proc.stdout
 
 
 def test_bench_classifier_compares_the_pipeline_with_in_memory_arrays(tmp_path):

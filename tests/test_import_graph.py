@@ -31,16 +31,18 @@ ALLOWED = {
     "workflows": {"core", "data", "runs", "training", "analysis"},
     "entry": {"core", "data", "runs", "training", "analysis", "workflows"},
 }
-#: the ML core imports nothing of olr but the error type and the backbone table (which the
-#: options read too, without Keras)
+#: the ML core imports nothing of olr but the error type, the backbone table (which the
+#: options read too, without Keras) and the numpy loaders (which share their augmentation
+#: strengths with the tf.data pipelines without importing TensorFlow)
 PURE = {
     "olr.training.models",
     "olr.training.backbones",
     "olr.training.losses",
     "olr.training.pipelines",
+    "olr.training.loaders",
     "olr.analysis.metrics",
 }
-PURE_MAY_IMPORT = {"olr.errors", "olr.training.backbones"}
+PURE_MAY_IMPORT = {"olr.errors", "olr.training.backbones", "olr.training.loaders"}
 
 
 def module_name(path: Path) -> str:

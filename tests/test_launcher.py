@@ -140,3 +140,99 @@ def test_read_only_workspace_refuses_to_launch(monkeypatch):
     with pytest.raises(OLRError, match="read-only"):
         launcher.launch_training(TINY, "cpu")
     assert not workspace.models_dir().exists() or not any(workspace.models_dir().iterdir())
+
+
+# ------------------------------------------------------------------ Keras backends
+
+
+def test_available_backends_are_the_installed_ones_default_first_without_importing_them(monkeypatch):
+    assert launcher.available_backends()[0] == "tensorflow"  # a dependency, and Keras's default
+    assert launcher.available_backends() == ["tensorflow", "jax"]  # both are test requirements
+    monkeypatch.setitem(sys.modules, "jax", None)  # how Python marks a package as not importable
+    assert launcher.available_backends() == ["tensorflow"]
+    # Listing them imports neither: the app stays light.
+    code = (
+        "import sys; from olr.runs import launcher; launcher.available_backends(); "
+        "print(sorted({'tensorflow', 'jax', 'keras'} & set(sys.modules)))"
+    )
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert listed.stdout.strip() == "[]", listed.stderr
+
+
+def test_an_unknown_or_missing_backend_is_one_sentence_and_starts_nothing(_isolated_workspace, monkeypatch):
+    with pytest.raises(OLRError, match=r"^Unknown Keras backend 'torch'; pick an installed one \(tensorflow"):
+        launcher.launch_training(TINY, "cpu", backend="torch")
+    with pytest.raises(OLRError, match="Unknown Keras backend 'TensorFlow'"):
+        launcher.launch_study("tiny", backend="TensorFlow")
+    monkeypatch.setitem(sys.modules, "jax", None)
+    with pytest.raises(OLRError) as missing:
+        launcher.launch_training(TINY, "cpu", backend="jax")
+    assert str(missing.value) == (
+        "The Keras backend 'jax' is not installed; pick an installed one (tensorflow) or install jax."
+    )
+    assert not workspace.models_dir().exists() or not any(workspace.models_dir().iterdir())  # no run, no launch key
+
+
+@pytest.mark.jax_leg
+def test_the_backend_reaches_the_child_and_another_backend_is_another_launch(tiny_home):
+    config = {**TINY, "epochs": 500}
+    on_tf = launcher.launch_training(config, "cpu", backend="tensorflow")
+    on_jax = launcher.launch_training(config, "cpu", backend="jax")
+    try:
+        assert on_jax != on_tf  # the same form with another backend is not a duplicate of the live run
+        assert launcher.launch_training(config, "cpu", backend="jax") == on_jax  # but the same one again is
+        launch = json.loads((workspace.run_path(on_jax) / "launch.json").read_text())
+        assert launch["backend"] == "jax"
+        # The child's Keras resolved its KERAS_BACKEND: each process records the backend it trains on.
+        for run_id, backend in ((on_jax, "jax"), (on_tf, "tensorflow")):
+            wait_for(
+                lambda run_id=run_id: any("Keras backend" in line for line in store.tail_log(run_id, 40)),
+                180,
+                f"{run_id} to report its Keras backend",
+            )
+            run = store.load_run(run_id)
+            assert run.status["backend"] == backend, store.tail_log(run, 30)
+            assert f"Keras backend {backend};" in "\n".join(store.tail_log(run, 40))
+    finally:
+        for run_id in (on_tf, on_jax):
+            launcher.stop_run(run_id, grace_s=20, wait=True)
+
+
+def _stopped_run(run_id: str, status: dict) -> None:
+    """A stopped classifier run after epoch 2 of 10 with a checkpoint, as far as `resumable` looks."""
+    files = store.RunLayout(workspace.run_path(run_id))
+    files.root.mkdir(parents=True)
+    files.config.write_text(json.dumps({"kind": "classifier", "dataset": "tiny", "epochs": 10}))
+    files.status.write_text(json.dumps({"state": "stopped", "device": "CPU", **status}))
+    files.train_state.write_text(json.dumps({"epoch": 2, "step": 20}))
+    files.last.write_bytes(b"not a real checkpoint: the resumed process fails, which is all this test needs")
+
+
+def test_resume_runs_on_the_backend_the_run_recorded_unless_told(_isolated_workspace):
+    _stopped_run("old", {})  # from before the backend was recorded: TensorFlow
+    _stopped_run("on-jax", {"backend": "jax"})
+
+    def resumed(run_id: str, **kwargs) -> str:
+        """The backend the resumed process was started on, once its end is recorded (so it can resume again)."""
+        launcher.resume_run(run_id, "cpu", **kwargs)
+        launch_file = workspace.run_path(run_id) / "launch.json"
+        wait_for(lambda: "exit_code" in json.loads(launch_file.read_text()), 120, f"the resumed {run_id} to end")
+        return json.loads(launch_file.read_text())["backend"]
+
+    assert resumed("old") == "tensorflow"
+    assert resumed("on-jax") == "jax"
+    assert any("KERAS_BACKEND='jax'" in line for line in store.tail_log("on-jax", 200))
+    assert resumed("on-jax", backend="tensorflow") == "tensorflow"
+
+
+def test_olr_runs_shows_the_backend_a_run_recorded_and_nothing_for_older_runs(_isolated_workspace, capsys):
+    from olr import cli
+
+    _stopped_run("old", {})
+    _stopped_run("on-jax", {"backend": "jax"})
+    assert cli.main(["runs", "--json"]) == 0
+    listed = {(line := json.loads(text))["id"]: line["backend"] for text in capsys.readouterr().out.splitlines()}
+    assert listed == {"old": None, "on-jax": "jax"}
+    assert cli.main(["runs"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "jax" in rows["on-jax"] and "jax" not in rows["old"] and "tensorflow" not in rows["old"]

@@ -6,6 +6,8 @@ import pytest
 
 from olr.training import losses
 
+pytestmark = pytest.mark.both_backends
+
 # 3 tiles, 4 labels; label 3 is absent from the batch.
 Y = np.array([[1, 0, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0]], dtype=np.float32)
 P = np.array([[0.9, 0.2, 0.6, 0.1], [0.7, 0.4, 0.3, 0.2], [0.2, 0.1, 0.8, 0.3]], dtype=np.float32)

@@ -15,6 +15,8 @@ from olr.training import fit, losses, models, options, pipelines
 from olr.training.backbones import BACKBONES
 from olr.workspace import REPO_ROOT
 
+pytestmark = pytest.mark.both_backends
+
 BANDS = [{"mean": 100.0, "std": 20.0}, {"mean": 50.0, "std": 10.0}, {"mean": 10.0, "std": 5.0}]
 #: the cheapest backbone, for the tests that build or train one
 SMALL_BACKBONE = "mobilenetv3small"

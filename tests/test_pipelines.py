@@ -6,6 +6,8 @@ import tensorflow as tf
 
 from olr.training import pipelines
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def tiles(tmp_path):

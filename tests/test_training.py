@@ -33,6 +33,8 @@ from tests.fixtures.runs import (
     wait_for,
 )
 
+pytestmark = pytest.mark.both_backends
+
 
 def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -182,7 +184,12 @@ def test_run_killed_with_sigkill_is_reported_dead(workspace_with_runs):
     assert store.liveness({**status, "host": "elsewhere", "heartbeat": time.time()}, stale_after_s=0.5) == "running"
 
 
-def test_two_logical_cpus_train_with_mirrored_strategy(workspace_with_runs):
+#: what splits the batches between two logical CPUs on the backend these tests run on (the README's test
+#: command runs this file on both): tf.distribute on TensorFlow, keras.distribution on JAX
+DATA_PARALLEL_ENGINE = "DataParallel" if os.environ.get("KERAS_BACKEND") == "jax" else "MirroredStrategy"
+
+
+def test_two_logical_cpus_train_data_parallel(workspace_with_runs):
     training_workspace = workspace_with_runs
     # odd batch size and an odd number of validation tiles: both must split between the replicas
     proc = train_cli(
@@ -205,7 +212,7 @@ def test_two_logical_cpus_train_with_mirrored_strategy(workspace_with_runs):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = training_workspace / "models" / "mirrored"
     status = json.loads((run_dir / "status.json").read_text())
-    assert status["state"] == "finished" and "MirroredStrategy" in status["device"] and "x2" in status["device"]
+    assert status["state"] == "finished" and DATA_PARALLEL_ENGINE in status["device"] and "x2" in status["device"]
     assert [r["split"] for r in _metrics(run_dir) if r["scope"] == "epoch"] == ["train", "val"]
     assert (run_dir / "best.keras").is_file()
 
@@ -229,7 +236,7 @@ def test_two_logical_cpus_train_with_mirrored_strategy(workspace_with_runs):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     status = json.loads((training_workspace / "models" / "mirrored-siamese" / "status.json").read_text())
-    assert status["state"] == "finished" and "MirroredStrategy" in status["device"]
+    assert status["state"] == "finished" and DATA_PARALLEL_ENGINE in status["device"]
 
 
 # --- config ------------------------------------------------------------------------------------

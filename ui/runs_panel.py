@@ -160,9 +160,10 @@ def active_runs() -> None:
             told = progress.describe(run)
             with st.container(border=True):
                 c1, c2, c3, c4, c5 = st.columns([4, 2, 2, 2, 1.3], vertical_alignment="center")
+                backend = launcher.recorded_backend(run, default=None)
                 c1.markdown(
                     f"{STATE_ICONS.get(run.state, '')} **{plain(annotations.run_title(run))}**  \n"
-                    f"{run.kind} on `{run.dataset or '?'}` · `{run.id}`"
+                    f"{run.kind} on `{run.dataset or '?'}` · `{run.id}`" + (f" · {backend}" if backend else "")
                 )
                 c2.metric("State", run.state, help=told.doing)
                 c3.metric("Device", run.status.get("device") or _device_of(run))
@@ -251,6 +252,7 @@ def recent_runs(limit: int = 8) -> None:
                 "state": r.state,
                 "reason": told.failure or "",
                 "kind": r.kind,
+                "backend": launcher.recorded_backend(r, default=None) or "",
                 "dataset": r.dataset,
                 "duration": elapsed(r),
                 "progress": told.text,
@@ -264,6 +266,7 @@ def recent_runs(limit: int = 8) -> None:
         "state": 60,
         "reason": 180,
         "kind": 70,
+        "backend": 65,
         "dataset": 65,
         "duration": 55,
         "progress": 120,
@@ -273,6 +276,9 @@ def recent_runs(limit: int = 8) -> None:
     table = pd.DataFrame(rows)
     if not any(row["warning"] for row in rows):
         table = table.drop(columns="warning")
+    # the backend tells runs apart only when some trained off the default (older runs record none)
+    if not any(row["backend"] not in ("", launcher.DEFAULT_BACKEND) for row in rows):
+        table = table.drop(columns="backend")
     st.dataframe(
         table,
         hide_index=True,

@@ -30,7 +30,9 @@ def _dataset(dataset) -> Dataset:
 
 
 def _predict(model, dataset, indices, batch_size: int) -> np.ndarray:
-    from olr.training import pipelines  # TensorFlow: see the module docstring
+    from olr.training.inputs import batches_module  # TensorFlow or numpy: see the module docstring
+
+    pipelines = batches_module()
 
     ds = _dataset(dataset)
     indices = np.asarray(indices, dtype=np.int64)

@@ -26,6 +26,11 @@ A dataset is a folder `data/<name>/` holding:
                   ("presence" for presence-only imports such as BigEarthNet), creation
                   time, the exact parameters;
 - `preview.png`   small RGB preview of the scene in lon/lat, bounds in meta["preview"];
+- several scenes (`olr.data.scenes`): the tile table's `scene` column names each tile's scene, a
+                  scene's tiles are consecutive rows, meta["scenes"] lists them (name, rows [start,
+                  stop), n_tiles, split_counts, epsg), `scenes/NAME/` holds each one's meta.json
+                  (its grid: crs, transform, width, height, tile_grid; sources, preview) and
+                  preview.png; the dataset's preview is their mosaic and meta has no transform;
 - `exports/`      (optional) the tile grid exported for a GIS (`olr.analysis.exports`), replaced as a whole.
 
 `fractions.npy`, `tiles.parquet` and `meta.json["labels"]` are the stable contract.
@@ -56,6 +61,8 @@ TILE_COLUMNS = ("tile_id", "row_off", "col_off", "split")
 SOURCE_BOUNDS = ("x_min", "y_min", "x_max", "y_max")
 #: the folder inside a dataset folder that its GIS export goes to by default
 EXPORTS_FOLDER = "exports"
+#: the folder inside a dataset of several scenes holding one folder per scene (meta.json, preview.png)
+SCENES_FOLDER = "scenes"
 
 
 def presence_from_fractions(fractions: np.ndarray, min_fraction: float) -> np.ndarray:
@@ -157,6 +164,36 @@ class Dataset:
     @property
     def band_names(self) -> list[str]:
         return [b["name"] for b in self.meta.get("bands", [])]
+
+    @property
+    def scene_names(self) -> list[str]:
+        """The names of the dataset's scenes, in the order of their tiles ([] for a dataset of one scene)."""
+        return [entry["name"] for entry in self.meta.get("scenes") or []]
+
+    def scene(self, name: str) -> Dataset:
+        """One scene of a dataset of several, as a dataset of its own: its tiles (slices of this dataset's
+        arrays, no copy; tile_id stays the position in this dataset), and meta with the scene's grid, CRS,
+        preview and sources (`scenes/NAME/meta.json`) in place of the dataset's. Its path is the scene's folder."""
+        entry = next((e for e in self.meta.get("scenes") or [] if e["name"] == name), None)
+        if entry is None:
+            have = ", ".join(self.scene_names) or "none: it was prepared from one scene"
+            raise OLRError(f"The dataset {self.name} has no scene {name!r} (its scenes: {have}); choose one of them.")
+        folder = self.path / SCENES_FOLDER / name
+        try:
+            own = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise OLRError(
+                f"The scene {name!r} of the dataset {self.path} could not be read ({e}); prepare it again."
+            ) from None
+        start, stop = entry["rows"]
+        meta = {k: v for k, v in self.meta.items() if k != "scenes"} | own
+        tiles = self.tiles.iloc[start:stop].reset_index(drop=True)
+        view = Dataset(
+            folder, meta, self.images[start:stop], self.fractions[start:stop], self.presence[start:stop], tiles
+        )
+        if self.code_fractions is not None:
+            view.__dict__["code_fractions"] = self.code_fractions[start:stop]  # the cached_property's slot
+        return view
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:

@@ -1,4 +1,4 @@
-"""`prepare_dataset(...)`: image raster + land-cover labels -> a tile dataset folder (CLI `prepare`).
+"""`prepare_dataset(...)`: image raster + land-cover labels -> a tile dataset folder (CLI `prepare`, `prepare_command`).
 
 The scene is read window by window (`olr.data.tile_reader`: a few tile rows by a bounded
 number of tile columns, aligned with the raster's blocks), so memory does not grow with the
@@ -26,7 +26,6 @@ dtype; the tile grid covers whole tiles only."""
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -44,10 +43,10 @@ import pandas as pd
 import rasterio
 
 from olr import atomic, workspace
-from olr.data import label_schemes, legends, prepare_estimate, prepare_options, rasters, splits
-from olr.data.dataset import load_dataset, presence_from_fractions, write_dataset
+from olr.data import label_schemes, legends, prepare_estimate, rasters, splits
+from olr.data.dataset import presence_from_fractions, write_dataset
 from olr.data.prepare_options import PrepareOptions
-from olr.data.thin_data import Advice, print_warnings, thin_data_warnings
+from olr.data.thin_data import Advice, thin_data_warnings
 from olr.data.tile_reader import READ_ENV, TileGrid, read_windows, tiles_view
 from olr.data.tile_writer import NODATA_FILL, BandStats, PreviewSampler, TileWriter, fill_nodata
 from olr.errors import OLRError
@@ -137,14 +136,18 @@ def _image_meta(src, mask: rasters.ImageMask, scaling: list, band_json: list[dic
 
 
 @dataclass
-class _Kept:
-    """What the streaming pass keeps per tile (small: a few numbers per tile)."""
+class Kept:
+    """What the streaming pass keeps per tile (small: a few numbers per tile), a list of arrays each."""
 
     tile_row: list
     tile_col: list
     nodata_share: list
     unlabelled_share: list
     code_fractions: list  # of (n, C) float32
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The lists concatenated: {"tile_row": (n,), ..., "code_fractions": (n, C) float32}."""
+        return {f.name: np.concatenate(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 def prepare_dataset(
@@ -179,36 +182,25 @@ def prepare_dataset(
     legend = None if opts.legend is None else legends.read_legend(opts.legend)
     scheme_obj = legends.scheme_for(opts.scheme, legend)  # its classes are the label source's
     opts = opts.check()
+
+    if opts.scene_split == "scenes":
+        raise OLRError(
+            "Whole-scene splits (--scene-split scenes) need several scenes, and one image was given; "
+            "give a scene list with --scenes, or split by --scene-split blocks."
+        )
     out = Path(out)
     progress = progress or (lambda done, total, message: None)
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasters.read_errors_named(*image_paths, labels))  # outermost: sees every read
-        stack.enter_context(rasterio.Env(**READ_ENV))
-        src = stack.enter_context(rasters.open_image_files(image_paths, opts.grid))
-        if opts.tile > min(src.height, src.width):
-            raise OLRError(
-                f"The tile size {opts.tile} is larger than the image {src.name} ({src.width} x {src.height} pixels); "
-                "use a smaller --tile."
-            )
+        src = open_image(stack, image_paths, labels, opts)
         prepare_estimate.require_room(prepare_estimate.estimate_for(src, opts), out)  # before any tile is written
-        label_source = stack.enter_context(
-            rasters.open_labels(labels, src, opts.label_encoding, legend, opts.label_field, opts.label_nodata)
-        )
+        label_source = open_label_source(stack, labels, src, opts, legend)
         if out.exists() and not opts.overwrite:
             raise OLRError(f"{out} already exists; choose another name or pass --overwrite to replace it.")
-        # Hash the sources on a side thread (hashlib releases the GIL) while tiling; on
-        # failure, stop it rather than wait for it.
-        hasher = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
-        stop = threading.Event()
-        stack.callback(stop.set)
-        sources = (*_image_source_keys(image_paths), ("labels", labels), *([("legend", opts.legend)] if legend else []))
-        digests = {key: hasher.submit(file_digest, path, stop) for key, path in sources}
+        digests = hash_sources(stack, image_paths, labels, opts.legend if legend else None)
         extra = lambda: {  # noqa: E731 - resolved at the end, once the hashes are done
             "name": out.name,
-            "sources": {
-                k: dict(f.result(), **(label_source.describe() if k == "labels" else {})) for k, f in digests.items()
-            },
+            "sources": source_meta(digests, label_source),
             "label_encoding": label_source.encoding,
             **({"legend": legend.to_json()} if legend else {}),
             "parameters": parameters,
@@ -216,6 +208,43 @@ def prepare_dataset(
         with atomic.staged_folder(out, opts.overwrite) as folder:
             _build(src, label_source, folder, scheme_obj, opts, progress=progress, extra_meta=extra)
     return out
+
+
+def open_image(stack: contextlib.ExitStack, image_paths: list, labels, opts: PrepareOptions):
+    """Open the image (one raster or band files) on `stack`, GDAL's read errors named by file; OLRError when
+    `opts.tile` does not fit it."""
+    stack.enter_context(rasters.read_errors_named(*image_paths, labels))  # outermost: sees every read
+    stack.enter_context(rasterio.Env(**READ_ENV))
+    src = stack.enter_context(rasters.open_image_files(image_paths, opts.grid))
+    if opts.tile > min(src.height, src.width):
+        raise OLRError(
+            f"The tile size {opts.tile} is larger than the image {src.name} ({src.width} x {src.height} pixels); "
+            "use a smaller --tile."
+        )
+    return src
+
+
+def open_label_source(stack: contextlib.ExitStack, labels, src, opts: PrepareOptions, legend):
+    """The labels aligned onto the grid of the open image `src` (`rasters.open_labels`), closed with `stack`."""
+    return stack.enter_context(
+        rasters.open_labels(labels, src, opts.label_encoding, legend, opts.label_field, opts.label_nodata)
+    )
+
+
+def hash_sources(stack: contextlib.ExitStack, image_paths: list, labels, legend_path) -> dict:
+    """{meta["sources"] key: future of `file_digest`} of the image files, labels and legend (if any), hashed on
+    a side thread (hashlib releases the GIL) while tiling; on failure `stack` stops it rather than waits."""
+    hasher = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1))
+    stop = threading.Event()
+    stack.callback(stop.set)
+    legend = [("legend", legend_path)] if legend_path else []
+    sources = (*_image_source_keys(image_paths), ("labels", labels), *legend)
+    return {key: hasher.submit(file_digest, path, stop) for key, path in sources}
+
+
+def source_meta(digests: dict, label_source) -> dict:
+    """meta["sources"]: the digests of `hash_sources` (waiting for them), the labels' with how they were read."""
+    return {k: dict(f.result(), **(label_source.describe() if k == "labels" else {})) for k, f in digests.items()}
 
 
 def _build(
@@ -229,31 +258,30 @@ def _build(
     extra_meta: Callable[[], dict],
 ) -> None:
     """Tile the image into `folder` (a staging folder), prune labels, then write the labels, tile table and meta."""
-    bands = rasters.image_bands(src, opts.bands)
-    names = rasters.band_names(src, bands)
-    scaling = rasters.band_scaling(src, bands, opts.scale, opts.offset)
-    grid = TileGrid(src.height, src.width, opts.tile, opts.stride_px)
-    mask = rasters.ImageMask.of(src, bands, opts.image_nodata)
-    tiling = _Tiling.start(src, bands, names, folder, scheme, opts)
-    progress(0, grid.n_tiles, "tiling")
+    tiling = tile_pass(src, label_source, folder, scheme, opts, progress)
     try:
-        with contextlib.closing(read_windows(src, bands, mask, label_source, grid)) as windows:
-            for win in windows:
-                tiling.add(win)
-                progress(tiling.done, grid.n_tiles, f"tiling ({tiling.writer.count} kept)")
-        label_source.require_known()  # exact: every pixel of the tiles, not the early sample
-        tiling.require_labels(label_source)
-        selection = _Selection.of(tiling)  # decides the split and compacts images.npy: before close
+        selection = Selection.of(tiling.kept.arrays(), tiling.code_matrix, opts, tiling.dropped)
+        if not selection.tiles.all():  # before close: compaction drops the tiles the split leaves out
+            tiling.writer.keep_only(selection.tiles)
         n = tiling.writer.close()
     except BaseException:
         tiling.writer.abort()
         raise
     tiling.require_tiles(n, src)
-    table = _tile_table(src, tiling.kept, selection, opts, n)
-    progress(grid.n_tiles, grid.n_tiles, f"writing labels, tile table and preview ({n} tiles)")
+    table = tile_table(tile_columns(tiling.kept.arrays(), src.transform, src.crs, opts), selection)
+    progress(tiling.grid.n_tiles, tiling.grid.n_tiles, f"writing labels, tile table and preview ({n} tiles)")
     codes, code_fractions = selection.present_codes(scheme.classes)
-    meta = _meta(src, grid, scheme, tiling, selection, codes)
-    meta |= _image_meta(src, mask, scaling, meta["bands"], tiling.preview) | extra_meta()
+    band_json, statistics_split = band_statistics_json(tiling.stats, tiling.names, selection)
+    meta = labels_and_split_meta(scheme, opts, selection, codes, tiling.dropped)
+    meta |= {
+        **grid_meta(src, tiling.grid, opts),
+        "bands": band_json,
+        "band_statistics_split": statistics_split,
+        "dtype": tiling.dtype.name,
+        "nodata": src.nodata,
+        "preview": tiling.preview.write(folder / "preview.png"),
+    }
+    meta |= _image_meta(src, tiling.mask, tiling.scaling, meta["bands"], tiling.preview) | extra_meta()
     write_dataset(
         folder,
         images=None,
@@ -265,34 +293,63 @@ def _build(
     )
 
 
+def tile_pass(
+    src, label_source, folder: Path, scheme: label_schemes.Scheme, opts: PrepareOptions, progress: Progress
+) -> Tiling:
+    """The streaming pass over the open image `src`: kept tiles into `folder`/images.npy, their numbers in
+    `Tiling.kept`; OLRError when a label value is unknown or no tile has a label. The tile writer is left open
+    (the caller compacts and closes it); it is aborted when the pass fails."""
+    tiling = Tiling.start(src, folder, scheme, opts)
+    grid = tiling.grid
+    progress(0, grid.n_tiles, "tiling")
+    try:
+        with contextlib.closing(read_windows(src, tiling.bands, tiling.mask, label_source, grid)) as windows:
+            for win in windows:
+                tiling.add(win)
+                progress(tiling.done, grid.n_tiles, f"tiling ({tiling.writer.count} kept)")
+        label_source.require_known()  # exact: every pixel of the tiles, not the early sample
+        tiling.require_labels(label_source)
+    except BaseException:
+        tiling.writer.abort()
+        raise
+    return tiling
+
+
 @dataclass
-class _Tiling:
+class Tiling:
     """The streaming pass: where kept tiles go (images.npy, band statistics, preview) and its accumulators."""
 
     folder: Path
     opts: PrepareOptions
+    bands: list[int]  # 1-based band indexes of the image that are tiled
     names: list[str]
+    scaling: list  # (scale, offset) per band
+    grid: TileGrid
+    mask: rasters.ImageMask
     dtype: np.dtype
     code_matrix: np.ndarray  # (C, L_all), C = the label source's classes
     writer: TileWriter
     stats: BandStats
     preview: PreviewSampler
-    kept: _Kept = field(default_factory=lambda: _Kept([], [], [], [], []))
+    kept: Kept = field(default_factory=lambda: Kept([], [], [], [], []))
     dropped: dict = field(default_factory=lambda: {"nodata": 0, "too_few_labels": 0, "too_few_labels_after_pruning": 0})
     labelled_pixels: int = 0
     done: int = 0  # tiles seen
 
     @classmethod
-    def start(
-        cls, src, bands: list[int], names: list[str], folder: Path, scheme: label_schemes.Scheme, opts: PrepareOptions
-    ) -> _Tiling:
+    def start(cls, src, folder: Path, scheme: label_schemes.Scheme, opts: PrepareOptions) -> Tiling:
+        bands = rasters.image_bands(src, opts.bands)
+        names = rasters.band_names(src, bands)
+        scaling = rasters.band_scaling(src, bands, opts.scale, opts.offset)
+        grid = TileGrid(src.height, src.width, opts.tile, opts.stride_px)
+        mask = rasters.ImageMask.of(src, bands, opts.image_nodata)
         dtype = np.dtype(src.dtypes[bands[0] - 1])
         tile, b = opts.tile, len(bands)
         code_matrix = scheme.code_matrix(scheme.classes)
         writer = TileWriter(folder / "images.npy", (tile, tile, b), dtype)
         stats = BandStats(b, row_step=tile // 16)
         preview = PreviewSampler(src, rasters.rgb_positions(names, opts.rgb, src.name))
-        return cls(folder, opts, names, dtype, code_matrix, writer, stats, preview)
+        return cls(folder, opts, bands, names, scaling, grid, mask, dtype, code_matrix, writer, stats, preview)
 
     @property
     def area(self) -> float:
@@ -363,17 +420,18 @@ class _Tiling:
                 "lower --min-labels, --min-fraction or --prune-below, or raise --max-nodata."
             )
 
-    def band_json(self, selection: _Selection) -> tuple[list[dict], str]:
-        """(band statistics, split they are from): over the training tiles of `selection`, from the
-        pass's per-tile sums (no second read); over all its tiles when no tile is for training."""
-        kept = np.flatnonzero(selection.tiles)
-        train = selection.split == "train"
-        rows, split = (kept[train], "train") if train.any() else (kept, "all")
-        return self.stats.to_json(self.names, rows), split
+
+def band_statistics_json(stats: BandStats, names: list[str], selection: Selection) -> tuple[list[dict], str]:
+    """(band statistics, split they are from): over the training tiles of `selection`, from the pass's
+    per-tile sums in `stats` (no second read); over all its tiles when no tile is for training."""
+    kept = np.flatnonzero(selection.tiles)
+    train = selection.split == "train"
+    rows, split = (kept[train], "train") if train.any() else (kept, "all")
+    return stats.to_json(names, rows), split
 
 
 @dataclass
-class _Selection:
+class Selection:
     """The tiles and labels that survive pruning, over the tiles kept by the pass."""
 
     code_fractions: np.ndarray  # (n, C) float32
@@ -386,23 +444,24 @@ class _Selection:
     separated: dict  # validation and test tiles dropped near another split (`splits.separate_splits`)
 
     @classmethod
-    def of(cls, tiling: _Tiling) -> _Selection:
-        """Prune rare labels, drop the tiles left with too few labels, split the rest by blocks, drop the
-        validation and test tiles too close to another split (pruning again), compact images.npy to match."""
-        opts, kept = tiling.opts, tiling.kept
-        code_fractions = np.concatenate(kept.code_fractions)
-        label_fractions = _label_fractions(code_fractions, tiling.code_matrix)
+    def of(
+        cls, kept: dict[str, np.ndarray], code_matrix: np.ndarray, opts: PrepareOptions, dropped: dict, scene=None
+    ) -> Selection:
+        """Prune rare labels, drop the tiles left with too few labels, split the rest (blocks within each scene,
+        or whole scenes), drop the validation and test tiles too close to another split (pruning again).
+
+        kept: `Kept.arrays()` of the n tiles kept by the pass (of all scenes, scene by scene); scene: (n,) int64
+        scene index of each (None: one scene). Counts the tiles dropped into `dropped`."""
+        code_fractions = kept["code_fractions"]
+        label_fractions = _label_fractions(code_fractions, code_matrix)
         present = label_fractions >= opts.min_fraction
         pruned, _, _ = _prune(present, opts.prune_below, opts.min_labels)
-        tile_row, tile_col = np.concatenate(kept.tile_row), np.concatenate(kept.tile_col)
-        split, block_id, too_close, separated = _split(tile_row, tile_col, pruned, opts)
+        split, block_id, too_close, separated = _split(kept["tile_row"], kept["tile_col"], pruned, opts, scene)
         # dropping tiles can leave a label rarer than --prune-below: prune again (never re-adding a tile)
         tiles, labels, occurring = _prune(present, opts.prune_below, opts.min_labels, pruned & ~too_close)
-        tiling.dropped["too_few_labels_after_pruning"] = int((~tiles & ~too_close).sum())
-        tiling.dropped["overlapping_another_split"] = sum(separated["overlap"].values())
-        tiling.dropped["near_another_split"] = sum(separated["buffer"].values())
-        if not tiles.all():
-            tiling.writer.keep_only(tiles)
+        dropped["too_few_labels_after_pruning"] = int((~tiles & ~too_close).sum())
+        dropped["overlapping_another_split"] = sum(separated["overlap"].values())
+        dropped["near_another_split"] = sum(separated["buffer"].values())
         split, block_id = split[tiles].astype(str), block_id[tiles]
         return cls(code_fractions, label_fractions, tiles, labels, occurring, split, block_id, separated)
 
@@ -434,57 +493,85 @@ def _prune(
         tile_keep = new_keep
 
 
-def _split(tile_row: np.ndarray, tile_col: np.ndarray, tiles: np.ndarray, opts: PrepareOptions):
+def _split(tile_row: np.ndarray, tile_col: np.ndarray, tiles: np.ndarray, opts: PrepareOptions, scene=None):
     """(split (n,), block id (n,), too close (n,) bool, counts) of the n kept tiles, only `tiles` (n,) bool assigned.
 
-    Blocks of `split_block` tiles go to splits whole; then validation and test tiles that share pixels
-    with (stride < tile) or lie within `split_buffer` tile widths of another split are too close."""
+    By blocks (`opts.scene_split` "blocks"): blocks of `split_block` tiles, each within one scene (`scene` (n,)
+    int64, None: one scene), go to splits whole; then validation and test tiles that share pixels with
+    (stride < tile) or lie within `split_buffer` tile widths of another split's tile of their scene are too
+    close. By scenes ("scenes"): whole scenes go to splits; tiles of different scenes lie on different grids,
+    so none is dropped."""
+    scene = np.zeros(len(tiles), dtype=np.int64) if scene is None else np.asarray(scene, dtype=np.int64)
     split = np.full(len(tiles), "", dtype=object)
     block_id = np.full(len(tiles), -1, dtype=np.int64)
-    block_id[tiles] = splits.spatial_blocks(tile_row[tiles], tile_col[tiles], opts.split_block)
-    split[tiles] = splits.assign_blocks(block_id[tiles], opts.split_fractions, opts.seed)
-    clear, counts = splits.separate_splits(
-        tile_row[tiles], tile_col[tiles], split[tiles], opts.tile, opts.stride_px, opts.split_buffer
-    )
     too_close = np.zeros(len(tiles), dtype=bool)
-    too_close[np.flatnonzero(tiles)[~clear]] = True
+    counts = {"overlap": {"val": 0, "test": 0}, "buffer": {"val": 0, "test": 0}}
+    assigned = np.flatnonzero(tiles)
+    if opts.scene_split == "scenes":
+        block_id[assigned] = scene[assigned]
+        split[assigned] = splits.assign_scenes(scene[assigned], opts.split_fractions, opts.seed)
+        return split, block_id, too_close, counts
+    block_id[assigned] = splits.scene_blocks(scene[assigned], tile_row[assigned], tile_col[assigned], opts.split_block)
+    split[assigned] = splits.assign_blocks(block_id[assigned], opts.split_fractions, opts.seed)
+    for s in np.unique(scene[assigned]):
+        rows = assigned[scene[assigned] == s]
+        clear, dropped = splits.separate_splits(
+            tile_row[rows], tile_col[rows], split[rows], opts.tile, opts.stride_px, opts.split_buffer
+        )
+        too_close[rows[~clear]] = True
+        for kind, by_split in dropped.items():
+            for name, n in by_split.items():
+                counts[kind][name] += n
     return split, block_id, too_close, counts
 
 
-def _tile_table(src, kept: _Kept, selection: _Selection, opts: PrepareOptions, n: int) -> pd.DataFrame:
-    """The tile table of the N surviving tiles; tile_id is the position in images.npy."""
-    tile_keep = selection.tiles
-    tile_row = np.concatenate(kept.tile_row)[tile_keep]
-    tile_col = np.concatenate(kept.tile_col)[tile_keep]
+def tile_columns(kept: dict[str, np.ndarray], transform, crs, opts: PrepareOptions) -> dict[str, np.ndarray]:
+    """The tile table's columns that one scene's pass knows, for its n kept tiles (`Kept.arrays()`): pixel
+    offsets, grid positions, nodata and unlabelled shares, bounds in the image CRS and lon/lat."""
+    tile_row, tile_col = kept["tile_row"].astype(np.int64), kept["tile_col"].astype(np.int64)
     row_off, col_off = tile_row * opts.stride_px, tile_col * opts.stride_px
+    return {
+        "row_off": row_off,
+        "col_off": col_off,
+        "tile_row": tile_row,
+        "tile_col": tile_col,
+        "nodata_share": kept["nodata_share"].astype(np.float32),
+        "unlabelled_share": kept["unlabelled_share"].astype(np.float32),
+        **tile_bounds(transform, row_off, col_off, opts.tile, crs),
+    }
+
+
+def tile_table(columns: dict[str, np.ndarray], selection: Selection, extra: dict | None = None) -> pd.DataFrame:
+    """The tile table of the N tiles that survive `selection` (`columns` over the kept tiles, `tile_columns`);
+    tile_id is the position in images.npy; `extra` columns (N,) follow the split and block."""
+    keep = selection.tiles
+    first = {k: columns[k][keep] for k in ("row_off", "col_off", "tile_row", "tile_col")}
+    rest = {k: v[keep] for k, v in columns.items() if k not in first}
+    n = int(keep.sum())
     return pd.DataFrame(
         {
             "tile_id": np.arange(n, dtype=np.int64),
-            "row_off": row_off.astype(np.int64),
-            "col_off": col_off.astype(np.int64),
-            "tile_row": tile_row.astype(np.int64),
-            "tile_col": tile_col.astype(np.int64),
+            **first,
             "split": selection.split,
             "block_id": selection.block_id,
-            "nodata_share": np.concatenate(kept.nodata_share)[tile_keep].astype(np.float32),
-            "unlabelled_share": np.concatenate(kept.unlabelled_share)[tile_keep].astype(np.float32),
-            **tile_bounds(src.transform, row_off, col_off, opts.tile, src.crs),
+            **(extra or {}),
+            **rest,
         }
     )
 
 
-def _meta(
-    src, grid: TileGrid, scheme: label_schemes.Scheme, tiling: _Tiling, selection: _Selection, codes: list[int]
+def labels_and_split_meta(
+    scheme: label_schemes.Scheme, opts: PrepareOptions, selection: Selection, codes: list[int], dropped: dict
 ) -> dict:
-    """meta.json of a prepared raster dataset, less the sources (write_dataset adds the counts)."""
-    opts, kept_labels, occurring = tiling.opts, selection.labels, selection.occurring
-    band_json, statistics_split = tiling.band_json(selection)
+    """What meta.json says about the labels, the filters, the split and thin data, for one scene or several
+    (write_dataset adds the counts); the caller adds the grid, bands, preview and sources."""
+    kept_labels, occurring = selection.labels, selection.occurring
     labels = [lab for lab, k in zip(scheme.labels, kept_labels) if k]
     presence = presence_from_fractions(selection.fractions(), opts.min_fraction)
+    by_scenes = opts.scene_split == "scenes"
     return {
         "kind": "raster",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        **_grid_meta(src, grid, opts),
         "scheme": {
             **scheme.to_json(),
             "n_labels": len(scheme.labels),
@@ -493,16 +580,12 @@ def _meta(
         },
         "labels": [lab.to_json() for lab in labels],
         "code_fractions": {"codes": codes},
-        "bands": band_json,
-        "band_statistics_split": statistics_split,
-        "dtype": tiling.dtype.name,
-        "nodata": src.nodata,
         "min_labels": int(opts.min_labels),
         "max_nodata": float(opts.max_nodata),
         "prune_below": int(opts.prune_below),
         "pruned": [lab.name for lab, o, k in zip(scheme.labels, occurring, kept_labels) if o and not k],
         "split": {
-            "method": "spatial_blocks",
+            "method": "whole_scenes" if by_scenes else "spatial_blocks",
             "block": int(opts.split_block),
             "buffer": int(opts.split_buffer),
             "fractions": list(opts.split_fractions),
@@ -511,7 +594,7 @@ def _meta(
             "dropped_overlap": selection.separated["overlap"],
             "dropped_buffer": selection.separated["buffer"],
         },
-        "dropped": tiling.dropped,
+        "dropped": dropped,
         "warnings": thin_data_warnings(
             selection.split,
             presence,
@@ -520,11 +603,10 @@ def _meta(
             separated={s: sum(counts[s] for counts in selection.separated.values()) for s in ("val", "test")},
             advice=THIN_DATA_ADVICE,
         ),
-        "preview": tiling.preview.write(tiling.folder / "preview.png"),
     }
 
 
-def _grid_meta(src, grid: TileGrid, opts: PrepareOptions) -> dict:
+def grid_meta(src, grid: TileGrid, opts: PrepareOptions) -> dict:
     """The image grid and the tile grid over it."""
     return {
         "crs": _crs_json(src.crs),
@@ -563,29 +645,3 @@ def cli_progress(stream=sys.stderr) -> Progress:
             print(f"{message}: {done}/{total} tiles ({pct}%)", file=stream, flush=True)
 
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--image",
-        required=True,
-        nargs="+",
-        help="image raster (GeoTIFF, any CRS, 1..N bands), or several band files (e.g. Sentinel-2's at 10, 20 and "
-        "60 m) stacked onto one grid (see --grid)",
-    )
-    parser.add_argument("--labels", required=True, help="CORINE raster (grid or CLC codes) or vector with Code_18")
-    parser.add_argument("--out", required=True, metavar="data/NAME", help="dataset folder in the workspace")
-    prepare_options.add_flags(parser)
-
-
-def prepare_command(args: argparse.Namespace) -> int:
-    out = output_folder(args.out)
-    path = prepare_dataset(args.image, args.labels, out, PrepareOptions.from_args(args), progress=cli_progress())
-
-    ds = load_dataset(path)
-    print(
-        f"prepared {path}: {ds.n_tiles} tiles of {ds.tile_shape}, {len(ds.meta['labels'])} labels, "
-        f"split {ds.meta['split_counts']}, dropped {ds.meta['dropped']}"
-    )
-    print_warnings(ds.meta)
-    return 0

@@ -21,6 +21,8 @@ from olr.data import label_schemes, rasters, splits
 from olr.errors import OLRError
 
 MIN_TILE = 8
+#: How a dataset of several scenes is split: blocks within each scene, or whole scenes (`olr.data.splits`).
+SCENE_SPLITS = ("blocks", "scenes")
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,16 @@ class PrepareOptions:
     seed: int = field(
         default=0, metadata=_spec(help="seed of the block split", label="Split seed", min=0, page_max=2**31 - 1)
     )
+    scene_split: str = field(
+        default="blocks",
+        metadata=_spec(
+            help="with several scenes (--scenes): blocks = split blocks within each scene (no block spans two "
+            "scenes), scenes = whole scenes go to one split each (needs a scene per split asked a share)",
+            label="Split several scenes by",
+            choices=SCENE_SPLITS,
+            titles={"blocks": "blocks within each scene", "scenes": "whole scenes"},
+        ),
+    )
     label_encoding: str = field(
         default="auto",
         metadata=_spec(
@@ -275,6 +287,8 @@ class PrepareOptions:
                 _check_value(value, spec, value_type(f))
         rasters.images.nodata_override(self.image_nodata, "--image-nodata")  # a number or none
         rasters.label_nodata(self.label_nodata)  # a number or none
+        if self.scene_split not in SCENE_SPLITS:
+            raise OLRError(f"The scene split {self.scene_split!r} is not valid; use {' or '.join(SCENE_SPLITS)}.")
         return dataclasses.replace(self, split_fractions=splits.check_fractions(self.split_fractions))
 
     def parameters(self) -> dict:
@@ -291,6 +305,7 @@ class PrepareOptions:
             "split_buffer": self.split_buffer,
             "split_fractions": list(self.split_fractions),
             "seed": self.seed,
+            "scene_split": self.scene_split,
             "label_encoding": self.label_encoding,
             "legend": None if self.legend is None else str(self.legend),
             "label_field": self.label_field,

@@ -6,6 +6,9 @@ tiles for imports without coordinates) and whole blocks are assigned to splits: 
 visited in an order shuffled by `seed`, each going to the split furthest below its target
 tile count. Same blocks + same seed => same split.
 
+A dataset of several scenes is split either by blocks within each scene (`scene_blocks`: no
+block spans two scenes) or by whole scenes (`assign_scenes`: every tile of a scene in one split).
+
 Blocks alone do not keep splits apart when tiles overlap (stride < tile): a tile on a block's
 edge shares pixels with its neighbour across the edge. `separate_splits` then drops the
 validation and test tiles that share pixels with, or lie within an optional buffer of, a tile
@@ -46,6 +49,61 @@ def spatial_blocks(tile_rows: np.ndarray, tile_cols: np.ndarray, block: int) -> 
     c = np.asarray(tile_cols, dtype=np.int64) // int(block)
     n_cols = int(c.max()) + 1 if c.size else 1
     return r * n_cols + c
+
+
+def scene_blocks(scene: np.ndarray, tile_rows: np.ndarray, tile_cols: np.ndarray, block: int) -> np.ndarray:
+    """(N,) int64 block id of each tile: `spatial_blocks` of each scene's own tile grid (`scene` (N,) int,
+    the tile's scene), numbered apart per scene so that no block spans two scenes. The ids of the first
+    scene's blocks are those of `spatial_blocks`, so one scene splits as it always has."""
+    scene = np.asarray(scene, dtype=np.int64)
+    block_id = np.zeros(len(scene), dtype=np.int64)
+    offset = 0
+    for s in np.unique(scene):
+        rows = np.flatnonzero(scene == s)
+        ids = spatial_blocks(np.asarray(tile_rows)[rows], np.asarray(tile_cols)[rows], block)
+        block_id[rows] = ids + offset
+        offset += int(ids.max()) + 1
+    return block_id
+
+
+def wanted_splits(fractions) -> list[str]:
+    """The splits asked a share above 0 of `fractions` (train, val, test)."""
+    return [s for s, f in zip(SPLITS, check_fractions(fractions)) if f > 0]
+
+
+def require_scenes_for_splits(n_scenes: int, fractions) -> None:
+    """OLRError unless `n_scenes` scenes can give every split asked a share (`wanted_splits`) a whole scene."""
+    wanted = wanted_splits(fractions)
+    if n_scenes < len(wanted):
+        raise OLRError(
+            f"Whole-scene splits need a scene for each of {', '.join(wanted)}, so at least {len(wanted)} scenes "
+            f"with tiles, and there {'is' if n_scenes == 1 else 'are'} {n_scenes}; give more scenes, set a "
+            "split's share to 0 in --split-fractions, or split by blocks within scenes (--scene-split blocks)."
+        )
+
+
+def assign_scenes(scene: np.ndarray, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
+    """(N,) split name per tile; every tile of a scene (`scene` (N,) int) in one split, balanced by tile count.
+
+    Scenes are taken in a seeded random order; each goes to the split with the largest shortfall against
+    `fractions` x N, except that once there are only as many scenes left as splits asked a share that have
+    none, each of those gets one: with enough scenes, no split asked for is empty (OLRError when too few).
+    """
+    fractions = np.asarray(check_fractions(fractions))
+    unique, inverse, sizes = np.unique(np.asarray(scene), return_inverse=True, return_counts=True)
+    require_scenes_for_splits(len(unique), fractions)
+    targets = fractions * len(inverse)
+    counts = np.zeros(3)
+    wanted = fractions > 0
+    empty = wanted.copy()
+    choice = np.zeros(len(unique), dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    for left, b in zip(range(len(unique), 0, -1), order):
+        open_splits = empty if left <= empty.sum() else wanted
+        s = int(np.argmax(np.where(open_splits, targets - counts, -np.inf)))
+        choice[b], empty[s] = s, False
+        counts[s] += sizes[b]
+    return np.asarray(SPLITS, dtype=object)[choice[inverse]]
 
 
 def contiguous_blocks(n: int, block: int) -> np.ndarray:

@@ -156,6 +156,49 @@ class TileWriter:
         self._direct, self._fd = None, -1
 
 
+def concatenate_tiles(parts: list[tuple[Path, np.ndarray]], out: Path) -> int:
+    """Write `out` (.npy) holding, in order, the tiles of each part (`.npy` of (n, h, w, b), all of one
+    shape and dtype) where its keep mask (n,) bool is true; returns the count.
+
+    Runs of consecutive kept tiles are copied file to file by the kernel (`os.copy_file_range`, no
+    pass through this process's memory), falling back to chunked reads and writes."""
+    arrays = [np.load(path, mmap_mode="r") for path, _ in parts]
+    n = sum(int(np.count_nonzero(keep)) for _, keep in parts)
+    shape, dtype = arrays[0].shape[1:], arrays[0].dtype
+    target = npy_format.open_memmap(out, mode="w+", dtype=dtype, shape=(n, *shape))
+    header, tile_bytes = target.offset, int(np.prod(shape)) * dtype.itemsize
+    del target  # only its header and length are wanted: the tiles are copied in below
+    position = 0
+    with open(out, "r+b") as dst:
+        for array, (_, keep) in zip(arrays, parts, strict=True):
+            idx = np.flatnonzero(np.asarray(keep, dtype=bool))
+            starts = np.flatnonzero(np.diff(idx, prepend=-2) != 1)
+            ends = np.append(starts[1:], len(idx))
+            with open(array.filename, "rb") as src:
+                for a, b in zip(starts, ends):
+                    _copy_range(
+                        src.fileno(),
+                        array.offset + int(idx[a]) * tile_bytes,
+                        dst.fileno(),
+                        header + (position + int(a)) * tile_bytes,
+                        int(b - a) * tile_bytes,
+                    )
+            position += len(idx)
+    return n
+
+
+def _copy_range(src: int, src_offset: int, dst: int, dst_offset: int, size: int, chunk: int = 2**26) -> None:
+    """Copy `size` bytes between file descriptors at the given offsets."""
+    while size > 0:
+        try:
+            done = os.copy_file_range(src, dst, min(size, chunk), src_offset, dst_offset)
+        except (AttributeError, OSError):  # not on this platform or file system: through memory
+            done = os.pwrite(dst, os.pread(src, min(size, chunk), src_offset), dst_offset)
+        if done <= 0:
+            raise OSError(f"copying tiles stopped short ({size} bytes left)")
+        src_offset, dst_offset, size = src_offset + done, dst_offset + done, size - done
+
+
 class BandStats:
     """Per-band mean, std, min, max over any subset of the tiles added, accumulated window by window.
 
@@ -174,6 +217,26 @@ class BandStats:
         self.chunk = chunk
         self.shift: np.ndarray | None = None
         self._parts: list[np.ndarray] = []  # per update, (n, 1 + 4 b) float64: count, sums, squares, min, max
+
+    @classmethod
+    def merged(cls, parts: list[tuple[np.ndarray, np.ndarray | None]], row_step: int = 1) -> BandStats:
+        """One BandStats over the tiles of several passes, in order: `parts` holds each pass's (`table()`,
+        `shift`). Their sums are moved to the first shift: sum(x - s) = sum(x - s_k) + n d and
+        sum((x - s)^2) = sum((x - s_k)^2) + 2 d sum(x - s_k) + n d^2, with d = s_k - s."""
+        b = (parts[0][0].shape[1] - 1) // 4
+        stats = cls(b, row_step)
+        stats.shift = next((np.asarray(shift, dtype=np.float64) for _, shift in parts if shift is not None), None)
+        tables = []
+        for table, shift in parts:
+            table = np.array(table, dtype=np.float64).reshape(-1, 1 + 4 * b)
+            if shift is not None and stats.shift is not None:
+                d, n = np.asarray(shift, dtype=np.float64) - stats.shift, table[:, :1]
+                sums = table[:, 1 : 1 + b].copy()
+                table[:, 1 : 1 + b] = sums + n * d
+                table[:, 1 + b : 1 + 2 * b] += 2 * d * sums + n * d * d
+            tables.append(table)
+        stats._parts = tables
+        return stats
 
     @property
     def n_tiles(self) -> int:
@@ -402,3 +465,47 @@ class PreviewSampler:
         west, north = dst_transform @ (0, 0)
         east, south = dst_transform @ (dw, dh)
         return {"file": path.name, "bounds_lonlat": [[float(south), float(west)], [float(north), float(east)]]}
+
+
+def mosaic_previews(previews: list[tuple[Path, list]], path: Path, side: int = PREVIEW_SIDE) -> dict | None:
+    """One RGBA PNG in EPSG:4326 of several previews (`PreviewSampler.write`'s files with their
+    [[south, west], [north, east]] bounds), at most `side` pixels a side, a later one drawn over an earlier
+    where both have pixels; returns its meta["preview"] (None without a preview). Each scene keeps the
+    stretch of its own preview."""
+    from rasterio.transform import from_bounds
+    from rasterio.warp import Resampling, reproject
+
+    previews = [(Path(p), b) for p, b in previews if Path(p).is_file()]
+    if not previews:
+        return None
+    south = min(b[0][0] for _, b in previews)
+    west = min(b[0][1] for _, b in previews)
+    north = max(b[1][0] for _, b in previews)
+    east = max(b[1][1] for _, b in previews)
+    scale = max(east - west, north - south) / side
+    width, height = max(1, math.ceil((east - west) / scale)), max(1, math.ceil((north - south) / scale))
+    transform = from_bounds(west, south, east, north, width, height)
+    rgba = np.zeros((4, height, width), dtype=np.uint8)
+    for png, ((s, w), (n, e)) in previews:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a PNG has no georeference; its bounds are given
+            with rasterio.open(png) as src:
+                data = src.read()
+        drawn = np.zeros_like(rgba)
+        for band in range(4):
+            reproject(
+                data[band],
+                drawn[band],
+                src_transform=from_bounds(w, s, e, n, data.shape[2], data.shape[1]),
+                src_crs="EPSG:4326",
+                dst_transform=transform,
+                dst_crs="EPSG:4326",
+                resampling=Resampling.nearest,
+            )
+        seen = drawn[3] > 0
+        rgba[:, seen] = drawn[:, seen]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="PNG", width=width, height=height, count=4, dtype="uint8") as dst:
+            dst.write(rgba)
+    return {"file": path.name, "bounds_lonlat": [[south, west], [north, east]]}

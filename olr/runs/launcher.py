@@ -13,6 +13,10 @@ session with the same key get the first launch's run id back instead of a new pr
 
 Device: `CUDA_VISIBLE_DEVICES` of the child ("" for CPU, "0" or "0,1" for GPUs); GPUs are
 found with `nvidia-smi -L` so the caller never imports TensorFlow to list them.
+
+Keras backend: `KERAS_BACKEND` of the child (`BACKENDS`; None leaves the environment's, else Keras's
+default, TensorFlow). The installed ones are found without importing them, for the same reason. A launch
+on another device or backend is another launch: both are part of its fingerprint.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -41,6 +46,14 @@ from olr.runs.store import FINAL_STATES, RunLayout, RunState, read_json
 
 #: `models/.launches/<key>.json`, one per launch key, and the `.lock` that serialises launches
 LAUNCHES_FOLDER = ".launches"
+
+#: the Keras backends training runs on (`KERAS_BACKEND` of the training process), Keras's default first, each
+#: with how it trains, for people choosing one
+BACKENDS = {
+    "tensorflow": "TensorFlow, the default: several GPUs train with tf.distribute.MirroredStrategy.",
+    "jax": "JAX, XLA-compiled: several devices or hosts train with keras.distribution data parallelism.",
+}
+DEFAULT_BACKEND = next(iter(BACKENDS))
 
 _GPU_LINE = re.compile(r"^GPU\s+(\d+):\s*(.*?)\s*(\(UUID:.*\))?$")
 # Children started by this process, so they are reaped (no zombies) and their exit seen.
@@ -94,6 +107,37 @@ def cuda_visible_devices(device: str) -> str:
     return m.group(1)
 
 
+def available_backends() -> list[str]:
+    """The `BACKENDS` whose package is installed, in that order (the default first); none is imported."""
+    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+
+
+def _check_backend(backend: str | None) -> str | None:
+    """`backend` if training can run on it here; None stays None (the environment's backend)."""
+    installed = available_backends()
+    if backend is None or backend in installed:
+        return backend
+    names = ", ".join(installed) or "none"
+    if backend in BACKENDS:
+        raise OLRError(
+            f"The Keras backend {backend!r} is not installed; pick an installed one ({names}) or install {backend}."
+        )
+    raise OLRError(f"Unknown Keras backend {backend!r}; pick an installed one ({names}).")
+
+
+def recorded_backend(run, default: str | None = DEFAULT_BACKEND) -> str | None:
+    """The Keras backend `run` (an `olr.runs.store.Run`) trains on, as its status records it (its process, once
+    Keras has resolved it; the launcher, when asked for one); else `default`: runs from before that record
+    trained on TensorFlow, and a display may rather show nothing (`default=None`)."""
+    backend = run.status.get("backend")
+    return backend if isinstance(backend, str) and backend else default
+
+
+def _child_backend(backend: str | None) -> str | None:
+    """The `KERAS_BACKEND` the child will see: `backend` when given (checked), else the one it inherits."""
+    return _check_backend(backend) if backend is not None else os.environ.get("KERAS_BACKEND") or None
+
+
 def new_key() -> str:
     """A fresh idempotency key for one form submission."""
     return secrets.token_hex(8)
@@ -106,19 +150,22 @@ def launch_training(
     key: str | None = None,
     run_id: str | None = None,
     wait_for_device: bool = False,
+    backend: str | None = None,
 ) -> str:
     """Start `python -m olr train` for `config` on `device` in a detached process; return its run id.
 
     `config` holds training options as `olr.training.options` names them (kind, dataset, ...). The same
     `key` always returns the run id of its first launch without starting anything, and so
-    does a launch of exactly the same config on the same device while an earlier one is
+    does a launch of exactly the same config on the same device and backend while an earlier one is
     still live (two sessions pressing Launch at once start one run; see `launched_by`).
+    `backend` is the Keras backend it trains with (`BACKENDS`; None: the environment's, else TensorFlow).
     `wait_for_device` queues the run until no other run trains on the device
     (`olr.runs.device_queue`). The run's stdout/stderr go to `models/<run-id>/console.log`.
     """
     if not isinstance(config, dict):
         raise OLRError("The training configuration must be a mapping of option names to values.")
     kind = str(config.get("kind", "run"))
+    backend = _child_backend(backend)
     run_id = workspace.check_name(run_id, "run id") if run_id else store.new_run_id(kind)
 
     def command(run_dir: Path) -> list[str]:
@@ -136,14 +183,17 @@ def launch_training(
     return _launch(
         command,
         device=device,
+        backend=backend,
         key=key,
         run_id=run_id,
         what="start a training run",
-        fingerprint=_fingerprint("train", config, device),
+        fingerprint=_fingerprint("train", config, device, backend),
     )
 
 
-def launch_study(dataset: str, quick: bool = False, device: str = "cpu", *, key: str | None = None) -> str:
+def launch_study(
+    dataset: str, quick: bool = False, device: str = "cpu", *, key: str | None = None, backend: str | None = None
+) -> str:
     """Start `python -m olr study --dataset DATASET [--quick] --study-id ID` detached; return the study id.
 
     The study folder `models/<study-id>/` is made here, among the runs: its `console.log` holds the
@@ -151,10 +201,12 @@ def launch_study(dataset: str, quick: bool = False, device: str = "cpu", *, key:
     classifier and Siamese runs it trains appear in the run list as they start. Until the process
     writes its first file the folder holds only the launcher's files; `launch_config.json` then
     says what was asked for (kind "study", dataset, quick), so readers know it for a study at once.
-    While an identical study (same dataset, quick or not, device) is live, its id is returned
-    instead of starting another; the same `key` always returns its first launch's id.
+    While an identical study (same dataset, quick or not, device, Keras backend) is live, its id is
+    returned instead of starting another; the same `key` always returns its first launch's id.
+    `backend` is the Keras backend its runs train with, as for `launch_training`.
     """
     dataset = workspace.check_name(dataset, "dataset name")
+    backend = _child_backend(backend)
     quick = bool(quick)
     study_id = store.new_run_id(store.STUDY_KIND)
 
@@ -167,10 +219,11 @@ def launch_study(dataset: str, quick: bool = False, device: str = "cpu", *, key:
     return _launch(
         command,
         device=device,
+        backend=backend,
         key=key,
         run_id=study_id,
         what="start a study",
-        fingerprint=_fingerprint(store.STUDY_KIND, dataset, quick, device),
+        fingerprint=_fingerprint(store.STUDY_KIND, dataset, quick, device, backend),
     )
 
 
@@ -190,11 +243,18 @@ def resumable(run) -> str | None:
     return None
 
 
-def resume_run(run_id: str, device: str | None = None, *, key: str | None = None, wait_for_device: bool = False) -> str:
+def resume_run(
+    run_id: str,
+    device: str | None = None,
+    *,
+    key: str | None = None,
+    wait_for_device: bool = False,
+    backend: str | None = None,
+) -> str:
     """Continue a stopped, failed or dead run from its last checkpoint (`python -m olr train --resume`).
 
-    `device` defaults to the one the run used. The run keeps its folder and id; it shows as
-    "queued" until the new process has loaded its checkpoint.
+    `device` and `backend` (the Keras backend) default to those the run used (`recorded_backend`). The run
+    keeps its folder and id; it shows as "queued" until the new process has loaded its checkpoint.
     """
     workspace.require_writable("resume a run")
     earlier = launched_run(key) if key is not None else None
@@ -206,15 +266,17 @@ def resume_run(run_id: str, device: str | None = None, *, key: str | None = None
         raise OLRError(reason)
     if device is None:
         device = read_json(run.files.launch).get("device") or _device_from_env(run.status.get("cuda_visible_devices"))
+    backend = _check_backend(backend or recorded_backend(run))
     run.files.stop_request.unlink(missing_ok=True)  # an earlier stop must not mark this process stopped
     return _launch(
         lambda run_dir: ["train", "--resume", run.id, *(["--wait-for-device"] if wait_for_device else [])],
         device=device,
+        backend=backend,
         key=key,
         run_id=run.id,
         what="resume a training run",
         existing=True,
-        fingerprint=_fingerprint("resume", run.id, device),
+        fingerprint=_fingerprint("resume", run.id, device, backend),
     )
 
 
@@ -251,7 +313,15 @@ def _launch_lock():
 
 
 def _launch(
-    command, *, device: str, key: str | None, run_id: str, what: str, fingerprint: str, existing: bool = False
+    command,
+    *,
+    device: str,
+    backend: str | None,
+    key: str | None,
+    run_id: str,
+    what: str,
+    fingerprint: str,
+    existing: bool = False,
 ) -> str:
     workspace.require_writable(what)
     env_devices = cuda_visible_devices(device)
@@ -267,6 +337,7 @@ def _launch(
             command,
             device=device,
             env_devices=env_devices,
+            backend=backend,
             key=key,
             run_id=run_id,
             fingerprint=fingerprint,
@@ -274,18 +345,31 @@ def _launch(
         )
 
 
-def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fingerprint: str, existing: bool) -> str:
+def _start(
+    command,
+    *,
+    device: str,
+    env_devices: str,
+    backend: str | None,
+    key: str,
+    run_id: str,
+    fingerprint: str,
+    existing: bool,
+) -> str:
     run_dir = workspace.run_path(run_id)
     try:
         run_dir.mkdir(parents=True, exist_ok=existing)
         args = command(run_dir)
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = env_devices
+        if backend is not None:
+            env["KERAS_BACKEND"] = backend
         env["OLR_HOME"] = str(workspace.home())
         env["PYTHONUNBUFFERED"] = "1"
         argv = [sys.executable, "-m", "olr", *args]
         with open(RunLayout(run_dir).console, "ab") as log:
-            log.write(f"$ {' '.join(argv[1:])}  (CUDA_VISIBLE_DEVICES={env_devices!r})\n".encode())
+            told = f"CUDA_VISIBLE_DEVICES={env_devices!r}" + (f", KERAS_BACKEND={backend!r}" if backend else "")
+            log.write(f"$ {' '.join(argv[1:])}  ({told})\n".encode())
             log.flush()
             proc = subprocess.Popen(
                 argv,
@@ -311,6 +395,7 @@ def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fin
         "host": socket.gethostname(),
         "device": device,
         "cuda_visible_devices": env_devices,
+        "backend": backend,
         "command": argv[1:],
         "launched": time.time(),
         "start_ticks": store.process_start_ticks(proc.pid),
@@ -321,6 +406,7 @@ def _start(command, *, device: str, env_devices: str, key: str, run_id: str, fin
         "pid": proc.pid,
         "host": launch["host"],
         "device": device,
+        **({"backend": backend} if backend else {}),  # until the process records the one Keras resolved
         "heartbeat": launch["launched"],
     }
     if existing:  # a resumed run: live again from now on, not dead until its process writes

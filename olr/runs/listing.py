@@ -1,4 +1,5 @@
-"""`olr runs`: the runs with their state, progress, reason and words (name, tags), as text or JSON lines.
+"""`olr runs`: the runs with their state, Keras backend, progress, reason and words (name, tags), as text or JSON
+lines.
 
 Apart from the run store so that the store imports neither the annotations nor the progress words:
 both read runs through the store.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 
 from olr import workspace
-from olr.runs import annotations, progress, store
+from olr.runs import annotations, launcher, progress, store
 
 
 def add_arguments(parser) -> None:
@@ -40,6 +41,7 @@ def runs_command(args) -> int:
     if args.json:
         for r in runs:
             line = {"id": r.id, "kind": r.kind, "state": r.state, "dataset": r.dataset, "epoch": r.status.get("epoch")}
+            line["backend"] = launcher.recorded_backend(r, default=None)  # None: not recorded (older runs)
             told = progress.describe(r)
             line |= {"progress": told.text, "seconds_left": told.seconds_left, "reason": told.failure}
             print(json.dumps({**line, "flags": r.flags, "title": annotations.run_title(r), **_words(r)}))
@@ -47,9 +49,10 @@ def runs_command(args) -> int:
     if not runs:
         print(f"No runs in {workspace.models_dir()}; start one with python -m olr train --help.")
         return 0
-    print(f"{'run id':<44} {'kind':<10} {'state':<10} {'epoch':>5}  dataset")
+    print(f"{'run id':<44} {'kind':<10} {'state':<10} {'epoch':>5}  {'backend':<10} dataset")
     for r in runs:
-        print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {r.status.get('epoch', '')!s:>5}  {r.dataset or ''}")
+        epoch, backend = r.status.get("epoch", ""), launcher.recorded_backend(r, default="")
+        print(f"{r.id:<44} {r.kind:<10} {r.state:<10} {epoch!s:>5}  {backend:<10} {r.dataset or ''}")
         for flag in r.flags:
             print(f"  warning: {flag['message']}")
         told = progress.describe(r)

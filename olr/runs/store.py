@@ -127,6 +127,7 @@ class RunLayout:
     EMBEDDINGS: ClassVar[str] = "embeddings"  # folder of exported embeddings
     EXPORTS: ClassVar[str] = "exports"  # GIS export of the test split (`olr.analysis.exports`), replaced as a whole
     PREDICTIONS: ClassVar[str] = "predictions"  # folder of predictions on images (`olr.analysis.predict`)
+    PROCESSES: ClassVar[str] = "processes"  # a multi-process run's beats, a file per process (`olr.training.processes`)
 
     config = _path(CONFIG)
     status = _path(STATUS)
@@ -136,6 +137,7 @@ class RunLayout:
     launch = _path(LAUNCH)
     launch_config = _path(LAUNCH_CONFIG)
     stop_request = _path(STOP_REQUEST)
+    processes = _path(PROCESSES)
     study = _path(STUDY)
     report = _path(REPORT)
     evaluation = _path(EVALUATION)
@@ -227,6 +229,8 @@ STATUS_TYPES = {
     "pid": (int,),
     "host": _TEXT,
     "device": _TEXT,
+    "backend": _TEXT,  # the Keras backend it trains on (olr.training.lifecycle)
+    "processes": (int,),  # how many processes train it together (olr.training.processes)
     "started": _NUMBER,
     "ended": _NUMBER,
     "heartbeat": _NUMBER,

@@ -11,9 +11,8 @@
 - best.keras / last.keras (for a Siamese run: the pair model, with its "embedder"):
   saved to a temporary name in the run folder, then renamed. train_state.json holds the
   completed epochs, step count, best score and early-stopping counter for `--resume`.
-- Devices: CUDA_VISIBLE_DEVICES chooses GPUs; with more than one visible, training uses
-  tf.distribute.MirroredStrategy. `logical_cpus=N` splits the CPU into N logical devices
-  and mirrors over them (to exercise that path without GPUs).
+- Devices: `olr.training.devices` (MirroredStrategy on TensorFlow, keras.distribution on JAX); the
+  models are built and fitted inside its scope, and batch sizes are multiples of its replicas.
 
 TensorFlow and Keras (and the modules that import them) are imported inside the functions,
 so planning a run and `python -m olr train --help` stay light. The `status` and `stop`
@@ -24,33 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 
 from olr.errors import OLRError
 from olr.runs.progress import Phase
 from olr.runs.store import RunLayout, RunState
 from olr.training.console import log
 from olr.training.plan import Plan
-
-
-def setup_devices(logical_cpus: int = 0):
-    """(strategy, device description). Must run before TensorFlow executes anything."""
-    if logical_cpus > 1 and "tensorflow" not in sys.modules:
-        # oneDNN's CPU kernels crash the process (SIGSEGV) under MirroredStrategy over logical
-        # CPUs on AVX-512 machines (TensorFlow 2.21); TensorFlow reads this switch at import.
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        with contextlib.suppress(RuntimeError, ValueError):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    if gpus:
-        return _gpu_strategy(tf, gpus)
-    if logical_cpus > 1:
-        return _logical_cpu_strategy(tf, logical_cpus)
-    return tf.distribute.get_strategy(), "CPU"
-
 
 #: CPU flags of native bfloat16 arithmetic (Intel AMX from Sapphire Rapids, AVX512-BF16 from Cooper Lake / Zen 4)
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -105,32 +83,6 @@ def compute_policy_scope(cfg: dict, device: str):
     return dtype_policy(compute_policy(cfg["precision"], on_gpu=device.startswith("GPU")))
 
 
-def _gpu_strategy(tf, gpus):
-    names = []
-    for i, gpu in enumerate(gpus):
-        try:
-            detail = tf.config.experimental.get_device_details(gpu).get("device_name", "")
-        except (RuntimeError, ValueError):
-            detail = ""
-        names.append(f"GPU:{i}" + (f" ({detail})" if detail else ""))
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy(), f"{', '.join(names)} (MirroredStrategy)"
-    return tf.distribute.get_strategy(), names[0]
-
-
-def _logical_cpu_strategy(tf, logical_cpus: int):
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
-    except RuntimeError:
-        raise OLRError(
-            "The CPU can only be split into logical devices before TensorFlow starts; "
-            "run the training in a fresh process."
-        ) from None
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices), f"CPU x{len(devices)} (logical devices, MirroredStrategy)"
-
-
 def make_optimizer(cfg: dict, total_steps: int):
     """The configured optimizer; with lr_schedule=cosine the rate decays over `total_steps`."""
     import keras
@@ -163,7 +115,7 @@ def _outcome(stop) -> RunState:
 
 
 def _classifier_model(plan: Plan, batch: int):
-    """A new compiled classifier, or (resuming) last.keras with its optimizer state. Call inside the strategy scope."""
+    """A new compiled classifier, or (resuming) last.keras with its optimizer state. Call inside the devices' scope."""
     import keras
 
     from olr.training import keras_metrics, losses, models  # Keras: see the module docstring
@@ -194,7 +146,7 @@ def _classifier_epoch_steps(cfg: dict, n_train: int, batch: int) -> int:
 
 def _validation_model(plan: Plan, model, y_val):
     """A model sharing `model`'s layers (and so its weights), compiled with its loss and the metrics of the
-    validation targets `y_val` (macro averages over their labels with positives). Call inside the strategy scope."""
+    validation targets `y_val` (macro averages over their labels with positives). Call inside the devices' scope."""
     import keras
 
     from olr.training import keras_metrics  # Keras: see the module docstring
@@ -208,23 +160,25 @@ def _validation_model(plan: Plan, model, y_val):
     return val_model
 
 
-def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
+def train_classifier(plan: Plan, devices, status, stop) -> RunState:
     """Fit a classifier run; returns FINISHED, or STOPPED when a stop was requested."""
     import keras
 
-    from olr.training import pipelines  # TensorFlow and Keras: see the module docstring
+    from olr.training.inputs import batches_module  # TensorFlow or numpy, and Keras: see the module docstring
     from olr.training.run_callback import RunCallback
+
+    pipelines = batches_module()
 
     cfg, ds = plan.cfg, plan.dataset
     initial_epoch = (plan.train_state or {}).get("epoch", 0)
     keras.utils.set_random_seed(cfg["seed"] + initial_epoch)
-    replicas = strategy.num_replicas_in_sync
+    replicas = devices.replicas
     batch = _per_replica_multiple(min(cfg["batch_size"], len(plan.train_idx)), replicas)
     n_val = len(plan.val_idx) - len(plan.val_idx) % replicas
     if batch != min(cfg["batch_size"], len(plan.train_idx)):
         log(f"batch size {batch}: a multiple of the {replicas} replicas")
     status.phase(Phase.BUILDING)
-    with strategy.scope():
+    with devices.scope():
         model = _classifier_model(plan, batch)
         val_model = _validation_model(plan, model, plan.y_val[:n_val])
     log(
@@ -252,6 +206,7 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
     val_data = pipelines.tile_batches(
         ds.images, plan.val_idx[:n_val], plan.y_val[:n_val], batch_size=_per_replica_multiple(max(batch, 256), replicas)
     )
+    train_data, val_data = devices.share(train_data), devices.share(val_data)
     callback = RunCallback(
         plan,
         model,
@@ -261,17 +216,20 @@ def train_classifier(plan: Plan, strategy, status, stop) -> RunState:
         epoch_steps=epoch_steps,
         batch_size=batch,
         val_samples=n_val,
+        any_process=devices.any_process,
     )
     status.phase(Phase.COMPILING)  # the first step traces (and maybe XLA-compiles) the model
-    model.fit(
-        train_data,
-        epochs=cfg["epochs"],
-        steps_per_epoch=epoch_steps if repeating else None,
-        initial_epoch=initial_epoch,
-        callbacks=[callback],
-        verbose=0,
-        shuffle=False,
-    )
+    with devices.scope():
+        model.fit(
+            train_data,
+            epochs=cfg["epochs"],
+            steps_per_epoch=epoch_steps if repeating else None,
+            initial_epoch=initial_epoch,
+            callbacks=[callback],
+            verbose=0,
+            shuffle=False,
+        )
+    _log_weights_digest(model, devices)
     return _outcome(stop)
 
 
@@ -290,7 +248,7 @@ def _teacher(plan: Plan):
 
 
 def _siamese_model(plan: Plan, classifier, batch: int):
-    """A new compiled pair model, or (resuming) last.keras with its optimizer state. Call inside the strategy scope."""
+    """A new compiled pair model, or (resuming) last.keras with its optimizer state. Call inside the devices' scope."""
     import keras
 
     from olr.training import models  # Keras: see the module docstring
@@ -321,24 +279,27 @@ def _siamese_model(plan: Plan, classifier, batch: int):
     return siamese
 
 
-def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
+def train_siamese(plan: Plan, devices, status, stop) -> RunState:
     """Fit a Siamese run against its classifier; returns FINISHED, or STOPPED when a stop was requested."""
     import keras
 
-    from olr.training import models, pipelines  # TensorFlow and Keras: see the module docstring
+    from olr.training import models  # Keras: see the module docstring
+    from olr.training.inputs import batches_module
     from olr.training.run_callback import RunCallback
+
+    pipelines = batches_module()
 
     cfg, ds = plan.cfg, plan.dataset
     state = plan.train_state or {}
     initial_epoch = state.get("epoch", 0)
     keras.utils.set_random_seed(cfg["seed"] + initial_epoch)
-    replicas = strategy.num_replicas_in_sync
+    replicas = devices.replicas
     batch = _per_replica_multiple(cfg["batch_size"], replicas)
     val_pairs = max(replicas, cfg["val_pairs"] - cfg["val_pairs"] % replicas)
     if batch != cfg["batch_size"]:
         log(f"batch size {batch}: a multiple of the {replicas} replicas")
     status.phase(Phase.BUILDING)
-    with strategy.scope():
+    with devices.scope():
         classifier = _teacher(plan)
         siamese = _siamese_model(plan, classifier, batch)
         fill = [b["mean"] for b in ds.meta["bands"]] if cfg["occlusion_fill"] == "mean" else [0.0] * ds.tile_shape[2]
@@ -373,6 +334,7 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
         seed=cfg["seed"] + 1,
         self_pair_share=cfg["self_pair_share"],
     )
+    train_data, val_data = devices.share(train_data), devices.share(val_data)
     callback = RunCallback(
         plan,
         siamese,
@@ -382,15 +344,29 @@ def train_siamese(plan: Plan, strategy, status, stop) -> RunState:
         epoch_steps=steps,
         batch_size=batch,
         val_samples=val_pairs,
+        any_process=devices.any_process,
     )
     status.phase(Phase.COMPILING)  # the first step traces and XLA-compiles the fused step
-    trainer.fit(
-        train_data,
-        steps_per_epoch=steps,
-        epochs=cfg["epochs"],
-        initial_epoch=initial_epoch,
-        callbacks=[callback],
-        verbose=0,
-        shuffle=False,
-    )
+    with devices.scope():
+        trainer.fit(
+            train_data,
+            steps_per_epoch=steps,
+            epochs=cfg["epochs"],
+            initial_epoch=initial_epoch,
+            callbacks=[callback],
+            verbose=0,
+            shuffle=False,
+        )
+    _log_weights_digest(siamese, devices)
     return _outcome(stop)
+
+
+def _log_weights_digest(model, devices) -> None:
+    """Several processes: each logs a digest of its trained weights, equal on all when they trained as one."""
+    if devices.role.distributed:
+        import hashlib
+
+        import numpy as np
+
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in model.get_weights()))
+        log(f"process {devices.role.process_id}: trained weights sha256 {digest.hexdigest()}")

@@ -39,9 +39,9 @@ from olr.errors import OLRError
 from olr.runs import device_queue, store
 from olr.runs.progress import Phase
 from olr.runs.store import RunLayout, RunState
-from olr.training import checkpoints
+from olr.training import checkpoints, devices, processes
 from olr.training.console import log, start_console_log
-from olr.training.fit import compute_policy_scope, setup_devices, train_classifier, train_siamese
+from olr.training.fit import compute_policy_scope, train_classifier, train_siamese
 from olr.training.plan import Plan
 
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, cleanly (status.json says "stopped")
@@ -214,6 +214,13 @@ def _run_recorded(
         status.end(RunState.FAILED, error=str(e))
         raise
     except BaseException as e:  # every failure must be recorded in status.json
+        lost = processes.lost_contact_sentence(e, processes.role_from_env())
+        if lost is not None:
+            log(lost)
+            status.end(RunState.FAILED, error=lost)
+            if plan.shared_run_dir is not None:  # a follower: process 0 may be the one gone
+                processes.record_failure(plan.shared_run_dir, lost)
+            return processes.EXIT_PROCESS_LOST
         if atomic.is_disk_full(e):
             _end_disk_full(plan.run_dir, status)
         text = traceback.format_exc()
@@ -258,15 +265,18 @@ def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) ->
         log(note)
     for leftover in checkpoints.remove_stale_temp_checkpoints(plan.run_dir):
         log(f"removed {leftover.name}, a checkpoint a stopped process left half written")
-    strategy, device = setup_devices(logical_cpus)
     import keras
 
-    backend = keras.backend.backend()  # KERAS_BACKEND: tensorflow (the default) or jax
-    with compute_policy_scope(cfg, device) as precision:
-        status.update(device=device, precision=precision, backend=backend)
+    backend = keras.backend.backend()  # KERAS_BACKEND (or keras.json): tensorflow (the default) or jax
+    where = devices.setup(logical_cpus)
+    with compute_policy_scope(cfg, where.description) as precision:
+        status.update(
+            device=where.description, precision=precision, backend=backend, processes=where.role.process_count
+        )
         log(
-            f"device: {device}; Keras backend {backend}; compute precision {precision}"
+            f"device: {where.description}; Keras backend {backend}; compute precision {precision}"
             + (" (auto)" if cfg["precision"] == "auto" else "")
         )
         train = train_classifier if cfg["kind"] == "classifier" else train_siamese
-        return train(plan, strategy, status, stop)
+        with processes.ProcessWatch(plan.shared_run_dir or plan.run_dir, where.role):
+            return train(plan, where, status, stop)

@@ -14,6 +14,9 @@ puts them back in batch order -> cast to float32 -> augment -> prefetch. Tiles c
   batches of tiles and one occlusion box per tile, drawn with tf ops for the whole batch
   from a counter-based seed (fresh every step, reproducible, resumable at any step).
 - `fixed_pair_batches`: the same with fixed pairs and boxes (validation, same every epoch).
+
+Their numpy twin for installs without TensorFlow, and the home of the augmentation strengths and
+the occlusion side range both use: `olr.training.loaders`.
 """
 
 from __future__ import annotations
@@ -22,26 +25,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# shared with the numpy loaders, which must not import TensorFlow
+from olr.training.loaders import BRIGHTNESS_JITTER, CONTRAST_JITTER, SHIFT_FRACTION, read_rows, side_range
+
 AUTOTUNE = tf.data.AUTOTUNE
-
-#: A shift moves a tile by up to this fraction of its side each way: at least (7/8)^2, about 77 %, of
-#: its area stays in view, so the labels (the area fractions of the whole tile) mostly still hold.
-SHIFT_FRACTION = 1 / 8
-#: Contrast factors are drawn from [1 - CONTRAST_JITTER, 1 + CONTRAST_JITTER] and brightness offsets
-#: from [-BRIGHTNESS_JITTER, BRIGHTNESS_JITTER] band standard deviations: of the order of the
-#: differences between acquisitions (sun angle, haze, calibration), and small next to the spread
-#: between land covers (one std), so a tile keeps its spectral signature.
-CONTRAST_JITTER = 0.1
-BRIGHTNESS_JITTER = 0.1
-
-
-def read_rows(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """images[idx] for a memmap, reading rows in ascending order; result in `idx` order."""
-    idx = np.asarray(idx, dtype=np.int64)
-    order = np.argsort(idx, kind="stable")
-    out = np.empty((len(idx), *images.shape[1:]), dtype=images.dtype)
-    out[order] = images[idx[order]]
-    return out
 
 
 def _reader(images: np.ndarray):
@@ -100,6 +87,22 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     # consumer waits, which keeps up with the steps here (`python -m olr bench classifier`).
     options.autotune.enabled = False
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def process_share(ds: tf.data.Dataset, process_id: int, process_count: int) -> tf.data.Dataset:
+    """This process's share of every batch of `ds` when several processes train one run
+    (`olr.training.processes`): every process builds the same batches (the same seeds) and takes its
+    contiguous part; Keras assembles the global batch from the processes' parts. `ds` itself for one process."""
+    if process_count == 1:
+        return ds
+
+    def cut(t):
+        part = tf.shape(t)[0] // process_count
+        return t[process_id * part : (process_id + 1) * part]
+
+    if isinstance(ds.element_spec, tuple):
+        return ds.map(lambda *parts: tf.nest.map_structure(cut, parts))
+    return ds.map(cut)
 
 
 def tile_batches(
@@ -163,20 +166,14 @@ def random_boxes(n, h: int, w: int, min_frac: float, max_frac: float, seed) -> t
     (at least 1), the position uniform over all places where the box lies inside the tile.
     seed: (2,) int tensor.
     """
-    lo_h, hi_h = _side_range(h, min_frac, max_frac)
-    lo_w, hi_w = _side_range(w, min_frac, max_frac)
+    lo_h, hi_h = side_range(h, min_frac, max_frac)
+    lo_w, hi_w = side_range(w, min_frac, max_frac)
     u = tf.random.stateless_uniform([n, 4], seed=seed)  # (n, 4) in [0, 1)
     bh = lo_h + tf.cast(tf.floor(u[:, 0] * (hi_h - lo_h + 1)), tf.int32)
     bw = lo_w + tf.cast(tf.floor(u[:, 1] * (hi_w - lo_w + 1)), tf.int32)
     y0 = tf.cast(tf.floor(u[:, 2] * tf.cast(h - bh + 1, tf.float32)), tf.int32)
     x0 = tf.cast(tf.floor(u[:, 3] * tf.cast(w - bw + 1, tf.float32)), tf.int32)
     return tf.stack([y0, x0, bh, bw], axis=1)
-
-
-def _side_range(side: int, min_frac: float, max_frac: float) -> tuple[int, int]:
-    lo = min(side, max(1, round(min_frac * side)))
-    hi = min(side, max(lo, round(max_frac * side)))
-    return lo, hi
 
 
 def pair_batches(

@@ -41,6 +41,9 @@ class Plan:
     run_dir: Path | None = None
     train_state: dict | None = None  # set when resuming
     notes: list[str] = field(default_factory=list)
+    # a follower process of a multi-process run (`olr.training.processes`): the run folder process 0 writes;
+    # run_dir is then the follower's scratch copy
+    shared_run_dir: Path | None = None
 
     @property
     def resuming(self) -> bool:
@@ -348,6 +351,30 @@ def prepare_resume(run_id: str, overrides: dict) -> Plan:
     plan.train_state = state
     atomic.write_json(RunLayout(run.path).config, plan.cfg)
     store.trim_metrics(run.path, state.get("epoch", 0), state.get("step", 0))
+    return plan
+
+
+def follow(run_id: str) -> Plan:
+    """A follower process's plan (`olr.training.processes`): the run process 0 planned, read from its folder
+    (config.json, and train_state.json when process 0 resumes it); writes nothing."""
+    run = store.load_run(run_id)
+    if not run.config:
+        raise OLRError(
+            f"The run {run.id} has no config.json: process 0 of the run did not plan it; "
+            "start every process with the same --run-id."
+        )
+    stored = options.resolve(options.upgrade({k: v for k, v in run.config.items() if k not in options.DERIVED_KEYS}))
+    dataset = run.config.get("dataset_path") or stored["dataset"]
+    state = run.train_state or None
+    if stored["kind"] == "classifier":
+        plan = prepare_classifier(
+            {**stored, "dataset": dataset}, fixed_labels=[Label.from_json(d) for d in run.config["labels"]]
+        )
+    else:
+        plan = prepare_siamese({**stored, "dataset": dataset}, resuming=state is not None)
+    plan.cfg = dict(run.config)
+    plan.run_dir = run.path
+    plan.train_state = state
     return plan
 
 

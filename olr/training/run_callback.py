@@ -88,11 +88,23 @@ class RunCallback(keras.callbacks.Callback):
     """Metrics lines, progress, validation, best/last checkpoints, early stopping, stop flag."""
 
     def __init__(
-        self, plan: Plan, save_model, validate, status, stop, *, epoch_steps: int, batch_size: int, val_samples: int
+        self,
+        plan: Plan,
+        save_model,
+        validate,
+        status,
+        stop,
+        *,
+        epoch_steps: int,
+        batch_size: int,
+        val_samples: int,
+        any_process=bool,
     ):
         """`validate()`: the validation metrics of the model as it is now ({"loss": ..., <metric>: ...});
         `epoch_steps`: training steps per epoch; `batch_size`: tiles (pairs) per step, all replicas together;
-        `val_samples`: the tiles (pairs) one validation reads."""
+        `val_samples`: the tiles (pairs) one validation reads; `any_process(flag)`: whether any process
+        training the run has `flag` (`olr.training.devices.Devices.any_process`): a stop request is agreed
+        after every step, so all processes stop at the same one."""
         super().__init__()
         cfg = plan.cfg
         self.cfg = cfg
@@ -121,6 +133,7 @@ class RunCallback(keras.callbacks.Callback):
             self.state.update(early_stopped=False, wait=0)
         self.state["monitor"] = self.monitor  # an old run's state may name it as it was once called
         self.epoch = self.state["epoch"]
+        self.any_process = any_process
         self.metrics_log = store.MetricsLog(plan.run_dir)
         status.progress(
             epochs=self.epochs,
@@ -179,7 +192,9 @@ class RunCallback(keras.callbacks.Callback):
                 f"{progress_line(self.status.snapshot(), self.epochs)}: "
                 + " ".join(f"{k} {v:.4f}" for k, v in values.items() if v is not None)
             )
-        if self.stop.requested:
+        if self.any_process(self.stop.requested):
+            self.stop.requested = True
+            self.stop.signal_name = self.stop.signal_name or "a stop request to another process"
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):

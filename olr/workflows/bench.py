@@ -1,4 +1,5 @@
-"""Benchmarks (CLI `bench prepare|classifier|siamese|maps|pages`), each against a baseline or target in the same run.
+"""Benchmarks (CLI `bench prepare|prepare-scenes|classifier|siamese|backends|maps|pages`), each against a
+baseline or target in the same run.
 
 `bench prepare` generates (once, cached in the work folder) a large scene: a 4-band uint16
 tiled, compressed GeoTIFF in EPSG:32636 at 10 m and a CORINE grid-code raster in
@@ -7,9 +8,9 @@ process, (a) a plain read of the image by the same windows `prepare` uses (the I
 and (b) `prepare_dataset` on it, and reports the ratio, the peak resident memory of the
 preparing process and tiles per second. Targets: prepare <= 2x the read, peak < 1.5 GB.
 
-`bench classifier` / `bench siamese` are implemented in `olr.workflows.bench_training`, `bench maps` in
-`olr.workflows.bench_maps`, `bench pages` by the app's `ui.page_times` (run as a child process); each is
-imported only when it runs.
+`bench classifier` / `bench siamese` / `bench backends` are implemented in `olr.workflows.bench_training`,
+`bench maps` in `olr.workflows.bench_maps`, `bench prepare-scenes` in `olr.workflows.bench_scenes`, `bench pages`
+by the app's `ui.page_times` (run as a child process); each is imported only when it runs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from olr.data.prepare_options import PrepareOptions
 
-BENCHMARKS = ("prepare", "classifier", "siamese", "maps", "pages")
+BENCHMARKS = ("prepare", "prepare-scenes", "classifier", "siamese", "backends", "maps", "pages")
 TARGET_RATIO = 2.0
 TARGET_PEAK_MB = 1536.0
 SCENE_VERSION = 2
@@ -65,6 +66,11 @@ def bench_command(args: argparse.Namespace) -> int:
         parser.description = "time prepare_dataset against a plain windowed read"
         add_prepare_arguments(parser)
         return bench_prepare(parser.parse_args(args.options))
+    if args.benchmark == "prepare-scenes":
+        from olr.workflows import bench_scenes
+
+        bench_scenes.add_arguments(parser)
+        return bench_scenes.run(parser.parse_args(args.options), make_scene)
     if args.benchmark == "maps":
         from olr.workflows import bench_maps
 

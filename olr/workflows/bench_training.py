@@ -1,4 +1,4 @@
-"""Training benchmarks (dispatched by `python -m olr bench classifier|siamese`).
+"""Training benchmarks (dispatched by `python -m olr bench classifier|siamese|backends`).
 
 Both generate their own temporary tile array and time ways of doing the same work in one
 process, interleaved (A, B, A, B, ...) so machine load hits them alike; the median, min and
@@ -17,12 +17,20 @@ max of the repetitions are reported.
   setting). Between them, rows that hold the network and then the precision fixed, so the ratio
   splits into what the step's mechanics, the arithmetic and the network each give. Target: the
   headline >= 3x the baseline.
+- `bench backends`: the headline step of `bench siamese` on each Keras backend (TensorFlow, JAX), each in
+  fresh processes alternating between the backends, and the ratio to TensorFlow's pairs/s. Each backend
+  computes at the precision "auto" gives it (mixed bfloat16 on TensorFlow on a CPU with native bfloat16,
+  float32 on JAX).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -206,6 +214,12 @@ def add_siamese_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per timed repetition (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per path (default 5)")
     parser.add_argument(
+        "--headline-only",
+        action="store_true",
+        help="time only the training step as olr trains (no baseline; `bench backends` runs this per backend)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write each path's rates (pairs/s) to FILE")
+    parser.add_argument(
         "--occlusion",
         type=float,
         nargs=2,
@@ -249,11 +263,11 @@ def siamese_paths(policy: str) -> list[SiamesePath]:
 def bench_siamese(args) -> int:
     import keras
 
-    from olr.training import fit, models, pipelines
+    from olr.training import fit, loaders, models, pipelines
 
     bs, side = args.batch_size, args.tile
     policy = training_policy()
-    paths = siamese_paths(policy)
+    paths = siamese_paths(policy)[:1] if args.headline_only else siamese_paths(policy)
     with tempfile.TemporaryDirectory(prefix="olr-bench-siamese-") as tmp:
         images, _, bands = _tiles(Path(tmp), args.tiles, side, args.bands, args.labels)
         data = np.asarray(images, dtype=np.float32)  # the thesis loop holds the data in RAM
@@ -289,7 +303,7 @@ def bench_siamese(args) -> int:
         pairs = pipelines.pair_batches(
             images, np.arange(args.tiles), batch_size=bs, occlusion=tuple(args.occlusion), seed=0
         )
-        lo, hi = pipelines._side_range(side, *args.occlusion)
+        lo, hi = loaders.side_range(side, *args.occlusion)
         rng = np.random.default_rng(0)
 
         def create_batch(classifier):
@@ -324,6 +338,14 @@ def bench_siamese(args) -> int:
         for _ in range(args.repeats):  # interleaved, so machine load hits every path alike
             for path in paths:
                 results[path].append(run(path, built[path], args.steps))
+    if args.json:
+        rates = {path.title: [t.rate for t in timings] for path, timings in results.items()}
+        Path(args.json).write_text(json.dumps({"backend": keras.backend.backend(), "policy": policy, "rates": rates}))
+    if args.headline_only:
+        for path, timings in results.items():
+            rates = [t.rate for t in timings]
+            print(f"  {path.title}: median {statistics.median(rates):.1f} pairs/s ({min(rates):.1f}-{max(rates):.1f})")
+        return 0
     return _report(
         "Siamese training throughput",
         "pairs/s",
@@ -331,3 +353,64 @@ def bench_siamese(args) -> int:
         SIAMESE_TARGET,
         headline=1,
     )
+
+
+# --- backends ------------------------------------------------------------------------------------
+
+#: the Keras backends `bench backends` compares, the first the reference of the ratio
+BACKENDS = ("tensorflow", "jax")
+
+
+def add_backends_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Siamese training throughput (the step as olr trains it, at the thesis's shapes) on each Keras backend, "
+        "each in its own process, alternating, and the ratio to TensorFlow's"
+    )
+    add_siamese_arguments(parser)
+    parser.set_defaults(repeats=3)
+
+
+def bench_backends(args) -> int:
+    """`bench siamese --headline-only` in a child process per backend and round (rounds alternate the backends,
+    so machine load hits them alike); each child's median is one run; medians, min and max over the rounds."""
+    passed = [
+        *("--tiles", str(args.tiles), "--tile", str(args.tile), "--bands", str(args.bands)),
+        *("--labels", str(args.labels), "--embedding-dim", str(args.embedding_dim)),
+        *("--batch-size", str(args.batch_size), "--width", str(args.width), "--steps", str(args.steps)),
+        *("--occlusion", *(str(v) for v in args.occlusion), "--repeats", "3", "--headline-only"),
+    ]
+    medians: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    policies = {}
+    with tempfile.TemporaryDirectory(prefix="olr-bench-backends-") as tmp:
+        for round_ in range(args.repeats):
+            for backend in BACKENDS:
+                out = Path(tmp) / f"{backend}-{round_}.json"
+                command = [sys.executable, "-m", "olr", "bench", "siamese", *passed, "--json", str(out)]
+                proc = subprocess.run(
+                    command, env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True
+                )
+                if proc.returncode != 0:
+                    print(f"{backend}: the benchmark failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+                    return 1
+                record = json.loads(out.read_text())
+                policies[backend] = record["policy"]
+                medians[backend].append(statistics.median(next(iter(record["rates"].values()))))
+    print(
+        f"Siamese training step as olr trains it, per Keras backend ({args.tile}x{args.tile}x{args.bands} tiles, "
+        f"{args.labels} labels, k={args.embedding_dim}, {args.batch_size} pairs per step; {args.repeats} rounds, "
+        "each the median of 3 timed repetitions in a fresh process)"
+    )
+    for backend in BACKENDS:
+        rates = medians[backend]
+        print(
+            f"  {backend:<11} ({policies[backend]}): median {statistics.median(rates):.1f} pairs/s "
+            f"(min {min(rates):.1f}, max {max(rates):.1f})"
+        )
+    reference = statistics.median(medians[BACKENDS[0]])
+    for backend in BACKENDS[1:]:
+        ratios = [rate / ref for rate, ref in zip(medians[backend], medians[BACKENDS[0]])]
+        print(
+            f"  {backend} / {BACKENDS[0]}: {statistics.median(medians[backend]) / reference:.2f}x "
+            f"(per round {min(ratios):.2f}-{max(ratios):.2f}x)"
+        )
+    return 0

@@ -31,7 +31,7 @@ from olr.analysis import correlations, evaluation
 from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout
-from olr.training import checkpoints, lifecycle, options, plan
+from olr.training import checkpoints, devices, lifecycle, options, plan, processes
 from olr.training.console import log
 from olr.workflows import tracking
 
@@ -98,6 +98,9 @@ def planned_run(args) -> plan.Plan:
 
 def train_command(args) -> int:
     workspace.require_writable("start a training run")
+    role = processes.role_from_env()
+    if role.follower:
+        return follow_command(args, role)
     the_plan = planned_run(args)
     code = lifecycle.execute(
         the_plan,
@@ -107,6 +110,27 @@ def train_command(args) -> int:
         after_training=None if args.no_evaluate else evaluate_and_correlate,
     )
     tracking.mirror_quietly(the_plan.run_dir)  # as it ended; nothing without MLflow and a tracking URI
+    if role.distributed and code != 0:
+        processes.leave(code)
+    return code
+
+
+def follow_command(args, role: processes.ProcessRole) -> int:
+    """A follower of a multi-process run (`olr.training.processes`): meet process 0, which has planned the
+    run and created its folder by then, and train that run with it, writing into a scratch folder."""
+    run_id = args.resume or args.run_id
+    if not run_id:
+        raise OLRError(
+            f"Process {role.process_id} of a {role.process_count}-process run needs the run's name: start every "
+            "process with the same --run-id NAME (or --resume NAME)."
+        )
+    devices.setup(args.logical_cpus)  # returns once every process has joined
+    the_plan = plan.follow(run_id)
+    with processes.follower_folder(the_plan.run_dir) as scratch:
+        the_plan.shared_run_dir, the_plan.run_dir = the_plan.run_dir, scratch
+        code = lifecycle.execute(the_plan, heartbeat_s=args.heartbeat_s, logical_cpus=args.logical_cpus)
+    if code != 0:
+        processes.leave(code)
     return code
 
 
