@@ -86,3 +86,15 @@ def require_writable(action: str) -> None:
     """
     if is_readonly():
         raise OLRError(f"This OLR Studio is a read-only demo, so it cannot {action}; run your own copy to do that.")
+
+
+def env_number(name: str, default, kind=float, env=None):
+    """The number (`kind`: int or float) the environment variable `name` holds, `default` when it is unset or
+    empty; a value that is not one raises an OLRError saying so."""
+    text = (os.environ if env is None else env).get(name, "").strip()
+    try:
+        return kind(text) if text else default
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        then = f"unset it or give e.g. {default}" if default is not None else "fix or unset it"
+        raise OLRError(f"The environment variable {name}={text!r} is not {what}; {then}.") from None

@@ -30,6 +30,7 @@ from olr.training.processes import ProcessRole, check_backend, role_from_env
 class Devices:
     """Where a run trains (see the module docstring); `description` is for the status and console."""
 
+    backend: str  # Keras's, as it resolved KERAS_BACKEND (or keras.json)
     description: str
     replicas: int
     scope: Callable[[], contextlib.AbstractContextManager]
@@ -88,7 +89,7 @@ def _tensorflow_devices(logical_cpus: int) -> Devices:
         strategy, description = _logical_cpu_strategy(tf, logical_cpus)
     else:
         strategy, description = tf.distribute.get_strategy(), "CPU"
-    return Devices(description, strategy.num_replicas_in_sync, strategy.scope)
+    return Devices("tensorflow", description, strategy.num_replicas_in_sync, strategy.scope)
 
 
 def _gpu_strategy(tf, gpus):
@@ -157,5 +158,5 @@ def _jax_devices(logical_cpus: int, role: ProcessRole) -> Devices:
         scope = distribution.scope
     else:
         scope = contextlib.nullcontext
-    _jax_devices_cache = Devices(description, len(everywhere), scope, role)
+    _jax_devices_cache = Devices("jax", description, len(everywhere), scope, role)
     return _jax_devices_cache

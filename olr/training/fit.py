@@ -78,9 +78,9 @@ def dtype_policy(policy: str):
         keras.config.set_dtype_policy(before)
 
 
-def compute_policy_scope(cfg: dict, device: str):
+def compute_policy_scope(cfg: dict, on_gpu: bool):
     """`dtype_policy` of the policy the run computes with (`compute_policy`); yields its name."""
-    return dtype_policy(compute_policy(cfg["precision"], on_gpu=device.startswith("GPU")))
+    return dtype_policy(compute_policy(cfg["precision"], on_gpu=on_gpu))
 
 
 def make_optimizer(cfg: dict, total_steps: int):

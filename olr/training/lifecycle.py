@@ -265,16 +265,13 @@ def _train(plan: Plan, status: StatusFile, stop: StopFlag, logical_cpus: int) ->
         log(note)
     for leftover in checkpoints.remove_stale_temp_checkpoints(plan.run_dir):
         log(f"removed {leftover.name}, a checkpoint a stopped process left half written")
-    import keras
-
-    backend = keras.backend.backend()  # KERAS_BACKEND (or keras.json): tensorflow (the default) or jax
     where = devices.setup(logical_cpus)
-    with compute_policy_scope(cfg, where.description) as precision:
+    with compute_policy_scope(cfg, where.on_gpu) as precision:
         status.update(
-            device=where.description, precision=precision, backend=backend, processes=where.role.process_count
+            device=where.description, precision=precision, backend=where.backend, processes=where.role.process_count
         )
         log(
-            f"device: {where.description}; Keras backend {backend}; compute precision {precision}"
+            f"device: {where.description}; Keras backend {where.backend}; compute precision {precision}"
             + (" (auto)" if cfg["precision"] == "auto" else "")
         )
         train = train_classifier if cfg["kind"] == "classifier" else train_siamese

@@ -35,8 +35,8 @@ SHIFT_FRACTION = 1 / 8
 #: between land covers (one std), so a tile keeps its spectral signature.
 CONTRAST_JITTER = 0.1
 BRIGHTNESS_JITTER = 0.1
-#: the third seed word of the fixed validation boxes, apart from any (seed, step) of training
-_FIXED_BOXES = 2**30
+#: the second seed word of the fixed validation boxes (both input engines), apart from any (seed, step) of training
+FIXED_BOXES_SEED_WORD = 2**30
 
 
 def read_rows(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -320,15 +320,22 @@ def fixed_pair_batches(
 ) -> FixedPairBatches:
     """Finite ((a, b, box_a, box_b),) batches with pairs and boxes fixed by `seed` (validation);
     the first round(self_pair_share * n_pairs) pairs pair a tile with itself, as in training."""
-    indices = np.asarray(indices, dtype=np.int64)
     _, h, w, _ = images.shape
+    pick_a, pick_b = fixed_pairs(indices, n_pairs, seed, self_pair_share)
+    boxes = random_boxes(2 * n_pairs, h, w, *occlusion, np.random.default_rng([seed, FIXED_BOXES_SEED_WORD]))
+    return FixedPairBatches(images, pick_a, pick_b, boxes, batch_size)
+
+
+def fixed_pairs(indices: np.ndarray, n_pairs: int, seed: int, self_pair_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(pick_a, pick_b) rows of `indices` for the validation pairs of `fixed_pair_batches` (both input engines):
+    drawn with replacement from `seed`, the first round(self_pair_share * n_pairs) a tile with itself."""
+    indices = np.asarray(indices, dtype=np.int64)
     rng = np.random.default_rng(seed)
     pick_a = indices[rng.integers(0, len(indices), n_pairs)]
     pick_b = indices[rng.integers(0, len(indices), n_pairs)]
     n_self = round(self_pair_share * n_pairs)
     pick_b[:n_self] = pick_a[:n_self]
-    boxes = random_boxes(2 * n_pairs, h, w, *occlusion, np.random.default_rng([seed, _FIXED_BOXES]))
-    return FixedPairBatches(images, pick_a, pick_b, boxes, batch_size)
+    return pick_a, pick_b
 
 
 class ProcessShare(keras.utils.PyDataset):

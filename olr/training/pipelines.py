@@ -26,7 +26,15 @@ import numpy as np
 import tensorflow as tf
 
 # shared with the numpy loaders, which must not import TensorFlow
-from olr.training.loaders import BRIGHTNESS_JITTER, CONTRAST_JITTER, SHIFT_FRACTION, read_rows, side_range
+from olr.training.loaders import (
+    BRIGHTNESS_JITTER,
+    CONTRAST_JITTER,
+    FIXED_BOXES_SEED_WORD,
+    SHIFT_FRACTION,
+    fixed_pairs,
+    read_rows,
+    side_range,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -231,14 +239,11 @@ def fixed_pair_batches(
 ) -> tf.data.Dataset:
     """Finite ((a, b, box_a, box_b),) batches with pairs and boxes fixed by `seed` (validation);
     the first round(self_pair_share * n_pairs) pairs pair a tile with itself, as in training."""
-    indices = np.asarray(indices, dtype=np.int64)
     _, h, w, _ = images.shape
-    rng = np.random.default_rng(seed)
-    pick_a = indices[rng.integers(0, len(indices), n_pairs)]
-    pick_b = indices[rng.integers(0, len(indices), n_pairs)]
-    n_self = round(self_pair_share * n_pairs)
-    pick_b[:n_self] = pick_a[:n_self]
-    boxes = random_boxes(2 * n_pairs, h, w, *occlusion, seed=tf.constant([seed, 2**30], tf.int64)).numpy()
+    pick_a, pick_b = fixed_pairs(indices, n_pairs, seed, self_pair_share)
+    boxes = random_boxes(
+        2 * n_pairs, h, w, *occlusion, seed=tf.constant([seed, FIXED_BOXES_SEED_WORD], tf.int64)
+    ).numpy()
     read = _reader(images)
     ds = tf.data.Dataset.from_tensor_slices((pick_a, pick_b, boxes[:n_pairs], boxes[n_pairs:])).batch(batch_size)
 

@@ -329,6 +329,17 @@ def _resumed_config(run: store.Run, state: dict, overrides: dict) -> dict:
     return cfg
 
 
+def _plan_of_run(run: store.Run, cfg: dict, resuming: bool) -> Plan:
+    """The plan of an existing run's resolved options `cfg`: its dataset where the run found it, a classifier
+    with exactly the labels it started with (no pruning)."""
+    dataset = run.config.get("dataset_path") or cfg["dataset"]
+    if cfg["kind"] == "classifier":
+        return prepare_classifier(
+            {**cfg, "dataset": dataset}, fixed_labels=[Label.from_json(d) for d in run.config["labels"]]
+        )
+    return prepare_siamese({**cfg, "dataset": dataset}, resuming=resuming)
+
+
 def prepare_resume(run_id: str, overrides: dict) -> Plan:
     """Plan the continuation of a stopped/failed/dead run in its own folder.
 
@@ -337,13 +348,7 @@ def prepare_resume(run_id: str, overrides: dict) -> Plan:
     """
     run, state = _resumable_run(run_id)
     cfg = _resumed_config(run, state, overrides)
-    dataset = run.config.get("dataset_path") or cfg["dataset"]
-    if cfg["kind"] == "classifier":
-        plan = prepare_classifier(
-            {**cfg, "dataset": dataset}, fixed_labels=[Label.from_json(d) for d in run.config["labels"]]
-        )
-    else:
-        plan = prepare_siamese({**cfg, "dataset": dataset}, resuming=True)
+    plan = _plan_of_run(run, cfg, resuming=True)
     if meta_checksum(plan.dataset) != run.config.get("dataset_checksum"):
         plan.notes.append(f"WARNING: dataset {plan.dataset.name} changed since this run started")
     plan.cfg = {**run.config, **cfg}
@@ -364,14 +369,8 @@ def follow(run_id: str) -> Plan:
             "start every process with the same --run-id."
         )
     stored = options.resolve(options.upgrade({k: v for k, v in run.config.items() if k not in options.DERIVED_KEYS}))
-    dataset = run.config.get("dataset_path") or stored["dataset"]
     state = run.train_state or None
-    if stored["kind"] == "classifier":
-        plan = prepare_classifier(
-            {**stored, "dataset": dataset}, fixed_labels=[Label.from_json(d) for d in run.config["labels"]]
-        )
-    else:
-        plan = prepare_siamese({**stored, "dataset": dataset}, resuming=state is not None)
+    plan = _plan_of_run(run, stored, resuming=state is not None)
     plan.cfg = dict(run.config)
     plan.run_dir = run.path
     plan.train_state = state

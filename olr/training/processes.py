@@ -40,6 +40,7 @@ from olr.errors import OLRError
 from olr.runs import store
 from olr.runs.store import RunLayout, RunState
 from olr.training.console import log
+from olr.workspace import env_number
 
 #: Keras's environment variables naming the processes of a multi-process run (see the module docstring)
 JOB_ADDRESSES_ENV = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
@@ -69,23 +70,13 @@ class ProcessRole:
         return self.process_id > 0
 
 
-def _env_int(name: str, env) -> int | None:
-    text = env.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise OLRError(f"The environment variable {name}={text!r} is not a whole number; fix or unset it.") from None
-
-
 def role_from_env(env=None) -> ProcessRole:
     """The `ProcessRole` Keras's environment variables describe (one process when they are unset)."""
     env = os.environ if env is None else env
-    count = _env_int(NUM_PROCESSES_ENV, env)
+    count = env_number(NUM_PROCESSES_ENV, None, int, env)
     if count is None or count == 1:
         return ProcessRole()
-    process_id = _env_int(PROCESS_ID_ENV, env)
+    process_id = env_number(PROCESS_ID_ENV, None, int, env)
     coordinator = env.get(JOB_ADDRESSES_ENV, "").strip()
     if count < 1:
         raise OLRError(f"{NUM_PROCESSES_ENV}={count} must be at least 1; give the number of processes.")
@@ -112,14 +103,9 @@ def check_backend(role: ProcessRole, backend: str) -> None:
 
 
 def timeout_s(env=None) -> float:
-    env = os.environ if env is None else env
-    text = env.get(TIMEOUT_ENV, "").strip()
-    try:
-        value = float(text) if text else DEFAULT_TIMEOUT_S
-    except ValueError:
-        value = -1.0
+    value = env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_S, float, env)
     if value <= 0:
-        raise OLRError(f"The environment variable {TIMEOUT_ENV}={text!r} must be a positive number of seconds.")
+        raise OLRError(f"The environment variable {TIMEOUT_ENV}={value:g} must be a positive number of seconds.")
     return value
 
 

@@ -22,7 +22,6 @@ status["followup_errors"]; the run stays "finished".
 from __future__ import annotations
 
 import argparse
-import os
 import traceback
 from pathlib import Path
 
@@ -44,12 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--logical-cpus",
         type=int,
-        default=_env_number("OLR_LOGICAL_CPUS", 0, int),
+        default=workspace.env_number("OLR_LOGICAL_CPUS", 0, int),
         metavar="N",
         help="split the CPU into N logical devices and train mirrored over them (env OLR_LOGICAL_CPUS)",
     )
     parser.add_argument(
-        "--heartbeat-s", type=float, default=_env_number("OLR_HEARTBEAT_S", 2.0, float), help=argparse.SUPPRESS
+        "--heartbeat-s", type=float, default=workspace.env_number("OLR_HEARTBEAT_S", 2.0, float), help=argparse.SUPPRESS
     )
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluation and correlations at the end")
     parser.add_argument(
@@ -58,16 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stay queued until no other run trains on this run's device (one run per device)",
     )
     options.add_option_flags(parser.add_argument_group("options (also settable with --set or in --config)"))
-
-
-def _env_number(name: str, default, kind):
-    text = os.environ.get(name, "").strip()
-    try:
-        return kind(text) if text else default
-    except ValueError:
-        raise OLRError(
-            f"The environment variable {name}={text!r} is not a number; unset it or give e.g. {default}."
-        ) from None
 
 
 def raw_config(args) -> dict:
