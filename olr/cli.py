@@ -9,7 +9,9 @@ named in `COMMANDS`. Installed with pip, the same command line is the `olr` prog
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -158,8 +160,30 @@ def _top_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: glibc's malloc arenas a command process may use (mallopt's M_ARENA_MAX, as MALLOC_ARENA_MAX sets it)
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8
+
+
+def cap_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at MALLOC_ARENAS before TensorFlow starts its threads; True when capped here.
+
+    Why: glibc gives threads arenas of their own (up to 8 per core), and TensorFlow's threads leave memory
+    spread over them that is never handed back: the demo's classifier training grew to 1.56 GB, 1.34 GB with
+    two arenas, in the same time. A MALLOC_ARENA_MAX the user set wins; other C libraries are left as they are.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to cap
+        return False
+    return mallopt(M_ARENA_MAX, MALLOC_ARENAS) == 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    cap_malloc_arenas()
     top = _top_parser()
     if not argv or argv[0] in ("-h", "--help"):
         top.print_help()

@@ -50,6 +50,9 @@ def test_bench_siamese_times_every_path_against_the_thesis_loop(tmp_path):
     assert list(rows) == [path.title for path in paths]
     assert paths[-1].thesis_loop and paths[-1].family == "thesis" and paths[-1].policy == "float32"
     assert paths[0].family == options.OPTIONS["model"].default and paths[0].policy == policy
+    # beside the headline, the same step with each batch's batch-norm statistics: what keeping the classifier's gains
+    assert paths[0].trunk_statistics is None and "the classifier's batch-norm statistics" in paths[0].title
+    assert (paths[1].family, paths[1].policy, paths[1].trunk_statistics) == (paths[0].family, policy, "batch")
     base = rows[paths[-1].title]["median"]
     for i, path in enumerate(paths[:-1]):
         row = rows[path.title]
@@ -119,3 +122,18 @@ def test_bench_pages_renders_every_page_cold_and_warm(tmp_path, trained_siamese_
         assert re.search(r"cold +\d+ ms +warm median +\d+ ms \(range \d+-\d+ ms\)", line), line
     for kind in ("cold", "warm"):
         assert re.search(rf"slowest {kind}: pages/\w+\.py \d+ ms \(target < 1000 ms: (met|NOT met)\)", proc.stdout)
+
+
+def test_bench_map_open_times_a_real_browser_opening_the_map(tmp_path):
+    workdir = tmp_path / "work"
+    proc = olr_cli(tmp_path, "bench", "map-open", "--tiles", "400", "--repeat", "2", "--workdir", str(workdir))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    opened = r"the Datasets page's map of [\d,]+ tiles \(16 px\), opened 2 times in headless Chromium"
+    assert re.search(opened, proc.stdout)
+    openings = [float(s) for s in re.findall(r"^  opening \d.*: ([\d.]+) s$", proc.stdout, re.M)]
+    assert len(openings) == 2 and all(s > 0 for s in openings), proc.stdout
+    assert re.search(r"warm: median [\d.]+ s \(range [\d.]+-[\d.]+ s\)", proc.stdout)
+    slowest = float(re.search(r"slowest: ([\d.]+) s \(target < 2 s: (met|NOT met)\)", proc.stdout)[1])
+    assert slowest == pytest.approx(max(openings), abs=0.006)
+    # the scene and the dataset stay in the work folder for the next run
+    assert (workdir / "workspace_320" / "data" / "map-bench" / "meta.json").is_file()

@@ -15,38 +15,11 @@ import numpy as np
 from olr.runs import annotations, store
 from olr.training import options
 from tests.fixtures.browser import SCREENSHOTS
+from ui.served_app import settle  # the run is over: one definition, shared with the map benchmark
 
 #: opened first after the server starts: a deep link, not the home page (every page is opened, at two
 #: widths, by tests/test_browser_layout.py, which checks the same of each)
 FIRST_PAGE = ("live", "Live")
-
-
-#: the run is over: the app root's run state (the attributes Streamlit's own browser tests wait on) says
-#: connected and not running, no element is still a skeleton and no running indicator shows
-IDLE_JS = """
-() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  return !!app && app.dataset.testConnectionState === 'CONNECTED' && app.dataset.testScriptState === 'notRunning' &&
-    !document.querySelector('[data-testid="stSkeleton"], [data-testid="stStatusWidget"]');
-}
-"""
-APP_STATE_JS = """
-() => { const app = document.querySelector('[data-testid="stApp"]'); return app ? {...app.dataset} : null; }
-"""
-
-
-def settle(page, timeout: float = 90.0) -> None:
-    """Wait until Streamlit has finished the run: idle (IDLE_JS) at three polls in a row, since an action's
-    rerun is requested a moment after the action and a page can rerun itself once after its first run."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    time.sleep(0.2)
-    while time.monotonic() < deadline:
-        quiet = quiet + 1 if page.evaluate(IDLE_JS) else 0
-        if quiet >= 3:
-            return
-        time.sleep(0.15)
-    raise AssertionError(f"the page did not finish rendering (app state {page.evaluate(APP_STATE_JS)})")
 
 
 def screenshot(page, name: str) -> None:

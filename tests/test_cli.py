@@ -80,3 +80,13 @@ def test_an_unknown_subcommand_exits_2_with_one_sentence():
     proc = olr("trian")
     assert proc.returncode == 2
     assert "unknown subcommand 'trian'" in proc.stderr
+
+
+def test_a_command_process_caps_mallocs_arenas_unless_the_user_did(monkeypatch):
+    from olr import cli
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert cli.cap_malloc_arenas() is False  # the user's setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    # this machine runs glibc on Linux, where mallopt accepts the cap
+    assert cli.cap_malloc_arenas() is True

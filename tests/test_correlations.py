@@ -539,3 +539,40 @@ def test_correlations_page_shows_the_split_chosen(trained_siamese_run, training_
     assert {m.label: m.value for m in at.metric}["Siamese self-score · ρ"] == f"{test['siamese_self']['spearman']:.3f}"
     assert f"{len(ds.split_indices('test'))} test tiles" in texts(at, "caption")
     assert "--split val" not in texts(at, "caption")  # validation figures exist now
+
+
+def test_two_siamese_runs_compare_pair_by_pair_on_the_same_resamples(trained_siamese_run, training_workspace):
+    home = copy_runs(training_workspace, "cls", "siam")
+    with pytest.raises(OLRError, match=r"on the validation split yet; run python -m olr correlations siam --split val"):
+        correlations.paired_difference("siam", "siam", "val")
+    correlations.compute_for_run("siam", split="val", **SMALL)
+    # a second variant: the same run with its stored validation self-scores disturbed
+    shutil.copytree(home / "models" / "siam", home / "models" / "siam2")
+    path = home / "models" / "siam2" / "correlations-val" / "matrices.npz"
+    arrays = dict(np.load(path))
+    rng = np.random.default_rng(5)
+    arrays["self_scores"] = arrays["self_scores"] + rng.normal(
+        0, arrays["self_scores"].std(), arrays["self_scores"].shape
+    )
+    np.savez(path, **arrays)
+
+    same = correlations.paired_difference("siam", "siam", "val", n_resamples=50)
+    assert same["difference"]["estimate"] == 0 and same["difference"]["low"] == same["difference"]["high"] == 0
+    assert same["share_above"] == 0  # never strictly above itself
+
+    paired = correlations.paired_difference("siam", "siam2", "val", n_resamples=50)
+    # each ρ is the stored agreement's (the estimate uses every tile once)
+    assert paired["rho"] == pytest.approx(correlations.read_agreement("siam", "val")["siamese_self"]["spearman"])
+    noisy = correlations.agreement(label_stats.pearson_matrix(arrays["self_scores"]), arrays["gt_phi"])["spearman"]
+    assert paired["other_rho"] == pytest.approx(noisy)
+    d = paired["difference"]
+    assert d["estimate"] == pytest.approx(paired["rho"] - noisy) and d["low"] <= d["high"]
+    assert 0 <= paired["share_above"] <= 1
+    assert correlations.paired_text(paired).startswith(f"Siamese self-score ρ of siam ({paired['rho']:+.3f}) minus")
+
+    correlations.compute_for_run("cls", split="val", **SMALL)
+    with pytest.raises(OLRError, match="The run cls is not a Siamese run"):
+        correlations.paired_difference("siam", "cls")
+    proc = cli(*("correlations", "siam", "--split", "val", "--resamples", "20", "--no-untrained"), "--against", "siam2")
+    assert proc.returncode == 0, proc.stderr
+    assert "Siamese self-score ρ of siam" in proc.stdout and "minus siam2's" in proc.stdout, proc.stdout

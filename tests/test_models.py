@@ -266,6 +266,33 @@ def test_siamese_trainer_regresses_on_occluded_classifier_products(tmp_path):
     assert int(pair.optimizer.iterations.numpy()) == 3  # the shared optimizer is the pair model's
 
 
+def _batch_norms(model):
+    return [layer for layer in model.get_layer("embedder").layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize("batch_statistics", [True, False])
+def test_the_trunk_keeps_the_classifiers_statistics_unless_asked_for_each_batchs(tmp_path, batch_statistics):
+    mm = np.random.default_rng(1).integers(0, 255, (32, 8, 8, 3), dtype=np.uint8)
+    classifier = models.resnet_classifier((8, 8, 3), 3, BANDS, width=0.25, depth=1)
+    embedder = models.siamese_embedder((8, 8, 3), 3, 2, BANDS, "resnet", 0.25, 1)
+    assert models.shares_trunk(classifier, embedder)
+    assert not models.shares_trunk(models.thesis_classifier((8, 8, 3), 3, BANDS, width=1 / 16), embedder)
+    models.copy_trunk_weights(classifier, embedder)
+    pair = models.siamese_pair_model(embedder)
+    pair.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    trainer = models.SiameseTrainer(pair, classifier, [b["mean"] for b in BANDS], batch_statistics=batch_statistics)
+    trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=False)
+    moving = [keras.ops.convert_to_numpy(n.moving_mean).copy() for n in _batch_norms(pair)]
+    scales = [keras.ops.convert_to_numpy(n.gamma).copy() for n in _batch_norms(pair)]
+    train = pipelines.pair_batches(mm, np.arange(32), batch_size=4, occlusion=(0.25, 0.5), seed=0)
+    trainer.fit(train, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
+    after = [keras.ops.convert_to_numpy(n.moving_mean) for n in _batch_norms(pair)]
+    # each batch's statistics move the moving averages; kept ones stay the classifier's
+    assert any(not np.allclose(a, b) for a, b in zip(moving, after)) == batch_statistics
+    # the scales train either way
+    assert any(not np.allclose(a, keras.ops.convert_to_numpy(n.gamma)) for a, n in zip(scales, _batch_norms(pair)))
+
+
 def test_saved_models_load_in_a_fresh_process(tmp_path):
     mm, classifier, pair, _ = _tiny_pair_setup(tmp_path)
     classifier.compile(optimizer="adam", loss=losses.PosWeightedBCE([2.0, 1.0, 0.5]))

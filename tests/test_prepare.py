@@ -91,6 +91,11 @@ def test_tiny_dataset_follows_the_contract(tiny_dataset, tiny_rasters):
     assert list(ds.tiles.columns[: len(TILE_COLUMNS)]) == TILE_COLUMNS or set(TILE_COLUMNS) <= set(ds.tiles.columns)
     assert np.array_equal(ds.tiles.tile_id, np.arange(n))
     assert set(ds.tiles.split) <= {"train", "val", "test"}
+    for split in ("train", "val", "test"):  # the rows of each split, found once, handed out as copies
+        rows = ds.split_indices(split)
+        assert np.array_equal(rows, np.flatnonzero(ds.tiles.split.to_numpy() == split))
+        rows[:] = -1
+        assert np.array_equal(ds.split_indices(split), np.flatnonzero(ds.tiles.split.to_numpy() == split))
 
     # Every tile holds the source pixels at its offsets.
     pixels = source_pixels(tiny_rasters)

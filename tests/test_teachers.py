@@ -259,7 +259,10 @@ def test_a_siamese_network_trains_against_a_registered_teacher_with_the_default_
     siamese = store.load_run("s")
     assert siamese.state == store.RunState.FINISHED
     assert siamese.config["trunk"] == options.OPTIONS["model"].default  # the teacher's architecture is not ours
-    assert "trained from scratch" in (siamese.path / "console.log").read_text()
+    console = (siamese.path / "console.log").read_text()
+    assert "trained from scratch" in console
+    # a trunk that did not start as the teacher's has no statistics of the teacher's to keep
+    assert siamese.config["trunk_statistics"] == "classifier" and "statistics: each batch's" in console
     assert [d["name"] for d in siamese.config["labels"]] == tiny.label_names
 
 

@@ -89,6 +89,11 @@ def test_siamese_run_folder_is_complete(trained_siamese_run, trained_classifier_
     ccfg = json.loads((trained_classifier_run / "config.json").read_text())
     assert cfg["kind"] == "siamese" and cfg["classifier_run"] == "cls" and cfg["labels"] == ccfg["labels"]
     assert cfg["trunk"] == "resnet" and cfg["embedding_dim"] == 4
+    # the trunk started as the classifier's, so it keeps the classifier's batch-norm statistics (the default)
+    assert cfg["trunk_statistics"] == "classifier"
+    console = (trained_siamese_run / "console.log").read_text()
+    assert "Siamese trunk initialised from the classifier" in console
+    assert "trunk batch-norm statistics: the classifier's, kept" in console
     assert json.loads((trained_siamese_run / "status.json").read_text())["state"] == "finished"
     lines = _metrics(trained_siamese_run)
     assert [r["epoch"] for r in lines if r["split"] == "val"] == [1, 2]
@@ -96,6 +101,15 @@ def test_siamese_run_folder_is_complete(trained_siamese_run, trained_classifier_
     pair = models.load_model(store.RunLayout(trained_siamese_run).last)
     assert pair.get_layer("embedder").output_shape == (None, len(cfg["labels"]), 4)
     assert json.loads((trained_siamese_run / "train_state.json").read_text())["monitor"] == "val_loss"
+
+
+def test_a_run_just_trained_is_evaluated_in_batches_of_its_training_batch():
+    from olr.workflows.train import EVALUATION_BATCH, evaluation_batch
+
+    # so evaluating in the training process needs no more memory than a training step did
+    assert evaluation_batch({"kind": "classifier", "batch_size": 48}) == 48
+    assert evaluation_batch({"kind": "siamese", "batch_size": 32}) == 64  # a pair is two tiles
+    assert evaluation_batch({"kind": "classifier", "model": "registered"}) == EVALUATION_BATCH  # no batch of its own
 
 
 def test_metrics_appear_live_then_sigterm_stops_cleanly_and_resume_continues(workspace_with_runs):

@@ -630,6 +630,71 @@ SQUARE = ("gt_phi", "gt_cooc", "gt_fraction_corr", "gt_npmi", "gt_cond", "label_
 PER_TILE = ("classifier_probabilities", "self_scores")
 
 
+def paired_difference(
+    run, other, split: str = "val", n_resamples: int = intervals.N_RESAMPLES, seed: int = 0, method="percentile"
+) -> dict:
+    """Run `run`'s Siamese self-score ρ minus run `other`'s, both from their stored correlations on `split`
+    (`compute_for_run`), on the same block resamples of the same tiles: the paired comparison of two variants
+    (e.g. two settings against one classifier), whose shared noise (the tiles) cancels in the difference.
+
+    Returns {"run", "other", "split", "rho", "other_rho", "difference" (`intervals.Interval.to_json`),
+    "share_above" (the share of resamples where `run`'s ρ is the higher)}; OLRError when either run has no
+    stored figures on the split, is not a Siamese run, or the two were computed on other tiles or labels.
+    """
+    run, other = as_run(run), as_run(other)
+    mine, theirs = load_matrices(run, split), load_matrices(other, split)
+    for r, arrays in ((run, mine), (other, theirs)):
+        if "self_scores" not in arrays:
+            raise OLRError(f"The run {r.id} is not a Siamese run (it has no self-scores); compare two Siamese runs.")
+    same = np.array_equal(mine["tile_indices"], theirs["tile_indices"]) and np.array_equal(
+        mine["label_names"], theirs["label_names"]
+    )
+    if not same or not np.allclose(mine["gt_phi"], theirs["gt_phi"], equal_nan=True):
+        raise OLRError(
+            f"The runs {run.id} and {other.id} have their {split_word(split)} correlations on other tiles, labels or "
+            "ground truth, so they cannot be compared pair by pair; compare runs trained on one dataset with the "
+            "same labels, their correlations computed with the same --max-tiles."
+        )
+    classifier_run = run_data.classifier_run_of(run)
+    dataset = run_data.run_dataset(run)
+    rows = mine["tile_indices"]
+    presence = run_data.run_presence(run, dataset, classifier_run.config.get("min_fraction"))[rows]
+    blocks = run_data.tile_blocks(dataset, rows)
+    if blocks is None:
+        raise OLRError(f"The dataset {dataset.name} records no spatial blocks, so the runs cannot be resampled.")
+    scores = (mine["self_scores"], theirs["self_scores"])
+
+    def rhos(sample):
+        phi = _phi(presence[sample])
+        return np.array([_rho(label_stats.pearson_matrix(s[sample]), phi) for s in scores])
+
+    boot = intervals.block_bootstrap(rhos, blocks, n_resamples=n_resamples, seed=seed, method=method)
+    return json_ready(
+        {
+            "run": run.id,
+            "other": other.id,
+            "split": split,
+            "rho": float(boot.estimate[0]),
+            "other_rho": float(boot.estimate[1]),
+            "difference": boot.difference(0, 1).to_json(),
+            "share_above": boot.share_greater(0, 1),
+        }
+    )
+
+
+def paired_text(paired: dict) -> str:
+    """ "run A minus run B (validation, paired): +0.002 [-0.018, +0.025]; A above B in 46.5% of resamples" """
+    d = paired["difference"]
+    bounds = f" [{d['low']:+.3f}, {d['high']:+.3f}]" if d.get("low") is not None else ""
+    share = paired.get("share_above")
+    return (
+        f"Siamese self-score ρ of {paired['run']} ({paired['rho']:+.3f}) minus {paired['other']}'s "
+        f"({paired['other_rho']:+.3f}) on the {split_word(paired['split'])} split, same block resamples: "
+        f"{d['estimate']:+.3f}{bounds}"
+        + (f"; {paired['run']} above in {share:.1%} of paired resamples" if share is not None else "")
+    )
+
+
 def _matrices_problem(arrays: dict) -> str | None:
     """Why the arrays of matrices.npz cannot be shown, or None."""
     names, rows = arrays.get("label_names"), arrays.get("tile_indices")
@@ -761,6 +826,13 @@ def add_arguments(parser) -> None:
         "the method: the percentile interval of an agreement ρ lies low)",
     )
     parser.add_argument("--batch-size", type=int, default=256, help="tiles per batch (default 256)")
+    parser.add_argument(
+        "--against",
+        metavar="RUN",
+        default=None,
+        help="another Siamese run with correlations on the same split: also print this run's ρ minus that run's, "
+        "paired on the same block resamples (are two variants told apart?)",
+    )
 
 
 def correlations_command(args) -> int:
@@ -781,6 +853,9 @@ def correlations_command(args) -> int:
         interval_method=args.interval,
     )
     print("\n".join(agreement_lines(result, header=True)))
+    if args.against:
+        paired = paired_difference(args.run, args.against, args.split, n_resamples=args.resamples, method=args.interval)
+        print(paired_text(paired))
     return 0
 
 

@@ -107,10 +107,17 @@ class Dataset:
         return tuple(int(s) for s in self.images.shape[1:])  # (h, w, b)
 
     def split_indices(self, split: str) -> np.ndarray:
-        """Row indices (into images/fractions) of the tiles of one split."""
+        """Row indices (into images/fractions) of the tiles of one split (a copy: the caller may change it)."""
         if split not in SPLITS:
             raise OLRError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-        return np.flatnonzero(self.tiles["split"].to_numpy() == split)
+        return self._rows_of_split[split].copy()
+
+    @cached_property
+    def _rows_of_split(self) -> dict[str, np.ndarray]:
+        # found once per opened dataset: comparing half a million split names takes ~40 ms a split,
+        # and a page asks on every rerun
+        split = self.tiles["split"].to_numpy()
+        return {s: np.flatnonzero(split == s) for s in SPLITS}
 
     @cached_property
     def code_fractions(self) -> np.ndarray | None:

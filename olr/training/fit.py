@@ -279,6 +279,16 @@ def _siamese_model(plan: Plan, classifier, batch: int):
     return siamese
 
 
+def uses_batch_statistics(cfg: dict, classifier, embedder) -> bool:
+    """Whether the Siamese trunk's batch norms train on each batch's statistics (`SiameseTrainer`), by the
+    option `trunk_statistics`: the classifier's statistics only mean something in a trunk that started as
+    the classifier's, so any other trunk uses each batch's."""
+    from olr.training import models  # Keras: see the module docstring
+
+    kept = cfg["trunk_statistics"] == "classifier" and cfg["init_from_classifier"]
+    return not (kept and models.shares_trunk(classifier, embedder))
+
+
 def train_siamese(plan: Plan, devices, status, stop) -> RunState:
     """Fit a Siamese run against its classifier; returns FINISHED, or STOPPED when a stop was requested."""
     import keras
@@ -303,17 +313,19 @@ def train_siamese(plan: Plan, devices, status, stop) -> RunState:
         classifier = _teacher(plan)
         siamese = _siamese_model(plan, classifier, batch)
         fill = [b["mean"] for b in ds.meta["bands"]] if cfg["occlusion_fill"] == "mean" else [0.0] * ds.tile_shape[2]
-        trainer = models.SiameseTrainer(siamese, classifier, fill)
+        batch_statistics = uses_batch_statistics(cfg, classifier, siamese.get_layer("embedder"))
+        trainer = models.SiameseTrainer(siamese, classifier, fill, batch_statistics=batch_statistics)
         # Keras's "auto": XLA on a GPU without tf.distribute, off on the CPU, where the XLA-compiled
         # step ran slower than the plain graph (`python -m olr bench siamese` prints both)
         trainer.compile(optimizer=siamese.optimizer, loss="mse", jit_compile=cfg["jit_compile"])
     pairs = cfg["pairs_per_epoch"] or len(plan.train_idx)
     steps = max(1, pairs // batch)
     occlusion = (cfg["occlusion_min"], cfg["occlusion_max"])
+    statistics = "each batch's" if batch_statistics else "the classifier's, kept"
     log(
         f"Siamese {cfg['trunk']} trunk, k={cfg['embedding_dim']}: {siamese.count_params():,} parameters; "
         f"{steps} steps of {batch} pairs per epoch; occlusion {occlusion[0]:g}-{occlusion[1]:g} of the tile side, "
-        f"fill {cfg['occlusion_fill']}"
+        f"fill {cfg['occlusion_fill']}; trunk batch-norm statistics: {statistics}"
     )
     status.phase(Phase.LOADING)
     train_data = pipelines.pair_batches(

@@ -330,6 +330,16 @@ def siamese_embedder(
     return keras.Model(inputs, outputs, name="embedder")
 
 
+def _shared_prefix(source: keras.Model, target: keras.Model):
+    """The (source, target) layer pairs `source` and `target` share as a prefix: same type, same weight shapes."""
+    for src, dst in zip(source.layers, target.layers):
+        if type(src) is not type(dst):
+            return
+        if [w.shape for w in src.weights] != [w.shape for w in dst.weights]:
+            return
+        yield src, dst
+
+
 def copy_trunk_weights(source: keras.Model, target: keras.Model) -> int:
     """Copy the weights of the layers `source` and `target` share as a prefix; return how many.
 
@@ -340,16 +350,16 @@ def copy_trunk_weights(source: keras.Model, target: keras.Model) -> int:
     scratch, the product e_i(a).e_i(b) of two small embeddings gets vanishing gradients.
     """
     copied = 0
-    for src, dst in zip(source.layers, target.layers):
-        if type(src) is not type(dst):
-            break
-        weights = src.get_weights()
-        if [w.shape for w in weights] != [w.shape for w in dst.get_weights()]:
-            break
-        if weights:
-            dst.set_weights(weights)
+    for src, dst in _shared_prefix(source, target):
+        if src.weights:
+            dst.set_weights(src.get_weights())
             copied += _weighted_leaf_layers(src)
     return copied
+
+
+def shares_trunk(source: keras.Model, target: keras.Model) -> bool:
+    """Whether `target` has a trunk `copy_trunk_weights` fills from `source` (more than the input scaling)."""
+    return sum(_weighted_leaf_layers(src) for src, _ in _shared_prefix(source, target) if src.weights) > 1
 
 
 def _weighted_leaf_layers(layer) -> int:
@@ -394,12 +404,14 @@ class SiameseTrainer(keras.Model):
     the rest (gradients, distribution scaling), so the whole step is one compiled function.
     a' and b' go through the embedder and the classifier as one batch of 2B tiles (one pass
     each instead of two; the scores equal the pair model's, batch-norm statistics in
-    training mode are taken over the 2B tiles). Only `siamese`'s weights train;
+    training mode are taken over the 2B tiles; `batch_statistics=False` keeps the trunk's batch-norm
+    statistics instead, as for fine-tuning a trained network). Only `siamese`'s weights train;
     checkpoints save `siamese` (the pair model), not this wrapper.
     """
 
-    def __init__(self, siamese: keras.Model, classifier: keras.Model, fill, **kwargs):
+    def __init__(self, siamese: keras.Model, classifier: keras.Model, fill, batch_statistics=True, **kwargs):
         super().__init__(**kwargs)
+        self.batch_statistics = bool(batch_statistics)
         self.siamese = siamese
         self.embedder = siamese.get_layer("embedder")
         self.classifier = classifier
@@ -417,7 +429,10 @@ class SiameseTrainer(keras.Model):
         return t[:n], t[n:]
 
     def call(self, x, training=False):
-        e_a, e_b = self._halves(self.embedder(self.occluded(x), training=training))
+        # without batch statistics the trunk's batch norms run as at inference (their moving statistics
+        # kept, their scales and offsets still trained); the embedder has no dropout, so that is all `training` does
+        embedded = self.embedder(self.occluded(x), training=training and self.batch_statistics)
+        e_a, e_b = self._halves(embedded)
         return ops.sum(e_a * e_b, axis=-1)  # s_i(a', b'), as LabelDot in the pair model
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

@@ -404,6 +404,20 @@ OPTIONS: dict[str, Option] = {
         section=PAIRS,
         label="Start the trunk from the classifier's",
     ),
+    "trunk_statistics": Option(
+        "classifier",
+        "str",
+        "batch-norm statistics of the Siamese trunk while it trains: the classifier's, kept (its batch norms run "
+        "as at inference, as when fine-tuning a trained network; scales and offsets still train; about a quarter "
+        "less time per step) or each batch's (moving averages updated); a trunk not started from the classifier's "
+        "always uses each batch's",
+        S,
+        section=PAIRS,
+        label="Trunk batch-norm statistics",
+        advanced=True,
+        choices=("classifier", "batch"),
+        titles={"classifier": "The classifier's, kept", "batch": "Each batch's"},
+    ),
     "self_pair_share": Option(
         1.0,
         "float",
@@ -748,11 +762,12 @@ def check_preset(settings: Any, name: str) -> dict:
 #: Options added after runs were first stored, and the value a stored config without them reads
 #: as. The runs from before them trained without them (no self pairs, a constant rate, a trunk
 #: from scratch), but a resumed old run has always been re-resolved, i.e. given these values.
-#: The shift and jitter switches read as off and the precision as float32: old runs trained without
-#: them, whatever the default becomes.
+#: The shift and jitter switches read as off, the precision as float32 and the Siamese trunk's statistics
+#: as each batch's: old runs trained so, whatever the default becomes.
 ADDED_LATER = {
     "init_from_classifier": True,
     "self_pair_share": 0.9,
+    "trunk_statistics": "batch",
     "lr_schedule": "cosine",
     "augment_shift": False,
     "augment_jitter": False,

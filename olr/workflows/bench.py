@@ -1,4 +1,4 @@
-"""Benchmarks (CLI `bench prepare|prepare-scenes|classifier|siamese|backends|maps|pages`), each against a
+"""Benchmarks (CLI `bench prepare|prepare-scenes|classifier|siamese|backends|maps|map-open|pages`), each against a
 baseline or target in the same run.
 
 `bench prepare` generates (once, cached in the work folder) a large scene: a 4-band uint16
@@ -10,7 +10,8 @@ preparing process and tiles per second. Targets: prepare <= 2x the read, peak < 
 
 `bench classifier` / `bench siamese` / `bench backends` are implemented in `olr.workflows.bench_training`,
 `bench maps` in `olr.workflows.bench_maps`, `bench prepare-scenes` in `olr.workflows.bench_scenes`, `bench pages`
-by the app's `ui.page_times` (run as a child process); each is imported only when it runs.
+and `bench map-open` by the app's `ui.page_times` and `ui.map_open_times` (run as child processes); each is
+imported only when it runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import numpy as np
 
 from olr.data.prepare_options import PrepareOptions
 
-BENCHMARKS = ("prepare", "prepare-scenes", "classifier", "siamese", "backends", "maps", "pages")
+BENCHMARKS = ("prepare", "prepare-scenes", "classifier", "siamese", "backends", "maps", "map-open", "pages")
+#: the benchmarks the app's package runs (the library does not import Streamlit): name -> module
+APP_BENCHMARKS = {"pages": "ui.page_times", "map-open": "ui.map_open_times"}
 TARGET_RATIO = 2.0
 TARGET_PEAK_MB = 1536.0
 SCENE_VERSION = 2
@@ -59,8 +62,8 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bench_command(args: argparse.Namespace) -> int:
     prog = f"python -m olr bench {args.benchmark}"
-    if args.benchmark == "pages":
-        return bench_pages(args.options)
+    if args.benchmark in APP_BENCHMARKS:
+        return bench_in_app(APP_BENCHMARKS[args.benchmark], args.options)
     parser = argparse.ArgumentParser(prog=prog)
     if args.benchmark == "prepare":
         parser.description = "time prepare_dataset against a plain windowed read"
@@ -82,23 +85,24 @@ def bench_command(args: argparse.Namespace) -> int:
     return int(getattr(bench_training, f"bench_{args.benchmark}")(parser.parse_args(args.options)) or 0)
 
 
-def bench_pages(options: list[str]) -> int:
-    """Each page's render time through Streamlit's AppTest, by `python -m ui.page_times` in a child process
-    (the library does not import Streamlit; the pages' package sits beside it in the repository)."""
+def bench_in_app(module: str, options: list[str]) -> int:
+    """A benchmark of the app's package (`ui.page_times`: each page's render time through Streamlit's AppTest;
+    `ui.map_open_times`: a large map opened in a browser) by `python -m MODULE` in a child process (the
+    library does not import Streamlit; the pages' package sits beside it in the repository)."""
     import subprocess
     import sys
 
     from olr.errors import OLRError
     from olr.workspace import REPO_ROOT
 
-    if not (REPO_ROOT / "ui" / "page_times.py").is_file():
+    if not (REPO_ROOT / Path(*module.split("."))).with_suffix(".py").is_file():
         raise OLRError(
-            "The pages benchmark needs the app's files (ui/, pages/) beside the olr package; run it from a "
+            "This benchmark needs the app's files (ui/, pages/) beside the olr package; run it from a "
             "checkout of OLR Studio."
         )
     # its lines pass through this process's stdout (so `--help` and redirections see them as this command's)
     with subprocess.Popen(
-        [sys.executable, "-m", "ui.page_times", *options], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", module, *options], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
     ) as child:
         for line in child.stdout:
             print(line, end="", flush=True)

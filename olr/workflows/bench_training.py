@@ -238,6 +238,7 @@ class SiamesePath:
     policy: str  # the Keras dtype policy the networks compute with
     jit: bool | str  # jit_compile as compiled ("auto": as training resolves it)
     thesis_loop: bool = False
+    trunk_statistics: str | None = None  # the option `trunk_statistics` (None: its default)
 
 
 def siamese_paths(policy: str) -> list[SiamesePath]:
@@ -245,17 +246,25 @@ def siamese_paths(policy: str) -> list[SiamesePath]:
 
     Baseline: the thesis's loop with the thesis's network (appendix B; float32 and no XLA, as Keras 2
     ran it). Headline: the step as `olr train --kind siamese` runs it with the defaults (the default
-    trunk, the compute precision and XLA setting "auto" resolve to on this machine). Between them,
-    the fused step on the thesis's network, first in float32 (what the step's mechanics alone gain:
-    same network, same arithmetic), then at the training precision; and the old default (the default
-    trunk in float32 with XLA).
+    trunk, the compute precision and XLA setting "auto" resolve to on this machine, the trunk keeping
+    the classifier's batch-norm statistics). Between them: the same step with each batch's statistics
+    (the earlier default); the fused step on the thesis's network, first in float32 (what the step's
+    mechanics alone gain: same network, same arithmetic), then at the training precision; and the old
+    default (the default trunk in float32 with XLA, each batch's statistics).
     """
     trunk = options.OPTIONS["model"].default  # the default classifier, whose family a Siamese trunk takes
+    kept = options.OPTIONS["trunk_statistics"].default == "classifier"
+    statistics = "the classifier's batch-norm statistics" if kept else "each batch's batch-norm statistics"
+    paths = [SiamesePath(f"training step as olr trains ({trunk} trunk, {policy}, {statistics})", trunk, policy, "auto")]
+    if kept:
+        paths.append(
+            SiamesePath("the same step with each batch's batch-norm statistics", trunk, policy, "auto", False, "batch")
+        )
     return [
-        SiamesePath(f"training step as olr trains ({trunk} trunk, {policy}, XLA auto)", trunk, policy, "auto"),
+        *paths,
         SiamesePath("fused step, thesis network, float32, no XLA", "thesis", "float32", False),
         SiamesePath(f"fused step, thesis network, {policy}, no XLA", "thesis", policy, False),
-        SiamesePath(f"fused step, {trunk} trunk, float32, XLA", trunk, "float32", True),
+        SiamesePath(f"fused step, {trunk} trunk, float32, XLA", trunk, "float32", True, trunk_statistics="batch"),
         SiamesePath("thesis loop, thesis network, float32 (baseline)", "thesis", "float32", False, thesis_loop=True),
     ]
 
@@ -296,7 +305,9 @@ def bench_siamese(args) -> int:
                 )
                 if path.thesis_loop:
                     return classifier, pair
-                trainer = models.SiameseTrainer(pair, classifier, fill)
+                statistics = {**SIAMESE, "trunk_statistics": path.trunk_statistics or SIAMESE["trunk_statistics"]}
+                batch_statistics = fit.uses_batch_statistics(statistics, classifier, embedder)
+                trainer = models.SiameseTrainer(pair, classifier, fill, batch_statistics=batch_statistics)
                 trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=path.jit)
                 return classifier, trainer
 
