@@ -655,10 +655,9 @@ def paired_difference(
             "ground truth, so they cannot be compared pair by pair; compare runs trained on one dataset with the "
             "same labels, their correlations computed with the same --max-tiles."
         )
-    classifier_run = run_data.classifier_run_of(run)
-    dataset = run_data.run_dataset(run)
+    _, dataset, _, _, all_presence = _selection(run, split, None, 0)  # presence as compute_for_run reads it
     rows = mine["tile_indices"]
-    presence = run_data.run_presence(run, dataset, classifier_run.config.get("min_fraction"))[rows]
+    presence = all_presence[rows]
     blocks = run_data.tile_blocks(dataset, rows)
     if blocks is None:
         raise OLRError(f"The dataset {dataset.name} records no spatial blocks, so the runs cannot be resampled.")

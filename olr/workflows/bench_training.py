@@ -305,8 +305,8 @@ def bench_siamese(args) -> int:
                 )
                 if path.thesis_loop:
                     return classifier, pair
-                statistics = {**SIAMESE, "trunk_statistics": path.trunk_statistics or SIAMESE["trunk_statistics"]}
-                batch_statistics = fit.uses_batch_statistics(statistics, classifier, embedder)
+                siamese_cfg = {**SIAMESE, "trunk_statistics": path.trunk_statistics or SIAMESE["trunk_statistics"]}
+                batch_statistics = fit.uses_batch_statistics(siamese_cfg, classifier, embedder)
                 trainer = models.SiameseTrainer(pair, classifier, fill, batch_statistics=batch_statistics)
                 trainer.compile(optimizer=pair.optimizer, loss="mse", jit_compile=path.jit)
                 return classifier, trainer
