@@ -34,14 +34,15 @@ TARGET_S = 2.0
 TILE = 16
 DATASET = "map-bench"
 
-#: the tile image is in the map and decoded
+#: the tile image (class `ui.maps.TILE_IMAGE_CLASS`) is in the map and decoded
 TILES_DRAWN_JS = """
-() => { const i = document.querySelector('img.olr-tiles'); return !!i && i.complete && i.naturalWidth > 0; }
+() => { const i = document.querySelector('img.CLASS'); return !!i && i.complete && i.naturalWidth > 0; }
 """
 
 
-def prepared_workspace(workdir: Path, n_tiles: int) -> Path:
-    """A workspace folder in `workdir` holding only the dataset DATASET of about `n_tiles` tiles (prepared once)."""
+def prepared_workspace(workdir: Path, n_tiles: int) -> tuple[Path, int]:
+    """(A workspace folder in `workdir` holding only the dataset DATASET of about `n_tiles` tiles, prepared once;
+    its number of tiles)."""
     from olr.data.dataset import load_dataset
     from olr.data.prepare import prepare_dataset
     from olr.workflows.bench import make_scene
@@ -50,11 +51,10 @@ def prepared_workspace(workdir: Path, n_tiles: int) -> Path:
     home = workdir / f"workspace_{side}"
     out = home / "data" / DATASET
     with contextlib.suppress(OLRError, OSError):
-        load_dataset(out)
-        return home
+        return home, load_dataset(out).n_tiles
     image, labels = make_scene(workdir, side)
     prepare_dataset(image, labels, out, tile=TILE, label_encoding="grid", overwrite=True)  # make_scene's codes
-    return home
+    return home, load_dataset(out).n_tiles
 
 
 def map_open_times(url: str, repeat: int) -> list[float]:
@@ -66,6 +66,9 @@ def map_open_times(url: str, repeat: int) -> list[float]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         raise OLRError("Playwright is not installed; install the test extra (requirements-test.txt).") from None
+    from ui.maps import TILE_IMAGE_CLASS  # here: importing the maps' Streamlit caches talks, even for --help
+
+    tiles_drawn = TILES_DRAWN_JS.replace("CLASS", TILE_IMAGE_CLASS)
     seconds = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
@@ -78,7 +81,7 @@ def map_open_times(url: str, repeat: int) -> list[float]:
                 started = time.perf_counter()
                 page.get_by_text("Map", exact=True).first.click()
                 frame = page.wait_for_selector('iframe[title*="st_folium"]', timeout=120_000).content_frame()
-                frame.wait_for_function(TILES_DRAWN_JS, timeout=120_000, polling=20)
+                frame.wait_for_function(tiles_drawn, timeout=120_000, polling=20)
                 seconds.append(time.perf_counter() - started)
                 page.close()
         finally:
@@ -98,10 +101,7 @@ def main(argv=None) -> int:
         workdir = Path(args.workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="olr-bench-map-")))
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            home = prepared_workspace(workdir, args.tiles)
-            from olr.data.dataset import load_dataset
-
-            n = load_dataset(home / "data" / DATASET).n_tiles
+            home, n = prepared_workspace(workdir, args.tiles)
             with serve_app(home, workdir / "streamlit.log") as url:
                 times = map_open_times(url, args.repeat)
         except OLRError as e:
